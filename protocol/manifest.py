@@ -1,0 +1,123 @@
+"""The model manifest: everything the edge runtime needs to run a model without new code.
+
+A manifest sits beside its ONNX artifact (``<name>.manifest.json``). It names the artifact and
+its SHA-256, the tensors, the preprocessing, the labels and thresholds, and the metrics the
+model was released with.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AwareDatetime, Field, ValidationError, model_validator
+
+from protocol.messages import SCHEMA_VERSION, Name, Sha256Hex, VersionStr, WireModel
+
+MANIFEST_SUFFIX = ".manifest.json"
+
+
+class TensorSpec(WireModel):
+    """One model input or output. A string dimension (e.g. ``"batch"``) is dynamic."""
+
+    name: str = Field(min_length=1)
+    dtype: Literal["float32", "uint8", "int64"] = "float32"
+    shape: tuple[int | str, ...]
+
+
+class Preprocessing(WireModel):
+    """How a camera frame (BGR uint8, as OpenCV reads it) becomes the input tensor."""
+
+    resize: tuple[int, int] = Field(description="Target (width, height) in pixels")
+    color: Literal["rgb", "bgr", "gray"] = "rgb"
+    scale: float = Field(default=1.0 / 255.0, gt=0, description="Multiply pixel values by this first")
+    mean: tuple[float, ...] = (0.0, 0.0, 0.0)
+    std: tuple[float, ...] = (1.0, 1.0, 1.0)
+    layout: Literal["NCHW", "NHWC"] = "NCHW"
+
+    @model_validator(mode="after")
+    def _channels_match(self) -> Preprocessing:
+        channels = 1 if self.color == "gray" else 3
+        if len(self.mean) != channels or len(self.std) != channels:
+            raise ValueError(f"mean and std need {channels} values for color={self.color!r}")
+        if any(s <= 0 for s in self.std):
+            raise ValueError("std values must be positive")
+        return self
+
+
+class ModelManifest(WireModel):
+    """A model release: artifact identity, I/O contract, preprocessing, labels and metrics."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    name: Name
+    version: VersionStr
+    task: Literal["defect", "classification"]
+    description: str = ""
+    artifact: str = Field(min_length=1, description="ONNX file name, relative to the manifest")
+    sha256: Sha256Hex
+    size_bytes: int = Field(ge=1)
+    inputs: tuple[TensorSpec, ...] = Field(min_length=1)
+    outputs: tuple[TensorSpec, ...] = Field(min_length=1)
+    preprocessing: Preprocessing
+    labels: tuple[Name, ...] = Field(min_length=1)
+    good_label: Name | None = Field(default=None, description="The label that means 'no defect'")
+    thresholds: dict[Name, float] = Field(default_factory=dict)
+    metrics: dict[str, float] = Field(default_factory=dict)
+    created_at: AwareDatetime
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ModelManifest:
+        if "/" in self.artifact or "\\" in self.artifact or self.artifact.startswith("."):
+            raise ValueError(f"artifact {self.artifact!r} must be a plain file name beside the manifest")
+        if len(set(self.labels)) != len(self.labels):
+            raise ValueError("labels must be unique")
+        if self.good_label is not None and self.good_label not in self.labels:
+            raise ValueError(f"good_label {self.good_label!r} is not one of labels {list(self.labels)}")
+        if self.task == "defect" and self.good_label is None:
+            raise ValueError("a defect model must name its good_label")
+        return self
+
+
+
+
+class ManifestError(ValueError):
+    """A manifest or artifact that cannot be used; the message names the file and the problem."""
+
+
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file, read in chunks so large artifacts do not fill memory."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def load_manifest(path: Path, verify_artifact: bool = True) -> ModelManifest:
+    """Read and validate a manifest; with ``verify_artifact`` also check the artifact's size and hash."""
+    try:
+        manifest = ModelManifest.model_validate_json(path.read_bytes())
+    except FileNotFoundError:
+        raise ManifestError(f"{path}: manifest file not found") from None
+    except ValidationError as exc:
+        details = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in exc.errors(include_url=False)
+        )
+        raise ManifestError(f"{path}: invalid manifest: {details}") from None
+    if verify_artifact:
+        artifact = artifact_path(path, manifest)
+        if not artifact.is_file():
+            raise ManifestError(f"{path}: artifact {artifact} not found")
+        size = artifact.stat().st_size
+        if size != manifest.size_bytes:
+            raise ManifestError(f"{artifact}: size {size} bytes, manifest says {manifest.size_bytes}")
+        actual = sha256_file(artifact)
+        if actual != manifest.sha256:
+            raise ManifestError(f"{artifact}: sha256 {actual} does not match manifest {manifest.sha256}")
+    return manifest
+
+
+def artifact_path(manifest_path: Path, manifest: ModelManifest) -> Path:
+    """Where the artifact of the manifest at ``manifest_path`` lives."""
+    return manifest_path.parent / manifest.artifact

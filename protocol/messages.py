@@ -1,0 +1,244 @@
+"""Message schemas on the wire (JSON, UTF-8). Each top-level message carries ``schema_version``.
+
+Models forbid unknown keys and are frozen: a message is a fact, not a mutable object, and a
+typo on either side is an error rather than a silently dropped field.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal, TypeVar
+from uuid import UUID
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
+
+from protocol.topics import GATEWAY_ID_PATTERN
+
+SCHEMA_VERSION = 1
+# Brokers default to far larger limits; a result batch of 1,000 items is ~600 KB, so 1 MiB
+# leaves room while stopping a runaway publisher from filling the ingest worker's memory.
+MAX_PAYLOAD_BYTES = 1024 * 1024
+MAX_BATCH_ITEMS = 1000
+
+GatewayId = Annotated[str, Field(pattern=GATEWAY_ID_PATTERN, description="Gateway id, one topic level")]
+Sha256Hex = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$", description="Lower-case hex SHA-256")]
+Name = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")]
+VersionStr = Annotated[
+    str, Field(pattern=r"^\d{1,6}(\.\d{1,6}){0,2}$", description="Monotonic version: MAJOR[.MINOR[.PATCH]]")
+]
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware in UTC (naive datetimes never go on the wire)."""
+    return datetime.now(UTC)
+
+
+def version_key(version: str) -> tuple[int, int, int]:
+    """Sort key for a VersionStr: '1.2' < '1.10' < '2'."""
+    parts = [int(p) for p in version.split(".")]
+    while len(parts) < 3:
+        parts.append(0)
+    return parts[0], parts[1], parts[2]
+
+
+class WireModel(BaseModel):
+    """Base of every wire schema: strict about keys, immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelRef(WireModel):
+    """Which exact model produced something."""
+
+    name: Name
+    version: VersionStr
+    sha256: Sha256Hex
+
+
+class LoadedModel(ModelRef):
+    """A model loaded into one of the agent's slots."""
+
+    slot: Name
+    task: Name
+
+
+class GatewayState(WireModel):
+    """Retained birth (``online=True``) or last-will / clean death (``online=False``)."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    gateway_id: GatewayId
+    online: bool
+    session: int = Field(ge=0, description="Increments on every agent start (Sparkplug B's bdSeq idea)")
+    agent_version: str = Field(max_length=64)
+    line: Name | None = None
+    models: tuple[LoadedModel, ...] = ()
+    timestamp: AwareDatetime
+
+
+# ---- task outputs --------------------------------------------------------------------------
+
+
+class Box(WireModel):
+    """Axis-aligned box in source-image pixels."""
+
+    x: int = Field(ge=0)
+    y: int = Field(ge=0)
+    w: int = Field(ge=0)
+    h: int = Field(ge=0)
+
+
+class DefectOutput(WireModel):
+    """Visual inspection of one part: is it defective, which defect, where."""
+
+    kind: Literal["defect"] = "defect"
+    label: Name
+    is_defect: bool
+    score: float = Field(ge=0.0, le=1.0, description="Confidence in ``label`` (or anomaly score)")
+    scores: dict[Name, float] = Field(default_factory=dict)
+    box: Box | None = None
+
+
+class ClassificationOutput(WireModel):
+    """Generic single-label classification."""
+
+    kind: Literal["classification"] = "classification"
+    label: Name
+    score: float = Field(ge=0.0, le=1.0)
+    scores: dict[Name, float] = Field(default_factory=dict)
+
+
+TaskOutput = Annotated[DefectOutput | ClassificationOutput, Field(discriminator="kind")]
+
+
+class ResultItem(WireModel):
+    """One inference result. ``id`` is globally unique; ``seq`` is per gateway outbox stream."""
+
+    id: UUID
+    seq: int = Field(ge=1)
+    captured_at: AwareDatetime
+    inferred_at: AwareDatetime
+    line: Name
+    station: Name
+    source: Name
+    frame: str = Field(min_length=1, max_length=256, description="Source's reference for the input")
+    model: ModelRef
+    output: TaskOutput
+    latency_ms: float = Field(ge=0.0)
+    replayed: bool = False
+
+
+class ResultBatch(WireModel):
+    """Results published together, QoS 1. ``stream`` names the agent's outbox incarnation."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    gateway_id: GatewayId
+    stream: str = Field(pattern=r"^[0-9a-f]{32}$", description="Outbox stream id (uuid4 hex)")
+    sent_at: AwareDatetime
+    items: tuple[ResultItem, ...] = Field(min_length=1, max_length=MAX_BATCH_ITEMS)
+
+    @field_validator("items")
+    @classmethod
+    def _unique_seqs(cls, items: tuple[ResultItem, ...]) -> tuple[ResultItem, ...]:
+        seqs = [item.seq for item in items]
+        if len(set(seqs)) != len(seqs):
+            raise ValueError("items carry duplicate seq numbers")
+        return items
+
+
+class Ack(WireModel):
+    """Cloud -> gateway: every seq <= ``acked_seq`` of ``stream`` is committed to the database."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    gateway_id: GatewayId
+    stream: str = Field(pattern=r"^[0-9a-f]{32}$")
+    acked_seq: int = Field(ge=0)
+    committed_at: AwareDatetime
+
+
+class Telemetry(WireModel):
+    """Periodic gateway health, not kept through the outbox (the next sample supersedes it)."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    gateway_id: GatewayId
+    timestamp: AwareDatetime
+    uptime_s: float = Field(ge=0)
+    cpu_percent: float = Field(ge=0)
+    memory_bytes: int = Field(ge=0)
+    frames_in: int = Field(ge=0)
+    inferences: int = Field(ge=0)
+    frames_dropped: int = Field(ge=0)
+    publish_errors: int = Field(ge=0)
+    outbox_depth: int = Field(ge=0)
+    outbox_bytes: int = Field(ge=0)
+
+
+EventValue = str | int | float | bool | None
+
+
+class Event(WireModel):
+    """Something an operator may want to know about (OTA progress, outbox shedding, errors)."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    gateway_id: GatewayId
+    timestamp: AwareDatetime
+    level: Literal["info", "warning", "error"]
+    kind: Name
+    message: str = Field(max_length=2000)
+    details: dict[str, EventValue] = Field(default_factory=dict)
+
+
+# ---- encoding ------------------------------------------------------------------------------
+
+
+class WireError(ValueError):
+    """A payload that does not decode to the expected message; ``reason`` says why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+M = TypeVar("M", bound=WireModel)
+
+
+def encode(message: WireModel) -> bytes:
+    """Serialize a message to compact UTF-8 JSON."""
+    return message.model_dump_json(exclude_none=False).encode()
+
+
+def decode(model: type[M], payload: bytes) -> M:
+    """Parse ``payload`` as ``model``; raise WireError with a reason an operator can act on."""
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise WireError(f"payload of {len(payload)} bytes exceeds the {MAX_PAYLOAD_BYTES}-byte limit")
+    try:
+        raw: Any = json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise WireError(f"not valid UTF-8 JSON: {exc}") from None
+    if not isinstance(raw, dict):
+        raise WireError(f"expected a JSON object, got {type(raw).__name__}")
+    if "schema_version" in model.model_fields:
+        version = raw.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise WireError(f"unsupported schema_version {version!r} (this build speaks {SCHEMA_VERSION})")
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise WireError(_summarize(exc)) from None
+
+
+def _summarize(exc: ValidationError, limit: int = 5) -> str:
+    errors = exc.errors(include_url=False)
+    parts = []
+    for err in errors[:limit]:
+        where = ".".join(str(p) for p in err["loc"]) or "<root>"
+        parts.append(f"{where}: {err['msg']}")
+    more = f" (+{len(errors) - limit} more)" if len(errors) > limit else ""
+    return "; ".join(parts) + more
