@@ -79,8 +79,6 @@ class ModelManifest(WireModel):
         return self
 
 
-
-
 class ManifestError(ValueError):
     """A manifest or artifact that cannot be used; the message names the file and the problem."""
 
@@ -102,7 +100,8 @@ def load_manifest(path: Path, verify_artifact: bool = True) -> ModelManifest:
         raise ManifestError(f"{path}: manifest file not found") from None
     except ValidationError as exc:
         details = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in exc.errors(include_url=False)
+            f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}"
+            for e in exc.errors(include_url=False)
         )
         raise ManifestError(f"{path}: invalid manifest: {details}") from None
     if verify_artifact:

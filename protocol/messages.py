@@ -22,7 +22,7 @@ from pydantic import (
 
 from protocol.topics import GATEWAY_ID_PATTERN
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Literal[1] = 1
 # Brokers default to far larger limits; a result batch of 1,000 items is ~600 KB, so 1 MiB
 # leaves room while stopping a runaway publisher from filling the ingest worker's memory.
 MAX_PAYLOAD_BYTES = 1024 * 1024

@@ -1,0 +1,121 @@
+"""Hypothesis strategies that build valid wire messages."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from hypothesis import strategies as st
+
+from protocol.messages import (
+    Ack,
+    Box,
+    ClassificationOutput,
+    DefectOutput,
+    Event,
+    GatewayState,
+    LoadedModel,
+    ModelRef,
+    ResultBatch,
+    ResultItem,
+    Telemetry,
+)
+
+names = st.from_regex(r"\A[A-Za-z0-9][A-Za-z0-9_.:-]{0,20}\Z")
+gateway_ids = st.from_regex(r"\A[A-Za-z0-9][A-Za-z0-9_.-]{0,20}\Z")
+versions = st.tuples(st.integers(0, 999), st.integers(0, 999), st.integers(0, 999)).map(
+    lambda t: ".".join(map(str, t))
+)
+sha = st.binary(min_size=32, max_size=32).map(bytes.hex)
+aware = st.datetimes(
+    min_value=datetime(2000, 1, 1),  # noqa: DTZ001 - hypothesis wants naive bounds with timezones=
+    max_value=datetime(2100, 1, 1),  # noqa: DTZ001
+    timezones=st.just(UTC),
+)
+streams = st.uuids(version=4).map(lambda u: u.hex)
+unit = st.floats(0.0, 1.0, allow_nan=False)
+counts = st.integers(0, 2**40)
+
+model_refs = st.builds(ModelRef, name=names, version=versions, sha256=sha)
+loaded = st.builds(LoadedModel, name=names, version=versions, sha256=sha, slot=names, task=names)
+states = st.builds(
+    GatewayState,
+    gateway_id=gateway_ids,
+    online=st.booleans(),
+    session=st.integers(0, 2**31),
+    agent_version=st.text(max_size=20),
+    line=st.none() | names,
+    models=st.lists(loaded, max_size=3).map(tuple),
+    timestamp=aware,
+)
+boxes = st.builds(
+    Box, x=st.integers(0, 4000), y=st.integers(0, 4000), w=st.integers(0, 4000), h=st.integers(0, 4000)
+)
+outputs = st.one_of(
+    st.builds(
+        DefectOutput,
+        label=names,
+        is_defect=st.booleans(),
+        score=unit,
+        scores=st.dictionaries(names, unit, max_size=4),
+        box=st.none() | boxes,
+    ),
+    st.builds(ClassificationOutput, label=names, score=unit, scores=st.dictionaries(names, unit, max_size=4)),
+)
+
+
+def _item(seq: int) -> st.SearchStrategy[ResultItem]:
+    return st.builds(
+        ResultItem,
+        id=st.uuids(),
+        seq=st.just(seq),
+        captured_at=aware,
+        inferred_at=aware,
+        line=names,
+        station=names,
+        source=names,
+        frame=st.text(min_size=1, max_size=40),
+        model=model_refs,
+        output=outputs,
+        latency_ms=st.floats(0, 1e6, allow_nan=False),
+        replayed=st.booleans(),
+    )
+
+
+batches = st.builds(
+    lambda gw, stream, sent, items: ResultBatch(
+        gateway_id=gw, stream=stream, sent_at=sent, items=tuple(items)
+    ),
+    gateway_ids,
+    streams,
+    aware,
+    st.integers(1, 5).flatmap(lambda n: st.tuples(*[_item(i + 1) for i in range(n)])),
+)
+acks = st.builds(
+    Ack, gateway_id=gateway_ids, stream=streams, acked_seq=st.integers(0, 2**53), committed_at=aware
+)
+telemetry = st.builds(
+    Telemetry,
+    gateway_id=gateway_ids,
+    timestamp=aware,
+    uptime_s=st.floats(0, 1e9, allow_nan=False),
+    cpu_percent=st.floats(0, 800, allow_nan=False),
+    memory_bytes=counts,
+    frames_in=counts,
+    inferences=counts,
+    frames_dropped=counts,
+    publish_errors=counts,
+    outbox_depth=counts,
+    outbox_bytes=counts,
+)
+events = st.builds(
+    Event,
+    gateway_id=gateway_ids,
+    timestamp=aware,
+    level=st.sampled_from(["info", "warning", "error"]),
+    kind=names,
+    message=st.text(max_size=100),
+    details=st.dictionaries(
+        st.text(max_size=10), st.none() | st.booleans() | st.integers() | st.text(max_size=10)
+    ),
+)
+all_messages = st.one_of(states, batches, acks, telemetry, events)
