@@ -48,7 +48,9 @@ class EmbeddedBroker:
         if not self._ready.wait(timeout):
             raise RuntimeError(f"embedded MQTT broker did not start on {self.host}:{self.port} in {timeout}s")
         if self._error is not None:
-            raise RuntimeError(f"embedded MQTT broker failed to start on {self.host}:{self.port}: {self._error}")
+            raise RuntimeError(
+                f"embedded MQTT broker failed to start on {self.host}:{self.port}: {self._error}"
+            )
         log.warning(
             "embedded MQTT broker listening on %s (INSECURE: anonymous, no TLS - demo profile only)", self.url
         )

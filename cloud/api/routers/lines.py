@@ -1,0 +1,141 @@
+"""Production lines and their defect statistics in time buckets."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query
+from pydantic import AwareDatetime
+from sqlalchemy import Integer, case, cast, func, literal_column, select
+from sqlalchemy.orm import Session
+from sqlalchemy.sql import ColumnElement
+
+from cloud.api.deps import SessionDep
+from cloud.api.schemas import LinePublic, LineStats, StatsBucket
+from cloud.db.models import Gateway, Result
+from protocol.messages import utcnow
+
+router = APIRouter(prefix="/lines", tags=["lines"])
+MAX_BUCKETS = 10_000
+
+
+@router.get("")
+def list_lines(session: SessionDep) -> list[LinePublic]:
+    """Every line seen in gateways or results, with counts."""
+    result_rows = session.execute(
+        select(Result.line, func.count(), func.max(Result.captured_at)).group_by(Result.line)
+    ).all()
+    gateway_rows = session.execute(
+        select(Gateway.line, func.count()).where(Gateway.line.is_not(None)).group_by(Gateway.line)
+    ).all()
+    gateways: dict[str, int] = {name: int(n) for name, n in gateway_rows if name is not None}
+    counts: dict[str, int] = {name: int(n) for name, n, _ in result_rows}
+    last: dict[str, datetime | None] = {name: _aware(at) for name, _, at in result_rows}
+    return [
+        LinePublic(
+            line=name,
+            gateways=gateways.get(name, 0),
+            results=counts.get(name, 0),
+            last_result_at=last.get(name),
+        )
+        for name in sorted(set(gateways) | set(counts))
+    ]
+
+
+def _aware(value: datetime | str | None) -> datetime | None:
+    # Aggregates bypass the column type's result processing on SQLite, so re-attach UTC.
+    if value is None or isinstance(value, datetime) and value.tzinfo is not None:
+        return value
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC)
+
+
+@router.get("/{line}/stats", responses={404: {"description": "Unknown line"}})
+def line_stats(
+    line: str,
+    session: SessionDep,
+    since: Annotated[AwareDatetime | None, Query(description="Start (default: until - 24 h)")] = None,
+    until: Annotated[AwareDatetime | None, Query(description="End, exclusive (default: now)")] = None,
+    interval_s: Annotated[int, Query(ge=1, le=31 * 86400, description="Bucket width in seconds")] = 3600,
+) -> LineStats:
+    """Results, defects and defect rate per bucket of capture time; empty buckets included."""
+    end = until or utcnow()
+    start = (since or end - timedelta(days=1)).replace(microsecond=0)  # buckets align to whole seconds
+    if start >= end:
+        raise HTTPException(
+            422, detail=f"since ({start.isoformat()}) must be before until ({end.isoformat()})"
+        )
+    count = -(-int((end - start).total_seconds()) // interval_s)
+    if count > MAX_BUCKETS:
+        raise HTTPException(
+            422,
+            detail=f"{count} buckets requested; at most {MAX_BUCKETS} (raise interval_s or narrow the range)",
+        )
+    if not _line_exists(session, line):
+        raise HTTPException(404, detail=f"line {line!r} not found")
+    counted = _bucket_counts(session, line, start, end, interval_s)
+    buckets = []
+    for i in range(count):
+        results, inspected, defects = counted.get(i, (0, 0, 0))
+        b_start = start + timedelta(seconds=i * interval_s)
+        buckets.append(
+            StatsBucket(
+                start=b_start,
+                end=min(b_start + timedelta(seconds=interval_s), end),
+                results=results,
+                inspected=inspected,
+                defects=defects,
+                defect_rate=defects / inspected if inspected else None,
+            )
+        )
+    total = sum(b.results for b in buckets)
+    inspected = sum(b.inspected for b in buckets)
+    defects = sum(b.defects for b in buckets)
+    return LineStats(
+        line=line,
+        since=start,
+        until=end,
+        interval_s=interval_s,
+        results=total,
+        inspected=inspected,
+        defects=defects,
+        defect_rate=defects / inspected if inspected else None,
+        buckets=buckets,
+    )
+
+
+def _line_exists(session: Session, line: str) -> bool:
+    in_results = session.scalar(select(Result.id).where(Result.line == line).limit(1))
+    in_gateways = session.scalar(select(Gateway.id).where(Gateway.line == line).limit(1))
+    return in_results is not None or in_gateways is not None
+
+
+def _epoch_seconds(session: Session) -> ColumnElement[int]:
+    """Whole seconds since 1970 of ``captured_at``, in the database's own dialect."""
+    if session.get_bind().dialect.name == "sqlite":
+        # Stored as UTC text; strftime('%s') reads it as UTC.
+        return cast(func.strftime("%s", Result.captured_at), Integer)
+    return cast(func.floor(func.extract("epoch", Result.captured_at)), Integer)
+
+
+def _bucket_counts(
+    session: Session, line: str, start: datetime, end: datetime, interval_s: int
+) -> dict[int, tuple[int, int, int]]:
+    """{bucket index: (results, inspected, defects)} computed by the database."""
+    offset = int(start.timestamp())
+    # Floor division: "/" is true division in SQLAlchemy 2 and a numeric cast would round.
+    bucket = ((_epoch_seconds(session) - offset) // interval_s).label("bucket")
+    query = (
+        select(
+            bucket,
+            func.count(),
+            func.sum(case((Result.is_defect.is_not(None), 1), else_=0)),
+            func.sum(case((Result.is_defect.is_(True), 1), else_=0)),
+        )
+        .where(Result.line == line, Result.captured_at >= start, Result.captured_at < end)
+        # By the label: PostgreSQL would not match two renderings of the expression's parameters.
+        .group_by(literal_column("bucket"))
+    )
+    return {int(b): (int(n), int(i or 0), int(d or 0)) for b, n, i, d in session.execute(query)}

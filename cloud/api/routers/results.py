@@ -1,0 +1,97 @@
+"""Inference results: filtered, newest first, paged by offset or by cursor."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from datetime import datetime
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, HTTPException, Query
+from pydantic import AwareDatetime
+from sqlalchemy import and_, or_, select
+
+from cloud.api.deps import SessionDep
+from cloud.api.schemas import ResultPage, ResultPublic
+from cloud.db.models import Result
+
+router = APIRouter(prefix="/results", tags=["results"])
+MAX_LIMIT = 1000
+
+
+def encode_cursor(captured_at: datetime, result_id: UUID) -> str:
+    """An opaque cursor pointing just after the given result in newest-first order."""
+    raw = json.dumps({"t": captured_at.isoformat(), "id": str(result_id)}).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, UUID]:
+    """Parse a cursor from encode_cursor; raise a 422 naming the problem."""
+    try:
+        raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        captured_at = datetime.fromisoformat(raw["t"])
+        result_id = UUID(raw["id"])
+    except (binascii.Error, ValueError, KeyError, TypeError) as exc:
+        raise HTTPException(422, detail=f"cursor {cursor[:40]!r} is not valid: {exc}") from None
+    if captured_at.tzinfo is None:
+        raise HTTPException(422, detail="cursor is not valid: timestamp without timezone")
+    return captured_at, result_id
+
+
+@router.get("")
+def list_results(
+    session: SessionDep,
+    gateway: Annotated[str | None, Query(description="Only results of this gateway")] = None,
+    line: Annotated[str | None, Query(description="Only results of this line")] = None,
+    model: Annotated[str | None, Query(description="Only results of this model name")] = None,
+    label: Annotated[str | None, Query(description="Only results with this label")] = None,
+    is_defect: Annotated[
+        bool | None, Query(description="Only defective (true) or good (false) parts")
+    ] = None,
+    since: Annotated[
+        AwareDatetime | None, Query(description="Captured at or after (ISO 8601 with zone)")
+    ] = None,
+    until: Annotated[AwareDatetime | None, Query(description="Captured before (ISO 8601 with zone)")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size")] = 100,
+    offset: Annotated[int, Query(ge=0, description="Rows to skip (or use cursor)")] = 0,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+) -> ResultPage:
+    """Results, newest capture first."""
+    if since is not None and until is not None and since >= until:
+        raise HTTPException(
+            422, detail=f"since ({since.isoformat()}) must be before until ({until.isoformat()})"
+        )
+    if cursor is not None and offset:
+        raise HTTPException(422, detail="use either cursor or offset, not both")
+    query = select(Result).order_by(Result.captured_at.desc(), Result.id.desc())
+    filters = {
+        Result.gateway_id: gateway,
+        Result.line: line,
+        Result.model_name: model,
+        Result.label: label,
+        Result.is_defect: is_defect,
+    }
+    for column, value in filters.items():
+        if value is not None:
+            query = query.where(column == value)
+    if since is not None:
+        query = query.where(Result.captured_at >= since)
+    if until is not None:
+        query = query.where(Result.captured_at < until)
+    if cursor is not None:
+        at, after_id = decode_cursor(cursor)
+        query = query.where(
+            or_(Result.captured_at < at, and_(Result.captured_at == at, Result.id < after_id))
+        )
+    rows = session.scalars(query.offset(offset).limit(limit + 1)).all()
+    items = [ResultPublic.model_validate(r) for r in rows[:limit]]
+    more = len(rows) > limit
+    return ResultPage(
+        items=items,
+        limit=limit,
+        offset=offset,
+        next_offset=offset + limit if more and cursor is None else None,
+        next_cursor=encode_cursor(items[-1].captured_at, items[-1].id) if more else None,
+    )

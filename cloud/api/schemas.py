@@ -1,0 +1,132 @@
+"""Response schemas (``XPublic``): what the API promises, separate from the ORM tables."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class PublicModel(BaseModel):
+    """Base of response schemas: built from ORM rows."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+
+class GatewayPublic(PublicModel):
+    """A gateway as the cloud last heard of it."""
+
+    id: str
+    line: str | None = Field(description="Line the gateway serves, from its birth message or results")
+    online: bool = Field(description="From the latest birth/death of the current session")
+    session: int
+    agent_version: str | None
+    models: list[dict[str, Any]] = Field(description="Models loaded per slot, from the birth message")
+    first_seen: datetime
+    last_seen: datetime
+    last_state_at: datetime | None
+    telemetry: dict[str, Any] | None = Field(description="Latest telemetry sample")
+    telemetry_at: datetime | None
+
+
+class ResultPublic(PublicModel):
+    """One stored inference result."""
+
+    id: UUID
+    gateway_id: str
+    stream: str
+    seq: int
+    line: str
+    station: str
+    source: str
+    frame: str
+    model_name: str
+    model_version: str
+    model_sha256: str
+    task: str
+    label: str
+    is_defect: bool | None
+    score: float
+    output: dict[str, Any]
+    latency_ms: float
+    captured_at: datetime
+    inferred_at: datetime
+    received_at: datetime
+    replayed: bool
+
+
+class ResultPage(BaseModel):
+    """A page of results, newest first, with how to fetch the next one."""
+
+    items: list[ResultPublic]
+    limit: int
+    offset: int
+    next_offset: int | None = Field(description="Offset of the next page; null on the last page")
+    next_cursor: str | None = Field(description="Opaque cursor of the next page (stable under inserts)")
+
+
+class LinePublic(BaseModel):
+    """A production line known from gateways or results."""
+
+    line: str
+    gateways: int
+    results: int
+    last_result_at: datetime | None
+
+
+class StatsBucket(BaseModel):
+    """Counts in one time bucket ``[start, end)`` by capture time."""
+
+    start: datetime
+    end: datetime
+    results: int
+    inspected: int = Field(description="Results of defect-inspection models")
+    defects: int
+    defect_rate: float | None = Field(description="defects / inspected; null when nothing was inspected")
+
+
+class LineStats(BaseModel):
+    """Defect statistics of one line over ``[since, until)``."""
+
+    line: str
+    since: datetime
+    until: datetime
+    interval_s: int
+    results: int
+    inspected: int
+    defects: int
+    defect_rate: float | None
+    buckets: list[StatsBucket]
+
+
+class DeadLetterPublic(PublicModel):
+    """A rejected message; the payload itself is served only as a short text preview."""
+
+    id: int
+    received_at: datetime
+    topic: str
+    reason_code: str
+    reason: str
+    payload_size: int
+    payload_preview: str
+    gateway_id: str | None
+    stream: str | None
+    seq: int | None
+
+
+class DeadLetterPage(BaseModel):
+    """A page of dead letters, newest first."""
+
+    items: list[DeadLetterPublic]
+    limit: int
+    offset: int
+    next_offset: int | None
+
+
+class HealthPublic(BaseModel):
+    """Liveness of the API and its database."""
+
+    status: str
+    database: str

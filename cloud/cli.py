@@ -1,0 +1,190 @@
+"""``factory-cloud``: run the API, the ingest worker, the Celery worker, or migrate the database.
+
+Settings come from flags, then ``FACTORY_<FIELD>`` environment variables (e.g. FACTORY_DB_URL,
+FACTORY_BROKER_URL, FACTORY_BROKER_PASSWORD), then defaults. This module is the only place that
+reads the environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Mapping, Sequence
+from types import FrameType
+from typing import Any
+
+from pydantic import ValidationError
+
+from cloud.config import CloudSettings
+
+log = logging.getLogger("cloud.cli")
+ENV_PREFIX = "FACTORY_"
+# Short spellings of the most used flags, beside the generated --field-name ones.
+ALIASES = {"db_url": ["--db"], "broker_url": ["--broker"], "api_host": ["--host"], "api_port": ["--port"]}
+# Secrets are accepted from the environment only: a flag would show in `ps` and shell history.
+ENV_ONLY = {"broker_password"}
+
+
+def env_name(field: str) -> str:
+    """The environment variable of a settings field."""
+    return ENV_PREFIX + field.upper()
+
+
+def settings_from_environment(
+    environ: Mapping[str, str], flags: Mapping[str, Any] | None = None
+) -> CloudSettings:
+    """Build settings: explicit ``flags`` win over ``FACTORY_*`` variables, which win over defaults."""
+    values: dict[str, Any] = {}
+    for field in CloudSettings.model_fields:
+        flag = (flags or {}).get(field)
+        if flag is not None:
+            values[field] = flag
+        elif env_name(field) in environ:
+            values[field] = environ[env_name(field)]
+    return CloudSettings.model_validate(values)
+
+
+def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("settings (flag > FACTORY_<NAME> environment variable > default)")
+    for field, info in CloudSettings.model_fields.items():
+        if field in ENV_ONLY:
+            continue
+        names = [*ALIASES.get(field, []), "--" + field.replace("_", "-")]
+        help_text = f"{info.description} [env {env_name(field)}; default {info.default!r}]"
+        group.add_argument(
+            *names, dest=field, default=None, metavar=field.split("_")[-1].upper(), help=help_text
+        )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for tests and docs)."""
+    parser = argparse.ArgumentParser(
+        prog="factory-cloud", description=__doc__.split("\n")[0] if __doc__ else None
+    )
+    parser.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING... [env FACTORY_LOG_LEVEL]")
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name, help_text in (
+        ("api", "serve the HTTP API (uvicorn)"),
+        ("ingest", "run an MQTT ingest worker"),
+        ("worker", "run a Celery worker"),
+        ("migrate", "apply database migrations and exit"),
+    ):
+        sub = commands.add_parser(name, help=help_text)
+        _add_settings_flags(sub)
+        if name == "worker":
+            sub.add_argument(
+                "--beat", action="store_true", help="also run the periodic scheduler (one worker only)"
+            )
+            sub.add_argument("--concurrency", type=int, default=1, help="worker processes")
+    broker = commands.add_parser("broker", help="run the embedded MQTT broker (demo profile: insecure)")
+    broker.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    broker.add_argument("--port", type=int, default=1883, help="TCP port (0 = any free port)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    """Entry point of ``factory-cloud``; returns the exit code."""
+    env = os.environ if environ is None else environ
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=(args.log_level or env.get("FACTORY_LOG_LEVEL", "INFO")).upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # one line per plugin at INFO
+    if args.command == "broker":
+        return _run_broker(args.host, args.port)
+    flags = {f: getattr(args, f, None) for f in CloudSettings.model_fields}
+    try:
+        settings = settings_from_environment(env, flags)
+    except ValidationError as exc:
+        print(f"factory-cloud: invalid settings:\n{exc}", file=sys.stderr)  # noqa: T201
+        return 2
+    try:
+        if args.command == "migrate":
+            from cloud.db.migrate import migrate
+
+            migrate(settings.db_url, wait_s=settings.db_wait_s)
+            return 0
+        if args.command == "api":
+            return _run_api(settings)
+        if args.command == "ingest":
+            return _run_ingest(settings)
+        return _run_worker(settings, args.beat, args.concurrency)
+    except RuntimeError as exc:  # start-up failures (database unreachable...) carry a clear message
+        log.error("%s", exc)  # the message says it all; no traceback for operators
+        return 1
+
+
+def _run_api(settings: CloudSettings) -> int:
+    import uvicorn
+
+    from cloud.api import create_app
+
+    # uvicorn installs its own SIGINT/SIGTERM handlers and drains requests before exiting.
+    uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port, log_config=None)
+    return 0
+
+
+def _run_ingest(settings: CloudSettings) -> int:
+    from cloud.ingest.worker import IngestWorker
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("received %s; stopping ingest", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    worker = IngestWorker(settings).start()
+    try:
+        while not stop.wait(0.5):
+            if worker.fatal_error or not worker.alive:
+                break
+    finally:
+        worker.stop()
+    if worker.fatal_error:
+        log.error("ingest stopped: %s", worker.fatal_error)
+        return 1
+    return 0
+
+
+def _run_broker(host: str, port: int) -> int:
+    from cloud.embedded_broker import EmbeddedBroker
+
+    # amqtt logs every session transition at INFO; keep the demo's terminal readable.
+    for noisy in ("transitions", "amqtt"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    broker = EmbeddedBroker(host, port)
+    broker.start()
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        broker.stop()
+    return 0
+
+
+def _run_worker(settings: CloudSettings, beat: bool, concurrency: int) -> int:
+    from cloud.celery_app import create_celery
+
+    app = create_celery(settings)
+    argv = ["worker", "--loglevel=INFO", f"--concurrency={concurrency}"]
+    if beat:
+        argv.append("--beat")
+    try:
+        app.worker_main(argv)  # Celery handles SIGINT/SIGTERM (warm shutdown)
+    finally:
+        app.dispose_engines()
+    return 0

@@ -1,0 +1,141 @@
+"""Settings of every cloud process: one pydantic model built in ``main()`` and passed down.
+
+Nothing here reads the environment; ``cloud.cli`` maps flags and ``FACTORY_*`` variables onto
+this model so that tests construct settings directly, with no environment tricks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+from protocol.topics import TOPIC_ROOT, TopicSpace
+
+# Values copied from examples and templates; a production deployment must replace them.
+PLACEHOLDER_SECRETS = frozenset({"", "changeme", "changethis", "password", "secret", "admin", "demo"})
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerAddress:
+    """Where the MQTT broker listens, parsed from ``broker_url``."""
+
+    host: str
+    port: int
+    tls: bool
+
+
+def parse_broker_url(url: str) -> BrokerAddress:
+    """Parse ``mqtt://host[:port]`` or ``mqtts://host[:port]``; raise ValueError naming the problem."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("mqtt", "mqtts"):
+        raise ValueError(f"broker URL {url!r}: scheme must be mqtt:// or mqtts://, not {parts.scheme!r}")
+    if not parts.hostname:
+        raise ValueError(f"broker URL {url!r} has no host")
+    if parts.username or parts.password:
+        raise ValueError(f"broker URL {url!r}: pass credentials as broker_username/broker_password")
+    tls = parts.scheme == "mqtts"
+    try:
+        port = parts.port or (8883 if tls else 1883)
+    except ValueError as exc:
+        raise ValueError(f"broker URL {url!r}: {exc}") from None
+    return BrokerAddress(parts.hostname, port, tls)
+
+
+class CloudSettings(BaseModel):
+    """Configuration shared by the API, the ingest worker and the Celery worker."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    profile: Literal["demo", "production"] = Field(
+        "demo", description="'demo' allows insecure defaults; 'production' refuses placeholder secrets"
+    )
+    db_url: str = Field(
+        "sqlite:///var/cloud.db", description="SQLAlchemy database URL (SQLite or PostgreSQL)"
+    )
+    db_wait_s: float = Field(
+        30.0, ge=0, description="How long start-up waits for the database before giving up, seconds"
+    )
+    broker_url: str = Field("mqtt://127.0.0.1:1883", description="MQTT broker, mqtt:// or mqtts:// (TLS)")
+    broker_username: str | None = Field(None, description="MQTT username of the cloud services")
+    broker_password: SecretStr | None = Field(None, description="MQTT password of the cloud services")
+    broker_ca_file: str | None = Field(None, description="CA bundle for mqtts://; system CAs when unset")
+    topic_root: str = Field(TOPIC_ROOT, description="Topic root the gateways publish under")
+    share_group: str | None = Field(
+        "ingest",
+        description="MQTT shared-subscription group splitting traffic between ingest workers; "
+        "empty for a plain subscription (the embedded amqtt broker ignores $share)",
+    )
+    ingest_client_id: str | None = Field(
+        None,
+        description="MQTT client id of this ingest worker (persistent session); unique per worker. "
+        "Defaults to factory-ingest-<hostname>",
+    )
+    ingest_batch_size: int = Field(
+        500, ge=1, le=10_000, description="Most messages committed per transaction"
+    )
+    ingest_max_wait_ms: int = Field(
+        200, ge=1, le=60_000, description="Longest a received message waits for its batch to fill, ms"
+    )
+    ingest_queue_size: int = Field(
+        20_000, ge=1, description="Messages buffered between the MQTT callback and the DB writer"
+    )
+    metrics_port: int | None = Field(
+        None, ge=0, le=65535, description="Serve the ingest worker's Prometheus /metrics on this port"
+    )
+    api_host: str = Field("127.0.0.1", description="Address the HTTP API binds to")
+    api_port: int = Field(8000, ge=0, le=65535, description="Port the HTTP API listens on")
+    migrate_on_start: bool = Field(
+        True, description="Wait for the database and apply migrations when the API or ingest starts"
+    )
+    celery_broker_url: str = Field("redis://127.0.0.1:6379/0", description="Celery broker URL")
+    celery_result_backend: str | None = Field(None, description="Celery result backend URL; none when unset")
+    retention_days: int = Field(90, ge=1, description="Results and dead letters older than this are deleted")
+
+    @field_validator("broker_url")
+    @classmethod
+    def _check_broker_url(cls, value: str) -> str:
+        parse_broker_url(value)
+        return value
+
+    @field_validator("topic_root")
+    @classmethod
+    def _check_topic_root(cls, value: str) -> str:
+        TopicSpace(value)
+        return value
+
+    @field_validator("share_group")
+    @classmethod
+    def _empty_means_none(cls, value: str | None) -> str | None:
+        if value is not None and any(ch in value for ch in "/+#"):
+            raise ValueError(f"share group {value!r} must be one plain topic level")
+        return value or None
+
+    @model_validator(mode="after")
+    def _production_is_locked_down(self) -> CloudSettings:
+        if self.profile != "production":
+            return self
+        problems = []
+        password = self.broker_password.get_secret_value() if self.broker_password else ""
+        if not self.broker_username or password.lower() in PLACEHOLDER_SECRETS:
+            problems.append("broker_username/broker_password must be set to real credentials")
+        if not self.broker.tls:
+            problems.append("broker_url must use mqtts:// (TLS)")
+        db_password = urlsplit(self.db_url).password
+        if db_password is not None and db_password.lower() in PLACEHOLDER_SECRETS:
+            problems.append("db_url carries a placeholder password")
+        if problems:
+            raise ValueError("production profile: " + "; ".join(problems))
+        return self
+
+    @property
+    def broker(self) -> BrokerAddress:
+        """The parsed broker address."""
+        return parse_broker_url(self.broker_url)
+
+    @property
+    def topics(self) -> TopicSpace:
+        """The topic space this deployment uses."""
+        return TopicSpace(self.topic_root)

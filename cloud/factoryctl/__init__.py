@@ -1,0 +1,1 @@
+"""``factoryctl``: the engineer's command line against the cloud API."""

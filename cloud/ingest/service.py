@@ -1,0 +1,256 @@
+"""Storing decoded messages in one transaction, and computing the cumulative acknowledgements.
+
+These functions hold the ingest logic; the MQTT worker only feeds them and publishes acks. Tests
+and the API's seeding use them directly.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from cloud.db.dialect import insert_ignore, table_of
+from cloud.db.models import DEAD_LETTER_PAYLOAD_BYTES, DeadLetter, Event, Gateway, GatewayStream, Result
+from cloud.ingest.decode import Decoded, Inbound, Rejected, classify
+from protocol.messages import DefectOutput, GatewayState, ResultBatch, Telemetry, utcnow
+from protocol.messages import Event as EventMessage
+from protocol.topics import TopicSpace
+
+log = logging.getLogger(__name__)
+
+StreamKey = tuple[str, str]  # (gateway_id, stream)
+# Seqs read per query while walking for the contiguous ack; bounds memory on long backlogs.
+ACK_WALK_PAGE = 5000
+
+
+@dataclass(slots=True)
+class StoreOutcome:
+    """What one committed batch did."""
+
+    results_inserted: int = 0
+    results_duplicate: int = 0
+    ignored: int = 0
+    stale_states: int = 0
+    rejected: list[Rejected] = field(default_factory=list)
+    streams: set[StreamKey] = field(default_factory=set)
+
+
+def split(inbound: Iterable[Inbound], topics: TopicSpace) -> tuple[list[Decoded], list[Rejected], int]:
+    """Classify raw messages into valid ones, rejected ones and a count of ignored ones."""
+    valid: list[Decoded] = []
+    rejected: list[Rejected] = []
+    ignored = 0
+    for msg in inbound:
+        out = classify(msg, topics)
+        if out is None:
+            ignored += 1
+        elif isinstance(out, Rejected):
+            rejected.append(out)
+        else:
+            valid.append(out)
+    return valid, rejected, ignored
+
+
+def store(session: Session, valid: Sequence[Decoded], rejected: Sequence[Rejected]) -> StoreOutcome:
+    """Write a batch into ``session`` (the caller commits): results idempotently on their id."""
+    outcome = StoreOutcome(rejected=list(rejected))
+    now = utcnow()
+    gateways = _lock_gateways(session, {d.gateway_id for d in valid}, now)
+    rows: dict[Any, dict[str, Any]] = {}
+    events: list[dict[str, Any]] = []
+    for dec in valid:
+        gateway = gateways[dec.gateway_id]
+        gateway.last_seen = max(gateway.last_seen, dec.received_at)
+        msg = dec.message
+        if isinstance(msg, ResultBatch):
+            outcome.streams.add((msg.gateway_id, msg.stream))
+            for item_row in _result_rows(msg, dec.received_at):
+                rows.setdefault(item_row["id"], item_row)
+            if gateway.line is None:
+                gateway.line = msg.items[0].line
+        elif isinstance(msg, GatewayState):
+            if not apply_state(gateway, msg):
+                outcome.stale_states += 1
+        elif isinstance(msg, Telemetry):
+            if gateway.telemetry_at is None or msg.timestamp >= gateway.telemetry_at:
+                gateway.telemetry = msg.model_dump(mode="json")
+                gateway.telemetry_at = msg.timestamp
+        elif isinstance(msg, EventMessage):
+            events.append(_event_row(msg, dec.received_at))
+    session.flush()
+    if outcome.streams:
+        stream_rows = [
+            {"gateway_id": g, "stream": s, "acked_seq": 0, "updated_at": now}
+            for g, s in sorted(outcome.streams)
+        ]
+        session.execute(insert_ignore(session, GatewayStream), stream_rows)
+    if rows:
+        stmt = insert_ignore(session, Result).returning(table_of(Result).c.id)
+        inserted = session.execute(stmt, list(rows.values())).all()
+        outcome.results_inserted = len(inserted)
+        outcome.results_duplicate = sum(
+            len(d.message.items) for d in valid if isinstance(d.message, ResultBatch)
+        )
+        outcome.results_duplicate -= outcome.results_inserted
+    if events:
+        session.execute(table_of(Event).insert(), events)
+    if rejected:
+        session.execute(table_of(DeadLetter).insert(), [_dead_letter_row(r) for r in rejected])
+    return outcome
+
+
+def _lock_gateways(session: Session, ids: set[str], now: datetime) -> dict[str, Gateway]:
+    """Ensure a row per gateway exists, then load them locked (sorted, so workers never deadlock)."""
+    if not ids:
+        return {}
+    ordered = sorted(ids)
+    new_rows = [
+        {"id": gid, "online": False, "session": 0, "models": [], "first_seen": now, "last_seen": now}
+        for gid in ordered
+    ]
+    session.execute(insert_ignore(session, Gateway), new_rows)
+    query = select(Gateway).where(Gateway.id.in_(ordered)).order_by(Gateway.id).with_for_update()
+    return {g.id: g for g in session.scalars(query)}
+
+
+def apply_state(gateway: Gateway, msg: GatewayState) -> bool:
+    """Apply a birth/death message; False (and no change) when it is older than what is stored.
+
+    A retained last-will of a previous session can arrive after the new session's birth; the
+    session counter orders them, so the newer session is never marked offline by it.
+    """
+    if msg.session < gateway.session:
+        log.info(
+            "ignoring stale state of gateway %s: session %d < stored %d",
+            gateway.id,
+            msg.session,
+            gateway.session,
+        )
+        return False
+    if msg.session == gateway.session and gateway.last_state_at and msg.timestamp < gateway.last_state_at:
+        return False
+    gateway.online = msg.online
+    gateway.session = msg.session
+    gateway.agent_version = msg.agent_version
+    gateway.last_state_at = msg.timestamp
+    if msg.line is not None:
+        gateway.line = msg.line
+    if msg.online or msg.models:
+        gateway.models = [m.model_dump(mode="json") for m in msg.models]
+    return True
+
+
+def _result_rows(batch: ResultBatch, received_at: datetime) -> list[dict[str, Any]]:
+    rows = []
+    for item in batch.items:
+        out = item.output
+        rows.append(
+            {
+                "id": item.id,
+                "gateway_id": batch.gateway_id,
+                "stream": batch.stream,
+                "seq": item.seq,
+                "line": item.line,
+                "station": item.station,
+                "source": item.source,
+                "frame": item.frame,
+                "model_name": item.model.name,
+                "model_version": item.model.version,
+                "model_sha256": item.model.sha256,
+                "task": out.kind,
+                "label": out.label,
+                "is_defect": out.is_defect if isinstance(out, DefectOutput) else None,
+                "score": out.score,
+                "output": out.model_dump(mode="json"),
+                "latency_ms": item.latency_ms,
+                "captured_at": item.captured_at,
+                "inferred_at": item.inferred_at,
+                "received_at": received_at,
+                "replayed": item.replayed,
+            }
+        )
+    return rows
+
+
+def _event_row(msg: EventMessage, received_at: datetime) -> dict[str, Any]:
+    return {
+        "gateway_id": msg.gateway_id,
+        "timestamp": msg.timestamp,
+        "received_at": received_at,
+        "level": msg.level,
+        "kind": msg.kind,
+        "message": msg.message,
+        "details": dict(msg.details),
+    }
+
+
+def _dead_letter_row(rej: Rejected) -> dict[str, Any]:
+    return {
+        "received_at": rej.received_at,
+        "topic": rej.topic,
+        "reason_code": rej.reason_code,
+        "reason": rej.reason,
+        "payload": rej.payload[:DEAD_LETTER_PAYLOAD_BYTES],
+        "payload_size": len(rej.payload),
+        "gateway_id": rej.gateway_id,
+        "stream": rej.stream,
+        "seq": rej.seq,
+    }
+
+
+def advance_acks(session: Session, streams: Iterable[StreamKey]) -> dict[StreamKey, int]:
+    """Raise each stream's acked_seq to its highest contiguous committed seq; return the values.
+
+    Reads what is committed in the database rather than what this worker wrote, so it stays
+    right when several workers share a gateway's batches. The stored value only ever grows.
+    """
+    acked: dict[StreamKey, int] = {}
+    for gateway_id, stream in sorted(streams):
+        key_filter = (GatewayStream.gateway_id == gateway_id, GatewayStream.stream == stream)
+        current = session.scalar(select(GatewayStream.acked_seq).where(*key_filter)) or 0
+        top = _contiguous_top(session, gateway_id, stream, current)
+        if top > current:
+            session.execute(
+                update(GatewayStream)
+                .where(*key_filter, GatewayStream.acked_seq < top)
+                .values(acked_seq=top, updated_at=utcnow())
+            )
+            top = session.scalar(select(GatewayStream.acked_seq).where(*key_filter)) or top
+        acked[(gateway_id, stream)] = top
+    return acked
+
+
+def _contiguous_top(session: Session, gateway_id: str, stream: str, start: int) -> int:
+    top = start
+    while True:
+        seqs = session.scalars(
+            select(Result.seq)
+            .where(Result.gateway_id == gateway_id, Result.stream == stream, Result.seq > top)
+            .order_by(Result.seq)
+            .limit(ACK_WALK_PAGE)
+        ).all()
+        for seq in seqs:
+            if seq != top + 1:
+                return top
+            top = seq
+        if len(seqs) < ACK_WALK_PAGE:
+            return top
+
+
+def ingest_messages(
+    sessions: sessionmaker[Session], inbound: Sequence[Inbound], topics: TopicSpace
+) -> tuple[StoreOutcome, dict[StreamKey, int]]:
+    """Decode and commit ``inbound`` in one transaction, then advance the acks of its streams."""
+    valid, rejected, ignored = split(inbound, topics)
+    with sessions.begin() as session:
+        outcome = store(session, valid, rejected)
+    outcome.ignored = ignored
+    with sessions.begin() as session:
+        acks = advance_acks(session, outcome.streams)
+    return outcome, acks

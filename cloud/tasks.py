@@ -1,0 +1,58 @@
+"""Celery tasks: thin wrappers (serialization, retries) around service functions."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from cloud.config import CloudSettings
+from cloud.db.engine import make_engine, make_sessionmaker
+from cloud.retention import purge_older_than
+
+RETENTION_TASK = "cloud.retention"
+
+
+class _LazySessions:
+    """One engine per worker process, made on first use (after Celery's prefork fork)."""
+
+    def __init__(self, db_url: str) -> None:
+        self._db_url = db_url
+        self._lock = threading.Lock()
+        self._sessions: sessionmaker[Session] | None = None
+
+    def get(self) -> sessionmaker[Session]:
+        with self._lock:
+            if self._sessions is None:
+                self._sessions = make_sessionmaker(make_engine(self._db_url))
+            return self._sessions
+
+    def dispose(self) -> None:
+        """Close the pooled connections (at worker shutdown)."""
+        with self._lock:
+            if self._sessions is not None:
+                bind = self._sessions.kw["bind"]
+                bind.dispose()
+                self._sessions = None
+
+
+def register_tasks(app: Any, settings: CloudSettings) -> Callable[[], None]:
+    """Register the cloud's tasks on ``app``; return a function that closes their DB pools."""
+    sessions = _LazySessions(settings.db_url)
+
+    @app.task(  # type: ignore[untyped-decorator]
+        name=RETENTION_TASK,
+        # Not shared: a shared task is added to every Celery app created later in the process.
+        shared=False,
+        autoretry_for=(OperationalError,),
+        retry_backoff=True,
+        max_retries=5,
+    )
+    def retention(days: int | None = None) -> dict[str, str | int]:
+        """Delete data older than ``days`` (default: the configured retention)."""
+        return purge_older_than(sessions.get(), days or settings.retention_days).as_dict()
+
+    return sessions.dispose

@@ -1,0 +1,234 @@
+"""The Agent: builds every stage from the config, starts them in order and stops them in reverse."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+
+from edge_agent import __version__
+from edge_agent.config import AgentConfig
+from edge_agent.frames import DropPolicy, Frame, FrameQueue
+from edge_agent.link import MqttLink
+from edge_agent.metrics import Health, HealthServer, Metrics
+from edge_agent.outbox import Outbox, ShedReport
+from edge_agent.pipeline import InferenceWorker
+from edge_agent.publisher import Publisher
+from edge_agent.runtime import ModelRunner, warm_up
+from edge_agent.sources import Source, build_source
+from edge_agent.telemetry import TelemetryLoop
+from protocol.messages import Ack, Event, GatewayState, encode, utcnow
+from protocol.topics import Channel, TopicSpace
+
+log = logging.getLogger(__name__)
+
+JOIN_TIMEOUT_S = 10.0
+
+
+def next_session(state_dir: Path) -> int:
+    """Increment and persist the session counter (atomic replace, fsynced)."""
+    path = state_dir / "session"
+    try:
+        current = int(path.read_text(encoding="ascii").strip() or 0)
+    except FileNotFoundError:
+        current = 0
+    except ValueError:
+        raise RuntimeError(f"{path}: session counter is not an integer; fix or delete the file") from None
+    session = current + 1
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("w", encoding="ascii") as fh:
+        fh.write(f"{session}\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    tmp.replace(path)
+    return session
+
+
+class Agent:
+    """The gateway daemon, usable in-process: ``Agent(config).start()`` ... ``stop()``."""
+
+    def __init__(self, config: AgentConfig) -> None:
+        self.config = config
+        self.topics = TopicSpace(config.topic_root)
+        self.metrics = Metrics()
+        self._stop = threading.Event()
+        self.session = 0
+        self.runners: list[ModelRunner] = []
+        self.workers: list[InferenceWorker] = []
+        self.sources: list[Source] = []
+        self._routes: dict[str, list[FrameQueue]] = {}
+        self._started = False
+        self.outbox: Outbox
+        self.link: MqttLink
+        self.publisher: Publisher
+        self.http: HealthServer
+        self.telemetry: TelemetryLoop
+
+    @property
+    def http_port(self) -> int:
+        """The bound health/metrics port (useful with ``http.port: 0``)."""
+        return self.http.port
+
+    def start(self) -> None:
+        """Load models, open the outbox, connect, and start every thread. Raises before starting on bad models."""
+        cfg = self.config
+        cfg.state_dir.mkdir(parents=True, exist_ok=True)
+        self.runners = [ModelRunner(m.manifest, m.slot, cfg.runtime.threads) for m in cfg.models]
+        for runner in self.runners:
+            warm_up(runner)
+        self.session = next_session(cfg.state_dir)
+        self.outbox = Outbox(cfg.state_dir / "outbox.db", cfg.outbox.max_bytes, on_shed=self._on_shed)
+        self.link = MqttLink(
+            cfg.mqtt,
+            cfg.gateway_id,
+            self.topics,
+            birth=lambda: self._state(True),
+            death=self._state(False),
+            on_ack=self._on_ack,
+        )
+        self.metrics.outbox_depth.set_function(lambda: self.outbox.stats()[0])
+        self.metrics.outbox_bytes.set_function(lambda: self.outbox.stats()[1])
+        self.metrics.mqtt_connected.set_function(lambda: 1.0 if self.link.connected else 0.0)
+        self.publisher = Publisher(
+            self.outbox,
+            self.link,
+            self.topics,
+            cfg.gateway_id,
+            self.metrics,
+            cfg.outbox.batch_items,
+            cfg.outbox.resend_after_s,
+        )
+        by_slot = {m.slot: m for m in cfg.models}
+        for runner in self.runners:
+            queue = FrameQueue(max(cfg.runtime.queue_size, cfg.runtime.max_batch), self._stop)
+            for source_name in cfg.slot_sources(by_slot[runner.slot]):
+                self._routes.setdefault(source_name, []).append(queue)
+            self.workers.append(
+                InferenceWorker(
+                    runner,
+                    queue,
+                    self.outbox,
+                    self.metrics,
+                    self._stop,
+                    cfg.line,
+                    cfg.station,
+                    cfg.runtime.max_batch,
+                    cfg.runtime.max_wait_ms,
+                )
+            )
+        self.sources = [build_source(s, self._dispatch, self._stop) for s in cfg.sources]
+        for name in (s.name for s in cfg.sources if s.name not in self._routes):
+            log.warning("source %s feeds no model; its frames are counted and discarded", name)
+        try:
+            self.http = HealthServer(cfg.http.host, cfg.http.port, self.metrics.registry, self.health)
+        except OSError as exc:
+            self.outbox.close()
+            raise RuntimeError(f"http: cannot listen on {cfg.http.host}:{cfg.http.port}: {exc}") from exc
+        self.telemetry = TelemetryLoop(self, cfg.telemetry_interval_s, self._stop)
+        self.http.start()
+        self.link.start()
+        self.publisher.start()
+        for worker in self.workers:
+            worker.start()
+        for source in self.sources:
+            source.start()
+        self.telemetry.start()
+        self._started = True
+        log.info(
+            "agent %s started: gateway %s, session %d, %d model(s), %d source(s)",
+            __version__,
+            cfg.gateway_id,
+            self.session,
+            len(self.runners),
+            len(self.sources),
+        )
+
+    def _dispatch(self, frame: Frame, policy: DropPolicy) -> None:
+        self.metrics.frame_in(frame.source)
+        for queue in self._routes.get(frame.source, []):
+            self.metrics.frames_dropped(frame.source, queue.put(frame, policy))
+
+    def _state(self, online: bool) -> GatewayState:
+        return GatewayState(
+            gateway_id=self.config.gateway_id,
+            online=online,
+            session=self.session,
+            agent_version=__version__,
+            line=self.config.line,
+            models=tuple(r.loaded for r in self.runners),
+            timestamp=utcnow(),
+        )
+
+    def _on_ack(self, ack: Ack) -> None:
+        deleted = self.outbox.ack(ack.stream, ack.acked_seq)
+        log.debug("ack up to seq %d: %d item(s) released", ack.acked_seq, deleted)
+
+    def _on_shed(self, report: ShedReport) -> None:
+        self.metrics.shed(report.count)
+        event = Event(
+            gateway_id=self.config.gateway_id,
+            timestamp=utcnow(),
+            level="warning",
+            kind="outbox_shed",
+            message=f"outbox over its {self.config.outbox.max_bytes}-byte cap: shed {report.count} "
+            f"unacknowledged result(s), seq {report.first_seq}..{report.last_seq}",
+            details={
+                "stream": report.stream,
+                "count": report.count,
+                "bytes": report.bytes,
+                "first_seq": report.first_seq,
+                "last_seq": report.last_seq,
+            },
+        )
+        # Best effort without waiting for PUBACK: this runs on an inference thread.
+        self.link.publish(
+            self.topics.topic(self.config.gateway_id, Channel.EVENTS), encode(event), qos=1, timeout=0
+        )
+
+    def health(self) -> Health:
+        """Current health for /healthz."""
+        depth, size = self.outbox.stats()
+        connected = self.link.connected
+        failures = sum(w.failures for w in self.workers)
+        ok = connected and bool(self.runners) and failures == 0 and self.link.fatal_error is None
+        return Health(
+            status="ok" if ok else "degraded",
+            mqtt_connected=connected,
+            models_loaded=len(self.runners),
+            outbox_depth=depth,
+            outbox_bytes=size,
+            sources_running=sum(1 for s in self.sources if s.running),
+            inference_failures=failures,
+        )
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until every finite source is done and the model queues are empty (for replays and tests)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not any(s.running for s in self.sources) and all(len(w.queue) == 0 for w in self.workers):
+                return True
+            time.sleep(0.05)
+        return False
+
+    def stop(self) -> None:
+        """Stop sources, drain inference, flush the outbox, publish the death state, join every thread."""
+        if not self._started:
+            return
+        self._started = False
+        log.info("agent stopping")
+        self._stop.set()
+        for source in self.sources:
+            if not source.join(JOIN_TIMEOUT_S):
+                log.warning("source %s did not stop in time", source.name)
+        for worker in self.workers:
+            worker.queue.wake()
+            if not worker.join(JOIN_TIMEOUT_S):
+                log.warning("inference worker %s did not stop in time", worker.runner.slot)
+        self.telemetry.join(JOIN_TIMEOUT_S)
+        self.publisher.stop()
+        self.link.stop(self._state(False))
+        self.http.stop()
+        self.outbox.close()
+        log.info("agent stopped")

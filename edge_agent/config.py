@@ -1,0 +1,287 @@
+"""The agent's configuration: one pydantic tree, loaded from YAML, secrets from the environment.
+
+Every model forbids unknown keys, so a typo in a plant's YAML is an error naming the bad key's
+path, never a silently ignored line. Relative paths resolve against the YAML file's folder.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from protocol.messages import MAX_BATCH_ITEMS, Name
+from protocol.topics import GATEWAY_ID_PATTERN, TOPIC_ROOT, TopicSpace
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be used; the message names the file, the key path and the reason."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _resolve(value: Path, info: ValidationInfo) -> Path:
+    base = (info.context or {}).get("base_dir")
+    if base is None or value.is_absolute():
+        return value
+    return Path(base) / value
+
+
+class TlsConfig(_Model):
+    """TLS material for the broker connection; all None means plain TCP (unless the URL is mqtts://)."""
+
+    ca_file: Path | None = Field(default=None, description="CA bundle that signed the broker's certificate")
+    cert_file: Path | None = Field(default=None, description="Client certificate (mutual TLS)")
+    key_file: Path | None = Field(default=None, description="Private key of the client certificate")
+
+    @field_validator("ca_file", "cert_file", "key_file")
+    @classmethod
+    def _resolve_paths(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        return None if value is None else _resolve(value, info)
+
+    @model_validator(mode="after")
+    def _pair(self) -> TlsConfig:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file must be given together")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        """Whether any TLS material was configured."""
+        return self.ca_file is not None or self.cert_file is not None
+
+
+class MqttConfig(_Model):
+    """How to reach the broker."""
+
+    url: str = Field(default="mqtt://127.0.0.1:1883", description="mqtt://host[:port] or mqtts://host[:port]")
+    username: str | None = Field(default=None, description="Broker user name (per-gateway credentials)")
+    password_env: str | None = Field(
+        default=None, description="Name of the environment variable that holds the broker password"
+    )
+    client_id: str | None = Field(default=None, description="MQTT client id; defaults to the gateway id")
+    keepalive_s: int = Field(default=30, ge=5, le=3600, description="MQTT keepalive interval in seconds")
+    publish_timeout_s: float = Field(
+        default=10.0, gt=0, description="How long a QoS 1 publish waits for PUBACK"
+    )
+    reconnect_min_s: int = Field(default=1, ge=1, description="First reconnect delay in seconds")
+    reconnect_max_s: int = Field(default=30, ge=1, description="Largest reconnect delay in seconds")
+    tls: TlsConfig = Field(default_factory=TlsConfig, description="TLS files")
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+            raise ValueError(f"{value!r} must look like mqtt://host[:port] or mqtts://host[:port]")
+        _ = parts.port  # raises ValueError on a bad port
+        return value
+
+    @property
+    def host(self) -> str:
+        """Broker host name from the URL."""
+        return urlsplit(self.url).hostname or ""
+
+    @property
+    def use_tls(self) -> bool:
+        """TLS is on for mqtts:// URLs or when any TLS file is configured."""
+        return urlsplit(self.url).scheme == "mqtts" or self.tls.enabled
+
+    @property
+    def port(self) -> int:
+        """Broker port from the URL (1883, or 8883 with TLS, when omitted)."""
+        return urlsplit(self.url).port or (8883 if self.use_tls else 1883)
+
+    def password(self) -> str | None:
+        """Read the password from the environment variable named by ``password_env``."""
+        if self.password_env is None:
+            return None
+        value = os.environ.get(self.password_env)
+        if value is None:
+            raise ConfigError(f"mqtt.password_env: environment variable {self.password_env} is not set")
+        return value
+
+
+class CameraSourceConfig(_Model):
+    """A camera: a device index, a video file, or an HTTP(S)/RTSP stream URL (via OpenCV)."""
+
+    type: Literal["camera"] = Field(description="Source plug-in key")
+    name: Name = Field(description="Source name, reported with every result")
+    url: str | None = Field(default=None, description="Stream URL (HTTP MJPEG, RTSP)")
+    device: int | None = Field(default=None, ge=0, description="Local device index (/dev/videoN)")
+    path: Path | None = Field(default=None, description="Video file path")
+    fps_limit: float = Field(default=5.0, gt=0, description="Frames per second passed on at most")
+    reopen_min_s: float = Field(
+        default=0.5, gt=0, description="First delay before reopening a dropped stream"
+    )
+    reopen_max_s: float = Field(default=30.0, gt=0, description="Largest delay between reopen attempts")
+
+    @field_validator("path")
+    @classmethod
+    def _resolve_path(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        return None if value is None else _resolve(value, info)
+
+    @model_validator(mode="after")
+    def _one_input(self) -> CameraSourceConfig:
+        given = [k for k in ("url", "device", "path") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of url, device, path (got {given or 'none'})")
+        return self
+
+
+class FolderSourceConfig(_Model):
+    """Images in a folder, sorted by name, for replay; none is skipped (BLOCK policy)."""
+
+    type: Literal["folder"] = Field(description="Source plug-in key")
+    name: Name = Field(description="Source name, reported with every result")
+    path: Path = Field(description="Folder holding the images")
+    pattern: str = Field(default="*.png", min_length=1, description="Glob pattern of the files to read")
+    loop: bool = Field(default=False, description="Start again from the first file after the last")
+    rate_fps: float = Field(
+        default=0.0, ge=0, description="Frames per second at most; 0 = as fast as consumed"
+    )
+
+    @field_validator("path")
+    @classmethod
+    def _resolve_path(cls, value: Path, info: ValidationInfo) -> Path:
+        return _resolve(value, info)
+
+
+SourceConfig = Annotated[CameraSourceConfig | FolderSourceConfig, Field(discriminator="type")]
+SOURCE_TYPE_KEYS = ("camera", "folder")
+
+
+class ModelSlotConfig(_Model):
+    """A model slot: which manifest runs there and which sources feed it."""
+
+    slot: Name = Field(description="Slot name (OTA targets slots)")
+    manifest: Path = Field(description="Path to the model's .manifest.json (its sha256 is verified)")
+    sources: list[Name] = Field(default_factory=list, description="Source names to feed; empty = all sources")
+
+    @field_validator("manifest")
+    @classmethod
+    def _resolve_manifest(cls, value: Path, info: ValidationInfo) -> Path:
+        return _resolve(value, info)
+
+
+class RuntimeConfig(_Model):
+    """Inference runtime knobs."""
+
+    threads: int = Field(default=1, ge=1, le=64, description="onnxruntime intra-op threads per model")
+    max_batch: int = Field(default=8, ge=1, le=256, description="Largest micro-batch (dynamic-batch models)")
+    max_wait_ms: float = Field(default=20.0, ge=0, description="How long to wait to fill a micro-batch")
+    queue_size: int = Field(
+        default=16,
+        ge=1,
+        description="Frames buffered per model slot; when full a camera drops its oldest, a folder waits",
+    )
+
+
+class OutboxConfig(_Model):
+    """The durable result outbox."""
+
+    max_bytes: int = Field(default=256 * 1024 * 1024, ge=4096, description="Byte cap; oldest shed beyond it")
+    batch_items: int = Field(default=200, ge=1, le=MAX_BATCH_ITEMS, description="Result items per message")
+    resend_after_s: float = Field(default=10.0, gt=0, description="Re-send unacked items after this silence")
+
+
+class HttpConfig(_Model):
+    """The health and metrics endpoint."""
+
+    host: str = Field(default="127.0.0.1", description="Address to bind")
+    port: int = Field(default=9100, ge=0, le=65535, description="Port; 0 picks a free one (logged)")
+
+
+class AgentConfig(_Model):
+    """The whole agent configuration."""
+
+    gateway_id: str = Field(pattern=GATEWAY_ID_PATTERN, description="Gateway id, one MQTT topic level")
+    line: Name = Field(description="Production line this gateway watches")
+    station: Name = Field(default="main", description="Station on the line")
+    topic_root: str = Field(default=TOPIC_ROOT, description="MQTT topic root (versioned)")
+    state_dir: Path = Field(description="Folder for the session counter and the outbox database")
+    mqtt: MqttConfig = Field(default_factory=MqttConfig, description="Broker connection")
+    sources: list[SourceConfig] = Field(default_factory=list, description="Frame sources (plug-ins by type)")
+    models: list[ModelSlotConfig] = Field(default_factory=list, description="Model slots")
+    runtime: RuntimeConfig = Field(default_factory=RuntimeConfig, description="Inference runtime")
+    outbox: OutboxConfig = Field(default_factory=OutboxConfig, description="Durable outbox")
+    http: HttpConfig = Field(default_factory=HttpConfig, description="Health/metrics HTTP endpoint")
+    telemetry_interval_s: float = Field(default=10.0, gt=0, description="Seconds between telemetry messages")
+
+    @field_validator("state_dir")
+    @classmethod
+    def _resolve_state(cls, value: Path, info: ValidationInfo) -> Path:
+        return _resolve(value, info)
+
+    @field_validator("topic_root")
+    @classmethod
+    def _root(cls, value: str) -> str:
+        TopicSpace(value)  # raises TopicError (a ValueError) with the reason
+        return value
+
+    @model_validator(mode="after")
+    def _references(self) -> AgentConfig:
+        names = [s.name for s in self.sources]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"source names must be unique, repeated: {dupes}")
+        slots = [m.slot for m in self.models]
+        if len(set(slots)) != len(slots):
+            raise ValueError(f"model slots must be unique, got {slots}")
+        for i, model in enumerate(self.models):
+            unknown = [s for s in model.sources if s not in names]
+            if unknown:
+                raise ValueError(f"models.{i}.sources: unknown source(s) {unknown}; defined: {names}")
+        return self
+
+    def slot_sources(self, model: ModelSlotConfig) -> list[str]:
+        """The source names feeding ``model`` (all sources when it lists none)."""
+        return list(model.sources) or [s.name for s in self.sources]
+
+
+def _error_path(loc: tuple[int | str, ...]) -> str:
+    # A discriminated union adds the tag ("camera") to the path; a person wrote sources.0.fps_limit.
+    parts: list[str] = []
+    for i, part in enumerate(loc):
+        if i > 0 and isinstance(loc[i - 1], int) and part in SOURCE_TYPE_KEYS:
+            continue
+        parts.append(str(part))
+    return ".".join(parts) or "<root>"
+
+
+def parse_config(data: Any, where: str, base_dir: Path | None = None) -> AgentConfig:
+    """Validate already-parsed YAML/JSON data; errors name ``where`` and the key path."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping at the top level, got {type(data).__name__}")
+    try:
+        return AgentConfig.model_validate(data, context={"base_dir": base_dir})
+    except ValidationError as exc:
+        lines = [f"{where}: {_error_path(e['loc'])}: {e['msg']}" for e in exc.errors(include_url=False)]
+        raise ConfigError("\n".join(lines)) from None
+
+
+def load_config(path: Path) -> AgentConfig:
+    """Load and validate the YAML file at ``path``; raise ConfigError with file, key path and reason."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config: {exc.strerror or exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    return parse_config(data, path.name, base_dir=path.resolve().parent)

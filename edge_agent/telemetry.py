@@ -1,0 +1,84 @@
+"""Periodic Telemetry messages (QoS 0: the next sample supersedes a lost one)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import resource
+import threading
+import time
+from typing import TYPE_CHECKING
+
+from protocol.messages import Telemetry, encode, utcnow
+from protocol.topics import Channel
+
+if TYPE_CHECKING:
+    from edge_agent.agent import Agent
+
+log = logging.getLogger(__name__)
+
+
+def rss_bytes() -> int:
+    """Resident memory of this process (Linux /proc; elsewhere the peak RSS)."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+class TelemetryLoop:
+    """A thread publishing a Telemetry sample every ``interval_s`` until ``stop`` is set."""
+
+    def __init__(self, agent: Agent, interval_s: float, stop: threading.Event) -> None:
+        self._agent = agent
+        self._interval_s = interval_s
+        self._stop = stop
+        self._started = time.monotonic()
+        self._last_cpu = self._cpu_seconds()
+        self._last_wall = self._started
+        self.sent = 0
+        self._thread = threading.Thread(target=self._run, name="telemetry", daemon=True)
+
+    @staticmethod
+    def _cpu_seconds() -> float:
+        times = os.times()
+        return times.user + times.system
+
+    def start(self) -> None:
+        """Start the thread."""
+        self._thread.start()
+
+    def join(self, timeout: float) -> None:
+        """Join the thread (after the stop event)."""
+        self._thread.join(timeout)
+
+    def sample(self) -> Telemetry:
+        """Build one sample now."""
+        now, cpu = time.monotonic(), self._cpu_seconds()
+        cpu_percent = max(0.0, 100.0 * (cpu - self._last_cpu) / max(now - self._last_wall, 1e-6))
+        self._last_cpu, self._last_wall = cpu, now
+        totals = self._agent.metrics.snapshot()
+        depth, size = self._agent.outbox.stats()
+        return Telemetry(
+            gateway_id=self._agent.config.gateway_id,
+            timestamp=utcnow(),
+            uptime_s=now - self._started,
+            cpu_percent=round(cpu_percent, 1),
+            memory_bytes=rss_bytes(),
+            frames_in=totals.frames_in,
+            inferences=totals.inferences,
+            frames_dropped=totals.frames_dropped,
+            publish_errors=totals.publish_errors,
+            outbox_depth=depth,
+            outbox_bytes=size,
+        )
+
+    def _run(self) -> None:
+        topic = self._agent.topics.topic(self._agent.config.gateway_id, Channel.TELEMETRY)
+        while not self._stop.wait(self._interval_s):
+            try:
+                if self._agent.link.publish(topic, encode(self.sample()), qos=0):
+                    self.sent += 1
+            except Exception:
+                log.exception("telemetry sample failed")

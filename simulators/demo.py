@@ -1,0 +1,170 @@
+"""``factory-sim demo``: the whole platform on one machine, on embedded defaults.
+
+Starts, each as its own process: an embedded MQTT broker (unless ``--broker`` names one), the
+cloud API with SQLite (unless ``--db``), one ingest worker, and N virtual gateways (camera
+simulator + real ``edge-agent``). Prints what runs where, then a status line now and then.
+Ctrl-C stops everything in reverse order.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from simulators.fleet import FleetConfig, VirtualGateway, add_fleet
+from simulators.net import console_script, free_port, port_is_free
+from simulators.supervisor import Service, Supervisor
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    """What the demo runs; every field has a flag."""
+
+    workdir: Path
+    broker_url: str | None
+    db_url: str | None
+    gateways: int
+    api_port: int
+    fps: float
+    status_every_s: float
+    run_for_s: float | None
+
+
+class DemoError(RuntimeError):
+    """The demo could not start; the message says which piece and where its log is."""
+
+
+def _wait_http(url: str, timeout_s: float, service: Service) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        proc = service.process
+        if proc is not None and proc.poll() is not None:
+            raise DemoError(f"{service.name} exited with code {proc.returncode}; see {service.log_path}")
+        try:
+            with urllib.request.urlopen(url, timeout=2):  # noqa: S310 - our own local URL
+                return
+        except (urllib.error.URLError, OSError):
+            time.sleep(0.3)
+    raise DemoError(f"{service.name} did not answer {url} within {timeout_s:.0f}s; see {service.log_path}")
+
+
+def _get_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - our own local URL
+        return json.load(response)
+
+
+def _start_cloud(supervisor: Supervisor, config: DemoConfig) -> tuple[str, str]:
+    """Start broker (if embedded), migrate, API and ingest; return (broker URL, API URL)."""
+    cloud = console_script("factory-cloud")
+    logs = config.workdir / "logs"
+    broker_url = config.broker_url
+    share_group = "ingest"
+    if broker_url is None:
+        port = 1883 if port_is_free(1883) else free_port()
+        broker_url = f"mqtt://127.0.0.1:{port}"
+        # amqtt does not deliver $share subscriptions: one ingest worker, plain subscription.
+        share_group = ""
+        supervisor.add(Service("broker", [cloud, "broker", "--port", str(port)], logs / "broker.log"))
+    db_url = config.db_url or f"sqlite:///{(config.workdir / 'cloud.db').resolve()}"
+    common = ["--db", db_url, "--broker", broker_url]
+    migrate = subprocess.run(  # noqa: S603 - our own console script
+        [cloud, "migrate", "--db", db_url], capture_output=True, text=True, check=False
+    )
+    if migrate.returncode != 0:
+        raise DemoError(f"database migration failed for {db_url}:\n{migrate.stderr.strip()}")
+    api_url = f"http://127.0.0.1:{config.api_port}"
+    if not port_is_free(config.api_port):
+        raise DemoError(f"port {config.api_port} is taken; pass --api-port to use another")
+    api = supervisor.add(
+        Service("api", [cloud, "api", *common, "--port", str(config.api_port)], logs / "api.log")
+    )
+    supervisor.add(
+        Service("ingest", [cloud, "ingest", *common, "--share-group", share_group], logs / "ingest.log")
+    )
+    _wait_http(f"{api_url}/healthz", 60, api)
+    return broker_url, api_url
+
+
+def _banner(broker_url: str, api_url: str, db_url: str, gateways: list[VirtualGateway], workdir: Path) -> str:
+    rows = [
+        "",
+        "factory-edge demo is running (embedded profile: no TLS, no authentication - not for production)",
+        f"  console / API   {api_url}   (OpenAPI docs: {api_url}/docs)",
+        f"  MQTT broker     {broker_url}",
+        f"  database        {db_url}",
+    ]
+    for gw in gateways:
+        rows.append(
+            f"  gateway {gw.gateway_id:<8}{gw.line:<9}camera http://127.0.0.1:{gw.camera_port}/stream.mjpg"
+            f"   agent health http://127.0.0.1:{gw.http_port}/healthz"
+        )
+    rows += [
+        f"  logs            {workdir / 'logs'} and {workdir}/<gateway>/*.log",
+        "Ctrl-C stops everything.",
+        "",
+    ]
+    return "\n".join(rows)
+
+
+def _status(api_url: str) -> str:
+    try:
+        gateways = _get_json(f"{api_url}/api/v1/gateways")
+        lines = _get_json(f"{api_url}/api/v1/lines")
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        return f"API not answering ({exc})"
+    online = sum(1 for gw in gateways if gw.get("online"))
+    per_line = ", ".join(f"{line['line']}: {line['results']}" for line in lines) or "none yet"
+    return f"{online}/{len(gateways)} gateways online; results stored per line: {per_line}"
+
+
+def run_demo(config: DemoConfig) -> int:
+    """Run the demo until Ctrl-C/SIGTERM (or ``run_for_s``); return the exit code."""
+    config.workdir.mkdir(parents=True, exist_ok=True)
+    supervisor = Supervisor()
+    stopping = False
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        broker_url, api_url = _start_cloud(supervisor, config)
+        fleet = FleetConfig(
+            count=config.gateways, broker_url=broker_url, workdir=config.workdir / "gateways", fps=config.fps
+        )
+        gateways = add_fleet(supervisor, fleet)
+        supervisor.start()
+        db_shown = config.db_url or f"sqlite:///{(config.workdir / 'cloud.db').resolve()}"
+        sys.stdout.write(_banner(broker_url, api_url, db_shown, gateways, config.workdir) + "\n")
+        sys.stdout.flush()
+        started = time.monotonic()
+        next_status = started + min(10.0, config.status_every_s)
+        while not stopping:
+            time.sleep(0.3)
+            now = time.monotonic()
+            if config.run_for_s is not None and now - started >= config.run_for_s:
+                break
+            if now >= next_status:
+                log.info("%s", _status(api_url))
+                next_status = now + config.status_every_s
+    except DemoError as exc:
+        log.error("%s", exc)
+        return 1
+    finally:
+        sys.stdout.write("stopping...\n")
+        supervisor.stop()
+    return 0

@@ -1,0 +1,73 @@
+"""Fixtures of the cloud tests: settings per test, a running ingest worker, a test publisher."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from cloud.config import CloudSettings
+from cloud.ingest.worker import IngestWorker
+from protocol.topics import TopicSpace
+from tests.cloud.helpers import Publisher, clear_session
+
+
+@pytest.fixture
+def cloud_settings(db_url: str, mosquitto: tuple[str, int], topic_space: TopicSpace) -> CloudSettings:
+    """Settings pointing at this test's database, the real broker and this test's topic root."""
+    host, port = mosquitto
+    return CloudSettings(
+        db_url=db_url,
+        broker_url=f"mqtt://{host}:{port}",
+        topic_root=topic_space.root,
+        share_group=None,
+        ingest_client_id=f"test-ingest-{uuid.uuid4().hex[:10]}",
+        ingest_max_wait_ms=50,
+        db_wait_s=5,
+    )
+
+
+@pytest.fixture
+def start_worker(
+    cloud_settings: CloudSettings, mosquitto: tuple[str, int]
+) -> Iterator[Callable[..., IngestWorker]]:
+    """Start ingest workers (stopped and their broker sessions cleared at teardown)."""
+    workers: list[IngestWorker] = []
+
+    def start(**overrides: object) -> IngestWorker:
+        settings = cloud_settings.model_copy(update=overrides)
+        worker = IngestWorker(settings).start()
+        workers.append(worker)
+        assert worker.wait_connected(10), "ingest worker did not connect to Mosquitto"
+        return worker
+
+    yield start
+    for worker in workers:
+        worker.stop()
+    for client_id in {w.client_id for w in workers}:
+        clear_session(mosquitto, client_id)
+
+
+@pytest.fixture
+def publisher(mosquitto: tuple[str, int], topic_space: TopicSpace) -> Iterator[Publisher]:
+    """A gateway stand-in on the real broker."""
+    pub = Publisher(mosquitto, topic_space)
+    yield pub
+    pub.close()
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_threads() -> Iterator[None]:
+    """Fail a test that leaves threads running (workers must stop what they start)."""
+    before = set(threading.enumerate())
+    yield
+    deadline = time.monotonic() + 5
+    while True:
+        leaked = [t for t in threading.enumerate() if t not in before and t.is_alive()]
+        if not leaked or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert not leaked, f"threads left running: {[t.name for t in leaked]}"

@@ -1,0 +1,148 @@
+"""Faults on the whole path, with a real agent: the promise is nothing lost, nothing doubled."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from protocol.topics import TopicSpace
+from simulators.net import free_port
+from tests.cloud.helpers import clear_session
+from tests.e2e.stack import (
+    Truth,
+    agent_config,
+    api_client,
+    cloud_settings,
+    fetch_results,
+    running_agent,
+    start_ingest,
+    wait_for,
+)
+
+FRAMES = 60
+
+
+class PrivateMosquitto:
+    """A Mosquitto of the test's own, so the test may kill -9 it without touching anyone else's."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.port = free_port()
+        self.conf = workdir / "mosquitto.conf"
+        # Persistence is on, as in production: even so, QoS 1 messages acknowledged to the
+        # publisher but not yet written out die with a SIGKILL.
+        self.conf.write_text(
+            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
+            f"persistence_location {workdir}/\nautosave_interval 60\n"
+        )
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        self.proc = subprocess.Popen([binary, "-c", str(self.conf)], stderr=subprocess.DEVNULL)  # noqa: S603
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return
+            except OSError:
+                time.sleep(0.1)
+        raise AssertionError("private mosquitto did not start")
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+
+@pytest.fixture
+def private_mosquitto(tmp_path: Path) -> Iterator[PrivateMosquitto]:
+    broker = PrivateMosquitto(tmp_path)
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+def _assert_exactly_once(results: list[dict[str, object]], truth: Truth) -> None:
+    frames = Counter(str(r["frame"]) for r in results)
+    doubled = {f: n for f, n in frames.items() if n > 1}
+    missing = set(truth.labels) - set(frames)
+    assert not doubled, f"doubled: {doubled}"
+    assert not missing, f"lost: {sorted(missing)}"
+    assert len(results) == len(truth.labels)
+
+
+def test_ingest_restart_mid_stream_loses_nothing(
+    mosquitto: tuple[str, int], pg_url: str, tmp_path: Path, topic_space: TopicSpace
+) -> None:
+    truth = Truth.write(tmp_path / "frames", FRAMES, seed=77)
+    broker_url = f"mqtt://{mosquitto[0]}:{mosquitto[1]}"
+    settings = cloud_settings(pg_url, broker_url, topic_space, share_group="ingest")
+    gateway = "gw-restart"
+    with api_client(settings) as client:
+        worker = start_ingest(settings)
+        config = agent_config(gateway, broker_url, topic_space, tmp_path / "frames", tmp_path / "gw", fps=20)
+        try:
+            with running_agent(config) as agent:
+                wait_for(lambda: len(fetch_results(client, gateway)) >= 10, 60, "the first results")
+                worker.stop()  # the fault: ingest goes away while the line keeps producing
+                landed_before = len(fetch_results(client, gateway))
+                time.sleep(2)
+                worker = start_ingest(
+                    settings.model_copy(update={"ingest_client_id": worker.client_id + "-b"})
+                )
+                wait_for(
+                    lambda: len(fetch_results(client, gateway)) >= FRAMES, 90, "all results after restart"
+                )
+                wait_for(lambda: agent.outbox.stats()[0] == 0, 30, "the outbox to drain")
+        finally:
+            worker.stop()
+            clear_session(mosquitto, worker.client_id)
+        results = fetch_results(client, gateway)
+    assert landed_before < FRAMES, "the fault must hit mid-stream for the test to mean anything"
+    _assert_exactly_once(results, truth)
+
+
+def test_broker_sigkill_loses_nothing(
+    private_mosquitto: PrivateMosquitto, sqlite_url: str, tmp_path: Path, topic_space: TopicSpace
+) -> None:
+    truth = Truth.write(tmp_path / "frames", FRAMES, seed=78)
+    settings = cloud_settings(sqlite_url, private_mosquitto.url, topic_space, share_group="ingest")
+    gateway = "gw-sigkill"
+    with api_client(settings) as client:
+        worker = start_ingest(settings)
+        config = agent_config(
+            gateway, private_mosquitto.url, topic_space, tmp_path / "frames", tmp_path / "gw", fps=20
+        )
+        try:
+            with running_agent(config) as agent:
+                wait_for(lambda: len(fetch_results(client, gateway)) >= 10, 60, "the first results")
+                private_mosquitto.kill()  # the fault: kill -9, acknowledged in-flight messages die with it
+                landed_before = len(fetch_results(client, gateway))
+                time.sleep(1.5)
+                private_mosquitto.start()
+                wait_for(
+                    lambda: len(fetch_results(client, gateway)) >= FRAMES, 90, "all results after the kill"
+                )
+                wait_for(lambda: agent.outbox.stats()[0] == 0, 30, "the outbox to drain")
+        finally:
+            worker.stop()
+        results = fetch_results(client, gateway)
+    assert landed_before < FRAMES, "the fault must hit mid-stream for the test to mean anything"
+    _assert_exactly_once(results, truth)
