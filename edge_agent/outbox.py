@@ -217,6 +217,12 @@ class Outbox:
                 total += entry.size
             return entries
 
+    def oldest_seq(self) -> int | None:
+        """Lowest seq still held (every lower one was acknowledged or shed); None when empty."""
+        with self._lock:
+            row = self._db.execute("SELECT MIN(seq) FROM items").fetchone()
+            return None if row[0] is None else int(row[0])
+
     def mark_sent(self, seqs: Sequence[int]) -> None:
         """Record that these items were published (so a later re-send flags them ``replayed``)."""
         if not seqs:

@@ -122,6 +122,9 @@ class Publisher:
             stream=self._outbox.stream,
             sent_at=utcnow(),
             items=tuple(e.item() for e in entries),
+            # Lets the cloud's contiguous ack step over items this outbox shed (they are gone). An ack
+            # landing between the read and this query may have released the first entries: clamp.
+            oldest_held_seq=min(entries[0].seq, self._outbox.oldest_seq() or entries[0].seq),
         )
         if not self._link.publish(self._topic, encode(batch), qos=1):
             self._metrics.publish_error()

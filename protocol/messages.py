@@ -18,6 +18,7 @@ from pydantic import (
     Field,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from protocol.topics import GATEWAY_ID_PATTERN
@@ -143,6 +144,12 @@ class ResultBatch(WireModel):
     stream: str = Field(pattern=r"^[0-9a-f]{32}$", description="Outbox stream id (uuid4 hex)")
     sent_at: AwareDatetime
     items: tuple[ResultItem, ...] = Field(min_length=1, max_length=MAX_BATCH_ITEMS)
+    oldest_held_seq: int | None = Field(
+        default=None,
+        ge=1,
+        description="Lowest seq the gateway still holds: every lower seq was acknowledged or shed "
+        "(reported in an outbox_shed event), so the cloud's contiguous ack may pass it",
+    )
 
     @field_validator("items")
     @classmethod
@@ -151,6 +158,12 @@ class ResultBatch(WireModel):
         if len(set(seqs)) != len(seqs):
             raise ValueError("items carry duplicate seq numbers")
         return items
+
+    @model_validator(mode="after")
+    def _floor_below_items(self) -> ResultBatch:
+        if self.oldest_held_seq is not None and self.oldest_held_seq > min(i.seq for i in self.items):
+            raise ValueError("oldest_held_seq is above a seq this batch carries")
+        return self
 
 
 class Ack(WireModel):

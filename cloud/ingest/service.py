@@ -39,6 +39,8 @@ class StoreOutcome:
     stale_states: int = 0
     rejected: list[Rejected] = field(default_factory=list)
     streams: set[StreamKey] = field(default_factory=set)
+    # Per stream, the highest seq below the gateway's oldest held item: acked before, or shed.
+    floors: dict[StreamKey, int] = field(default_factory=dict)
 
 
 def split(inbound: Iterable[Inbound], topics: TopicSpace) -> tuple[list[Decoded], list[Rejected], int]:
@@ -69,7 +71,10 @@ def store(session: Session, valid: Sequence[Decoded], rejected: Sequence[Rejecte
         gateway.last_seen = max(gateway.last_seen, dec.received_at)
         msg = dec.message
         if isinstance(msg, ResultBatch):
-            outcome.streams.add((msg.gateway_id, msg.stream))
+            key = (msg.gateway_id, msg.stream)
+            outcome.streams.add(key)
+            if msg.oldest_held_seq is not None:
+                outcome.floors[key] = max(outcome.floors.get(key, 0), msg.oldest_held_seq - 1)
             for item_row in _result_rows(msg, dec.received_at):
                 rows.setdefault(item_row["id"], item_row)
             if gateway.line is None:
@@ -90,6 +95,18 @@ def store(session: Session, valid: Sequence[Decoded], rejected: Sequence[Rejecte
             for g, s in sorted(outcome.streams)
         ]
         session.execute(insert_ignore(session, GatewayStream), stream_rows)
+        for (gateway_id, stream), floor in sorted(outcome.floors.items()):
+            # Items below the floor are no longer on the gateway: waiting for them would stop the
+            # ack for good after the outbox shed some (the shed range arrives as an event).
+            session.execute(
+                update(GatewayStream)
+                .where(
+                    GatewayStream.gateway_id == gateway_id,
+                    GatewayStream.stream == stream,
+                    GatewayStream.acked_seq < floor,
+                )
+                .values(acked_seq=floor, updated_at=now)
+            )
     if rows:
         stmt = insert_ignore(session, Result).returning(table_of(Result).c.id)
         inserted = session.execute(stmt, list(rows.values())).all()

@@ -146,3 +146,36 @@ def test_broker_sigkill_loses_nothing(
         results = fetch_results(client, gateway)
     assert landed_before < FRAMES, "the fault must hit mid-stream for the test to mean anything"
     _assert_exactly_once(results, truth)
+
+
+def test_outbox_over_cap_sheds_loudly_and_acks_still_advance(
+    tmp_path: Path, sqlite_url: str, topic_space: TopicSpace
+) -> None:
+    """The broker is unreachable while the line produces more than the outbox may hold: the oldest
+    results are shed (counted, logged). When the link returns, every item still held lands exactly
+    once and the outbox drains: the ack steps over the shed range instead of waiting for it forever."""
+    frames = 30
+    Truth.write(tmp_path / "frames", frames, seed=79)
+    broker = PrivateMosquitto(tmp_path)  # not started yet: the plant network is down
+    settings = cloud_settings(sqlite_url, broker.url, topic_space, share_group="ingest")
+    gateway = "gw-shed"
+    config = agent_config(
+        gateway, broker.url, topic_space, tmp_path / "frames", tmp_path / "gw", max_bytes=4096
+    )
+    with api_client(settings) as client, running_agent(config) as agent:
+        assert agent.wait_idle(60), "the agent did not process the folder"
+        shed = agent.outbox.shed_total
+        held = agent.outbox.stats()[0]
+        assert shed > 0, "the cap must force shedding for this test to mean anything"
+        assert shed + held == frames
+        broker.start()
+        worker = start_ingest(settings)
+        try:
+            wait_for(lambda: agent.outbox.stats()[0] == 0, 60, "the outbox to drain past the shed range")
+            wait_for(lambda: len(fetch_results(client, gateway)) >= held, 30, "held results to land")
+        finally:
+            worker.stop()
+            broker.stop()
+        results = fetch_results(client, gateway)
+    seqs = sorted(int(r["seq"]) for r in results)
+    assert seqs == list(range(shed + 1, frames + 1)), "exactly the held items, each once"

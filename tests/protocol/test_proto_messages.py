@@ -102,6 +102,8 @@ _DELETE = object()
         (_mutate(["gateway_id"], "a/b"), "gateway_id"),
         (_mutate(["stream"], "short"), "stream"),
         (_mutate(["surprise"], 1), "surprise"),
+        (_mutate(["oldest_held_seq"], 2), "oldest_held_seq is above"),
+        (_mutate(["oldest_held_seq"], 0), "oldest_held_seq"),
     ],
 )
 def test_bad_batches_refused_with_reason(payload: bytes, reason: str) -> None:
