@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from cloud.db.dialect import insert_ignore, table_of
 from cloud.db.models import DEAD_LETTER_PAYLOAD_BYTES, DeadLetter, Event, Gateway, GatewayStream, Result
+from cloud.ingest.bulk import insert_results
 from cloud.ingest.decode import Decoded, Inbound, Rejected, classify
 from protocol.messages import DefectOutput, GatewayState, ResultBatch, Telemetry, utcnow
 from protocol.messages import Event as EventMessage
@@ -108,9 +109,7 @@ def store(session: Session, valid: Sequence[Decoded], rejected: Sequence[Rejecte
                 .values(acked_seq=floor, updated_at=now)
             )
     if rows:
-        stmt = insert_ignore(session, Result).returning(table_of(Result).c.id)
-        inserted = session.execute(stmt, list(rows.values())).all()
-        outcome.results_inserted = len(inserted)
+        outcome.results_inserted = insert_results(session, list(rows.values()))
         outcome.results_duplicate = sum(
             len(d.message.items) for d in valid if isinstance(d.message, ResultBatch)
         )
