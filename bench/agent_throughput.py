@@ -82,7 +82,9 @@ def main() -> None:
         work = Path(tmp)
         paths = frame_folder(work / "frames", args.frames)
         bare_loop(paths[:16], manifest, args.threads, args.batch)  # warm the page cache and ORT
-        bare = min(timed(lambda: bare_loop(paths, manifest, args.threads, args.batch)) for _ in range(args.repeats))
+        bare = min(
+            timed(lambda: bare_loop(paths, manifest, args.threads, args.batch)) for _ in range(args.repeats)
+        )
         agent = min(
             agent_run(work / "frames", manifest, args.threads, args.batch, args.broker, work)
             for _ in range(args.repeats)

@@ -108,12 +108,17 @@ class AckWatcher:
         self.client.loop_stop()
 
 
-def run_ingest(db_url: str, batches: list[ResultBatch], rate_rows_s: float | None) -> tuple[float, list[float]]:
+def run_ingest(
+    db_url: str, batches: list[ResultBatch], rate_rows_s: float | None
+) -> tuple[float, list[float]]:
     """Publish ``batches`` (paced at ``rate_rows_s`` if given); return (seconds, per-batch latencies)."""
     topics = TopicSpace(f"bench-{uuid.uuid4().hex[:8]}/factory/v1")
     gateway = batches[0].gateway_id
     settings = CloudSettings(
-        db_url=db_url, topic_root=topics.root, share_group=None, ingest_client_id=f"bench-{uuid.uuid4().hex[:6]}"
+        db_url=db_url,
+        topic_root=topics.root,
+        share_group=None,
+        ingest_client_id=f"bench-{uuid.uuid4().hex[:6]}",
     )
     worker = IngestWorker(settings).start()
     watcher = AckWatcher(topics, gateway)
@@ -143,10 +148,29 @@ def run_ingest(db_url: str, batches: list[ResultBatch], rate_rows_s: float | Non
         worker.stop()
 
 
-COLUMNS = (
-    "id gateway_id stream seq line station source frame model_name model_version model_sha256 task label "
-    "is_defect score output latency_ms captured_at inferred_at received_at replayed"
-).split()
+COLUMNS = [
+    "id",
+    "gateway_id",
+    "stream",
+    "seq",
+    "line",
+    "station",
+    "source",
+    "frame",
+    "model_name",
+    "model_version",
+    "model_sha256",
+    "task",
+    "label",
+    "is_defect",
+    "score",
+    "output",
+    "latency_ms",
+    "captured_at",
+    "inferred_at",
+    "received_at",
+    "replayed",
+]
 
 
 def run_copy(db_url: str, batches: list[ResultBatch]) -> float:

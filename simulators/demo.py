@@ -8,8 +8,10 @@ Ctrl-C stops everything in reverse order.
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -88,10 +90,12 @@ def _start_cloud(supervisor: Supervisor, config: DemoConfig) -> tuple[str, str]:
     if not port_is_free(config.api_port):
         raise DemoError(f"port {config.api_port} is taken; pass --api-port to use another")
     api = supervisor.add(
-        Service("api", [cloud, "api", *common, "--port", str(config.api_port)], logs / "api.log")
+        Service("api", [cloud, "api", *common, "--port", str(config.api_port)], logs / "api.log", tier=1)
     )
     supervisor.add(
-        Service("ingest", [cloud, "ingest", *common, "--share-group", share_group], logs / "ingest.log")
+        Service(
+            "ingest", [cloud, "ingest", *common, "--share-group", share_group], logs / "ingest.log", tier=1
+        )
     )
     _wait_http(f"{api_url}/healthz", 60, api)
     return broker_url, api_url
@@ -111,7 +115,7 @@ def _banner(broker_url: str, api_url: str, db_url: str, gateways: list[VirtualGa
             f"   agent health http://127.0.0.1:{gw.http_port}/healthz"
         )
     rows += [
-        f"  logs            {workdir / 'logs'} and {workdir}/<gateway>/*.log",
+        f"  logs            {workdir / 'logs'} and {workdir / 'gateways'}/<gateway>/*.log",
         "Ctrl-C stops everything.",
         "",
     ]
@@ -168,3 +172,35 @@ def run_demo(config: DemoConfig) -> int:
         sys.stdout.write("stopping...\n")
         supervisor.stop()
     return 0
+
+
+def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags of ``factory-sim demo``."""
+    parser.add_argument(
+        "--broker", help="MQTT broker mqtt://HOST:PORT instead of the embedded one [env FACTORY_BROKER_URL]"
+    )
+    parser.add_argument(
+        "--db", help="database URL (postgresql+psycopg://...) instead of SQLite [env FACTORY_DB_URL]"
+    )
+    parser.add_argument("--gateways", type=int, default=3, help="how many virtual gateways")
+    parser.add_argument("--api-port", type=int, default=8000, help="port of the API / console")
+    parser.add_argument("--fps", type=float, default=2.0, help="frames per second per camera")
+    parser.add_argument("--workdir", type=Path, default=Path("var/demo"), help="databases, configs and logs")
+    parser.add_argument("--status-every", type=float, default=15.0, help="seconds between status lines")
+    parser.add_argument("--run-for", type=float, help="stop by itself after this many seconds")
+
+
+def run_demo_from_args(args: argparse.Namespace) -> int:
+    """``factory-sim demo``."""
+    return run_demo(
+        DemoConfig(
+            workdir=args.workdir,
+            broker_url=args.broker or os.environ.get("FACTORY_BROKER_URL") or None,
+            db_url=args.db or os.environ.get("FACTORY_DB_URL") or None,
+            gateways=args.gateways,
+            api_port=args.api_port,
+            fps=args.fps,
+            status_every_s=args.status_every,
+            run_for_s=args.run_for,
+        )
+    )

@@ -6,10 +6,15 @@ so the demo and the tests exercise the real agent daemon and its real MQTT, outb
 
 from __future__ import annotations
 
+import argparse
 import logging
+import signal
+import sys
+import threading
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import yaml
@@ -43,6 +48,10 @@ class FleetConfig:
     base_seed: int = 100
     telemetry_interval_s: float = 5.0
     manifest: Path | None = None
+    first: int = 1
+    username_from_id: bool = False
+    password_env: str | None = None
+    ca_file: Path | None = None
 
     def __post_init__(self) -> None:
         if self.count < 1:
@@ -51,6 +60,8 @@ class FleetConfig:
             raise ValueError("at least one line name is needed")
         if self.fps <= 0:
             raise ValueError(f"--fps must be positive, got {self.fps}")
+        if self.first < 1:
+            raise ValueError(f"--first must be at least 1, got {self.first}")
         if not 0.0 <= self.defect_rate <= 1.0:
             raise ValueError(f"--defect-rate must be within 0..1, got {self.defect_rate}")
 
@@ -72,13 +83,20 @@ def gateway_config(
     """The agent YAML (as a dict) for one virtual gateway."""
     state_dir = fleet.workdir / gateway_id / "state"
     manifest = fleet.manifest or bundled_manifest()
+    mqtt: dict[str, Any] = {"url": fleet.broker_url}
+    if fleet.username_from_id:
+        mqtt["username"] = gateway_id  # the broker ACL confines each gateway by its user name
+    if fleet.password_env:
+        mqtt["password_env"] = fleet.password_env
+    if fleet.ca_file:
+        mqtt["tls"] = {"ca_file": str(fleet.ca_file)}
     return {
         "gateway_id": gateway_id,
         "line": line,
         "station": "inspect-1",
         "topic_root": fleet.topic_root,
         "state_dir": str(state_dir.resolve()),
-        "mqtt": {"url": fleet.broker_url},
+        "mqtt": mqtt,
         "sources": [
             {
                 "type": "camera",
@@ -100,7 +118,7 @@ def add_fleet(supervisor: Supervisor, fleet: FleetConfig) -> list[VirtualGateway
     sim = console_script("factory-sim")
     agent = console_script("edge-agent")
     gateways = []
-    for index in range(fleet.count):
+    for index in range(fleet.first - 1, fleet.first - 1 + fleet.count):
         gateway_id = validate_gateway_id(f"{fleet.gateway_prefix}-{index + 1}")
         line = fleet.lines[index % len(fleet.lines)]
         home = fleet.workdir / gateway_id
@@ -113,9 +131,9 @@ def add_fleet(supervisor: Supervisor, fleet: FleetConfig) -> list[VirtualGateway
             sim, "camera", "--serve", str(gateway.camera_port), "--seed", str(seed),
             "--fps", str(fleet.fps), "--defect-rate", str(fleet.defect_rate),
         ]  # fmt: skip
-        supervisor.add(Service(f"{gateway_id}/camera", camera_argv, home / "camera.log"))
+        supervisor.add(Service(f"{gateway_id}/camera", camera_argv, home / "camera.log", tier=2))
         agent_argv = [agent, "--config", str(gateway.config_path)]
-        supervisor.add(Service(f"{gateway_id}/agent", agent_argv, home / "agent.log"))
+        supervisor.add(Service(f"{gateway_id}/agent", agent_argv, home / "agent.log", tier=3))
         gateways.append(gateway)
         log.info(
             "virtual gateway %s on %s (camera :%d, health :%d)",
@@ -125,3 +143,72 @@ def add_fleet(supervisor: Supervisor, fleet: FleetConfig) -> list[VirtualGateway
             gateway.http_port,
         )
     return gateways
+
+
+def add_fleet_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags of ``factory-sim gateways``."""
+    parser.add_argument("--count", type=int, default=3, help="how many virtual gateways")
+    parser.add_argument("--first", type=int, default=1, help="number of the first gateway (gw-FIRST)")
+    parser.add_argument("--prefix", default="gw", help="gateway id prefix: PREFIX-1, PREFIX-2, ...")
+    parser.add_argument(
+        "--line", action="append", dest="lines", help="line name (repeat; gateways take them in turn)"
+    )
+    parser.add_argument(
+        "--broker", default="mqtt://127.0.0.1:1883", help="mqtt://host:port or mqtts://host:port"
+    )
+    parser.add_argument("--topic-root", default=TOPIC_ROOT, help="topic root shared with the cloud")
+    parser.add_argument("--workdir", type=Path, default=Path("var/fleet"), help="configs, state and logs")
+    parser.add_argument("--fps", type=float, default=2.0, help="frames per second per camera")
+    parser.add_argument("--defect-rate", type=float, default=0.15, help="share of defective parts, 0..1")
+    parser.add_argument("--manifest", type=Path, help="model manifest (default: the bundled defect model)")
+    parser.add_argument(
+        "--username-from-id", action="store_true", help="log in to the broker as the gateway id"
+    )
+    parser.add_argument("--password-env", help="environment variable holding the broker password")
+    parser.add_argument("--ca-file", type=Path, help="CA bundle for mqtts://")
+
+
+def fleet_from_args(args: argparse.Namespace) -> FleetConfig:
+    """Build the fleet config from parsed ``factory-sim gateways`` flags."""
+    return FleetConfig(
+        count=args.count,
+        first=args.first,
+        gateway_prefix=args.prefix,
+        lines=tuple(args.lines) if args.lines else FleetConfig.lines,
+        broker_url=args.broker,
+        topic_root=args.topic_root,
+        workdir=args.workdir,
+        fps=args.fps,
+        defect_rate=args.defect_rate,
+        manifest=args.manifest,
+        username_from_id=args.username_from_id,
+        password_env=args.password_env,
+        ca_file=args.ca_file,
+    )
+
+
+def run_fleet(args: argparse.Namespace) -> int:
+    """``factory-sim gateways``: run the fleet until Ctrl-C/SIGTERM."""
+    fleet = fleet_from_args(args)
+    supervisor = Supervisor()
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        gateways = add_fleet(supervisor, fleet)
+        supervisor.start()
+        for gw in gateways:
+            sys.stdout.write(
+                f"{gw.gateway_id} on {gw.line}: camera http://127.0.0.1:{gw.camera_port}/stream.mjpg, "
+                f"health http://127.0.0.1:{gw.http_port}/healthz, config {gw.config_path}\n"
+            )
+        sys.stdout.flush()
+        while not stop.wait(0.5):
+            pass
+    finally:
+        supervisor.stop()
+    return 0

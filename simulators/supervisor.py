@@ -31,13 +31,16 @@ class Service:
     log_path: Path
     env: dict[str, str] = field(default_factory=dict)
     restart: bool = True
+    # Higher tiers stop first (gateways before the cloud before the broker), so each piece still
+    # has its neighbours while it shuts down: an agent can publish its death before the broker goes.
+    tier: int = 0
     process: subprocess.Popen[bytes] | None = None
     restarts: int = 0
     next_start: float = 0.0
 
 
 class Supervisor:
-    """Starts services, restarts crashed ones, and stops them all in reverse order."""
+    """Starts services, restarts crashed ones, and stops them tier by tier."""
 
     def __init__(self, poll_s: float = 0.5) -> None:
         self._services: list[Service] = []
@@ -68,26 +71,30 @@ class Supervisor:
             pass
 
     def stop(self, timeout_s: float = 15.0) -> None:
-        """SIGTERM every service in reverse start order, then SIGKILL what is left after the timeout."""
+        """Stop services tier by tier (highest first): SIGTERM a tier, wait, SIGKILL stragglers."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(5)
         with self._lock:
-            for service in reversed(self._services):
-                proc = service.process
-                if proc is not None and proc.poll() is None:
-                    proc.send_signal(signal.SIGTERM)
-            deadline = time.monotonic() + timeout_s
-            for service in reversed(self._services):
-                proc = service.process
-                if proc is None:
-                    continue
-                try:
-                    proc.wait(max(0.1, deadline - time.monotonic()))
-                except subprocess.TimeoutExpired:
-                    log.warning("%s did not stop within %.0fs; killing it", service.name, timeout_s)
-                    proc.kill()
-                    proc.wait(5)
+            for tier in sorted({s.tier for s in self._services}, reverse=True):
+                self._stop_group([s for s in self._services if s.tier == tier], timeout_s)
+
+    def _stop_group(self, group: list[Service], timeout_s: float) -> None:
+        for service in group:
+            proc = service.process
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        for service in group:
+            proc = service.process
+            if proc is None:
+                continue
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                log.warning("%s did not stop within %.0fs; killing it", service.name, timeout_s)
+                proc.kill()
+                proc.wait(5)
 
     def _spawn(self, service: Service) -> None:
         service.log_path.parent.mkdir(parents=True, exist_ok=True)

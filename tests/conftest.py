@@ -109,11 +109,15 @@ def fail_on_logged_exceptions(request: pytest.FixtureRequest) -> Iterator[None]:
     """
     collector = _ErrorCollector()
     root = logging.getLogger()
+    # Some libraries reconfigure logging globally (Celery's test worker sets the root level to
+    # ERROR); restore it so a later test's log assertions do not depend on test order.
+    saved_level = root.level
     root.addHandler(collector)
     try:
         yield
     finally:
         root.removeHandler(collector)
+        root.setLevel(saved_level)
     if collector.records and request.node.get_closest_marker("allow_logged_exceptions") is None:
         first = collector.records[0]
         pytest.fail(

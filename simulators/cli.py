@@ -1,0 +1,151 @@
+"""``factory-sim``: run the simulators from a shell.
+
+Subcommands live in the explicit ``SUBCOMMANDS`` registry: adding one (``gateways``, ``demo``)
+is one entry with its argument builder and its runner.
+
+    factory-sim camera --serve 8080                       # live MJPEG until Ctrl-C
+    factory-sim camera --out-dir frames --count 200       # PNGs + labels.jsonl
+    factory-sim camera --video line.avi --count 300       # MJPG .avi + line.avi.labels.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+from simulators.camera_line import CameraLine, CameraLineConfig
+from simulators.demo import add_demo_arguments, run_demo_from_args
+from simulators.fleet import add_fleet_arguments, run_fleet
+from simulators.mjpeg import MjpegConfig, MjpegServer
+from simulators.writers import write_frames, write_video
+
+log = logging.getLogger("simulators.cli")
+
+
+@dataclass(frozen=True)
+class Subcommand:
+    """One ``factory-sim`` subcommand: its help line, how it adds its flags, and what it runs."""
+
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+def _add_camera_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--seed", type=int, default=1, help="line seed: the same seed gives the same frames")
+    parser.add_argument("--fps", type=float, default=10.0, help="frames per second (stream and video)")
+    parser.add_argument("--defect-rate", type=float, default=0.2, help="share of defective parts, 0..1")
+    parser.add_argument("--width", type=int, default=640, help="frame width in pixels")
+    parser.add_argument("--height", type=int, default=480, help="frame height in pixels")
+    parser.add_argument(
+        "--unseen-appearance",
+        action="store_true",
+        help="mesh belt and warm light, never used for training (for honest evaluation)",
+    )
+    parser.add_argument("--start", type=int, default=0, help="index of the first frame")
+    parser.add_argument("--count", type=int, help="frames to write (with --out-dir or --video)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to serve on (with --serve)")
+    target = parser.add_mutually_exclusive_group(required=True)
+    target.add_argument(
+        "--serve", type=int, metavar="PORT", help="serve MJPEG on PORT (0 = any free) until Ctrl-C"
+    )
+    target.add_argument(
+        "--out-dir", type=Path, metavar="DIR", help="write frame_000001.png... and labels.jsonl"
+    )
+    target.add_argument("--video", type=Path, metavar="FILE", help="write an MJPG .avi and FILE.labels.jsonl")
+
+
+def _serve_until_interrupted(server: MjpegServer) -> None:
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = signal.signal(signal.SIGTERM, on_signal)
+    server.start()
+    sys.stdout.write(f"serving {server.url}/stream.mjpg  (frame: /frame.jpg, truth: /truth); Ctrl-C stops\n")
+    sys.stdout.flush()
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run_camera(args: argparse.Namespace) -> int:
+    config = CameraLineConfig(
+        seed=args.seed, width=args.width, height=args.height, defect_rate=args.defect_rate
+    )
+    if args.unseen_appearance:
+        config = config.unseen_appearance()
+    line = CameraLine(config)
+    if args.serve is not None:
+        _serve_until_interrupted(
+            MjpegServer(line, MjpegConfig(host=args.host, port=args.serve, fps=args.fps), args.start)
+        )
+        return 0
+    if args.count is None or args.count < 1:
+        raise ValueError("--count N (>= 1) is required with --out-dir and --video")
+    if args.out_dir is not None:
+        labels = write_frames(line, args.out_dir, args.count, start=args.start)
+    else:
+        labels = write_video(line, args.video, args.count, fps=args.fps, start=args.start)
+    sys.stdout.write(f"wrote {args.count} frames; labels in {labels}\n")
+    return 0
+
+
+SUBCOMMANDS: dict[str, Subcommand] = {
+    "camera": Subcommand(
+        help="a camera at an inspection station: serve MJPEG, or write frames / a video with labels",
+        add_arguments=_add_camera_arguments,
+        run=_run_camera,
+    ),
+    "gateways": Subcommand(
+        help="run N virtual gateways: a simulated camera line + a real edge-agent each",
+        add_arguments=add_fleet_arguments,
+        run=run_fleet,
+    ),
+    "demo": Subcommand(
+        help="the whole platform on one machine: broker, cloud API, ingest and virtual gateways",
+        add_arguments=add_demo_arguments,
+        run=run_demo_from_args,
+    ),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``factory-sim`` parser with one sub-parser per registered subcommand."""
+    parser = argparse.ArgumentParser(prog="factory-sim", description="Factory line simulators.")
+    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, command in SUBCOMMANDS.items():
+        command.add_arguments(sub.add_parser(name, help=command.help, description=command.help))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``factory-sim`` console script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        return SUBCOMMANDS[args.command].run(args)
+    except (ValueError, OSError) as exc:
+        # Bad flags or an unwritable path: one clear line, not a traceback.
+        parser.error(f"{args.command}: {exc}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
