@@ -11,13 +11,17 @@ Latency: batches published at a fixed 5,000 rows/s; for each batch, publish -> a
 from __future__ import annotations
 
 import argparse
+import signal
 import statistics
+import subprocess
+import sys
 import threading
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import psycopg
@@ -25,12 +29,11 @@ import sqlalchemy as sa
 from paho.mqtt.enums import CallbackAPIVersion
 
 from bench.common import report
-from cloud.config import CloudSettings
 from cloud.db import migrate
-from cloud.ingest.worker import IngestWorker
 from protocol.messages import Ack, DefectOutput, ModelRef, ResultBatch, ResultItem, decode, encode
 from protocol.topics import Channel, TopicSpace
 
+BROKER_PORT = 1883  # --broker-port changes it (e.g. a Mosquitto with set_tcp_nodelay)
 ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 MODEL = ModelRef(name="defect-cnn", version="1.0.0", sha256="ab" * 32)
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
@@ -85,7 +88,7 @@ class AckWatcher:
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-{uuid.uuid4().hex[:8]}")
         self.client.max_inflight_messages_set(1000)
         self.client.on_message = self._on_message
-        self.client.connect("127.0.0.1", 1883)
+        self.client.connect("127.0.0.1", BROKER_PORT)
         self.client.loop_start()
         self.client.subscribe(topics.topic(gateway, Channel.ACK), qos=1)
         time.sleep(0.3)
@@ -108,44 +111,62 @@ class AckWatcher:
         self.client.loop_stop()
 
 
+@contextmanager
+def ingest_process(db_url: str, topics: TopicSpace) -> Iterator[None]:
+    """``factory-cloud ingest`` as its own process, as deployed (not sharing this process's GIL)."""
+    argv = [
+        str(Path(sys.executable).parent / "factory-cloud"), "--log-level", "WARNING", "ingest", "--db", db_url,
+        "--broker", f"mqtt://127.0.0.1:{BROKER_PORT}", "--topic-root", topics.root, "--share-group", "",
+        "--ingest-client-id", f"bench-{uuid.uuid4().hex[:6]}",
+    ]  # fmt: skip
+    proc = subprocess.Popen(argv)  # noqa: S603 - our own console script
+    try:
+        # Ready once a warm-up batch is acknowledged (connected, subscribed, DB migrated).
+        warm = make_batches("bench-warmup", uuid.uuid4().hex, 1, 1)[0]
+        watcher = AckWatcher(topics, warm.gateway_id)
+        try:
+            deadline = time.monotonic() + 60
+            while watcher.acked < 1:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError("ingest process did not come up")
+                watcher.client.publish(topics.topic(warm.gateway_id, Channel.RESULTS), encode(warm), qos=1)
+                time.sleep(0.5)
+        finally:
+            watcher.close()
+        yield
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+
+
 def run_ingest(
     db_url: str, batches: list[ResultBatch], rate_rows_s: float | None
 ) -> tuple[float, list[float]]:
     """Publish ``batches`` (paced at ``rate_rows_s`` if given); return (seconds, per-batch latencies)."""
     topics = TopicSpace(f"bench-{uuid.uuid4().hex[:8]}/factory/v1")
     gateway = batches[0].gateway_id
-    settings = CloudSettings(
-        db_url=db_url,
-        topic_root=topics.root,
-        share_group=None,
-        ingest_client_id=f"bench-{uuid.uuid4().hex[:6]}",
-    )
-    worker = IngestWorker(settings).start()
-    watcher = AckWatcher(topics, gateway)
-    try:
-        if not worker.wait_connected(10):
-            raise RuntimeError("ingest worker did not connect")
-        payloads = [encode(b) for b in batches]
-        topic = topics.topic(gateway, Channel.RESULTS)
-        sent: list[tuple[float, int]] = []
-        start = time.perf_counter()
-        for index, (batch, payload) in enumerate(zip(batches, payloads, strict=True)):
-            if rate_rows_s is not None:
-                due = start + sum(len(b.items) for b in batches[:index]) / rate_rows_s
-                time.sleep(max(0.0, due - time.perf_counter()))
-            sent.append((time.perf_counter(), batch.items[-1].seq))
-            watcher.client.publish(topic, payload, qos=1)
-        last = batches[-1].items[-1].seq
-        watcher.wait(last, 300)
-        elapsed = time.perf_counter() - start
-        latencies = []
-        for sent_at, seq in sent:
-            acked_at = next(t for t, acked in watcher.arrivals if acked >= seq)
-            latencies.append((acked_at - sent_at) * 1000)
-        return elapsed, latencies
-    finally:
-        watcher.close()
-        worker.stop()
+    with ingest_process(db_url, topics):
+        watcher = AckWatcher(topics, gateway)
+        try:
+            payloads = [encode(b) for b in batches]
+            topic = topics.topic(gateway, Channel.RESULTS)
+            sent: list[tuple[float, int]] = []
+            start = time.perf_counter()
+            due = start
+            for batch, payload in zip(batches, payloads, strict=True):
+                if rate_rows_s is not None:
+                    time.sleep(max(0.0, due - time.perf_counter()))
+                    due += len(batch.items) / rate_rows_s
+                sent.append((time.perf_counter(), batch.items[-1].seq))
+                watcher.client.publish(topic, payload, qos=1)
+            watcher.wait(batches[-1].items[-1].seq, 300)
+            elapsed = time.perf_counter() - start
+        finally:
+            watcher.close()
+    latencies = [
+        (next(t for t, acked in watcher.arrivals if acked >= seq) - sent_at) * 1000 for sent_at, seq in sent
+    ]
+    return elapsed, latencies
 
 
 COLUMNS = [
@@ -208,7 +229,10 @@ def main() -> None:
     parser.add_argument("--per-batch", type=int, default=200, help="result items per MQTT message")
     parser.add_argument("--rate", type=float, default=5000.0, help="rows/s for the latency run")
     parser.add_argument("--latency-seconds", type=float, default=6.0)
+    parser.add_argument("--broker-port", type=int, default=1883, help="Mosquitto on 127.0.0.1:PORT")
     args = parser.parse_args()
+    global BROKER_PORT  # a benchmark script's one knob
+    BROKER_PORT = args.broker_port
     stream = uuid.uuid4().hex
     batches = make_batches("bench-gw", stream, args.rows, args.per_batch)
     with fresh_database() as url:

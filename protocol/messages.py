@@ -231,6 +231,16 @@ def decode(model: type[M], payload: bytes) -> M:
     """Parse ``payload`` as ``model``; raise WireError with a reason an operator can act on."""
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise WireError(f"payload of {len(payload)} bytes exceeds the {MAX_PAYLOAD_BYTES}-byte limit")
+    # Fast path for the common case: pydantic-core parses and validates in one pass, about twice
+    # as fast as json.loads + validation. Anything it refuses takes the slow path below, which
+    # explains exactly why; a valid message that leans on the schema_version default does too.
+    try:
+        fast = model.model_validate_json(payload)
+    except ValidationError:
+        pass
+    else:
+        if "schema_version" not in model.model_fields or "schema_version" in fast.model_fields_set:
+            return fast
     try:
         raw: Any = json.loads(payload)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
