@@ -46,20 +46,56 @@ class Preprocessing(WireModel):
         return self
 
 
+class TextPreprocessing(WireModel):
+    """How a text (a maintenance note) becomes token ids, for text models."""
+
+    tokenizer: str = Field(description="tokenizers JSON file beside the manifest (listed in ``files``)")
+    max_length: int = Field(ge=1, le=4096, description="Pad or truncate to this many tokens")
+    lowercase: bool = Field(default=False, description="Lower-case the text before tokenizing")
+
+
+class GoldenSample(WireModel):
+    """A known input and the output the model must give for it: the OTA smoke test."""
+
+    input: str = Field(description="File beside the manifest (image, or UTF-8 text for text models)")
+    expected_label: Name
+    expected_scores: dict[str, float] = Field(default_factory=dict, description="Scores to compare")
+    tolerance: float = Field(default=0.02, ge=0, le=1, description="Largest allowed score difference")
+
+
+class Lineage(WireModel):
+    """Where a model version came from."""
+
+    parent_version: VersionStr | None = None
+    data_sha256: Sha256Hex | None = Field(default=None, description="Hash of the training data listing")
+    code_commit: str | None = Field(default=None, max_length=64, description="Source commit of the trainer")
+
+
+Task = Literal["defect", "classification", "parcels", "notes"]
+IMAGE_TASKS: frozenset[str] = frozenset({"defect", "classification", "parcels"})
+TEXT_TASKS: frozenset[str] = frozenset({"notes"})
+
+
 class ModelManifest(WireModel):
     """A model release: artifact identity, I/O contract, preprocessing, labels and metrics."""
 
     schema_version: Literal[1] = SCHEMA_VERSION
     name: Name
     version: VersionStr
-    task: Literal["defect", "classification"]
+    task: Task
     description: str = ""
     artifact: str = Field(min_length=1, description="ONNX file name, relative to the manifest")
     sha256: Sha256Hex
     size_bytes: int = Field(ge=1)
+    files: dict[str, Sha256Hex] = Field(
+        default_factory=dict, description="Other files of the release beside the manifest, with their hashes"
+    )
     inputs: tuple[TensorSpec, ...] = Field(min_length=1)
     outputs: tuple[TensorSpec, ...] = Field(min_length=1)
-    preprocessing: Preprocessing
+    preprocessing: Preprocessing | None = Field(default=None, description="Image tasks: frame -> tensor")
+    text: TextPreprocessing | None = Field(default=None, description="Text tasks: note -> token ids")
+    golden: GoldenSample | None = None
+    lineage: Lineage | None = None
     labels: tuple[Name, ...] = Field(min_length=1)
     good_label: Name | None = Field(default=None, description="The label that means 'no defect'")
     thresholds: dict[Name, float] = Field(default_factory=dict)
@@ -76,6 +112,15 @@ class ModelManifest(WireModel):
             raise ValueError(f"good_label {self.good_label!r} is not one of labels {list(self.labels)}")
         if self.task == "defect" and self.good_label is None:
             raise ValueError("a defect model must name its good_label")
+        if self.task in IMAGE_TASKS and self.preprocessing is None:
+            raise ValueError(f"a {self.task} model needs image 'preprocessing'")
+        if self.task in TEXT_TASKS and self.text is None:
+            raise ValueError(f"a {self.task} model needs 'text' preprocessing")
+        for name in [*self.files, *([self.golden.input] if self.golden else [])]:
+            if "/" in name or "\\" in name or name.startswith("."):
+                raise ValueError(f"file {name!r} must be a plain file name beside the manifest")
+        if self.text is not None and self.text.tokenizer not in self.files:
+            raise ValueError(f"text.tokenizer {self.text.tokenizer!r} must be listed in files")
         return self
 
 
@@ -114,6 +159,12 @@ def load_manifest(path: Path, verify_artifact: bool = True) -> ModelManifest:
         actual = sha256_file(artifact)
         if actual != manifest.sha256:
             raise ManifestError(f"{artifact}: sha256 {actual} does not match manifest {manifest.sha256}")
+        for name, expected in manifest.files.items():
+            extra = path.parent / name
+            if not extra.is_file():
+                raise ManifestError(f"{path}: file {extra} not found")
+            if sha256_file(extra) != expected:
+                raise ManifestError(f"{extra}: sha256 does not match the manifest")
     return manifest
 
 

@@ -15,7 +15,7 @@ import onnxruntime as ort
 from edge_agent.frames import Frame
 from edge_agent.runtime.preprocess import Tensor, to_tensor
 from edge_agent.runtime.tasks import TASKS, Array, Output, PostProcess
-from protocol.manifest import ModelManifest, TensorSpec, artifact_path, load_manifest
+from protocol.manifest import ModelManifest, Preprocessing, TensorSpec, artifact_path, load_manifest
 from protocol.messages import LoadedModel, ModelRef, utcnow
 
 log = logging.getLogger(__name__)
@@ -74,6 +74,11 @@ class ModelRunner:
             raise ModelLoadError(
                 f"{where}: no post-processing for task {m.task!r}; known: {sorted(TASKS)}"
             ) from None
+        if m.preprocessing is None:
+            raise ModelLoadError(
+                f"{where}: task {m.task!r} has no image preprocessing; this runtime runs image models"
+            )
+        self.preprocessing: Preprocessing = m.preprocessing
         if len(m.inputs) != 1:
             raise ModelLoadError(
                 f"{where}: exactly one (image) input is supported, manifest has {len(m.inputs)}"
@@ -106,7 +111,7 @@ class ModelRunner:
         )
 
     def _check_image_input(self, where: str, spec: TensorSpec) -> None:
-        pre = self.manifest.preprocessing
+        pre = self.preprocessing
         channels = 1 if pre.color == "gray" else 3
         width, height = pre.resize
         expected = (channels, height, width) if pre.layout == "NCHW" else (height, width, channels)
@@ -142,9 +147,7 @@ class ModelRunner:
 
     def pre_process(self, frames: Sequence[Frame]) -> Tensor:
         """Frames -> one input tensor."""
-        return to_tensor(
-            [f.image for f in frames], self.manifest.preprocessing, self.manifest.inputs[0].dtype
-        )
+        return to_tensor([f.image for f in frames], self.preprocessing, self.manifest.inputs[0].dtype)
 
     def forward(self, tensor: Tensor) -> list[Array]:
         """Run the ONNX session."""
@@ -169,6 +172,6 @@ class ModelRunner:
 
 def warm_up(runner: ModelRunner) -> None:
     """Run one black frame through the model so the first real frame does not pay for allocation."""
-    width, height = runner.manifest.preprocessing.resize
+    width, height = runner.preprocessing.resize
     image = np.zeros((height, width, 3), dtype=np.uint8)
     runner.infer([Frame("warm-up", "warm-up", utcnow(), image)])

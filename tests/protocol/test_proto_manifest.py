@@ -118,3 +118,38 @@ def test_manifest_round_trips(name: str, version: str) -> None:
         created_at=datetime.now(UTC),
     )
     assert ModelManifest.model_validate_json(manifest.model_dump_json()) == manifest
+
+
+def test_text_model_needs_text_preprocessing_and_listed_tokenizer(tmp_path: Path, artifact: Path) -> None:
+    data = _manifest_dict(artifact) | {"task": "notes", "good_label": None, "preprocessing": None}
+    with pytest.raises(ManifestError, match="needs 'text' preprocessing"):
+        load_manifest(_write(tmp_path, data))
+    data["text"] = {"tokenizer": "tokenizer.json", "max_length": 64}
+    with pytest.raises(ManifestError, match="must be listed in files"):
+        load_manifest(_write(tmp_path, data))
+
+
+def test_extra_files_are_verified_like_the_artifact(tmp_path: Path, artifact: Path) -> None:
+    tokenizer = tmp_path / "tokenizer.json"
+    tokenizer.write_text("{}")
+    data = _manifest_dict(artifact) | {
+        "task": "notes",
+        "good_label": None,
+        "preprocessing": None,
+        "text": {"tokenizer": "tokenizer.json", "max_length": 64},
+        "files": {"tokenizer.json": sha256_file(tokenizer)},
+    }
+    path = _write(tmp_path, data)
+    assert load_manifest(path).text is not None
+    tokenizer.write_text('{"tampered": true}')
+    with pytest.raises(ManifestError, match="tokenizer.json: sha256 does not match"):
+        load_manifest(path)
+    tokenizer.unlink()
+    with pytest.raises(ManifestError, match="not found"):
+        load_manifest(path)
+
+
+def test_image_model_needs_image_preprocessing(tmp_path: Path, artifact: Path) -> None:
+    data = _manifest_dict(artifact) | {"preprocessing": None}
+    with pytest.raises(ManifestError, match="needs image 'preprocessing'"):
+        load_manifest(_write(tmp_path, data))

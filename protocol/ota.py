@@ -1,0 +1,82 @@
+"""Over-the-air model delivery on the wire: desired state (cloud -> gateway, retained) and
+reported state (gateway -> cloud, retained), the device-shadow pattern. A gateway that was offline
+converges when it returns, because the latest desired state waits for it on the broker.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import AwareDatetime, Field
+
+from protocol.manifest import ModelManifest
+from protocol.messages import SCHEMA_VERSION, GatewayId, ModelRef, Name, WireModel
+from protocol.signing import ManifestSignature
+
+
+class ModelOffer(WireModel):
+    """One slot's target: the signed manifest itself and where to download its files."""
+
+    manifest: ModelManifest
+    signature: ManifestSignature
+    artifact_url: str = Field(min_length=1, description="HTTP(S) URL of the ONNX artifact")
+    file_urls: dict[str, str] = Field(default_factory=dict, description="URL of each manifest.files entry")
+    allow_downgrade: bool = Field(
+        default=False, description="Explicit rollback: accept a version older than the installed one"
+    )
+
+
+class DesiredState(WireModel):
+    """Which model each slot of one gateway should run. ``revision`` only ever grows."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    gateway_id: GatewayId
+    revision: int = Field(ge=1)
+    rollout_id: str | None = Field(default=None, max_length=64)
+    slots: dict[Name, ModelOffer]
+    issued_at: AwareDatetime
+
+
+Phase = Literal[
+    "idle",
+    "downloading",
+    "verifying",
+    "smoke_testing",
+    "swapping",
+    "health_window",
+    "committed",
+    "rolled_back",
+    "failed",
+]
+
+
+class SlotHealth(WireModel):
+    """What a slot's model did lately: the rollout engine's health gates read this."""
+
+    inferences: int = Field(ge=0)
+    errors: int = Field(ge=0)
+    p95_latency_ms: float | None = Field(default=None, ge=0)
+    defect_rate: float | None = Field(default=None, ge=0, le=1)
+    mean_confidence: float | None = Field(default=None, ge=0, le=1)
+
+
+class SlotReport(WireModel):
+    """One slot as it is now."""
+
+    active: ModelRef | None
+    previous: ModelRef | None = None
+    phase: Phase
+    target: ModelRef | None = Field(default=None, description="The version being installed, if any")
+    error: str | None = Field(default=None, max_length=2000)
+    health: SlotHealth | None = None
+
+
+class ReportedState(WireModel):
+    """What a gateway actually runs, and how far it got with the latest desired revision."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    gateway_id: GatewayId
+    desired_revision: int = Field(ge=0, description="The last desired revision the gateway acted on")
+    rollout_id: str | None = Field(default=None, max_length=64)
+    slots: dict[Name, SlotReport]
+    timestamp: AwareDatetime
