@@ -16,7 +16,7 @@ from edge_agent.metrics import Health, HealthServer, Metrics
 from edge_agent.outbox import Outbox, ShedReport
 from edge_agent.pipeline import InferenceWorker
 from edge_agent.publisher import Publisher
-from edge_agent.runtime import ModelRunner, warm_up
+from edge_agent.runtime import Runner, build_runner
 from edge_agent.sources import Source, build_source
 from edge_agent.telemetry import TelemetryLoop
 from protocol.messages import Ack, Event, GatewayState, encode, utcnow
@@ -55,7 +55,7 @@ class Agent:
         self.metrics = Metrics()
         self._stop = threading.Event()
         self.session = 0
-        self.runners: list[ModelRunner] = []
+        self.runners: list[Runner] = []
         self.workers: list[InferenceWorker] = []
         self.sources: list[Source] = []
         self._routes: dict[str, list[FrameQueue]] = {}
@@ -75,9 +75,9 @@ class Agent:
         """Load models, open the outbox, connect, and start every thread. Raises before starting on bad models."""
         cfg = self.config
         cfg.state_dir.mkdir(parents=True, exist_ok=True)
-        self.runners = [ModelRunner(m.manifest, m.slot, cfg.runtime.threads) for m in cfg.models]
+        self.runners = [build_runner(m.manifest, m.slot, cfg.runtime.threads) for m in cfg.models]
         for runner in self.runners:
-            warm_up(runner)
+            runner.warm_up()
         self.session = next_session(cfg.state_dir)
         self.outbox = Outbox(cfg.state_dir / "outbox.db", cfg.outbox.max_bytes, on_shed=self._on_shed)
         self.link = MqttLink(

@@ -17,12 +17,14 @@ Image = npt.NDArray[np.uint8]
 
 @dataclass(frozen=True, slots=True)
 class Frame:
-    """One captured image: who captured it, its reference, when (aware UTC), and the BGR pixels."""
+    """One captured input: who captured it, its reference, when (aware UTC), and the BGR pixels,
+    or the text for text sources (then ``image`` is an empty array)."""
 
     source: str
     ref: str
     captured_at: datetime
     image: Image
+    text: str | None = None
 
 
 class DropPolicy(StrEnum):

@@ -9,7 +9,7 @@ import uuid
 from edge_agent.frames import FrameQueue
 from edge_agent.metrics import Metrics
 from edge_agent.outbox import Outbox, ResultDraft
-from edge_agent.runtime import ModelRunner, Prediction
+from edge_agent.runtime import Prediction, Runner
 from protocol.messages import utcnow
 
 log = logging.getLogger(__name__)
@@ -23,7 +23,7 @@ class InferenceWorker:
 
     def __init__(
         self,
-        runner: ModelRunner,
+        runner: Runner,
         queue: FrameQueue,
         outbox: Outbox,
         metrics: Metrics,
@@ -78,6 +78,8 @@ class InferenceWorker:
                 )
 
     def _record(self, predictions: list[Prediction]) -> None:
+        if not predictions:
+            return  # e.g. a parcel tracker that counted nothing in these frames
         slot = self.runner.slot
         self._metrics.inference(slot, len(predictions), predictions[0].latency_ms / 1000.0)
         if len(self.batch_sizes) < 10_000:

@@ -116,7 +116,37 @@ class ClassificationOutput(WireModel):
     scores: dict[Name, float] = Field(default_factory=dict)
 
 
-TaskOutput = Annotated[DefectOutput | ClassificationOutput, Field(discriminator="kind")]
+class ParcelOutput(WireModel):
+    """One parcel counted as it crossed the counting line of a parcel line."""
+
+    kind: Literal["parcel"] = "parcel"
+    label: Name = Field(description="Routing decision: the sort lane, or 'reject'")
+    score: float = Field(ge=0.0, le=1.0, description="Detector confidence")
+    track_id: int = Field(ge=0)
+    box: Box | None = Field(default=None, description="Axis-aligned bounds in the frame")
+    angle_deg: float | None = Field(default=None, description="Rotation of the oriented box")
+    length_mm: float | None = Field(default=None, ge=0)
+    width_mm: float | None = Field(default=None, ge=0)
+    barcode: str | None = Field(default=None, max_length=256)
+    symbology: str | None = Field(default=None, max_length=32)
+    damaged: bool = False
+
+
+class NotesOutput(WireModel):
+    """Triage of one maintenance / operator note."""
+
+    kind: Literal["notes"] = "notes"
+    label: Name = Field(description="The category (same as ``category``), for uniform querying")
+    score: float = Field(ge=0.0, le=1.0, description="Confidence of the category")
+    category: Name
+    urgency: Name
+    urgency_score: float = Field(ge=0.0, le=1.0)
+    scores: dict[Name, float] = Field(default_factory=dict)
+
+
+TaskOutput = Annotated[
+    DefectOutput | ClassificationOutput | ParcelOutput | NotesOutput, Field(discriminator="kind")
+]
 
 
 class ResultItem(WireModel):

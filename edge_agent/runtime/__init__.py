@@ -1,6 +1,16 @@
-"""The inference runtime: ONNX models configured from their manifests, task post-processing plug-ins."""
+"""The inference runtime: ONNX models configured from their manifests, task plug-ins."""
 
 from edge_agent.runtime.model import ModelLoadError, ModelRunner, Prediction, warm_up
+from edge_agent.runtime.registry import RUNNERS, Runner, build_runner
 from edge_agent.runtime.tasks import TASKS
 
-__all__ = ["TASKS", "ModelLoadError", "ModelRunner", "Prediction", "warm_up"]
+__all__ = [
+    "RUNNERS",
+    "TASKS",
+    "ModelLoadError",
+    "ModelRunner",
+    "Prediction",
+    "Runner",
+    "build_runner",
+    "warm_up",
+]

@@ -158,6 +158,10 @@ class ModelRunner:
         """Raw outputs -> task outputs (one per frame)."""
         return self.post_process_fn(outputs, self.manifest, batch)
 
+    def warm_up(self) -> None:
+        """Run one black frame so the first real frame does not pay for allocation."""
+        warm_up(self)
+
     def infer(self, frames: Sequence[Frame]) -> list[Prediction]:
         """Run the whole pipeline on up to one batch; a fixed-batch model runs frame by frame."""
         if not frames:
