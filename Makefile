@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[edge,cloud,dev]'
+	$(BIN)/python -m pip install --quiet -e '.[edge,cloud,sim,train,dev]'
 	@touch $(STAMP)
 
 demo: $(STAMP)
@@ -30,7 +30,6 @@ bench: $(STAMP)
 
 # Retrains the bundled first defect model from simulator images (CPU, a few minutes).
 train-defect: $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[train]'
 	$(BIN)/python -m domain_models.defect.train --out domain_models/defect/artifacts
 
 clean:
