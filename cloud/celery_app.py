@@ -9,19 +9,25 @@ from __future__ import annotations
 
 import os
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 from celery import Celery
 
 from cloud.config import CloudSettings
-from cloud.tasks import RETENTION_TASK, register_tasks
+from cloud.tasks import RETENTION_TASK, ROLLOUT_TICK_TASK, register_tasks
 
 RETENTION_EVERY_S = 24 * 3600.0
 
 
 def create_celery(settings: CloudSettings) -> Any:
     """A Celery app for ``settings`` with the cloud's tasks and schedule registered."""
-    app = Celery("factory_cloud", broker=settings.celery_broker_url, backend=settings.celery_result_backend)
+    broker_url = settings.celery_broker_url
+    if broker_url.startswith("filesystem://"):
+        from cloud.celery_fs import register
+
+        broker_url = register() + broker_url.removeprefix("filesystem")
+    app = Celery("factory_cloud", broker=broker_url, backend=settings.celery_result_backend)
     app.conf.update(
         # JSON only: no pickle on any wire.
         task_serializer="json",
@@ -32,8 +38,29 @@ def create_celery(settings: CloudSettings) -> Any:
         broker_connection_retry_on_startup=True,
         task_acks_late=True,
         worker_hijack_root_logger=False,
-        beat_schedule={"retention-daily": {"task": RETENTION_TASK, "schedule": RETENTION_EVERY_S}},
+        beat_schedule={
+            "retention-daily": {"task": RETENTION_TASK, "schedule": RETENTION_EVERY_S},
+            "rollouts": {"task": ROLLOUT_TICK_TASK, "schedule": settings.rollout_tick_s},
+        },
     )
+    if settings.celery_broker_url.startswith("filesystem://"):
+        # kombu's filesystem transport (made atomic by cloud.celery_fs): one folder the producers
+        # and the worker share. Chosen over the SQLAlchemy transport, which relies on a loader
+        # strategy SQLAlchemy 2.1 deprecates.
+        folder = Path(settings.celery_queue_dir)
+        (folder / "processed").mkdir(parents=True, exist_ok=True)
+        (folder / "control").mkdir(parents=True, exist_ok=True)
+        # Beat's schedule file lives with the queue, not in whatever folder the worker started in.
+        app.conf.beat_schedule_filename = str(folder / "celerybeat-schedule")
+        app.conf.broker_transport_options = {
+            "data_folder_in": str(folder),
+            "data_folder_out": str(folder),
+            "processed_folder": str(folder / "processed"),
+            # Broadcast (control) messages too, or kombu writes them to ./control of the cwd.
+            "control_folder": str(folder / "control"),
+            "store_processed": False,
+            "polling_interval": 0.5,
+        }
     # Called by whoever runs the worker once it has stopped (factory-cloud worker, tests).
     app.dispose_engines = register_tasks(app, settings)
     return app

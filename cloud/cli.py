@@ -27,6 +27,7 @@ ENV_PREFIX = "FACTORY_"
 ALIASES = {"db_url": ["--db"], "broker_url": ["--broker"], "api_host": ["--host"], "api_port": ["--port"]}
 # Secrets are accepted from the environment only: a flag would show in `ps` and shell history.
 ENV_ONLY = {"broker_password"}
+LIST_FIELDS = {"trusted_keys"}
 
 
 def env_name(field: str) -> str:
@@ -44,14 +45,16 @@ def settings_from_environment(
         if flag is not None:
             values[field] = flag
         elif env_name(field) in environ:
-            values[field] = environ[env_name(field)]
+            raw = environ[env_name(field)]
+            # List settings (trusted_keys) are comma-separated in the environment.
+            values[field] = [v for v in raw.split(",") if v] if field in LIST_FIELDS else raw
     return CloudSettings.model_validate(values)
 
 
 def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("settings (flag > FACTORY_<NAME> environment variable > default)")
     for field, info in CloudSettings.model_fields.items():
-        if field in ENV_ONLY:
+        if field in ENV_ONLY or field in LIST_FIELDS:
             continue
         names = [*ALIASES.get(field, []), "--" + field.replace("_", "-")]
         help_text = f"{info.description} [env {env_name(field)}; default {info.default!r}]"
@@ -80,6 +83,20 @@ def build_parser() -> argparse.ArgumentParser:
                 "--beat", action="store_true", help="also run the periodic scheduler (one worker only)"
             )
             sub.add_argument("--concurrency", type=int, default=1, help="worker processes")
+    users = commands.add_parser("users", help="manage users").add_subparsers(dest="action", required=True)
+    user_create = users.add_parser(
+        "create", help="create a user (password from FACTORY_NEW_PASSWORD or a prompt)"
+    )
+    _add_settings_flags(user_create)
+    user_create.add_argument("username")
+    user_create.add_argument("--role", required=True, choices=["viewer", "operator", "admin"])
+    tokens = commands.add_parser("tokens", help="manage API tokens").add_subparsers(
+        dest="action", required=True
+    )
+    token_create = tokens.add_parser("create", help="mint an API token and print it once")
+    _add_settings_flags(token_create)
+    token_create.add_argument("--role", required=True, choices=["viewer", "operator", "admin"])
+    token_create.add_argument("--name", default="cli", help="what the token is for (shown in the audit log)")
     broker = commands.add_parser("broker", help="run the embedded MQTT broker (demo profile: insecure)")
     broker.add_argument("--host", default="127.0.0.1", help="address to listen on")
     broker.add_argument("--port", type=int, default=1883, help="TCP port (0 = any free port)")
@@ -109,6 +126,10 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
 
             migrate(settings.db_url, wait_s=settings.db_wait_s)
             return 0
+        if args.command in ("users", "tokens"):
+            from cloud.access_cli import run_access_command
+
+            return run_access_command(args, settings, env)
         if args.command == "api":
             return _run_api(settings)
         if args.command == "ingest":

@@ -95,8 +95,30 @@ class CloudSettings(BaseModel):
         True, description="Wait for the database and apply migrations when the API or ingest starts"
     )
     celery_broker_url: str = Field("redis://127.0.0.1:6379/0", description="Celery broker URL")
+    celery_queue_dir: str = Field(
+        "var/celery-queue",
+        description="Folder of the queue when celery_broker_url is filesystem:// (the embedded demo: "
+        "a real worker and beat with no Redis)",
+    )
     celery_result_backend: str | None = Field(None, description="Celery result backend URL; none when unset")
     retention_days: int = Field(90, ge=1, description="Results and dead letters older than this are deleted")
+    artifact_store: Literal["local", "s3"] = Field(
+        "local", description="Where model artifacts live: a local folder or an S3-compatible bucket"
+    )
+    artifact_dir: str = Field("var/artifacts", description="Folder of the local artifact store")
+    s3_bucket: str | None = Field(None, description="Bucket of the S3 artifact store")
+    s3_endpoint_url: str | None = Field(None, description="S3-compatible endpoint (MinIO...); AWS when unset")
+    s3_prefix: str = Field("artifacts/", description="Key prefix of artifacts in the bucket")
+    public_url: str = Field(
+        "http://127.0.0.1:8000",
+        description="Base URL gateways reach the API at; artifact URLs in desired states start with it",
+    )
+    trusted_keys: list[str] = Field(
+        default_factory=list,
+        description="Public key PEM files the registry checks uploads against, to warn early "
+        "(gateways enforce their own trust store; the cloud holds no private key)",
+    )
+    rollout_tick_s: float = Field(5.0, gt=0, description="How often Celery beat advances rollouts, seconds")
 
     @field_validator("broker_url")
     @classmethod

@@ -11,9 +11,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from cloud.config import CloudSettings
 from cloud.db.engine import make_engine, make_sessionmaker
+from cloud.ota.desired import MqttDesiredPublisher
+from cloud.ota.ticks import tick_all
 from cloud.retention import purge_older_than
 
 RETENTION_TASK = "cloud.retention"
+ROLLOUT_TICK_TASK = "cloud.rollouts.tick"
 
 
 class _LazySessions:
@@ -55,4 +58,44 @@ def register_tasks(app: Any, settings: CloudSettings) -> Callable[[], None]:
         """Delete data older than ``days`` (default: the configured retention)."""
         return purge_older_than(sessions.get(), days or settings.retention_days).as_dict()
 
-    return sessions.dispose
+    publisher = _LazyPublisher(settings)
+
+    @app.task(  # type: ignore[untyped-decorator]
+        name=ROLLOUT_TICK_TASK,
+        shared=False,
+        autoretry_for=(OperationalError,),
+        retry_backoff=True,
+        max_retries=3,
+        # A tick that waited behind slower ones is stale: the next beat brings a fresh one.
+        expires=60,
+    )
+    def rollout_tick() -> int:
+        """Advance every running rollout one step."""
+        return tick_all(sessions.get(), settings, publisher.get())
+
+    def dispose() -> None:
+        sessions.dispose()
+        publisher.close()
+
+    return dispose
+
+
+class _LazyPublisher:
+    """One MQTT desired-state publisher per worker process, made on first use (after the fork)."""
+
+    def __init__(self, settings: CloudSettings) -> None:
+        self._settings = settings
+        self._lock = threading.Lock()
+        self._publisher: MqttDesiredPublisher | None = None
+
+    def get(self) -> MqttDesiredPublisher:
+        with self._lock:
+            if self._publisher is None:
+                self._publisher = MqttDesiredPublisher(self._settings)
+            return self._publisher
+
+    def close(self) -> None:
+        with self._lock:
+            if self._publisher is not None:
+                self._publisher.close()
+                self._publisher = None

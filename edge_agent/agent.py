@@ -13,12 +13,14 @@ from edge_agent.config import AgentConfig
 from edge_agent.frames import DropPolicy, Frame, FrameQueue
 from edge_agent.link import MqttLink
 from edge_agent.metrics import Health, HealthServer, Metrics
+from edge_agent.ota import OtaClient, SlotStore, boot_manifest
 from edge_agent.outbox import Outbox, ShedReport
 from edge_agent.pipeline import InferenceWorker
 from edge_agent.publisher import Publisher
-from edge_agent.runtime import Runner, build_runner
+from edge_agent.runtime import ModelLoadError, Runner, build_runner
 from edge_agent.sources import Source, build_source
 from edge_agent.telemetry import TelemetryLoop
+from protocol.manifest import ManifestError
 from protocol.messages import Ack, Event, GatewayState, encode, utcnow
 from protocol.topics import Channel, TopicSpace
 
@@ -65,6 +67,8 @@ class Agent:
         self.publisher: Publisher
         self.http: HealthServer
         self.telemetry: TelemetryLoop
+        self.ota: OtaClient | None = None
+        self._boot_errors: dict[str, str] = {}
 
     @property
     def http_port(self) -> int:
@@ -75,7 +79,7 @@ class Agent:
         """Load models, open the outbox, connect, and start every thread. Raises before starting on bad models."""
         cfg = self.config
         cfg.state_dir.mkdir(parents=True, exist_ok=True)
-        self.runners = [build_runner(m.manifest, m.slot, cfg.runtime.threads) for m in cfg.models]
+        self.runners = [self._load_slot(m.slot, m.manifest) for m in cfg.models]
         for runner in self.runners:
             runner.warm_up()
         self.session = next_session(cfg.state_dir)
@@ -87,6 +91,7 @@ class Agent:
             birth=lambda: self._state(True),
             death=self._state(False),
             on_ack=self._on_ack,
+            on_desired=self._on_desired if cfg.ota.enabled else None,
         )
         self.metrics.outbox_depth.set_function(lambda: self.outbox.stats()[0])
         self.metrics.outbox_bytes.set_function(lambda: self.outbox.stats()[1])
@@ -127,6 +132,18 @@ class Agent:
             self.outbox.close()
             raise RuntimeError(f"http: cannot listen on {cfg.http.host}:{cfg.http.port}: {exc}") from exc
         self.telemetry = TelemetryLoop(self, cfg.telemetry_interval_s, self._stop)
+        if cfg.ota.enabled:
+            self.ota = OtaClient(
+                cfg,
+                self.link,
+                self.topics,
+                {w.runner.slot: w for w in self.workers},
+                {m.slot: m.manifest for m in cfg.models},
+                self._on_swap,
+                self._stop,
+                self._boot_errors,
+            )
+            self.ota.start()
         self.http.start()
         self.link.start()
         self.publisher.start()
@@ -145,6 +162,32 @@ class Agent:
             len(self.sources),
         )
 
+    def _load_slot(self, slot: str, factory: Path) -> Runner:
+        """The slot's model at start: the OTA pointer's release if there is one, else the config's."""
+        store = SlotStore(self.config.models_dir, slot)
+        manifest, rolled_back = boot_manifest(store, factory)
+        if rolled_back:
+            log.warning("slot %s: %s", slot, rolled_back)
+            self._boot_errors[slot] = rolled_back
+        try:
+            return build_runner(manifest, slot, self.config.runtime.threads)
+        except (ModelLoadError, ManifestError) as exc:
+            if manifest == factory:
+                raise
+            # Should not happen (releases are verified before the pointer names them); a gateway
+            # with a working factory model beats a gateway that does not start.
+            log.error("slot %s: installed release unusable (%s); starting the factory model", slot, exc)
+            self._boot_errors[slot] = f"installed release unusable at start: {exc}"
+            return build_runner(factory, slot, self.config.runtime.threads)
+
+    def _on_desired(self, payload: bytes) -> None:
+        if self.ota is not None:
+            self.ota.on_desired(payload)
+
+    def _on_swap(self) -> None:
+        self.runners = [w.runner for w in self.workers]
+        self.link.republish_birth()
+
     def _dispatch(self, frame: Frame, policy: DropPolicy) -> None:
         self.metrics.frame_in(frame.source)
         for queue in self._routes.get(frame.source, []):
@@ -157,7 +200,9 @@ class Agent:
             session=self.session,
             agent_version=__version__,
             line=self.config.line,
-            models=tuple(r.loaded for r in self.runners),
+            models=tuple(w.runner.loaded for w in self.workers)
+            if self.workers
+            else tuple(r.loaded for r in self.runners),
             timestamp=utcnow(),
         )
 
@@ -227,6 +272,8 @@ class Agent:
             if not worker.join(JOIN_TIMEOUT_S):
                 log.warning("inference worker %s did not stop in time", worker.runner.slot)
         self.telemetry.join(JOIN_TIMEOUT_S)
+        if self.ota is not None and not self.ota.join(JOIN_TIMEOUT_S):
+            log.warning("OTA thread did not stop in time")
         self.publisher.stop()
         self.link.stop(self._state(False))
         self.http.stop()

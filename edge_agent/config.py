@@ -161,8 +161,27 @@ class FolderSourceConfig(_Model):
         return _resolve(value, info)
 
 
-SourceConfig = Annotated[CameraSourceConfig | FolderSourceConfig, Field(discriminator="type")]
-SOURCE_TYPE_KEYS = ("camera", "folder")
+class NotesSourceConfig(_Model):
+    """Text notes dropped in a folder: one note per ``.txt`` file, or one JSON note per ``.jsonl`` line."""
+
+    type: Literal["notes"] = Field(description="Source plug-in key")
+    name: Name = Field(description="Source name, reported with every result")
+    path: Path = Field(description="Folder the notes are written to")
+    pattern: str = Field(default="*.txt", min_length=1, description="Glob of note files (.txt or .jsonl)")
+    watch: bool = Field(default=False, description="Keep polling for new files and appended lines")
+    poll_s: float = Field(default=1.0, gt=0, description="Seconds between folder scans when watching")
+    max_chars: int = Field(default=4000, ge=1, description="Longer notes are cut to this many characters")
+
+    @field_validator("path")
+    @classmethod
+    def _resolve_path(cls, value: Path, info: ValidationInfo) -> Path:
+        return _resolve(value, info)
+
+
+SourceConfig = Annotated[
+    CameraSourceConfig | FolderSourceConfig | NotesSourceConfig, Field(discriminator="type")
+]
+SOURCE_TYPE_KEYS = ("camera", "folder", "notes")
 
 
 class ModelSlotConfig(_Model):
@@ -206,6 +225,80 @@ class HttpConfig(_Model):
     port: int = Field(default=9100, ge=0, le=65535, description="Port; 0 picks a free one (logged)")
 
 
+# Points where the OTA thread can be held for a kill -9 test (swapping = release renamed, pointer not yet).
+OtaStep = Literal[
+    "downloading", "verifying", "smoke_testing", "swapping", "health_window", "committing", "committed"
+]
+
+
+class OtaConfig(_Model):
+    """Over-the-air model updates: trust, download limits and the health gates of a new model."""
+
+    enabled: bool = Field(default=False, description="Follow the desired state published by the cloud")
+    models_dir: Path | None = Field(
+        default=None, description="Release directories and slot pointers; default <state_dir>/models"
+    )
+    trusted_keys: list[Path] = Field(
+        default_factory=list, description="PEM Ed25519 public keys whose signatures are accepted"
+    )
+    revoked_keys: list[str] = Field(
+        default_factory=list, description="Key ids (16 hex) refused even if listed in trusted_keys"
+    )
+    download_timeout_s: float = Field(
+        default=300.0, gt=0, description="Whole download of one file, retries included"
+    )
+    download_retries: int = Field(
+        default=5, ge=0, le=100, description="Resumed attempts after a cut connection"
+    )
+    health_window_s: float = Field(default=300.0, gt=0, description="Longest health window after a swap")
+    health_window_inferences: int = Field(
+        default=500,
+        ge=0,
+        description="End the health window early after this many inferences (0 = time only)",
+    )
+    max_error_rate: float = Field(default=0.05, ge=0, le=1, description="Failed inferences / all, at most")
+    max_p95_latency_ms: float = Field(default=1000.0, gt=0, description="p95 inference latency at most")
+    max_defect_rate_shift: float = Field(
+        default=0.2, ge=0, le=1, description="Largest change of the defect rate vs the previous version"
+    )
+    max_confidence_shift: float = Field(
+        default=0.2, ge=0, le=1, description="Largest change of the mean confidence vs the previous version"
+    )
+    report_interval_s: float = Field(
+        default=30.0, gt=0, description="Re-publish the reported state with fresh health this often"
+    )
+    min_baseline_inferences: int = Field(
+        default=20, ge=1, description="Previous-version inferences needed before shifts are judged"
+    )
+    test_pause_at: OtaStep | None = Field(
+        default=None, description="Testing only: stop the OTA thread at this step (kill -9 tests)"
+    )
+
+    @field_validator("models_dir")
+    @classmethod
+    def _resolve_models(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        return None if value is None else _resolve(value, info)
+
+    @field_validator("trusted_keys")
+    @classmethod
+    def _resolve_keys(cls, value: list[Path], info: ValidationInfo) -> list[Path]:
+        return [_resolve(p, info) for p in value]
+
+    @field_validator("revoked_keys")
+    @classmethod
+    def _key_ids(cls, value: list[str]) -> list[str]:
+        bad = [k for k in value if len(k) != 16 or any(c not in "0123456789abcdef" for c in k)]
+        if bad:
+            raise ValueError(f"revoked key ids must be 16 lower-case hex characters, got {bad}")
+        return value
+
+    @model_validator(mode="after")
+    def _keys_when_enabled(self) -> OtaConfig:
+        if self.enabled and not self.trusted_keys:
+            raise ValueError("trusted_keys: at least one public key is needed when OTA is enabled")
+        return self
+
+
 class AgentConfig(_Model):
     """The whole agent configuration."""
 
@@ -221,6 +314,7 @@ class AgentConfig(_Model):
     outbox: OutboxConfig = Field(default_factory=OutboxConfig, description="Durable outbox")
     http: HttpConfig = Field(default_factory=HttpConfig, description="Health/metrics HTTP endpoint")
     telemetry_interval_s: float = Field(default=10.0, gt=0, description="Seconds between telemetry messages")
+    ota: OtaConfig = Field(default_factory=OtaConfig, description="Over-the-air model updates")
 
     @field_validator("state_dir")
     @classmethod
@@ -247,6 +341,11 @@ class AgentConfig(_Model):
             if unknown:
                 raise ValueError(f"models.{i}.sources: unknown source(s) {unknown}; defined: {names}")
         return self
+
+    @property
+    def models_dir(self) -> Path:
+        """Where OTA keeps release directories and slot pointers."""
+        return self.ota.models_dir or self.state_dir / "models"
 
     def slot_sources(self, model: ModelSlotConfig) -> list[str]:
         """The source names feeding ``model`` (all sources when it lists none)."""

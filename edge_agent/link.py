@@ -33,6 +33,7 @@ class MqttLink:
         death: GatewayState,
         on_ack: Callable[[Ack], None],
         on_connection: Callable[[bool], None] | None = None,
+        on_desired: Callable[[bytes], None] | None = None,
     ) -> None:
         self.config = config
         self.gateway_id = gateway_id
@@ -40,8 +41,10 @@ class MqttLink:
         self._death = death
         self._on_ack = on_ack
         self._on_connection = on_connection
+        self._on_desired = on_desired
         self.state_topic = topics.topic(gateway_id, Channel.STATE)
         self.ack_topic = topics.topic(gateway_id, Channel.ACK)
+        self.desired_topic = topics.topic(gateway_id, Channel.DESIRED)
         self._connected = threading.Event()
         self._lock = threading.Lock()
         self.epoch = 0  # bumps on every successful (re)connect, so the publisher knows to rewind
@@ -151,6 +154,8 @@ class MqttLink:
                 log.warning("mqtt: connection refused: %s; retrying", reason_code)
             return
         client.subscribe(self.ack_topic, qos=1)  # resubscribed on every connect: the session is clean
+        if self._on_desired is not None:
+            client.subscribe(self.desired_topic, qos=1)  # retained: the broker re-delivers the latest
         client.publish(self.state_topic, encode(self._birth()), qos=1, retain=True)
         with self._lock:
             self.epoch += 1
@@ -170,7 +175,16 @@ class MqttLink:
         if was and not self._stopping:
             log.warning("mqtt: disconnected (%s); paho reconnects with backoff", reason_code)
 
+    def republish_birth(self) -> bool:
+        """Publish the birth again (after a model swap, so the retained state lists the active models)."""
+        if not self.connected:
+            return False  # the next connect publishes a fresh birth anyway
+        return self.publish(self.state_topic, encode(self._birth()), qos=1, retain=True, timeout=0)
+
     def _handle_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
+        if message.topic == self.desired_topic and self._on_desired is not None:
+            self._on_desired(bytes(message.payload))
+            return
         if message.topic != self.ack_topic:
             log.debug("mqtt: ignoring message on %s", message.topic)
             return

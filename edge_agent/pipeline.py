@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
+from collections.abc import Sequence
+from typing import Protocol
 
 from edge_agent.frames import FrameQueue
 from edge_agent.metrics import Metrics
@@ -15,10 +17,20 @@ from protocol.messages import utcnow
 log = logging.getLogger(__name__)
 
 
+class BatchObserver(Protocol):
+    """Sees every micro-batch's outcome, keyed by the model that produced it (the OTA health window)."""
+
+    def batch(self, sha256: str, predictions: Sequence[Prediction]) -> None: ...
+
+    def failure(self, sha256: str, frames: int) -> None: ...
+
+
 class InferenceWorker:
     """Collect up to ``max_batch`` frames (or wait ``max_wait_ms``), infer, store results durably.
 
     On stop it drains what is already queued, so frames accepted from a BLOCK source are not lost.
+    ``swap_runner`` changes the model between two micro-batches: each batch is taken from the
+    queue once and run by exactly one model, so a swap neither loses nor repeats a frame.
     """
 
     def __init__(
@@ -34,12 +46,15 @@ class InferenceWorker:
         max_wait_ms: float,
     ) -> None:
         self.runner = runner
+        self.observer: BatchObserver | None = None
+        self._runner_lock = threading.Lock()
         self.queue = queue
         self._outbox = outbox
         self._metrics = metrics
         self._stop = stop
         self._line = line
         self._station = station
+        self._batch_limit = max_batch
         self._max_batch = max_batch if runner.dynamic_batch else 1
         self._max_wait_s = max_wait_ms / 1000.0
         self.batch_sizes: list[int] = []  # kept short; for tests and the curious
@@ -55,37 +70,58 @@ class InferenceWorker:
         self._thread.join(timeout)
         return not self._thread.is_alive()
 
+    def swap_runner(self, runner: Runner) -> Runner:
+        """Serve ``runner`` from the next micro-batch on; return the one it replaces."""
+        with self._runner_lock:
+            old, self.runner = self.runner, runner
+            self._max_batch = self._batch_limit if runner.dynamic_batch else 1
+        log.info(
+            "slot %s: now serving %s %s (was %s)",
+            runner.slot,
+            runner.ref.name,
+            runner.ref.version,
+            old.ref.version,
+        )
+        return old
+
     def _run(self) -> None:
         while True:
-            frames = self.queue.get_batch(self._max_batch, self._max_wait_s)
+            with self._runner_lock:
+                max_batch = self._max_batch
+            frames = self.queue.get_batch(max_batch, self._max_wait_s)
             if not frames:
                 if self._stop.is_set() and len(self.queue) == 0:
                     return
                 continue
+            with self._runner_lock:
+                runner = self.runner  # read once per batch: the whole batch runs on one model
+            sha = runner.manifest.sha256
             try:
-                predictions = self.runner.infer(frames)
+                predictions = runner.infer(frames)  # a fixed-batch runner loops over frames itself
             except Exception:
                 # One bad frame or a model bug must not stop the line; it is counted and logged.
                 self.failures += 1
-                log.exception("slot %s: inference failed on %d frame(s)", self.runner.slot, len(frames))
+                if self.observer is not None:
+                    self.observer.failure(sha, len(frames))
+                log.exception("slot %s: inference failed on %d frame(s)", runner.slot, len(frames))
                 continue
+            if self.observer is not None:
+                self.observer.batch(sha, predictions)
             try:
-                self._record(predictions)
+                self._record(runner, predictions)
             except Exception:
                 self.failures += 1
-                log.exception(
-                    "slot %s: cannot store %d result(s) in the outbox", self.runner.slot, len(frames)
-                )
+                log.exception("slot %s: cannot store %d result(s) in the outbox", runner.slot, len(frames))
 
-    def _record(self, predictions: list[Prediction]) -> None:
+    def _record(self, runner: Runner, predictions: list[Prediction]) -> None:
         if not predictions:
             return  # e.g. a parcel tracker that counted nothing in these frames
-        slot = self.runner.slot
+        slot = runner.slot
         self._metrics.inference(slot, len(predictions), predictions[0].latency_ms / 1000.0)
         if len(self.batch_sizes) < 10_000:
             self.batch_sizes.append(len(predictions))
         inferred_at = utcnow()
-        ref = self.runner.ref
+        ref = runner.ref
         drafts = [
             ResultDraft(
                 id=uuid.uuid4(),

@@ -23,6 +23,7 @@ from types import FrameType
 from simulators.camera_line import CameraLine, CameraLineConfig
 from simulators.demo import add_demo_arguments, run_demo_from_args
 from simulators.fleet import add_fleet_arguments, run_fleet
+from simulators.lines_cli import add_notes_arguments, add_parcels_arguments, run_notes, run_parcels
 from simulators.mjpeg import MjpegConfig, MjpegServer
 from simulators.writers import write_frames, write_video
 
@@ -109,6 +110,16 @@ SUBCOMMANDS: dict[str, Subcommand] = {
         help="a camera at an inspection station: serve MJPEG, or write frames / a video with labels",
         add_arguments=_add_camera_arguments,
         run=_run_camera,
+    ),
+    "parcels": Subcommand(
+        help="a parcel line (top camera over a conveyor, real barcodes): serve MJPEG",
+        add_arguments=add_parcels_arguments,
+        run=run_parcels,
+    ),
+    "notes": Subcommand(
+        help="operators' maintenance notes dropped into a folder at a steady rate",
+        add_arguments=add_notes_arguments,
+        run=run_notes,
     ),
     "gateways": Subcommand(
         help="run N virtual gateways: a simulated camera line + a real edge-agent each",

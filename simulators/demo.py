@@ -23,6 +23,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from protocol.signing import generate_private_key, private_key_pem, public_key_pem
 from simulators.fleet import FleetConfig, VirtualGateway, add_fleet
 from simulators.net import console_script, free_port, port_is_free
 from simulators.supervisor import Service, Supervisor
@@ -67,8 +68,9 @@ def _get_json(url: str) -> Any:
         return json.load(response)
 
 
-def _start_cloud(supervisor: Supervisor, config: DemoConfig) -> tuple[str, str]:
-    """Start broker (if embedded), migrate, API and ingest; return (broker URL, API URL)."""
+def _start_cloud(supervisor: Supervisor, config: DemoConfig) -> tuple[str, str, str]:
+    """Start broker (if embedded), migrate, API, ingest and the Celery worker; return (broker URL,
+    API URL, admin token)."""
     cloud = console_script("factory-cloud")
     logs = config.workdir / "logs"
     broker_url = config.broker_url
@@ -86,7 +88,17 @@ def _start_cloud(supervisor: Supervisor, config: DemoConfig) -> tuple[str, str]:
     )
     if migrate.returncode != 0:
         raise DemoError(f"database migration failed for {db_url}:\n{migrate.stderr.strip()}")
+    # Writes (models push, rollouts) need a token in every profile; the demo prints an admin one.
+    minted = subprocess.run(  # noqa: S603 - our own console script
+        [cloud, "tokens", "create", "--role", "admin", "--name", "demo", "--db", db_url],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if minted.returncode != 0:
+        raise DemoError(f"could not create the demo admin token:\n{minted.stderr.strip()}")
+    admin_token = minted.stdout.strip().splitlines()[-1]
     api_url = f"http://127.0.0.1:{config.api_port}"
+    # API and worker agree on where artifacts live and the URL gateways download them from.
+    common += ["--artifact-dir", str((config.workdir / "artifacts").resolve()), "--public-url", api_url]
     if not port_is_free(config.api_port):
         raise DemoError(f"port {config.api_port} is taken; pass --api-port to use another")
     api = supervisor.add(
@@ -97,21 +109,45 @@ def _start_cloud(supervisor: Supervisor, config: DemoConfig) -> tuple[str, str]:
             "ingest", [cloud, "ingest", *common, "--share-group", share_group], logs / "ingest.log", tier=1
         )
     )
+    # Rollout ticks: a real Celery worker + beat on kombu's filesystem transport (no Redis needed).
+    queue_dir = str((config.workdir / "celery-queue").resolve())
+    worker_argv = [
+        cloud,
+        "worker",
+        "--beat",
+        *common,
+        "--celery-broker-url",
+        "filesystem://",
+        "--celery-queue-dir",
+        queue_dir,
+    ]
+    supervisor.add(Service("worker", worker_argv, logs / "worker.log", tier=1))
     _wait_http(f"{api_url}/healthz", 60, api)
-    return broker_url, api_url
+    return broker_url, api_url, admin_token
 
 
-def _banner(broker_url: str, api_url: str, db_url: str, gateways: list[VirtualGateway], workdir: Path) -> str:
+def _banner(
+    broker_url: str,
+    api_url: str,
+    db_url: str,
+    gateways: list[VirtualGateway],
+    workdir: Path,
+    admin_token: str,
+) -> str:
     rows = [
         "",
-        "factory-edge demo is running (embedded profile: no TLS, no authentication - not for production)",
+        "factory-edge demo is running (embedded profile: no TLS, reads need no token - not for production)",
         f"  console / API   {api_url}   (OpenAPI docs: {api_url}/docs)",
         f"  MQTT broker     {broker_url}",
         f"  database        {db_url}",
+        f"  admin token     {admin_token}",
+        f"                  factoryctl login --url {api_url} --token {admin_token}",
+        f"  signing key     {workdir / 'keys' / 'demo-signing.pem'} (the gateways trust its public key;",
+        "                  sign pushes with: factoryctl models push MODEL.onnx --manifest M --key <that file>)",
     ]
     for gw in gateways:
         rows.append(
-            f"  gateway {gw.gateway_id:<8}{gw.line:<9}camera http://127.0.0.1:{gw.camera_port}/stream.mjpg"
+            f"  gateway {gw.gateway_id:<8}{gw.line:<8}{gw.kind:<11}camera http://127.0.0.1:{gw.camera_port}/stream.mjpg"
             f"   agent health http://127.0.0.1:{gw.http_port}/healthz"
         )
     rows += [
@@ -133,6 +169,18 @@ def _status(api_url: str) -> str:
     return f"{online}/{len(gateways)} gateways online; results stored per line: {per_line}"
 
 
+def _demo_signing_key(folder: Path) -> tuple[Path, Path]:
+    """The demo engineer's Ed25519 key pair, made once; gateways pin the public half."""
+    private, public = folder / "demo-signing.pem", folder / "demo-signing.pub.pem"
+    if not private.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        key = generate_private_key()
+        private.write_bytes(private_key_pem(key))
+        private.chmod(0o600)
+        public.write_bytes(public_key_pem(key.public_key()))
+    return private, public
+
+
 def run_demo(config: DemoConfig) -> int:
     """Run the demo until Ctrl-C/SIGTERM (or ``run_for_s``); return the exit code."""
     config.workdir.mkdir(parents=True, exist_ok=True)
@@ -146,14 +194,21 @@ def run_demo(config: DemoConfig) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     try:
-        broker_url, api_url = _start_cloud(supervisor, config)
+        broker_url, api_url, admin_token = _start_cloud(supervisor, config)
+        _, public_key = _demo_signing_key(config.workdir / "keys")
         fleet = FleetConfig(
-            count=config.gateways, broker_url=broker_url, workdir=config.workdir / "gateways", fps=config.fps
+            count=config.gateways,
+            broker_url=broker_url,
+            workdir=config.workdir / "gateways",
+            fps=config.fps,
+            trusted_keys=(public_key,),
+            # One of each: few-shot anomaly model + maintenance notes, supervised CNN, parcel line.
+            kinds=("anomaly", "inspection", "parcels"),
         )
         gateways = add_fleet(supervisor, fleet)
         supervisor.start()
         db_shown = config.db_url or f"sqlite:///{(config.workdir / 'cloud.db').resolve()}"
-        sys.stdout.write(_banner(broker_url, api_url, db_shown, gateways, config.workdir) + "\n")
+        sys.stdout.write(_banner(broker_url, api_url, db_shown, gateways, config.workdir, admin_token) + "\n")
         sys.stdout.flush()
         started = time.monotonic()
         next_status = started + min(10.0, config.status_every_s)

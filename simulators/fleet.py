@@ -26,11 +26,19 @@ from simulators.supervisor import Service, Supervisor
 log = logging.getLogger(__name__)
 
 DEFAULT_MANIFEST = "defect/artifacts/defect-cnn-1.0.0.manifest.json"
+# What each kind of virtual gateway runs: its line simulator and the bundled models it loads.
+BUNDLED = {
+    "defect-cnn": DEFAULT_MANIFEST,
+    "anomaly": "anomaly/artifacts/defect-patchcore-1.0.0.manifest.json",
+    "parcels": "parcels/artifacts/parcel-detector-1.0.0.manifest.json",
+    "notes": "notes/artifacts/notes-minilm-1.0.0.manifest.json",
+}
+KINDS = ("inspection", "anomaly", "parcels")
 
 
-def bundled_manifest() -> Path:
-    """The bundled defect model's manifest inside the installed ``domain_models`` package."""
-    return Path(str(resources.files("domain_models").joinpath(DEFAULT_MANIFEST)))
+def bundled_manifest(model: str = "defect-cnn") -> Path:
+    """A bundled model's manifest inside the installed ``domain_models`` package."""
+    return Path(str(resources.files("domain_models").joinpath(BUNDLED[model])))
 
 
 @dataclass(frozen=True)
@@ -52,6 +60,10 @@ class FleetConfig:
     username_from_id: bool = False
     password_env: str | None = None
     ca_file: Path | None = None
+    trusted_keys: tuple[Path, ...] = ()  # non-empty: gateways follow signed OTA updates
+    # Gateway kinds in turn: "inspection" (camera + --manifest or the supervised defect CNN),
+    # "anomaly" (camera + few-shot anomaly model + maintenance notes), "parcels" (parcel line).
+    kinds: tuple[str, ...] = ("inspection",)
 
     def __post_init__(self) -> None:
         if self.count < 1:
@@ -64,6 +76,9 @@ class FleetConfig:
             raise ValueError(f"--first must be at least 1, got {self.first}")
         if not 0.0 <= self.defect_rate <= 1.0:
             raise ValueError(f"--defect-rate must be within 0..1, got {self.defect_rate}")
+        unknown = sorted(set(self.kinds) - set(KINDS))
+        if unknown or not self.kinds:
+            raise ValueError(f"--kind must be one of {', '.join(KINDS)}; got {unknown or 'none'}")
 
 
 @dataclass(frozen=True)
@@ -72,72 +87,108 @@ class VirtualGateway:
 
     gateway_id: str
     line: str
+    kind: str
     camera_port: int
     http_port: int
     config_path: Path
 
 
-def gateway_config(
-    fleet: FleetConfig, gateway_id: str, line: str, camera_port: int, http_port: int
-) -> dict[str, Any]:
+def gateway_config(fleet: FleetConfig, gateway: VirtualGateway) -> dict[str, Any]:
     """The agent YAML (as a dict) for one virtual gateway."""
-    state_dir = fleet.workdir / gateway_id / "state"
-    manifest = fleet.manifest or bundled_manifest()
+    home = fleet.workdir / gateway.gateway_id
     mqtt: dict[str, Any] = {"url": fleet.broker_url}
     if fleet.username_from_id:
-        mqtt["username"] = gateway_id  # the broker ACL confines each gateway by its user name
+        mqtt["username"] = gateway.gateway_id  # the broker ACL confines each gateway by its user name
     if fleet.password_env:
         mqtt["password_env"] = fleet.password_env
     if fleet.ca_file:
         mqtt["tls"] = {"ca_file": str(fleet.ca_file)}
+    camera_url = f"http://127.0.0.1:{gateway.camera_port}/stream.mjpg"
+    if gateway.kind == "parcels":
+        # Tracking needs every frame of a parcel's passage: take the stream at its own rate.
+        sources: list[dict[str, Any]] = [
+            {"type": "camera", "name": "cam1", "url": camera_url, "fps_limit": 8}
+        ]
+        models = [{"slot": "parcels", "manifest": _manifest_path(fleet, "parcels"), "sources": ["cam1"]}]
+    else:
+        sources = [{"type": "camera", "name": "cam1", "url": camera_url, "fps_limit": fleet.fps}]
+        model = "anomaly" if gateway.kind == "anomaly" else "defect-cnn"
+        models = [{"slot": "defect", "manifest": _manifest_path(fleet, model), "sources": ["cam1"]}]
+        if gateway.kind == "anomaly":
+            notes = home / "notes"
+            notes.mkdir(parents=True, exist_ok=True)
+            sources.append({"type": "notes", "name": "notes", "path": str(notes.resolve()), "watch": True})
+            models.append({"slot": "notes", "manifest": _manifest_path(fleet, "notes"), "sources": ["notes"]})
     return {
-        "gateway_id": gateway_id,
-        "line": line,
+        "gateway_id": gateway.gateway_id,
+        "line": gateway.line,
         "station": "inspect-1",
         "topic_root": fleet.topic_root,
-        "state_dir": str(state_dir.resolve()),
+        "state_dir": str((home / "state").resolve()),
         "mqtt": mqtt,
-        "sources": [
-            {
-                "type": "camera",
-                "name": "cam1",
-                "url": f"http://127.0.0.1:{camera_port}/stream.mjpg",
-                "fps_limit": fleet.fps,
-            }
-        ],
-        "models": [{"slot": "defect", "manifest": str(manifest.resolve()), "sources": ["cam1"]}],
+        "sources": sources,
+        "models": models,
         "runtime": {"threads": 1, "max_batch": 4, "max_wait_ms": 20},
         "outbox": {"batch_items": 100, "resend_after_s": 10},
-        "http": {"host": "127.0.0.1", "port": http_port},
+        "http": {"host": "127.0.0.1", "port": gateway.http_port},
         "telemetry_interval_s": fleet.telemetry_interval_s,
+        "ota": _ota_block(fleet),
+    }
+
+
+def _manifest_path(fleet: FleetConfig, model: str) -> str:
+    chosen = (
+        fleet.manifest if (fleet.manifest is not None and model == "defect-cnn") else bundled_manifest(model)
+    )
+    return str(chosen.resolve())
+
+
+def _ota_block(fleet: FleetConfig) -> dict[str, Any]:
+    if not fleet.trusted_keys:
+        return {"enabled": False}
+    # Short health window so a demo rollout moves through its waves in about a minute.
+    return {
+        "enabled": True,
+        "trusted_keys": [str(k.resolve()) for k in fleet.trusted_keys],
+        "health_window_s": 20,
+        "health_window_inferences": 30,
+        "report_interval_s": 10,
     }
 
 
 def add_fleet(supervisor: Supervisor, fleet: FleetConfig) -> list[VirtualGateway]:
-    """Write each gateway's config and start its camera and agent under ``supervisor``."""
+    """Write each gateway's config and start its line simulator(s) and agent under ``supervisor``."""
     sim = console_script("factory-sim")
     agent = console_script("edge-agent")
     gateways = []
     for index in range(fleet.first - 1, fleet.first - 1 + fleet.count):
         gateway_id = validate_gateway_id(f"{fleet.gateway_prefix}-{index + 1}")
         line = fleet.lines[index % len(fleet.lines)]
+        kind = fleet.kinds[index % len(fleet.kinds)]
         home = fleet.workdir / gateway_id
         home.mkdir(parents=True, exist_ok=True)
-        gateway = VirtualGateway(gateway_id, line, free_port(), free_port(), home / "gateway.yaml")
-        config = gateway_config(fleet, gateway_id, line, gateway.camera_port, gateway.http_port)
-        gateway.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
-        seed = fleet.base_seed + index
-        camera_argv = [
-            sim, "camera", "--serve", str(gateway.camera_port), "--seed", str(seed),
-            "--fps", str(fleet.fps), "--defect-rate", str(fleet.defect_rate),
-        ]  # fmt: skip
+        gateway = VirtualGateway(gateway_id, line, kind, free_port(), free_port(), home / "gateway.yaml")
+        gateway.config_path.write_text(yaml.safe_dump(gateway_config(fleet, gateway), sort_keys=False))
+        seed = str(fleet.base_seed + index)
+        port = str(gateway.camera_port)
+        if kind == "parcels":
+            camera_argv = [sim, "parcels", "--serve", port, "--seed", seed, "--fps", "8"]
+        else:
+            camera_argv = [
+                sim, "camera", "--serve", port, "--seed", seed,
+                "--fps", str(fleet.fps), "--defect-rate", str(fleet.defect_rate),
+            ]  # fmt: skip
         supervisor.add(Service(f"{gateway_id}/camera", camera_argv, home / "camera.log", tier=2))
+        if kind == "anomaly":
+            notes_argv = [sim, "notes", "--out-dir", str(home / "notes"), "--seed", seed, "--rate", "0.2"]
+            supervisor.add(Service(f"{gateway_id}/notes", notes_argv, home / "notes.log", tier=2))
         agent_argv = [agent, "--config", str(gateway.config_path)]
         supervisor.add(Service(f"{gateway_id}/agent", agent_argv, home / "agent.log", tier=3))
         gateways.append(gateway)
         log.info(
-            "virtual gateway %s on %s (camera :%d, health :%d)",
+            "virtual gateway %s (%s) on %s, camera :%d, health :%d",
             gateway_id,
+            kind,
             line,
             gateway.camera_port,
             gateway.http_port,
@@ -166,6 +217,20 @@ def add_fleet_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--password-env", help="environment variable holding the broker password")
     parser.add_argument("--ca-file", type=Path, help="CA bundle for mqtts://")
+    parser.add_argument(
+        "--kind",
+        action="append",
+        dest="kinds",
+        choices=KINDS,
+        help="gateway kind (repeat; gateways take them in turn): inspection, anomaly, parcels",
+    )
+    parser.add_argument(
+        "--trusted-key",
+        type=Path,
+        action="append",
+        dest="trusted_keys",
+        help="PEM Ed25519 public key whose signed models the gateways install over the air (repeat)",
+    )
 
 
 def fleet_from_args(args: argparse.Namespace) -> FleetConfig:
@@ -184,6 +249,8 @@ def fleet_from_args(args: argparse.Namespace) -> FleetConfig:
         username_from_id=args.username_from_id,
         password_env=args.password_env,
         ca_file=args.ca_file,
+        trusted_keys=tuple(args.trusted_keys or ()),
+        kinds=tuple(args.kinds) if args.kinds else FleetConfig.kinds,
     )
 
 

@@ -17,15 +17,48 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Protocol
 
 import cv2
-
-from simulators.camera_line import CameraLine, FrameTruth
+import numpy as np
+import numpy.typing as npt
 
 log = logging.getLogger(__name__)
 
 BOUNDARY = "frame"
+
+
+class Truth(Protocol):
+    """A frame's ground truth, reported by ``/truth``."""
+
+    def to_dict(self) -> dict[str, object]: ...
+
+
+class RenderedFrame(Protocol):
+    """What a line renders: any simulator (camera line, parcel line) that fits is served."""
+
+    @property
+    def index(self) -> int: ...
+
+    @property
+    def image(self) -> npt.NDArray[np.uint8]: ...
+
+    @property
+    def truth(self) -> Truth: ...
+
+
+class LineConfig(Protocol):
+    @property
+    def seed(self) -> int: ...
+
+
+class Line(Protocol):
+    """A deterministic line: frame ``index`` is a pure function of the config."""
+
+    @property
+    def config(self) -> LineConfig: ...
+
+    def frame(self, index: int) -> RenderedFrame: ...
 
 
 @dataclass(frozen=True)
@@ -54,7 +87,7 @@ class MjpegConfig:
 class _Latest:
     index: int
     jpeg: bytes
-    truth: FrameTruth
+    truth: Truth
 
 
 class _HttpServer(ThreadingHTTPServer):
@@ -129,14 +162,14 @@ class _Handler(BaseHTTPRequestHandler):
 class MjpegServer:
     """A camera line served over HTTP from background threads; ``start()`` / ``stop()`` or ``with``."""
 
-    def __init__(self, line: CameraLine, config: MjpegConfig, start_index: int = 0) -> None:
+    def __init__(self, line: Line, config: MjpegConfig, start_index: int = 0) -> None:
         self.line = line
         self.config = config
         self._next_index = start_index
         self._stop = threading.Event()
         self._cond = threading.Condition()
         self._latest: _Latest | None = None
-        self._truths: deque[FrameTruth] = deque(maxlen=config.truth_history)
+        self._truths: deque[Truth] = deque(maxlen=config.truth_history)
         self._httpd: _HttpServer | None = None
         self._threads: list[threading.Thread] = []
 

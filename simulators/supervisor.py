@@ -7,6 +7,7 @@ facing the same neighbours it would face in production: ones that crash and come
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -95,6 +96,7 @@ class Supervisor:
                 log.warning("%s did not stop within %.0fs; killing it", service.name, timeout_s)
                 proc.kill()
                 proc.wait(5)
+            _reap_group(service, deadline)
 
     def _spawn(self, service: Service) -> None:
         service.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -138,3 +140,27 @@ class Supervisor:
             service.restarts += 1
             service.next_start = 0.0
             self._spawn(service)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _reap_group(service: Service, deadline: float) -> None:
+    """Wait for the service's own children (each service leads its own process group), then kill
+    what is left: a worker's pool or scheduler must not outlive the service it belongs to."""
+    if service.process is None:
+        return
+    pgid = service.process.pid
+    while _group_alive(pgid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if _group_alive(pgid):
+        log.warning("%s left child processes behind; killing them", service.name)
+        with contextlib.suppress(ProcessLookupError):  # it may have exited meanwhile
+            os.killpg(pgid, signal.SIGKILL)

@@ -11,16 +11,31 @@ from fastapi import FastAPI, Request, Response
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.concurrency import run_in_threadpool
 
-from cloud.api.routers import dead_letters, gateways, health, lines, results
+from cloud.api.routers import access, blobs, dead_letters, gateways, health, lines, models, results, rollouts
+from cloud.auth.deps import require
+from cloud.auth.service import Role
 from cloud.config import CloudSettings
 from cloud.db.engine import make_engine, make_sessionmaker
 from cloud.db.migrate import migrate
+from cloud.ota.desired import DesiredPublisher, MqttDesiredPublisher
+from cloud.registry.store import make_store
 
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: CloudSettings) -> FastAPI:
-    """Build the API for ``settings``; the engine is created (and the DB migrated) at start-up."""
+def create_app(settings: CloudSettings, publisher: DesiredPublisher | None = None) -> FastAPI:
+    """Build the API for ``settings``; the engine is created (and the DB migrated) at start-up.
+
+    ``publisher`` puts desired states on the broker (default: an MQTT client made on first use).
+    """
+    made: list[MqttDesiredPublisher] = []
+
+    def get_publisher() -> DesiredPublisher:
+        if publisher is not None:
+            return publisher
+        if not made:
+            made.append(MqttDesiredPublisher(settings))
+        return made[0]
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -32,6 +47,8 @@ def create_app(settings: CloudSettings) -> FastAPI:
         try:
             yield
         finally:
+            for pub in made:
+                pub.close()
             engine.dispose()
 
     app = FastAPI(
@@ -41,12 +58,18 @@ def create_app(settings: CloudSettings) -> FastAPI:
         description="Gateways, inference results, line statistics and dead letters.",
     )
     app.state.settings = settings
+    app.state.store = make_store(settings)
+    app.state.publisher = get_publisher
     app.state.registry = registry = CollectorRegistry()
     _instrument(app, registry)
     if settings.profile == "demo":
-        log.warning("API runs in the demo profile: no authentication, not for a plant network")
-    for module in (gateways, results, lines, dead_letters):
-        app.include_router(module.router, prefix="/api/v1")
+        log.warning("API runs in the demo profile: reads need no token; not for a plant network")
+    # Reads need a viewer token in production; writes declare their own, higher role.
+    readers = [require(Role.viewer, anonymous_read=True)]
+    for module in (gateways, results, lines, dead_letters, models, rollouts, blobs):
+        deps = [] if module is blobs else readers  # blobs: public by hash, see its docstring
+        app.include_router(module.router, prefix="/api/v1", dependencies=deps)
+    app.include_router(access.router, prefix="/api/v1")
     app.include_router(health.router)
     return app
 

@@ -29,6 +29,17 @@ class GatewayPublic(PublicModel):
     last_state_at: datetime | None
     telemetry: dict[str, Any] | None = Field(description="Latest telemetry sample")
     telemetry_at: datetime | None
+    site: str | None = Field(None, description="Admin-managed site")
+    tags: list[str] = Field(default_factory=list, description="Admin-managed tags rollouts can target")
+
+
+class GatewayOta(BaseModel):
+    """A gateway's OTA picture: what the cloud wants, what it reports, and its OTA events."""
+
+    gateway_id: str
+    desired: dict[str, Any] | None = Field(description="Last desired state published")
+    reported: dict[str, Any] | None = Field(description="Latest reported state: slots, phases, health")
+    history: list[dict[str, Any]] = Field(description="OTA events, newest first")
 
 
 class ResultPublic(PublicModel):

@@ -6,7 +6,19 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, LargeBinary, String, Text, Uuid
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    Uuid,
+    text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from cloud.db.types import UTCDateTime
@@ -40,6 +52,9 @@ class Gateway(Base):
     last_state_at: Mapped[datetime | None]
     telemetry: Mapped[dict[str, Any] | None]
     telemetry_at: Mapped[datetime | None]
+    # Admin-managed placement, used by rollout targets; never set from gateway messages.
+    site: Mapped[str | None] = mapped_column(String(NAME_LEN))
+    tags: Mapped[list[Any]] = mapped_column(default=list, server_default=text("'[]'"))
 
 
 class GatewayStream(Base):
@@ -124,3 +139,144 @@ class DeadLetter(Base):
     gateway_id: Mapped[str | None] = mapped_column(String(GATEWAY_ID_LEN))
     stream: Mapped[str | None] = mapped_column(String(32))
     seq: Mapped[int | None] = mapped_column(BigInteger)
+
+
+# ---- registry, access control, OTA and rollouts ------------------------------------------------
+
+
+class User(Base):
+    """A person who logs in; the password is stored as an argon2 hash only."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(String(NAME_LEN), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(256))
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime]
+    disabled: Mapped[bool] = mapped_column(default=False)
+
+
+class ApiToken(Base):
+    """An API token; only the SHA-256 of its secret is stored (tokens are long random strings)."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(NAME_LEN))
+    role: Mapped[str] = mapped_column(String(16))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime]
+    last_used_at: Mapped[datetime | None]
+    revoked: Mapped[bool] = mapped_column(default=False)
+
+
+class AuditEntry(Base):
+    """One write through the API: who, what, when."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_at", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(NAME_LEN))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(256))
+    details: Mapped[dict[str, Any]]
+
+
+class Blob(Base):
+    """A content-addressed file in the artifact store; ``complete`` once its bytes hash right."""
+
+    __tablename__ = "blobs"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    received_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    complete: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime]
+
+
+class ModelVersion(Base):
+    """An immutable model release: the signed manifest, its signature, card and files."""
+
+    __tablename__ = "model_versions"
+    __table_args__ = (UniqueConstraint("name", "version", name="uq_model_versions_name_version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(NAME_LEN))
+    version: Mapped[str] = mapped_column(String(32))
+    task: Mapped[str] = mapped_column(String(32))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    manifest: Mapped[dict[str, Any]]
+    signature: Mapped[dict[str, Any]]
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    card: Mapped[str | None] = mapped_column(Text)
+    signature_warning: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(NAME_LEN))
+
+
+class GatewayDesired(Base):
+    """The desired state last published to a gateway; ``revision`` only grows."""
+
+    __tablename__ = "gateway_desired"
+
+    gateway_id: Mapped[str] = mapped_column(String(GATEWAY_ID_LEN), primary_key=True)
+    revision: Mapped[int] = mapped_column(BigInteger)
+    document: Mapped[dict[str, Any]]
+    updated_at: Mapped[datetime]
+
+
+class GatewayReported(Base):
+    """A gateway's latest reported OTA state (slots, versions, phases, health)."""
+
+    __tablename__ = "gateway_reported"
+
+    gateway_id: Mapped[str] = mapped_column(String(GATEWAY_ID_LEN), primary_key=True)
+    desired_revision: Mapped[int] = mapped_column(BigInteger)
+    rollout_id: Mapped[str | None] = mapped_column(String(64))
+    slots: Mapped[dict[str, Any]]
+    timestamp: Mapped[datetime]
+    received_at: Mapped[datetime]
+
+
+class Rollout(Base):
+    """A staged rollout of one model version to a set of gateways; ``plan`` maps gateway -> wave."""
+
+    __tablename__ = "rollouts"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    model_name: Mapped[str] = mapped_column(String(NAME_LEN))
+    version: Mapped[str] = mapped_column(String(32))
+    slot: Mapped[str] = mapped_column(String(NAME_LEN))
+    target: Mapped[dict[str, Any]]
+    waves: Mapped[list[Any]]
+    bake_s: Mapped[float]
+    thresholds: Mapped[dict[str, Any]]
+    plan: Mapped[dict[str, Any]]
+    state: Mapped[str] = mapped_column(String(16))
+    wave: Mapped[int] = mapped_column(Integer, default=0)
+    wave_started_at: Mapped[datetime | None]
+    wave_healthy_since: Mapped[datetime | None]
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(NAME_LEN))
+    updated_at: Mapped[datetime]
+
+
+class RolloutEvent(Base):
+    """The event log of a rollout."""
+
+    __tablename__ = "rollout_events"
+    __table_args__ = (Index("ix_rollout_events_rollout_id", "rollout_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    rollout_id: Mapped[str] = mapped_column(String(64), ForeignKey("rollouts.id", ondelete="CASCADE"))
+    at: Mapped[datetime]
+    kind: Mapped[str] = mapped_column(String(32))
+    message: Mapped[str] = mapped_column(Text)
+    details: Mapped[dict[str, Any]]

@@ -1,112 +1,103 @@
-"""``factoryctl``: list gateways and results from the cloud API, as a table or JSON.
+"""``factoryctl``: the engineer's and operator's command line for the factory-edge cloud API.
 
-factoryctl --url http://127.0.0.1:8000 gateways list
-factoryctl results list --line line-1 --limit 20 --json
+factoryctl login --url http://cloud:8000 --token fe_...
+factoryctl keys generate --out ~/.factory/keys/me
+factoryctl models push model.onnx --manifest model.manifest.json --key ~/.factory/keys/me.key --fill
+factoryctl rollouts create --model defect-cnn --version 1.1 --line line-1 --waves 1,10%,100%
+factoryctl rollouts status ID --watch
+factoryctl devices list --json
+
+Exit codes: 0 ok, 1 error, 2 usage, 3 not logged in / not allowed, 4 not found, 5 conflict,
+6 a watched rollout aborted.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Mapping, Sequence
-from typing import Any, TextIO
+from pathlib import Path
 
 import httpx
 
-DEFAULT_URL = "http://127.0.0.1:8000"
+from cloud.factoryctl.commands import EXIT_AUTH, Context, CtlError, run
+from cloud.factoryctl.config import config_path, load_config
 
-
-class CtlError(Exception):
-    """An error to report to the user as one line, with a non-zero exit code."""
+__all__ = ["CtlError", "build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser."""
-    parser = argparse.ArgumentParser(prog="factoryctl", description="Talk to the factory-edge cloud API.")
+    parser = argparse.ArgumentParser(
+        prog="factoryctl", description="Talk to the factory-edge cloud API.", epilog=__doc__.split("\n\n")[-1]
+    )
     parser.add_argument(
-        "--url", default=None, help=f"API base URL [env FACTORY_API_URL; default {DEFAULT_URL}]"
+        "--url", default=None, help="API base URL [env FACTORY_API_URL; else the login config]"
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    parser.add_argument("--timeout", type=float, default=10.0, help="HTTP timeout in seconds")
-    resources = parser.add_subparsers(dest="resource", required=True)
-    gateways = resources.add_parser("gateways", help="edge gateways").add_subparsers(
-        dest="action", required=True
-    )
-    gateways.add_parser("list", help="list gateways")
-    results = resources.add_parser("results", help="inference results").add_subparsers(
-        dest="action", required=True
-    )
+    parser.add_argument("--timeout", type=float, default=30.0, help="HTTP timeout in seconds")
+    res = parser.add_subparsers(dest="resource", required=True)
+
+    login = res.add_parser("login", help="save the API URL and a token (0600 config file)")
+    login.add_argument("--token", default=None, help="API token [env FACTORY_API_TOKEN; else prompted]")
+    # `factoryctl login --url URL --token T` reads naturally; the global --url works as well.
+    login.add_argument("--url", default=argparse.SUPPRESS, help="API base URL to log in to")
+
+    keys = res.add_parser("keys", help="signing keys").add_subparsers(dest="action", required=True)
+    gen = keys.add_parser("generate", help="write an Ed25519 key pair: OUT.key (0600) and OUT.pub")
+    gen.add_argument("--out", type=Path, required=True, help="path prefix of the two files")
+
+    models = res.add_parser("models", help="the model registry").add_subparsers(dest="action", required=True)
+    push = models.add_parser("push", help="sign and upload a model version (resumable)")
+    push.add_argument("artifact", type=Path, help="the ONNX file")
+    push.add_argument("--manifest", type=Path, required=True, help="its manifest JSON")
+    push.add_argument("--key", type=Path, default=None, help="Ed25519 private key [env FACTORY_SIGNING_KEY]")
+    push.add_argument("--card", type=Path, default=None, help="model card, Markdown")
+    push.add_argument("--fill", action="store_true", help="fill artifact/sha256/size/file hashes from disk")
+    models.add_parser("list", help="list models").add_argument("--search", default=None, help="name contains")
+    show = models.add_parser("show", help="one model's versions, or one version in full")
+    show.add_argument("name")
+    show.add_argument("version", nargs="?")
+
+    rollouts = res.add_parser("rollouts", help="staged rollouts").add_subparsers(dest="action", required=True)
+    create = rollouts.add_parser("create", help="roll a version out in waves")
+    create.add_argument("--model", required=True)
+    create.add_argument("--version", required=True)
+    create.add_argument("--slot", default="main")
+    create.add_argument("--gateway", action="append", default=[], help="a gateway id (repeatable)")
+    create.add_argument("--tag", action="append", default=[], help="gateways with this tag (repeatable)")
+    create.add_argument("--line", default=None)
+    create.add_argument("--site", default=None)
+    create.add_argument("--waves", default="1,10%,50%,100%", help="cumulative counts or percentages")
+    create.add_argument("--bake", type=float, default=60.0, help="seconds each wave must stay healthy")
+    create.add_argument("--max-failure-ratio", type=float, default=0.0)
+    create.add_argument("--max-error-rate", type=float, default=0.05)
+    create.add_argument("--max-p95-ms", type=float, default=None)
+    create.add_argument("--max-defect-rate-shift", type=float, default=None)
+    create.add_argument("--install-timeout", type=float, default=600.0)
+    rollouts.add_parser("list", help="list rollouts")
+    status = rollouts.add_parser("status", help="a rollout's waves, gateways and events")
+    status.add_argument("id")
+    status.add_argument("--watch", action="store_true", help="refresh until it completes or aborts")
+    status.add_argument("--interval", type=float, default=2.0, help="seconds between refreshes")
+    for action in ("pause", "resume", "abort"):
+        sub = rollouts.add_parser(action, help=f"{action} a rollout")
+        sub.add_argument("id")
+        sub.add_argument("--reason", default="")
+
+    for name in ("devices", "gateways"):
+        dev = res.add_parser(name, help="edge gateways").add_subparsers(dest="action", required=True)
+        dev.add_parser("list", help="list gateways")
+        dev_show = dev.add_parser("show", help="one gateway with its OTA state and history")
+        dev_show.add_argument("id")
+
+    results = res.add_parser("results", help="inference results").add_subparsers(dest="action", required=True)
     res_list = results.add_parser("list", help="list results, newest first")
     res_list.add_argument("--line", help="only this line")
     res_list.add_argument("--gateway", help="only this gateway")
     res_list.add_argument("--limit", type=int, default=20, help="how many (1-1000)")
     return parser
-
-
-def fetch(client: httpx.Client, path: str, params: Mapping[str, Any] | None = None) -> Any:
-    """GET ``path`` and return its JSON; raise CtlError with the API's own reason on failure."""
-    try:
-        response = client.get(path, params={k: v for k, v in (params or {}).items() if v is not None})
-    except httpx.HTTPError as exc:
-        raise CtlError(f"cannot reach the API at {client.base_url}: {exc}") from None
-    if response.status_code >= 400:
-        try:
-            detail = response.json().get("detail", response.text)
-        except ValueError:
-            detail = response.text
-        raise CtlError(f"GET {path} failed with HTTP {response.status_code}: {detail}")
-    return response.json()
-
-
-def table(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
-    """A plain-text table of ``columns`` of ``rows``."""
-    cells = [[_cell(row.get(c)) for c in columns] for row in rows]
-    widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True))]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in cells]
-    return "\n".join(line.rstrip() for line in lines)
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        return f"{value:.3f}"
-    return str(value)
-
-
-def run(args: argparse.Namespace, client: httpx.Client, out: TextIO) -> None:
-    """Execute a parsed command with ``client``; write the answer to ``out``."""
-    if args.resource == "gateways":
-        rows: list[dict[str, Any]] = fetch(client, "/api/v1/gateways")
-        columns: Sequence[str] = ("id", "line", "online", "agent_version", "session", "last_seen")
-    else:
-        if not 1 <= args.limit <= 1000:
-            raise CtlError(f"--limit must be between 1 and 1000, got {args.limit}")
-        page = fetch(
-            client, "/api/v1/results", {"line": args.line, "gateway": args.gateway, "limit": args.limit}
-        )
-        rows = page["items"]
-        columns = (
-            "captured_at",
-            "gateway_id",
-            "line",
-            "station",
-            "model_name",
-            "label",
-            "is_defect",
-            "score",
-        )
-    if args.json:
-        out.write(json.dumps(rows, indent=2) + "\n")
-    elif rows:
-        out.write(table(rows, columns) + "\n")
-    else:
-        out.write(f"no {args.resource}\n")
 
 
 def main(
@@ -117,14 +108,25 @@ def main(
     """Entry point of ``factoryctl``; ``client`` lets tests pass an in-process one."""
     env = os.environ if environ is None else environ
     args = build_parser().parse_args(argv)
-    url = args.url or env.get("FACTORY_API_URL", DEFAULT_URL)
     try:
+        path = config_path(env)
+        config = load_config(path)
+        url = args.url or env.get("FACTORY_API_URL") or config.url
+        token = env.get("FACTORY_API_TOKEN") or config.token
+        headers = {"Authorization": f"Bearer {token}"} if token and args.resource != "login" else {}
+        ctx = Context(args=args, env=env, config_path=path, url=url, out=sys.stdout, err=sys.stderr)
         if client is not None:
-            run(args, client, sys.stdout)
-        else:
-            with httpx.Client(base_url=url, timeout=args.timeout) as http:
-                run(args, http, sys.stdout)
+            client.headers.update(headers)
+            return run(ctx, client)
+        with httpx.Client(base_url=url, timeout=args.timeout, headers=headers) as http:
+            return run(ctx, http)
     except CtlError as exc:
         print(f"factoryctl: {exc}", file=sys.stderr)  # noqa: T201
+        return exc.code
+    except httpx.TransportError as exc:  # any call path: refused, timed out, cut mid-upload
+        message = f"factoryctl: cannot reach the API at {url}: {exc} (is it running? check --url)"
+        print(message, file=sys.stderr)  # noqa: T201
         return 1
-    return 0
+    except ValueError as exc:  # a bad config file
+        print(f"factoryctl: {exc}", file=sys.stderr)  # noqa: T201
+        return EXIT_AUTH

@@ -18,17 +18,19 @@ from protocol.messages import (
     WireModel,
     decode,
 )
+from protocol.ota import ReportedState
 from protocol.topics import Channel, TopicError, TopicSpace
 
-# Channels the ingest worker stores; the rest are the cloud's own output (ack, desired) or
-# belong to the rollout engine (reported) and are ignored here, not dead-lettered.
+# Channels the ingest worker stores; the rest are the cloud's own output (ack, desired) and are
+# ignored here, not dead-lettered.
 CHANNEL_MODELS: dict[Channel, type[WireModel]] = {
     Channel.RESULTS: ResultBatch,
     Channel.STATE: GatewayState,
     Channel.TELEMETRY: Telemetry,
     Channel.EVENTS: Event,
+    Channel.REPORTED: ReportedState,
 }
-IGNORED_CHANNELS = frozenset({Channel.ACK, Channel.DESIRED, Channel.REPORTED})
+IGNORED_CHANNELS = frozenset({Channel.ACK, Channel.DESIRED})
 
 # Dead-letter reason codes: a small fixed set, so they can label a Prometheus counter.
 REASON_OVERSIZE = "oversize"

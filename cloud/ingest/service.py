@@ -16,11 +16,20 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud.db.dialect import insert_ignore, table_of
-from cloud.db.models import DEAD_LETTER_PAYLOAD_BYTES, DeadLetter, Event, Gateway, GatewayStream, Result
+from cloud.db.models import (
+    DEAD_LETTER_PAYLOAD_BYTES,
+    DeadLetter,
+    Event,
+    Gateway,
+    GatewayReported,
+    GatewayStream,
+    Result,
+)
 from cloud.ingest.bulk import insert_results
 from cloud.ingest.decode import Decoded, Inbound, Rejected, classify
 from protocol.messages import DefectOutput, GatewayState, ResultBatch, Telemetry, utcnow
 from protocol.messages import Event as EventMessage
+from protocol.ota import ReportedState
 from protocol.topics import TopicSpace
 
 log = logging.getLogger(__name__)
@@ -89,6 +98,8 @@ def store(session: Session, valid: Sequence[Decoded], rejected: Sequence[Rejecte
                 gateway.telemetry_at = msg.timestamp
         elif isinstance(msg, EventMessage):
             events.append(_event_row(msg, dec.received_at))
+        elif isinstance(msg, ReportedState):
+            _apply_reported(session, msg, dec.received_at)
     session.flush()
     if outcome.streams:
         stream_rows = [
@@ -160,6 +171,21 @@ def apply_state(gateway: Gateway, msg: GatewayState) -> bool:
     if msg.online or msg.models:
         gateway.models = [m.model_dump(mode="json") for m in msg.models]
     return True
+
+
+def _apply_reported(session: Session, msg: ReportedState, received_at: datetime) -> None:
+    # Retained reports are re-delivered on every (re)subscribe; only a newer one replaces the row.
+    row = session.get(GatewayReported, msg.gateway_id)
+    if row is not None and msg.timestamp < row.timestamp:
+        return
+    if row is None:
+        row = GatewayReported(gateway_id=msg.gateway_id)
+        session.add(row)
+    row.desired_revision = msg.desired_revision
+    row.rollout_id = msg.rollout_id
+    row.slots = {name: s.model_dump(mode="json") for name, s in msg.slots.items()}
+    row.timestamp = msg.timestamp
+    row.received_at = received_at
 
 
 def _result_rows(batch: ResultBatch, received_at: datetime) -> list[dict[str, Any]]:

@@ -13,10 +13,11 @@ import numpy as np
 import onnxruntime as ort
 
 from edge_agent.frames import Frame
+from edge_agent.runtime.anomaly import box_to_source
 from edge_agent.runtime.preprocess import Tensor, to_tensor
 from edge_agent.runtime.tasks import TASKS, Array, Output, PostProcess
 from protocol.manifest import ModelManifest, Preprocessing, TensorSpec, artifact_path, load_manifest
-from protocol.messages import LoadedModel, ModelRef, utcnow
+from protocol.messages import DefectOutput, LoadedModel, ModelRef, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -170,6 +171,13 @@ class ModelRunner:
             return [p for f in frames for p in self.infer([f])]
         started = time.perf_counter()
         outputs = self.post_process(self.forward(self.pre_process(frames)), len(frames))
+        # Post-processing sees only the resized tensor: put boxes back into each frame's pixels.
+        outputs = [
+            o.model_copy(update={"box": box_to_source(o.box, self.preprocessing.resize, f.image.shape)})
+            if isinstance(o, DefectOutput) and o.box is not None
+            else o
+            for o, f in zip(outputs, frames, strict=True)
+        ]
         latency_ms = (time.perf_counter() - started) * 1000.0
         return [Prediction(f, o, latency_ms) for f, o in zip(frames, outputs, strict=True)]
 

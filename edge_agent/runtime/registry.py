@@ -14,6 +14,8 @@ from pydantic import ValidationError
 
 from edge_agent.frames import Frame
 from edge_agent.runtime.model import ModelLoadError, ModelRunner, Prediction
+from edge_agent.runtime.parcels import ParcelRunner
+from edge_agent.runtime.text import TextRunner
 from protocol.manifest import ModelManifest
 from protocol.messages import LoadedModel, ModelRef
 
@@ -39,7 +41,7 @@ class Runner(Protocol):
 RunnerFactory = Callable[[Path, str, int], Runner]
 
 # task -> factory. Tasks not listed here run on ModelRunner (single image input, task post-processing).
-RUNNERS: dict[str, RunnerFactory] = {}
+RUNNERS: dict[str, RunnerFactory] = {"notes": TextRunner, "parcels": ParcelRunner}
 
 
 def build_runner(manifest_path: Path, slot: str, threads: int = 1) -> Runner:

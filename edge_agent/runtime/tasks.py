@@ -7,10 +7,11 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import numpy.typing as npt
 
+from edge_agent.runtime.anomaly import defect_dispatch
 from protocol.manifest import ModelManifest
-from protocol.messages import ClassificationOutput, DefectOutput
+from protocol.messages import ClassificationOutput, DefectOutput, NotesOutput, ParcelOutput
 
-Output = DefectOutput | ClassificationOutput
+Output = DefectOutput | ClassificationOutput | ParcelOutput | NotesOutput
 Array = npt.NDArray[np.float32]
 PostProcess = Callable[[Sequence[Array], ModelManifest, int], list[Output]]
 
@@ -86,6 +87,6 @@ def classification_post_process(
 
 # Explicit registry: a new task is one function and one line here.
 TASKS: dict[str, PostProcess] = {
-    "defect": defect_post_process,
+    "defect": defect_dispatch(defect_post_process),  # anomaly graphs (score + anomaly_map) too
     "classification": classification_post_process,
 }

@@ -5,10 +5,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from edge_agent.config import CameraSourceConfig, FolderSourceConfig, SourceConfig
+from edge_agent.config import CameraSourceConfig, FolderSourceConfig, NotesSourceConfig, SourceConfig
 from edge_agent.sources.base import FrameSink, Source
 from edge_agent.sources.camera import CameraSource
 from edge_agent.sources.folder import FolderSource
+from edge_agent.sources.notes import NotesSource
 
 
 def _camera(config: SourceConfig, sink: FrameSink, stop: threading.Event) -> Source:
@@ -23,10 +24,17 @@ def _folder(config: SourceConfig, sink: FrameSink, stop: threading.Event) -> Sou
     return FolderSource(config, sink, stop)
 
 
+def _notes(config: SourceConfig, sink: FrameSink, stop: threading.Event) -> Source:
+    if not isinstance(config, NotesSourceConfig):
+        raise TypeError(f"notes source got a {type(config).__name__}")
+    return NotesSource(config, sink, stop)
+
+
 # Explicit registry (not __subclasses__) so readers and mypy see every plug-in.
 SOURCE_TYPES: dict[str, Callable[[SourceConfig, FrameSink, threading.Event], Source]] = {
     "camera": _camera,
     "folder": _folder,
+    "notes": _notes,
 }
 
 
@@ -41,4 +49,12 @@ def build_source(config: SourceConfig, sink: FrameSink, stop: threading.Event) -
     return factory(config, sink, stop)
 
 
-__all__ = ["SOURCE_TYPES", "CameraSource", "FolderSource", "FrameSink", "Source", "build_source"]
+__all__ = [
+    "SOURCE_TYPES",
+    "CameraSource",
+    "FolderSource",
+    "FrameSink",
+    "NotesSource",
+    "Source",
+    "build_source",
+]

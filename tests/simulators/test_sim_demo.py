@@ -61,8 +61,13 @@ def test_demo_brings_three_gateways_online_with_results_and_stops_cleanly(tmp_pa
         assert online == 3, f"{online}/3 gateways online after 30 s"
         assert sorted(line["line"] for line in lines) == ["line-1", "line-2", "line-3"]
         assert all(line["results"] > 0 for line in lines), lines
-        results = _get(f"{api}/api/v1/results?limit=5")["items"]
-        assert {r["model_name"] for r in results} == {"defect-cnn"}
+        # One gateway of each kind: anomaly model + notes on line-1, CNN on line-2, parcels on line-3.
+        models = {g["id"]: {m["name"] for m in g["models"]} for g in gateways}
+        assert models == {
+            "gw-1": {"defect-patchcore", "notes-minilm"},
+            "gw-2": {"defect-cnn"},
+            "gw-3": {"parcel-detector"},
+        }
         children = _children(proc.pid)
         assert len(children) >= 8, "broker, api, ingest and 3 x (camera + agent) should be running"
     finally:

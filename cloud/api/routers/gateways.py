@@ -1,13 +1,16 @@
-"""Gateways: online state from birth/death, versions, models, latest telemetry."""
+"""Gateways: online state, versions, models, telemetry, admin-managed placement and OTA state."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Query
 from sqlalchemy import select
 
 from cloud.api.deps import SessionDep
-from cloud.api.schemas import GatewayPublic
-from cloud.db.models import Gateway
+from cloud.api.schemas import GatewayOta, GatewayPublic
+from cloud.api.schemas_registry import GatewayUpdate
+from cloud.auth.deps import Admin
+from cloud.auth.service import audit
+from cloud.db.models import Event, Gateway, GatewayDesired, GatewayReported
 
 router = APIRouter(prefix="/gateways", tags=["gateways"])
 
@@ -26,3 +29,56 @@ def get_gateway(gateway_id: str, session: SessionDep) -> GatewayPublic:
     if gateway is None:
         raise HTTPException(status_code=404, detail=f"gateway {gateway_id!r} not found")
     return GatewayPublic.model_validate(gateway)
+
+
+@router.patch("/{gateway_id}", responses={404: {"description": "Unknown gateway"}})
+def update_gateway(gateway_id: str, body: GatewayUpdate, session: SessionDep, who: Admin) -> GatewayPublic:
+    """Set a gateway's site and tags (the placement rollouts target)."""
+    gateway = session.get(Gateway, gateway_id)
+    if gateway is None:
+        raise HTTPException(status_code=404, detail=f"gateway {gateway_id!r} not found")
+    changes = body.model_dump(exclude_unset=True)
+    for key, value in changes.items():
+        setattr(gateway, key, value if key != "tags" else sorted(set(value or [])))
+    audit(session, who, "gateway.update", gateway_id, **changes)
+    session.commit()
+    return GatewayPublic.model_validate(gateway)
+
+
+@router.get("/{gateway_id}/ota", responses={404: {"description": "Unknown gateway"}})
+def get_ota(gateway_id: str, session: SessionDep, limit: int = Query(50, ge=1, le=1000)) -> GatewayOta:
+    """Desired and reported state of a gateway and its OTA event history."""
+    desired = session.get(GatewayDesired, gateway_id)
+    reported = session.get(GatewayReported, gateway_id)
+    if desired is None and reported is None and session.get(Gateway, gateway_id) is None:
+        raise HTTPException(status_code=404, detail=f"gateway {gateway_id!r} not found")
+    events = session.scalars(
+        select(Event)
+        .where(Event.gateway_id == gateway_id, Event.kind.startswith("ota"))
+        .order_by(Event.timestamp.desc())
+        .limit(limit)
+    )
+    return GatewayOta(
+        gateway_id=gateway_id,
+        desired=desired.document if desired else None,
+        reported=(
+            {
+                "desired_revision": reported.desired_revision,
+                "rollout_id": reported.rollout_id,
+                "slots": reported.slots,
+                "timestamp": reported.timestamp.isoformat(),
+            }
+            if reported
+            else None
+        ),
+        history=[
+            {
+                "timestamp": e.timestamp.isoformat(),
+                "level": e.level,
+                "kind": e.kind,
+                "message": e.message,
+                "details": e.details,
+            }
+            for e in events
+        ],
+    )

@@ -1,0 +1,99 @@
+"""Content-addressed file uploads (resumable) and downloads (HTTP Range) for model artifacts.
+
+Downloads are public by hash: a gateway needs the 64-hex SHA-256 from its signed desired state
+to ask for a file, and it verifies the bytes against that hash and the manifest's Ed25519
+signature before using them, so a tampered or substituted file is refused whatever the
+transport did. What this does not protect is the secrecy of model weights from someone who
+learns a hash; a plant that needs that puts the API behind its gateway network's TLS/VPN.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from fastapi import APIRouter, HTTPException, Path, Query, Request
+from fastapi.responses import Response, StreamingResponse
+
+from cloud.api.deps import SessionDep
+from cloud.api.schemas_registry import BlobStatusPublic
+from cloud.auth.deps import Admin
+from cloud.auth.service import audit
+from cloud.db.models import Blob
+from cloud.registry.service import RegistryError, blob_status, put_chunk
+from cloud.registry.store import ArtifactStore
+
+router = APIRouter(prefix="/blobs", tags=["blobs"])
+Sha = Path(pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the file, lower-case hex")
+MAX_CHUNK = 64 << 20
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+def _store(request: Request) -> ArtifactStore:
+    store: ArtifactStore = request.app.state.store
+    return store
+
+
+@router.get("/{sha256}/status", responses={404: {"description": "Upload never started"}})
+def get_status(sha256: str, request: Request, session: SessionDep, _who: Admin) -> BlobStatusPublic:
+    """How many bytes of an upload the server holds: where a resumed upload continues."""
+    status = blob_status(session, _store(request), sha256)
+    if status is None:
+        raise HTTPException(404, f"no upload of {sha256}")
+    return BlobStatusPublic.model_validate(status, from_attributes=True)
+
+
+@router.put(
+    "/{sha256}", responses={409: {"description": "Wrong offset"}, 422: {"description": "Bad content"}}
+)
+async def put_blob(
+    request: Request,
+    session: SessionDep,
+    who: Admin,
+    sha256: str = Sha,
+    size: int = Query(ge=1, description="Total size of the file, bytes"),
+    offset: int = Query(0, ge=0, description="Where this chunk starts; must equal the bytes held"),
+) -> BlobStatusPublic:
+    """Append the request body at ``offset``; the file completes when its last byte arrives."""
+    data = await request.body()
+    if len(data) > MAX_CHUNK:
+        raise HTTPException(413, f"chunk of {len(data)} bytes; send at most {MAX_CHUNK} per request")
+    try:
+        status = put_chunk(session, _store(request), sha256, size, offset, data)
+    except RegistryError as exc:
+        session.rollback()
+        raise HTTPException(exc.status, str(exc)) from None
+    if status.complete:
+        audit(session, who, "blob.upload", sha256, size=size)
+    session.commit()
+    return BlobStatusPublic.model_validate(status, from_attributes=True)
+
+
+@router.get(
+    "/{sha256}", responses={206: {"description": "Partial content"}, 416: {"description": "Bad range"}}
+)
+def download(request: Request, session: SessionDep, sha256: str = Sha) -> Response:
+    """The file's bytes; honours ``Range: bytes=a-b`` so gateways resume interrupted downloads."""
+    row = session.get(Blob, sha256)
+    if row is None or not row.complete:
+        raise HTTPException(404, f"no file {sha256}")
+    size = row.size_bytes
+    start, end, status = 0, size - 1, 200
+    header = request.headers.get("range")
+    if header:
+        match = _RANGE.match(header.strip())
+        if not match or match.groups() == ("", ""):
+            raise HTTPException(416, f"unsupported Range {header!r}; use bytes=START-[END]")
+        first, last = match.groups()
+        if first:
+            start, end = int(first), min(int(last), size - 1) if last else size - 1
+        else:
+            start, end = max(size - int(last), 0), size - 1
+        if start >= size or start > end:
+            return Response(status_code=416, headers={"Content-Range": f"bytes */{size}"})
+        status = 206
+    body: Iterator[bytes] = _store(request).read(sha256, start, end)
+    headers = {"Accept-Ranges": "bytes", "Content-Length": str(end - start + 1), "ETag": f'"{sha256}"'}
+    if status == 206:
+        headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+    return StreamingResponse(body, status_code=status, headers=headers, media_type="application/octet-stream")

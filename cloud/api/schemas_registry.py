@@ -1,0 +1,185 @@
+"""Request and response schemas of the registry, access-control and rollout endpoints."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from protocol.manifest import ModelManifest
+from protocol.signing import ManifestSignature
+
+
+class PublicModel(BaseModel):
+    """Base of response schemas: built from ORM rows."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+
+class BlobStatusPublic(PublicModel):
+    """How far an upload got."""
+
+    sha256: str
+    size_bytes: int
+    received_bytes: int
+    complete: bool
+
+
+class VersionCreate(BaseModel):
+    """A new version: the signed manifest (its files uploaded as blobs first) and an optional card."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    manifest: ModelManifest
+    signature: ManifestSignature
+    card: str | None = Field(None, max_length=200_000, description="Model card, Markdown")
+
+
+class VersionSummary(PublicModel):
+    """A version in a list."""
+
+    name: str
+    version: str
+    task: str
+    sha256: str
+    size_bytes: int
+    created_at: datetime
+    created_by: str
+
+
+class VersionPublic(VersionSummary):
+    """A version in full: manifest (metrics, lineage), signature, card and where it runs now."""
+
+    manifest: dict[str, Any]
+    signature: dict[str, Any]
+    card: str | None
+    signature_warning: str | None = Field(description="Why the check against trusted_keys failed, if it did")
+    metrics: dict[str, float] = Field(default_factory=dict)
+    lineage: dict[str, Any] | None = None
+    artifact_url: str = ""
+    running_on: list[str] = Field(default_factory=list, description="Gateways reporting it active")
+
+
+class ModelSummary(BaseModel):
+    """A model name with its versions."""
+
+    name: str
+    task: str
+    versions: list[str]
+    latest: str
+
+
+class UserCreate(BaseModel):
+    """A new user."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    username: str = Field(min_length=1, max_length=128)
+    password: str = Field(min_length=8, max_length=1024)
+    role: str = Field(pattern="^(viewer|operator|admin)$")
+
+
+class LoginRequest(BaseModel):
+    """A user's credentials, exchanged for an API token."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    username: str = Field(min_length=1, max_length=128)
+    password: str = Field(min_length=1, max_length=1024)
+    token_name: str | None = Field(None, max_length=128, description="What the token is for (audit log)")
+
+
+class UserPublic(PublicModel):
+    """A user, without any secret."""
+
+    id: int
+    username: str
+    role: str
+    created_at: datetime
+    disabled: bool
+
+
+class TokenCreate(BaseModel):
+    """A new API token."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=128)
+    role: str = Field(pattern="^(viewer|operator|admin)$")
+
+
+class TokenPublic(PublicModel):
+    """A token, without its secret."""
+
+    id: int
+    name: str
+    prefix: str
+    role: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked: bool
+
+
+class TokenCreated(TokenPublic):
+    """A freshly minted token: the only time its secret is shown."""
+
+    token: str
+
+
+class AuditPublic(PublicModel):
+    """One audit log entry."""
+
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    target: str
+    details: dict[str, Any]
+
+
+class GatewayUpdate(BaseModel):
+    """Admin-managed placement of a gateway."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    site: str | None = Field(None, max_length=128, description="Site (plant) the gateway is in")
+    tags: list[str] | None = Field(None, description="Free tags rollouts can target")
+
+
+class RolloutEventPublic(PublicModel):
+    """One rollout event."""
+
+    at: datetime
+    kind: str
+    message: str
+    details: dict[str, Any]
+
+
+class RolloutPublic(PublicModel):
+    """A rollout with its plan and per-gateway progress."""
+
+    id: str
+    model_name: str
+    version: str
+    slot: str
+    target: dict[str, Any]
+    waves: list[int]
+    bake_s: float
+    thresholds: dict[str, Any]
+    state: str
+    wave: int
+    reason: str | None
+    created_at: datetime
+    created_by: str
+    updated_at: datetime
+    gateways: dict[str, dict[str, Any]] = Field(default_factory=dict, description="Per gateway: wave, status")
+    events: list[RolloutEventPublic] = Field(default_factory=list)
+
+
+class RolloutAction(BaseModel):
+    """Why an operator pauses or aborts."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field("", max_length=2000)

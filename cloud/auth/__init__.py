@@ -1,0 +1,1 @@
+"""Access control: users, API tokens, roles and the audit log."""

@@ -1,0 +1,195 @@
+"""What each factoryctl command does, against an httpx client of the API."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from cloud.factoryctl.config import CtlConfig, save_config
+from cloud.factoryctl.output import (
+    EXIT_AUTH,
+    EXIT_ERROR,
+    STATUS_EXIT,
+    Context,
+    CtlError,
+    call,
+    cell,
+    emit,
+    table,
+)
+from cloud.factoryctl.push import PushError, prepare_manifest, push, sign
+from cloud.factoryctl.rollouts import rollouts_command
+from protocol.signing import SignatureError, generate_private_key, key_id, private_key_pem, public_key_pem
+
+__all__ = ["EXIT_AUTH", "Context", "CtlError", "run"]
+
+
+def run(ctx: Context, client: httpx.Client) -> int:
+    """Execute the parsed command; return the exit code."""
+    handler = {
+        "login": _login,
+        "keys": _keys,
+        "models": _models,
+        "rollouts": rollouts_command,
+        "devices": _devices,
+        "gateways": _devices,
+        "results": _results,
+    }[ctx.args.resource]
+    return handler(ctx, client)
+
+
+def _login(ctx: Context, client: httpx.Client) -> int:
+    token = ctx.args.token or ctx.env.get("FACTORY_API_TOKEN") or getpass.getpass("API token: ")
+    # Check the token before saving it: a typo should fail here, not at the next command.
+    call(client, "GET", "/api/v1/models", headers={"Authorization": f"Bearer {token}"})
+    save_config(ctx.config_path, CtlConfig(url=ctx.url, token=token))
+    ctx.out.write(f"logged in to {ctx.url}; saved to {ctx.config_path}\n")
+    return 0
+
+
+def _keys(ctx: Context, _client: httpx.Client) -> int:
+    out: Path = ctx.args.out
+    private, public = out.with_suffix(".key"), out.with_suffix(".pub")
+    if private.exists() or public.exists():
+        raise CtlError(f"{private} or {public} exists; choose another --out (keys are never overwritten)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    key = generate_private_key()
+    fd = os.open(private, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(private_key_pem(key))
+    public.write_bytes(public_key_pem(key.public_key()))
+    emit(
+        ctx,
+        {"key_id": key_id(key.public_key()), "private": str(private), "public": str(public)},
+        [{"key_id": key_id(key.public_key()), "private": str(private), "public": str(public)}],
+        ("key_id", "private", "public"),
+    )
+    return 0
+
+
+def _progress(ctx: Context) -> Any:
+    def show(name: str, done: int, total: int) -> None:
+        if ctx.args.json:
+            return
+        width = 30
+        filled = width * done // max(total, 1)
+        ctx.err.write(
+            f"\r{name[:24]:24} [{'#' * filled}{'.' * (width - filled)}] {done * 100 // max(total, 1):3d}%"
+        )
+        if done >= total:
+            ctx.err.write("\n")
+        ctx.err.flush()
+
+    return show
+
+
+def _models(ctx: Context, client: httpx.Client) -> int:
+    a = ctx.args
+    if a.action == "push":
+        key_path = a.key or (
+            Path(ctx.env["FACTORY_SIGNING_KEY"]) if ctx.env.get("FACTORY_SIGNING_KEY") else None
+        )
+        if key_path is None:
+            raise CtlError("no signing key: pass --key FILE (make one with 'factoryctl keys generate')")
+        try:
+            manifest = prepare_manifest(a.artifact, a.manifest, a.fill)
+            signature = sign(manifest, key_path)
+            card = a.card.read_text() if a.card else None
+            version, created = push(client, a.artifact, manifest, signature, card, _progress(ctx))
+        except PushError as exc:
+            raise CtlError(str(exc), STATUS_EXIT.get(exc.status or 0, EXIT_ERROR)) from None
+        except (SignatureError, OSError) as exc:
+            raise CtlError(str(exc)) from None
+        verb = "pushed" if created else "already registered (identical)"
+        if not a.json:
+            ctx.out.write(f"{manifest.name} {manifest.version} {verb}; signed by key {signature.key_id}\n")
+            if version.get("signature_warning"):
+                ctx.out.write(f"warning: {version['signature_warning']}\n")
+        else:
+            emit(ctx, version)
+        return 0
+    if a.action == "list":
+        rows = call(client, "GET", "/api/v1/models", params={"q": a.search})
+        emit(ctx, rows, columns=("name", "task", "latest", "versions"))
+        return 0
+    if a.version is None:
+        rows = call(client, "GET", f"/api/v1/models/{a.name}/versions")
+        emit(ctx, rows, columns=("version", "task", "sha256", "size_bytes", "created_at", "created_by"))
+        return 0
+    v = call(client, "GET", f"/api/v1/models/{a.name}/versions/{a.version}")
+    if a.json:
+        emit(ctx, v)
+        return 0
+    lineage = v.get("lineage") or {}
+    ctx.out.write(
+        f"{v['name']} {v['version']} ({v['task']})  sha256 {v['sha256']}  {v['size_bytes']} bytes\n"
+        f"signed by key {v['signature']['key_id']}; uploaded {v['created_at']} by {v['created_by']}\n"
+        f"metrics: {json.dumps(v['metrics'])}\nlineage: parent {lineage.get('parent_version')}, "
+        f"data {lineage.get('data_sha256')}, commit {lineage.get('code_commit')}\n"
+        f"running on: {', '.join(v['running_on']) or 'no gateway'}\n"
+    )
+    if v.get("card"):
+        ctx.out.write("\n" + v["card"].rstrip() + "\n")
+    return 0
+
+
+def _devices(ctx: Context, client: httpx.Client) -> int:
+    a = ctx.args
+    if a.action == "list":
+        rows = call(client, "GET", "/api/v1/gateways")
+        if a.resource == "gateways":  # the original command keeps its columns for scripts that parse them
+            emit(ctx, rows, columns=("id", "line", "online", "agent_version", "session", "last_seen"))
+        else:
+            emit(ctx, rows, columns=("id", "line", "site", "tags", "online", "agent_version", "last_seen"))
+        return 0
+    gw = call(client, "GET", f"/api/v1/gateways/{a.id}")
+    ota = call(client, "GET", f"/api/v1/gateways/{a.id}/ota")
+    if a.json:
+        emit(ctx, {**gw, "ota": ota})
+        return 0
+    ctx.out.write(
+        f"{gw['id']}  line {gw['line']}  site {gw['site']}  tags {cell(gw['tags'])}  online {cell(gw['online'])}\n"
+    )
+    reported = (ota.get("reported") or {}).get("slots", {})
+    rows = [
+        {
+            "slot": name,
+            "active": (s.get("active") or {}).get("version"),
+            "previous": (s.get("previous") or {}).get("version"),
+            "phase": s.get("phase"),
+            "error": s.get("error"),
+        }
+        for name, s in reported.items()
+    ]
+    ctx.out.write(
+        (table(rows, ("slot", "active", "previous", "phase", "error")) if rows else "no reported OTA state")
+        + "\n"
+    )
+    desired = ota.get("desired") or {}
+    if desired:
+        ctx.out.write(
+            f"desired revision {desired['revision']} (rollout {desired.get('rollout_id') or '-'})\n"
+        )
+    for e in ota["history"][:10]:
+        ctx.out.write(f"  {e['timestamp']}  {e['level']:7} {e['kind']:20} {e['message']}\n")
+    return 0
+
+
+def _results(ctx: Context, client: httpx.Client) -> int:
+    a = ctx.args
+    if not 1 <= a.limit <= 1000:
+        raise CtlError(f"--limit must be between 1 and 1000, got {a.limit}")
+    page = call(
+        client, "GET", "/api/v1/results", params={"line": a.line, "gateway": a.gateway, "limit": a.limit}
+    )
+    emit(
+        ctx,
+        page["items"],
+        columns=("captured_at", "gateway_id", "line", "station", "model_name", "label", "is_defect", "score"),
+    )
+    return 0

@@ -1,0 +1,92 @@
+"""What factoryctl commands share: errors with exit codes, API calls, tables and JSON output."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+import httpx
+
+EXIT_ERROR, EXIT_AUTH, EXIT_NOT_FOUND, EXIT_CONFLICT, EXIT_ABORTED = 1, 3, 4, 5, 6
+STATUS_EXIT = {401: EXIT_AUTH, 403: EXIT_AUTH, 404: EXIT_NOT_FOUND, 409: EXIT_CONFLICT}
+_HINTS = {
+    401: " (run 'factoryctl login --url URL' with a valid token)",
+    403: " (ask an admin for a token with more rights)",
+}
+
+
+class CtlError(Exception):
+    """An error to report to the user as one line, with an exit code."""
+
+    def __init__(self, message: str, code: int = EXIT_ERROR) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass
+class Context:
+    """A parsed command and where it reads and writes."""
+
+    args: argparse.Namespace
+    env: Mapping[str, str]
+    config_path: Path
+    url: str
+    out: TextIO
+    err: TextIO
+
+
+def call(client: httpx.Client, method: str, path: str, **kwargs: Any) -> Any:
+    """Send a request; return its JSON; raise CtlError with the API's reason and a hint."""
+    if "params" in kwargs:
+        kwargs["params"] = {k: v for k, v in kwargs["params"].items() if v is not None}
+    try:
+        response = client.request(method, path, **kwargs)
+    except httpx.HTTPError as exc:
+        raise CtlError(f"cannot reach the API at {client.base_url}: {exc}") from None
+    if response.status_code >= 400:
+        try:
+            detail = response.json().get("detail", response.text)
+        except ValueError:
+            detail = response.text
+        code = response.status_code
+        raise CtlError(
+            f"{method} {path} failed with HTTP {code}: {detail}{_HINTS.get(code, '')}",
+            STATUS_EXIT.get(code, EXIT_ERROR),
+        )
+    return response.json() if response.content else None
+
+
+def table(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
+    """A plain-text table of ``columns`` of ``rows``."""
+    cells = [[cell(row.get(c)) for c in columns] for row in rows]
+    widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in cells]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value) or "-"
+    return str(value)
+
+
+def emit(
+    ctx: Context, data: Any, rows: list[dict[str, Any]] | None = None, columns: Sequence[str] = ()
+) -> None:
+    """JSON with --json, else a table of ``rows`` (or ``data``)."""
+    if ctx.args.json:
+        ctx.out.write(json.dumps(data, indent=2) + "\n")
+        return
+    rows = data if rows is None else rows
+    ctx.out.write((table(rows, columns) if rows else "nothing to show") + "\n")

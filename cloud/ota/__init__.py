@@ -1,0 +1,1 @@
+"""Delivery of desired states to gateways, and staged rollouts."""

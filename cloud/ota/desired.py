@@ -1,0 +1,131 @@
+"""Desired state per gateway: stored with a monotonic revision, published retained at QoS 1.
+
+The database row is the source of truth; the retained message is its copy on the broker, so a
+gateway offline during a rollout finds its latest desired state when it returns.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Sequence
+from typing import Protocol
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cloud.config import CloudSettings
+from cloud.db.dialect import insert_ignore
+from cloud.db.models import GatewayDesired
+from protocol.messages import encode, utcnow
+from protocol.ota import DesiredState, ModelOffer
+from protocol.topics import Channel, TopicSpace
+
+log = logging.getLogger(__name__)
+PUBLISH_TIMEOUT_S = 10.0
+
+
+def stage_desired(
+    session: Session, offers: dict[str, ModelOffer], slot: str, rollout_id: str | None
+) -> list[DesiredState]:
+    """Set ``slot`` of each gateway in ``offers`` (gateway -> offer) with the next revision.
+
+    Rows are locked in id order so concurrent callers (API, Celery) never deadlock; the caller
+    commits and then publishes what this returns.
+    """
+    if not offers:
+        return []
+    now = utcnow()
+    ids = sorted(offers)
+    session.execute(
+        insert_ignore(session, GatewayDesired),
+        [{"gateway_id": g, "revision": 0, "document": {}, "updated_at": now} for g in ids],
+    )
+    rows = session.scalars(
+        select(GatewayDesired)
+        .where(GatewayDesired.gateway_id.in_(ids))
+        .order_by(GatewayDesired.gateway_id)
+        .with_for_update()
+    )
+    states = []
+    for row in rows:
+        slots = {k: ModelOffer.model_validate(v) for k, v in (row.document.get("slots") or {}).items()}
+        slots[slot] = offers[row.gateway_id]
+        state = DesiredState(
+            gateway_id=row.gateway_id,
+            revision=row.revision + 1,
+            rollout_id=rollout_id,
+            slots=slots,
+            issued_at=now,
+        )
+        row.revision = state.revision
+        row.document = state.model_dump(mode="json")
+        row.updated_at = now
+        states.append(state)
+    return states
+
+
+class DesiredPublisher(Protocol):
+    """Something that puts desired states on the broker."""
+
+    def publish(self, states: Sequence[DesiredState]) -> None:
+        """Publish each state retained at QoS 1; raise RuntimeError if the broker did not take them."""
+
+
+class MqttDesiredPublisher:
+    """A paho client that publishes retained desired states and waits for every PUBACK."""
+
+    def __init__(self, settings: CloudSettings) -> None:
+        self.topics: TopicSpace = settings.topics
+        self._settings = settings
+        self._lock = threading.Lock()
+        self._client: mqtt.Client | None = None
+
+    def _connect(self) -> mqtt.Client:
+        if self._client is not None and self._client.is_connected():
+            return self._client
+        s = self._settings
+        client = mqtt.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id=f"factory-desired-{uuid.uuid4().hex[:8]}",
+        )
+        if s.broker_username:
+            password = s.broker_password.get_secret_value() if s.broker_password else None
+            client.username_pw_set(s.broker_username, password)
+        if s.broker.tls:
+            client.tls_set(ca_certs=s.broker_ca_file)
+        connected = threading.Event()
+        client.on_connect = lambda _c, _u, _f, reason, _p: connected.set() if not reason.is_failure else None
+        client.connect(s.broker.host, s.broker.port)
+        client.loop_start()
+        if not connected.wait(PUBLISH_TIMEOUT_S):
+            client.loop_stop()
+            raise RuntimeError(f"desired-state publisher: no CONNACK from {s.broker_url}")
+        self._client = client
+        return client
+
+    def publish(self, states: Sequence[DesiredState]) -> None:
+        with self._lock:
+            client = self._connect()
+            infos = [
+                client.publish(
+                    self.topics.topic(s.gateway_id, Channel.DESIRED), encode(s), qos=1, retain=True
+                )
+                for s in states
+            ]
+            for state, info in zip(states, infos, strict=True):
+                info.wait_for_publish(PUBLISH_TIMEOUT_S)
+                if not info.is_published():
+                    raise RuntimeError(f"desired state of {state.gateway_id} not acknowledged by the broker")
+        log.info("published %d desired state(s)", len(states))
+
+    def close(self) -> None:
+        """Disconnect and stop the network thread."""
+        with self._lock:
+            if self._client is not None:
+                self._client.disconnect()
+                self._client.loop_stop()
+                self._client = None

@@ -1,0 +1,72 @@
+"""Judging one gateway of a rollout wave from its reported state: installed, pending, failed or unhealthy."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from cloud.db.models import GatewayReported, Rollout
+from cloud.ota.schemas import Thresholds
+
+FAILED_PHASES = ("failed", "rolled_back")
+BUSY_PHASES = ("downloading", "verifying", "smoke_testing", "swapping", "health_window")
+
+
+def slot_of(report: GatewayReported | None, slot: str) -> dict[str, Any]:
+    """The reported slot as stored (empty when the gateway never reported it)."""
+    if report is None:
+        return {}
+    value: dict[str, Any] = report.slots.get(slot) or {}
+    return value
+
+
+def health_problem(
+    health: dict[str, Any] | None, baseline: dict[str, Any] | None, t: Thresholds
+) -> str | None:
+    if not health or health.get("inferences", 0) < max(t.min_inferences, 1):
+        return None
+    inferences = health["inferences"]
+    if t.max_error_rate is not None and health.get("errors", 0) / inferences > t.max_error_rate:
+        return f"error rate {health['errors'] / inferences:.3f} > {t.max_error_rate}"
+    p95 = health.get("p95_latency_ms")
+    if t.max_p95_latency_ms is not None and p95 is not None and p95 > t.max_p95_latency_ms:
+        return f"p95 latency {p95:.1f} ms > {t.max_p95_latency_ms}"
+    base = baseline or {}
+    rate, base_rate = health.get("defect_rate"), base.get("defect_rate")
+    shift = t.max_defect_rate_shift
+    if shift is not None and rate is not None and base_rate is not None and abs(rate - base_rate) > shift:
+        return f"defect rate {rate:.3f} vs {base_rate:.3f} before the update"
+    conf, base_conf = health.get("mean_confidence"), base.get("mean_confidence")
+    drop = t.max_confidence_drop
+    if drop is not None and conf is not None and base_conf is not None and base_conf - conf > drop:
+        return f"mean confidence {conf:.3f} vs {base_conf:.3f} before the update"
+    return None
+
+
+def gateway_status(session: Session, rollout: Rollout, gw: str, now: datetime) -> tuple[str, str | None]:
+    """('installed'|'pending'|'failed'|'unhealthy', reason) of one started gateway."""
+    entry = rollout.plan[gw]
+    report = session.get(GatewayReported, gw)
+    slot = slot_of(report, rollout.slot)
+    active = slot.get("active") or {}
+    target = {"name": rollout.model_name, "version": rollout.version}
+    thresholds = Thresholds.model_validate(rollout.thresholds)
+    on_target = active.get("name") == target["name"] and active.get("version") == target["version"]
+    acted = report is not None and report.desired_revision >= entry.get("revision", 1 << 62)
+    if on_target and slot.get("phase") not in FAILED_PHASES:
+        problem = health_problem(slot.get("health"), entry.get("baseline"), thresholds)
+        return ("unhealthy", problem) if problem else ("installed", None)
+    if acted and slot.get("phase") not in (
+        "downloading",
+        "verifying",
+        "smoke_testing",
+        "swapping",
+        "health_window",
+    ):
+        return "failed", slot.get("error") or f"phase {slot.get('phase')}, active {active.get('version')}"
+    started = rollout.wave_started_at or now
+    if (now - started).total_seconds() > thresholds.install_timeout_s:
+        return "failed", f"not installed after {thresholds.install_timeout_s:.0f} s"
+    return "pending", None

@@ -1,0 +1,92 @@
+"""What a rollout request says: target, waves, bake time and abort thresholds."""
+
+from __future__ import annotations
+
+import math
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class Thresholds(BaseModel):
+    """When a wave counts as gone wrong; the rollout then aborts and rolls the touched gateways back."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_failure_ratio: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Largest share of a wave's gateways that may fail to install or be unhealthy",
+    )
+    max_error_rate: float | None = Field(
+        0.05, ge=0, le=1, description="Largest errors/inferences of the new model"
+    )
+    max_p95_latency_ms: float | None = Field(None, gt=0, description="Largest reported p95 latency, ms")
+    max_defect_rate_shift: float | None = Field(
+        None, gt=0, le=1, description="Largest |defect rate - defect rate before the update|"
+    )
+    max_confidence_drop: float | None = Field(
+        None, gt=0, le=1, description="Largest drop of mean confidence versus before the update"
+    )
+    min_inferences: int = Field(
+        0, ge=0, description="Health is judged once a gateway reports this many inferences"
+    )
+    install_timeout_s: float = Field(
+        600.0, gt=0, description="A gateway not installed after this counts as failed"
+    )
+
+
+class Target(BaseModel):
+    """Which gateways: listed ids, plus those matching every given tag, line and site filter."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    gateways: list[str] = Field(default_factory=list, description="Gateway ids, always included")
+    tags: list[str] = Field(default_factory=list, description="Gateways carrying all of these tags")
+    line: str | None = Field(None, description="Gateways of this line")
+    site: str | None = Field(None, description="Gateways of this site")
+
+    @property
+    def has_filters(self) -> bool:
+        """Whether any tag/line/site filter is set."""
+        return bool(self.tags or self.line or self.site)
+
+
+class RolloutCreate(BaseModel):
+    """A request to roll ``model_name`` ``version`` out to ``target`` in ``waves``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model_name: str = Field(description="Registered model name")
+    version: str = Field(description="Registered version to roll out")
+    slot: str = Field("main", description="Gateway model slot to update")
+    target: Target
+    waves: str = Field("1,10%,50%,100%", description="Cumulative wave sizes: counts or percentages")
+    bake_s: float = Field(60.0, ge=0, description="How long a wave must stay healthy before the next starts")
+    thresholds: Thresholds = Field(default_factory=Thresholds)
+
+    @field_validator("waves")
+    @classmethod
+    def _check_waves(cls, value: str) -> str:
+        wave_sizes(value, 100)
+        return value
+
+
+def wave_sizes(spec: str, total: int) -> list[int]:
+    """Cumulative gateway counts per wave, e.g. '1,10%,100%' of 20 -> [1, 2, 20]; the last is all."""
+    sizes: list[int] = []
+    for part in (p.strip() for p in spec.split(",")):
+        try:
+            n = math.ceil(total * float(part[:-1]) / 100) if part.endswith("%") else int(part)
+        except ValueError:
+            raise ValueError(
+                f"wave {part!r} in {spec!r} is neither a count nor a percentage like '10%'"
+            ) from None
+        if n <= 0:
+            raise ValueError(f"wave {part!r} in {spec!r} must be positive")
+        n = min(n, total)
+        if not sizes or n > sizes[-1]:
+            sizes.append(n)
+    if total and (not sizes or sizes[-1] < total):
+        sizes.append(total)
+    return sizes

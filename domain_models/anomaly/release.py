@@ -1,0 +1,134 @@
+"""Write an anomaly model's release files: manifest, calibration record and golden sample (no torch).
+
+<stem>.onnx               the graph
+<stem>.manifest.json      protocol.manifest.ModelManifest
+<stem>.calibration.json   which held-out good images set the threshold, at which false-reject rate
+<stem>.golden.png         the OTA smoke test's input; expected output in the manifest
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from domain_models.anomaly.data import read_image
+from domain_models.common import sha256_of, tensor_specs
+from edge_agent.frames import Frame
+from edge_agent.runtime.model import ModelRunner
+from protocol.manifest import MANIFEST_SUFFIX, GoldenSample, Lineage, ModelManifest, Preprocessing
+from protocol.messages import utcnow
+
+log = logging.getLogger(__name__)
+
+LABELS = ("good", "anomaly")
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """How the threshold was set: held-out good images (relative to the data folder) and the target FRR."""
+
+    frr: float
+    threshold: float
+    holdout: tuple[str, ...]
+    seed: int
+
+    def write(self, path: Path) -> None:
+        """As JSON."""
+        data = {
+            "frr": self.frr,
+            "threshold": self.threshold,
+            "holdout": list(self.holdout),
+            "seed": self.seed,
+        }
+        path.write_text(json.dumps(data, indent=2) + "\n")
+
+    @staticmethod
+    def read(path: Path) -> Calibration:
+        """From JSON written by :meth:`write`."""
+        data = json.loads(path.read_text())
+        return Calibration(
+            float(data["frr"]), float(data["threshold"]), tuple(data["holdout"]), int(data["seed"])
+        )
+
+
+def write_release(
+    onnx_path: Path,
+    *,
+    name: str,
+    version: str,
+    spec: Preprocessing,
+    calibration: Calibration,
+    metrics: dict[str, float],
+    golden_image: Path | None,
+    description: str,
+    data_sha256: str | None = None,
+    parent_version: str | None = None,
+) -> Path:
+    """Write the manifest (with golden sample computed by the edge runtime itself); returns its path."""
+    out = onnx_path.parent
+    stem = onnx_path.name.removesuffix(".onnx")
+    calib_path = out / f"{stem}.calibration.json"
+    calibration.write(calib_path)
+    files = {calib_path.name: sha256_of(calib_path)}
+    golden_name = None
+    if golden_image is not None:
+        golden_name = f"{stem}.golden.png"
+        if golden_image.suffix.lower() == ".png":
+            shutil.copyfile(golden_image, out / golden_name)
+        else:  # re-encode losslessly so the file is what the smoke test reads
+            import cv2
+
+            cv2.imwrite(str(out / golden_name), read_image(golden_image))
+        files[golden_name] = sha256_of(out / golden_name)
+    inputs, outputs = tensor_specs(onnx_path)
+    manifest = ModelManifest(
+        name=name,
+        version=version,
+        task="defect",
+        description=description,
+        artifact=onnx_path.name,
+        sha256=sha256_of(onnx_path),
+        size_bytes=onnx_path.stat().st_size,
+        files=files,
+        inputs=inputs,
+        outputs=outputs,
+        preprocessing=spec,
+        lineage=Lineage(parent_version=parent_version, data_sha256=data_sha256),
+        labels=LABELS,
+        good_label="good",
+        thresholds={"defect": calibration.threshold},
+        metrics=metrics,
+        created_at=utcnow(),
+    )
+    manifest_path = out / f"{stem}{MANIFEST_SUFFIX}"
+    manifest_path.write_text(manifest.model_dump_json(indent=2) + "\n")
+    if golden_name is not None:
+        # The expected output is whatever the gateway's own runtime says for this exact file.
+        runner = ModelRunner(manifest_path, slot="golden")
+        image = read_image(out / golden_name)
+        result = runner.infer([Frame("golden", golden_name, utcnow(), np.asarray(image))])[0].output
+        golden = GoldenSample(
+            input=golden_name,
+            expected_label=result.label,
+            expected_scores={k: round(v, 4) for k, v in result.scores.items()},
+            tolerance=0.02,
+        )
+        manifest = manifest.model_copy(update={"golden": golden})
+        manifest_path.write_text(manifest.model_dump_json(indent=2) + "\n")
+    log.info("wrote %s", manifest_path)
+    return manifest_path
+
+
+def data_listing_sha256(paths: list[Path], root: Path) -> str:
+    """Hash of the training listing (relative names + file hashes): the manifest's lineage."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for p in paths:
+        digest.update(f"{p.relative_to(root).as_posix()} {sha256_of(p)}\n".encode())
+    return digest.hexdigest()

@@ -1,0 +1,150 @@
+"""Fit a PatchCore head on Lite0 features from good images, export one ONNX graph, calibrate.
+
+Steps: list the MVTec folder -> shuffle train/good with the seed -> hold out a share for the
+threshold -> Lite0 features of the rest -> greedy coreset memory bank -> export
+``image -> (score, anomaly_map)`` -> threshold from onnxruntime scores of the held-out good images
+at the requested false-reject rate -> manifest (+ evaluation on test/ when present).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from domain_models.anomaly.data import open_mvtec, read_image
+from domain_models.anomaly.evaluate import AnomalyReport, evaluate_onnx, run_images
+from domain_models.anomaly.model import MEAN, STD, AnomalyNet, Lite0Features, fit_patchcore
+from domain_models.anomaly.release import Calibration, data_listing_sha256, write_release
+from domain_models.common import PipelineError, session, threshold_at_false_reject
+from edge_agent.runtime.preprocess import to_tensor
+from protocol.manifest import Preprocessing
+
+log = logging.getLogger(__name__)
+
+MIN_FIT = 8  # fewer good images than this cannot describe "normal"
+MIN_HOLDOUT = 5
+
+
+class TrainConfig(BaseModel):
+    """Everything that decides a training run; the same config and data give the same model."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    data: Path = Field(description="MVTec AD folder (train/good, optional test/ and ground_truth/)")
+    out: Path = Field(description="Folder for the .onnx, its manifest and release files")
+    name: str = Field(default="defect-patchcore", description="Model name in the manifest")
+    version: str = Field(default="1.0.0", description="Model version in the manifest")
+    seed: int = Field(default=0, description="Shuffles train/good and seeds the coreset")
+    width: int = Field(default=256, ge=32, le=1024, description="Model input width in pixels")
+    height: int = Field(default=192, ge=32, le=1024, description="Model input height in pixels")
+    max_images: int = Field(
+        default=200, ge=MIN_FIT + MIN_HOLDOUT, description="Use at most this many good images"
+    )
+    holdout: float = Field(default=0.2, gt=0, lt=1, description="Share of good images kept for the threshold")
+    frr: float = Field(
+        default=0.01, ge=0, lt=1, description="Target false-reject rate on held-out good images"
+    )
+    coreset: int = Field(default=1000, ge=10, description="Memory-bank size (patches kept)")
+    sigma: float = Field(default=1.0, gt=0, description="Gaussian smoothing of the map, in map cells")
+    threads: int = Field(default=2, ge=1, description="torch and onnxruntime threads")
+
+
+def _features(
+    extractor: Lite0Features, paths: list[Path], spec: Preprocessing, batch: int = 16
+) -> torch.Tensor:
+    chunks = []
+    with torch.no_grad():
+        for start in range(0, len(paths), batch):
+            images = [read_image(p) for p in paths[start : start + batch]]
+            chunks.append(extractor(torch.from_numpy(np.asarray(to_tensor(images, spec)))))
+    return torch.cat(chunks)
+
+
+def export_onnx(net: AnomalyNet, path: Path, spec: Preprocessing) -> None:
+    """Legacy (TorchScript) export with a dynamic batch; the module is put back in eval mode after."""
+    width, height = spec.resize
+    with warnings.catch_warnings():
+        # The dynamo exporter is not needed for this plain CNN + MatMul graph.
+        warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export.*")
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)  # type: ignore[attr-defined]
+        warnings.filterwarnings("ignore", message=".*Constant folding - Only steps=1.*")
+        # torch's own exporter calls deprecated helpers; that is torch's business, not this graph's.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(
+            net.eval(),
+            (torch.zeros(1, 3, height, width),),
+            str(path),
+            input_names=["image"],
+            output_names=["score", "anomaly_map"],
+            dynamic_axes={"image": {0: "batch"}, "score": {0: "batch"}, "anomaly_map": {0: "batch"}},
+            opset_version=17,
+            dynamo=False,
+        )
+    net.eval()  # the legacy exporter can leave modules in training mode
+
+
+def train(cfg: TrainConfig) -> tuple[Path, AnomalyReport | None]:
+    """Fit, export, calibrate and write the release; returns the manifest path and test figures."""
+    started = time.perf_counter()
+    torch.manual_seed(cfg.seed)
+    torch.set_num_threads(cfg.threads)
+    folder = open_mvtec(cfg.data, min_train=MIN_FIT + MIN_HOLDOUT, need_test=False)
+    order = np.random.default_rng(cfg.seed).permutation(len(folder.train))
+    paths = [folder.train[i] for i in order[: cfg.max_images]]
+    n_hold = max(MIN_HOLDOUT, round(cfg.holdout * len(paths)))
+    fit_paths, hold_paths = paths[n_hold:], paths[:n_hold]
+    if len(fit_paths) < MIN_FIT:
+        raise PipelineError(
+            f"{cfg.data / 'train' / 'good'}: {len(paths)} images leave {len(fit_paths)} to fit after "
+            f"{n_hold} held out; at least {MIN_FIT + MIN_HOLDOUT} are needed"
+        )
+    spec = Preprocessing(resize=(cfg.width, cfg.height), color="rgb", mean=MEAN, std=STD)
+    extractor = Lite0Features()
+    feats = _features(extractor, fit_paths, spec)
+    head = fit_patchcore(feats, cfg.coreset, cfg.seed)
+    net = AnomalyNet(extractor, head, sigma=cfg.sigma).eval()
+    log.info("fit on %d good images in %.1f s", len(fit_paths), time.perf_counter() - started)
+
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    onnx_path = cfg.out / f"{cfg.name}-{cfg.version}.onnx"
+    export_onnx(net, onnx_path, spec)
+    hold_scores, _, _ = run_images(session(onnx_path, cfg.threads), hold_paths, spec)
+    threshold = threshold_at_false_reject(hold_scores, cfg.frr)
+    calibration = Calibration(
+        frr=cfg.frr,
+        threshold=threshold,
+        holdout=tuple(p.relative_to(cfg.data).as_posix() for p in hold_paths),
+        seed=cfg.seed,
+    )
+    log.info("threshold %.4f from %d held-out good images at FRR %.3f", threshold, len(hold_paths), cfg.frr)
+
+    report = None
+    golden = hold_paths[0]
+    full = open_mvtec(cfg.data, min_train=0, need_test=False)
+    if any(t.is_defect for t in full.test) and any(not t.is_defect for t in full.test):
+        report = evaluate_onnx(onnx_path, spec, threshold, full, threads=1)
+        # A clearly defective part makes the better smoke test: it must still be found.
+        defects = [t.path for t in full.test if t.is_defect]
+        golden = defects[0]
+    manifest_path = write_release(
+        onnx_path,
+        name=cfg.name,
+        version=cfg.version,
+        spec=spec,
+        calibration=calibration,
+        metrics=report.headline() if report else {},
+        golden_image=golden,
+        description=(
+            f"Few-shot anomaly detection: PatchCore ({cfg.coreset}-patch coreset) on EfficientNet-Lite0 "
+            f"features, fit on {len(fit_paths)} good images; threshold at {cfg.frr:.1%} false rejects"
+        ),
+        data_sha256=data_listing_sha256(paths, cfg.data),
+    )
+    log.info("trained %s in %.1f s", manifest_path.name, time.perf_counter() - started)
+    return manifest_path, report

@@ -1,0 +1,144 @@
+"""``factory-models``: train, evaluate, quantize and export the domain models.
+
+    factory-models train defect --data DIR --out DIR [--seed 0 --frr 0.01]
+    factory-models evaluate --model M.manifest.json --data DIR
+    factory-models quantize defect --model M.manifest.json --data DIR [--tolerance 1.0]
+    factory-models export defect --model M.manifest.json --out DIR
+
+Domains plug in through :data:`DOMAINS`: each names a module exposing
+``add_arguments(command, parser)`` and ``run(command, args) -> int`` for the commands in
+:data:`COMMANDS`. Modules are imported only when used, so ``evaluate`` on a gateway needs no torch
+and a domain that is not installed fails with a clear message instead of breaking the others.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from types import ModuleType
+
+log = logging.getLogger("domain_models.cli")
+
+COMMANDS: tuple[str, ...] = ("train", "evaluate", "export", "quantize")
+
+# Explicit registry: domain name -> module path. A new domain is one line here.
+DOMAINS: dict[str, str] = {
+    "defect": "domain_models.anomaly.commands",
+    "parcels": "domain_models.parcels.commands",
+    "notes": "domain_models.notes.commands",
+}
+
+# A manifest's task -> the domain that evaluates it (``evaluate`` needs no domain argument).
+TASK_DOMAINS: dict[str, str] = {"defect": "defect", "parcels": "parcels", "notes": "notes"}
+
+
+class DomainMissingError(RuntimeError):
+    """A domain whose module is not importable here."""
+
+
+def load_domain(name: str) -> ModuleType:
+    """Import a domain's command module, or say which one is missing and why."""
+    try:
+        module_path = DOMAINS[name]
+    except KeyError:
+        raise DomainMissingError(f"unknown domain {name!r}; known: {sorted(DOMAINS)}") from None
+    try:
+        module = importlib.import_module(module_path)
+    except ModuleNotFoundError as exc:
+        raise DomainMissingError(
+            f"domain {name!r}: cannot import {module_path} ({exc}); is it installed (pip install -e '.[train]')?"
+        ) from exc
+    for attr in ("add_arguments", "run"):
+        if not callable(getattr(module, attr, None)):
+            raise DomainMissingError(f"domain {name!r}: {module_path} has no {attr}(command, ...) function")
+    return module
+
+
+def _task_of(manifest: Path) -> str:
+    try:
+        data = json.loads(manifest.read_text())
+    except FileNotFoundError:
+        raise SystemExit(f"factory-models: manifest {manifest} not found") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise SystemExit(f"factory-models: {manifest} is not a JSON manifest: {exc}") from None
+    task = data.get("task") if isinstance(data, dict) else None
+    if not isinstance(task, str):
+        raise SystemExit(f"factory-models: {manifest} has no 'task' field")
+    return task
+
+
+def _parser(command: str, domain: str | None, module: ModuleType | None) -> argparse.ArgumentParser:
+    prog = f"factory-models {command}" + (f" {domain}" if domain and command != "evaluate" else "")
+    parser = argparse.ArgumentParser(prog=prog)
+    parser.add_argument("-v", "--verbose", action="store_true", help="Log debug messages")
+    if module is not None:
+        module.add_arguments(command, parser)
+    return parser
+
+
+def _usage() -> str:
+    return (
+        "usage: factory-models {train|export|quantize} DOMAIN [options]\n"
+        "       factory-models evaluate --model M.manifest.json --data DIR [options]\n"
+        f"domains: {', '.join(DOMAINS)}\n"
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``factory-models`` console script."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args:
+        sys.stderr.write(_usage())
+        return 2
+    if args[0] in ("-h", "--help"):
+        sys.stdout.write(_usage())
+        return 0
+    command, rest = args[0], args[1:]
+    if command not in COMMANDS:
+        sys.stderr.write(f"factory-models: unknown command {command!r}; choose from {list(COMMANDS)}\n")
+        return 2
+    if command == "evaluate" and (not rest or rest[0].startswith("-")):
+        # The domain comes from the manifest's task: peek at --model without a full parse.
+        peek = argparse.ArgumentParser(add_help=False)
+        peek.add_argument("--model", type=Path)
+        known, _ = peek.parse_known_args(rest)
+        if known.model is None:
+            if "-h" in rest or "--help" in rest:
+                sys.stdout.write(_usage())
+                return 0
+            sys.stderr.write("factory-models evaluate: --model M.manifest.json is required\n")
+            return 2
+        task = _task_of(known.model)
+        domain = TASK_DOMAINS.get(task)
+        if domain is None:
+            sys.stderr.write(f"factory-models evaluate: no domain evaluates task {task!r}\n")
+            return 2
+    else:
+        if not rest or rest[0].startswith("-"):
+            sys.stderr.write(f"factory-models {command}: name a domain: {', '.join(DOMAINS)}\n")
+            return 2
+        domain, rest = rest[0], rest[1:]
+    try:
+        module = load_domain(domain)
+    except DomainMissingError as exc:
+        sys.stderr.write(f"factory-models {command}: {exc}\n")
+        return 2
+    parsed = _parser(command, domain, module).parse_args(rest)
+    logging.basicConfig(
+        level=logging.DEBUG if parsed.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    for handler in logging.getLogger().handlers:
+        # onnxruntime's quantizer logs a line per rescaled bias on the root logger at INFO.
+        handler.addFilter(lambda record: record.name != "root" or record.levelno >= logging.WARNING)
+    result: int = module.run(command, parsed)
+    return result
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

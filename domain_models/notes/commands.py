@@ -1,0 +1,154 @@
+"""The ``notes`` domain of ``factory-models``: train / evaluate / export / quantize.
+
+Torch is imported only by ``train`` and ``export``; ``evaluate`` and ``quantize`` need only
+onnxruntime and tokenizers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+
+from domain_models.common import PipelineError
+from domain_models.notes.data import HELDOUT, MAX_LENGTH, generated, load_jsonl, tokenizer_path
+from domain_models.notes.release import DEFAULT_TOLERANCE_POINTS
+
+EXIT_REFUSED = 3  # quantize: INT8 lost more than the tolerance
+
+
+def add_arguments(command: str, parser: argparse.ArgumentParser) -> None:
+    """Options of ``command`` for the notes domain."""
+    if command == "train":
+        parser.add_argument("--out", type=Path, required=True, help="Folder for the release files")
+        parser.add_argument("--seed", type=int, default=0, help="Generator and head seed")
+        parser.add_argument("--train-notes", type=int, default=3000, help="Generated training notes")
+        parser.add_argument(
+            "--tolerance", type=float, default=DEFAULT_TOLERANCE_POINTS, help="INT8 gate, points"
+        )
+        parser.add_argument("--work", type=Path, default=None, help="Keep heads.npz and the FP32 ONNX here")
+        parser.add_argument("--threads", type=int, default=2, help="Torch CPU threads")
+        parser.add_argument(
+            "--gate-generated",
+            type=int,
+            default=600,
+            help="Generated notes added to the held-out set for the gate",
+        )
+    elif command == "evaluate":
+        parser.add_argument("--model", type=Path, required=True, help="<name>.manifest.json")
+        parser.add_argument("--data", type=Path, default=HELDOUT, help="JSONL of {text, category, urgency}")
+        parser.add_argument("--threads", type=int, default=1, help="onnxruntime threads (latency)")
+        parser.add_argument("--json", type=Path, default=None, help="Also write the figures as JSON here")
+    elif command == "export":
+        parser.add_argument("--heads", type=Path, required=True, help="heads.npz written by train --work")
+        parser.add_argument("--out", type=Path, required=True, help="FP32 .onnx file to write")
+    elif command == "quantize":
+        parser.add_argument("--model", type=Path, required=True, help="FP32 .onnx written by export")
+        parser.add_argument("--out", type=Path, required=True, help="Folder to package the INT8 release into")
+        parser.add_argument("--data", type=Path, default=HELDOUT, help="Labelled JSONL the gate evaluates on")
+        parser.add_argument(
+            "--tolerance", type=float, default=DEFAULT_TOLERANCE_POINTS, help="Largest drop, points"
+        )
+        parser.add_argument("--seed", type=int, default=0, help="Seed the heads were trained with (card)")
+        parser.add_argument(
+            "--gate-generated", type=int, default=600, help="Generated notes added to --data for the gate"
+        )
+    else:
+        raise ValueError(f"notes domain: unknown command {command!r}")
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from domain_models.notes.evaluate import OnnxNotes, evaluate
+    from protocol.manifest import ManifestError, artifact_path, load_manifest
+
+    try:
+        manifest = load_manifest(args.model)
+    except ManifestError as exc:
+        raise PipelineError(str(exc)) from None
+    if manifest.task != "notes" or manifest.text is None:
+        raise PipelineError(f"{args.model}: task {manifest.task!r} is not a notes model")
+    onnx_path = artifact_path(args.model, manifest)
+    model = OnnxNotes(
+        onnx_path, args.model.parent / manifest.text.tokenizer, manifest.text.max_length, args.threads
+    )
+    metrics = evaluate(model, load_jsonl(args.data))
+    latency = model.latency_ms()
+    out = sys.stdout
+    out.write(f"{manifest.name} {manifest.version} on {args.data} ({metrics.count} notes)\n")
+    out.write(f"  category macro-F1 {metrics.category_macro_f1:.4f}\n")
+    for name, f1 in metrics.category_f1.items():
+        out.write(f"    {name:<20} F1 {f1:.4f}\n")
+    out.write(f"  urgency  macro-F1 {metrics.urgency_macro_f1:.4f}\n")
+    for name, f1 in metrics.urgency_f1.items():
+        out.write(f"    {name:<20} F1 {f1:.4f}\n")
+    out.write(f"  latency {latency:.2f} ms/note (median, {args.threads} thread(s), tokenization included)\n")
+    if args.json is not None:
+        args.json.write_text(json.dumps({**asdict(metrics), "latency_ms": latency}, indent=2) + "\n")
+    return 0
+
+
+def _quantize(args: argparse.Namespace) -> int:
+    from domain_models.notes.train import GATE_SEED_OFFSET, package, quantize
+
+    if not args.model.is_file():
+        raise PipelineError(f"{args.model}: FP32 ONNX file not found")
+    tokenizer = tokenizer_path()
+    with tempfile.TemporaryDirectory(prefix="notes-q-") as tmp:
+        extra = generated(args.gate_generated, args.seed + GATE_SEED_OFFSET) if args.gate_generated else None
+        q = quantize(
+            args.model, Path(tmp) / "notes-int8.onnx", tokenizer, load_jsonl(args.data), args.tolerance, extra
+        )
+        for g in q.gates:
+            sys.stdout.write(g.describe() + "\n")
+        if not q.passed:
+            sys.stderr.write(
+                "factory-models quantize notes: INT8 refused (drop above tolerance), nothing written\n"
+            )
+            return EXIT_REFUSED
+        facts: dict[str, object] = {
+            "seed": args.seed,
+            "train_notes": "(not recorded by quantize)",
+            "heldout_file": args.data.name,
+            "heldout_notes": q.fp32.count,
+            "tolerance_points": args.tolerance,
+            "gate_notes": f"{q.fp32.count} from {args.data.name} + {args.gate_generated} generated",
+        }
+        manifest = package(q, args.model, tokenizer, args.out, facts, fallback_fp32=False)
+    sys.stdout.write(f"wrote {manifest}\n")
+    return 0
+
+
+def run(command: str, args: argparse.Namespace) -> int:
+    """Run ``command``; a PipelineError is printed (what and where) and returns 2."""
+    try:
+        if command == "train":
+            import torch
+
+            from domain_models.notes.train import train_all
+
+            torch.set_num_threads(args.threads)
+            manifest = train_all(
+                args.out, args.seed, args.train_notes, args.tolerance, args.work, args.gate_generated
+            )
+            sys.stdout.write(f"wrote {manifest}\n")
+            return 0
+        if command == "evaluate":
+            return _evaluate(args)
+        if command == "export":
+            from domain_models.notes.head import Heads
+            from domain_models.notes.train import export
+
+            sys.stdout.write(f"wrote {export(Heads.load(args.heads), args.out)}\n")
+            return 0
+        if command == "quantize":
+            return _quantize(args)
+    except (PipelineError, ValueError) as exc:
+        sys.stderr.write(f"factory-models {command} notes: {exc}\n")
+        return 2
+    raise ValueError(f"notes domain: unknown command {command!r}")
+
+
+__all__ = ["MAX_LENGTH", "add_arguments", "run"]

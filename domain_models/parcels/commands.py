@@ -1,0 +1,163 @@
+"""``factory-models {train|evaluate|export|quantize} parcels``: the parcel detector's pipeline.
+
+``train`` is the one reproducible command: render data, train, export FP32, evaluate on held-out
+sequences (seen and unseen settings), quantize to INT8 behind the gate, evaluate INT8, and write
+manifests with metrics, ``*.eval.json`` and MODEL_CARD.md into ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import shutil
+import sys
+from pathlib import Path
+
+from domain_models.common import PipelineError, check_manifest_matches_onnx, latency_rows
+from protocol.manifest import MANIFEST_SUFFIX, ManifestError, ModelManifest, artifact_path, load_manifest
+
+log = logging.getLogger(__name__)
+
+ARTIFACTS = Path(__file__).parent / "artifacts"
+
+
+def add_arguments(command: str, parser: argparse.ArgumentParser) -> None:
+    """Options of one command (the CLI adds ``-v``)."""
+    parser.add_argument("--seed", type=int, default=0, help="Seed of data, training and evaluation lines")
+    if command == "train":
+        parser.add_argument("--out", type=Path, default=ARTIFACTS, help="Folder for the release files")
+        parser.add_argument("--tiny", action="store_true", help="CI-sized data and training (~30 s)")
+        parser.add_argument("--version", default="1.0.0", help="Model version (MAJOR[.MINOR[.PATCH]])")
+    if command in ("train", "quantize"):
+        parser.add_argument("--tolerance", type=float, default=1.0, help="Largest INT8 drop, IoU points")
+    if command in ("evaluate", "quantize", "export"):
+        parser.add_argument("--model", type=Path, required=True, help="A parcels *.manifest.json")
+    if command in ("train", "evaluate"):
+        parser.add_argument("--sequences", type=int, default=4, help="Held-out sequences per condition")
+        parser.add_argument("--frames", type=int, default=120, help="Frames per sequence")
+    if command == "evaluate":
+        parser.add_argument("--unseen", action="store_true", help="Only the unseen belt/light/sizes")
+        parser.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads")
+        parser.add_argument(
+            "--data", type=Path, default=None, help="Unused: parcels evaluate on the simulator"
+        )
+    if command == "export":
+        parser.add_argument("--out", type=Path, required=True, help="Folder to copy the release into")
+
+
+def _finite(metrics: dict[str, float], prefix: str) -> dict[str, float]:
+    return {f"{prefix}{k}": round(v, 4) for k, v in metrics.items() if math.isfinite(v)}
+
+
+def _set_metrics(manifest_path: Path, metrics: dict[str, float]) -> None:
+    m = ModelManifest.model_validate_json(manifest_path.read_bytes())
+    manifest_path.write_text(m.model_copy(update={"metrics": metrics}).model_dump_json(indent=2) + "\n")
+
+
+def release(
+    out: Path, seed: int, tiny: bool, version: str, tolerance: float, sequences: int, frames: int
+) -> dict[str, object]:
+    """The whole pipeline into ``out``; returns the figures it wrote."""
+    import numpy as np
+    import torch
+
+    from domain_models.parcels.card import write_card
+    from domain_models.parcels.data import PREPROCESSING
+    from domain_models.parcels.evaluate import evaluate
+    from domain_models.parcels.quantize import quantize
+    from domain_models.parcels.train import NAME, TrainSettings, train, write_release
+
+    settings = TrainSettings.tiny(seed) if tiny else TrainSettings(seed=seed)
+    fp32_manifest, net = train(out, settings, version)
+    fp32 = artifact_path(fp32_manifest, load_manifest(fp32_manifest))
+    int8 = out / f"{NAME}-{version}.int8.onnx"
+    gate_result = quantize(fp32, int8, seed, tolerance)
+    data_sha = load_manifest(fp32_manifest).lineage.data_sha256  # type: ignore[union-attr]
+    thresholds = dict(load_manifest(fp32_manifest).thresholds)  # calibrated on FP32, shared
+    int8_manifest = write_release(
+        int8, out, f"{NAME}-int8", version, {}, data_sha or "0" * 64, seed, thresholds
+    )
+    evals: dict[str, dict[str, float]] = {}
+    for label, manifest in (("FP32", fp32_manifest), ("INT8", int8_manifest)):
+        for unseen in (False, True):
+            measured = evaluate(manifest, seed, sequences, frames, unseen)
+            measured["frames_per_sequence"] = float(frames)
+            evals[f"{label} {'unseen' if unseen else 'seen'}"] = measured
+    for label, manifest in (("FP32", fp32_manifest), ("INT8", int8_manifest)):
+        metrics = {**_finite(evals[f"{label} seen"], ""), **_finite(evals[f"{label} unseen"], "unseen_")}
+        metrics[f"gate_parcel_iou_{label.lower()}"] = round(
+            gate_result.fp32 if label == "FP32" else gate_result.int8, 4
+        )
+        _set_metrics(manifest, metrics)
+    width, height = PREPROCESSING.resize
+    feeds = {"image": np.random.default_rng(seed).random((1, 3, height, width), dtype=np.float32)}
+    latency = latency_rows({"FP32": fp32, "INT8": int8}, feeds)
+    meta = json.loads((out / f"{NAME}-{version}.train.json").read_text())
+    params = sum(p.numel() for p in net.parameters())
+    torch.set_num_threads(2)
+    thresholds = dict(load_manifest(fp32_manifest).thresholds)
+    write_card(out / "MODEL_CARD.md", evals, gate_result, latency, meta, params, thresholds)
+    figures: dict[str, object] = {
+        "evaluations": evals,
+        "gate": gate_result.describe(),
+        "latency": latency,
+        "train": meta,
+    }
+    (out / f"{NAME}-{version}.eval.json").write_text(json.dumps(figures, indent=2) + "\n")
+    return figures
+
+
+def run(command: str, args: argparse.Namespace) -> int:
+    """Run one command; errors a user can fix are printed in one line and return 1."""
+    try:
+        if command == "train":
+            figures = release(
+                args.out, args.seed, args.tiny, args.version, args.tolerance, args.sequences, args.frames
+            )
+            sys.stdout.write(
+                json.dumps(figures["evaluations"], indent=2) + "\n" + str(figures["gate"]) + "\n"
+            )
+        elif command == "evaluate":
+            from domain_models.parcels.evaluate import evaluate
+
+            conditions = (True,) if args.unseen else (False, True)
+            result = {("unseen" if u else "seen"): evaluate(args.model, args.seed, args.sequences, args.frames, u, args.threads)
+                      for u in conditions}  # fmt: skip
+            sys.stdout.write(json.dumps(result, indent=2) + "\n")
+        elif command == "quantize":
+            from domain_models.parcels.quantize import quantize
+            from domain_models.parcels.train import write_release
+
+            manifest = load_manifest(args.model)
+            fp32 = artifact_path(args.model, manifest)
+            int8 = fp32.with_suffix(".int8.onnx")
+            gated = quantize(fp32, int8, args.seed, args.tolerance)
+            data_sha = manifest.lineage.data_sha256 if manifest.lineage else None
+            write_release(
+                int8,
+                fp32.parent,
+                f"{manifest.name}-int8",
+                manifest.version,
+                {},
+                data_sha or "0" * 64,
+                args.seed,
+                dict(manifest.thresholds),
+            )
+            sys.stdout.write(gated.describe() + "\n")
+        elif command == "export":
+            manifest = load_manifest(args.model)
+            check_manifest_matches_onnx(args.model, manifest)
+            args.out.mkdir(parents=True, exist_ok=True)
+            for name in [manifest.artifact, *manifest.files]:
+                shutil.copy2(args.model.parent / name, args.out / name)
+            shutil.copy2(args.model, args.out / f"{manifest.name}-{manifest.version}{MANIFEST_SUFFIX}")
+            sys.stdout.write(f"exported {manifest.name} {manifest.version} to {args.out}\n")
+        else:
+            sys.stderr.write(f"factory-models: parcels has no command {command!r}\n")
+            return 2
+    except (PipelineError, ManifestError) as exc:
+        sys.stderr.write(f"factory-models {command} parcels: {exc}\n")
+        return 1
+    return 0

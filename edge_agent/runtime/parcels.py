@@ -1,0 +1,367 @@
+"""The parcel-line runner: detector -> oriented boxes -> tracker -> count once -> barcode, size, lane.
+
+Per frame the ONNX model returns two probability maps at its input size: ``parcel`` (is this a
+box top) and ``damage`` (crushed corner, tear). Components of the parcel map become oriented
+boxes (``cv2.minAreaRect`` on the map upsampled to frame pixels). A centroid tracker per source
+follows parcels across frames; a parcel is counted once, when its centre crosses the counting
+line moving with the belt (left to right), and only then one ``ParcelOutput`` is emitted.
+
+Conventions, read from the manifest (a gateway config field would be the better home for the
+first two; see the model card):
+
+- ``thresholds["mm_per_px"]``: camera calibration at belt height.
+- ``thresholds["count_line_x"]``: counting line as a fraction of the frame width.
+- ``thresholds["parcel"]``: probability cut-off of the parcel map; ``thresholds["damage"]``: a
+  parcel whose damage score (mean of its 10 most damaged map pixels) reaches it is damaged;
+- ``thresholds["length_offset_px"]`` / ``["width_offset_px"]``: the detector's mean size bias,
+  measured on calibration frames at release and subtracted here;
+  ``thresholds["birth_window"]`` (fraction of width): a parcel first seen this close past the line
+  counts at once (start-up, a missed frame; also what lets a one-frame golden sample count).
+- ``files["parcel-routes.json"]``: the sort-lane rule table (:class:`RouteTable`): the first rule
+  whose conditions all hold names the lane; ``default`` otherwise.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import cast
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+import onnxruntime as ort
+import zxingcpp
+from pydantic import BaseModel, ConfigDict, Field
+
+from edge_agent.frames import Frame, Image
+from edge_agent.runtime.model import ModelLoadError, Prediction, _check_tensors
+from edge_agent.runtime.preprocess import to_tensor
+from edge_agent.runtime.tasks import Output
+from protocol.manifest import ModelManifest, Preprocessing, artifact_path, load_manifest
+from protocol.messages import Box, LoadedModel, ModelRef, Name, ParcelOutput
+
+log = logging.getLogger(__name__)
+
+ROUTES_FILE = "parcel-routes.json"
+_FORMATS = zxingcpp.barcode_formats_from_str("Code128,EAN13,QRCode")
+_SYMBOLOGY = {"Code128": "code128", "EAN13": "ean13", "QRCode": "qr"}
+_MAX_DECODE_TRIES = 8  # frames per parcel spent reading its label
+_VOTES = 3  # identical reads that settle a label early
+
+
+class RouteRule(BaseModel):
+    """One row of the sort table; unset conditions match anything."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    lane: Name = Field(description="Sort lane (the ParcelOutput label) when every condition holds")
+    damaged: bool | None = Field(default=None, description="Match only damaged (true) or intact (false)")
+    has_barcode: bool | None = Field(
+        default=None, description="Match only read (true) or unread (false) labels"
+    )
+    prefixes: tuple[str, ...] = Field(default=(), description="Barcode starts with one of these")
+    min_length_mm: float | None = Field(default=None, ge=0, description="Footprint length at least this")
+    max_length_mm: float | None = Field(default=None, ge=0, description="Footprint length at most this")
+
+    def matches(self, barcode: str | None, length_mm: float, damaged: bool) -> bool:
+        """Whether a parcel with these facts takes this rule's lane."""
+        return (
+            (self.damaged is None or self.damaged == damaged)
+            and (self.has_barcode is None or self.has_barcode == (barcode is not None))
+            and (not self.prefixes or (barcode is not None and barcode.startswith(self.prefixes)))
+            and (self.min_length_mm is None or length_mm >= self.min_length_mm)
+            and (self.max_length_mm is None or length_mm <= self.max_length_mm)
+        )
+
+
+class RouteTable(BaseModel):
+    """The sort-lane rule table: first matching rule wins."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    rules: tuple[RouteRule, ...] = Field(description="Rules in priority order")
+    default: Name = Field(description="Lane when no rule matches")
+
+    def route(self, barcode: str | None, length_mm: float, damaged: bool) -> str:
+        """The lane of one parcel."""
+        return next((r.lane for r in self.rules if r.matches(barcode, length_mm, damaged)), self.default)
+
+
+@dataclass(frozen=True, slots=True)
+class Detection:
+    """One parcel in one frame, in frame pixels."""
+
+    center: tuple[float, float]
+    size: tuple[float, float]  # (length, width), length >= width
+    angle_deg: float  # of the length axis, in [-90, 90)
+    score: float
+    damage: float  # mean of the 10 highest damage probabilities on the parcel
+
+
+@dataclass
+class _Track:
+    track_id: int
+    det: Detection
+    velocity: float = 0.0
+    missed: int = 0
+    counted: bool = False
+    reads: dict[tuple[str, str], int] = field(default_factory=dict)
+    tries: int = 0
+    damage: list[float] = field(default_factory=list)
+
+    def barcode(self) -> tuple[str, str] | None:
+        """The label's (text, symbology): the read seen most, if seen twice or if it is the only one."""
+        if not self.reads:
+            return None
+        best, votes = max(self.reads.items(), key=lambda kv: kv[1])
+        return best if votes >= 2 or len(self.reads) == 1 else None
+
+
+@dataclass
+class _SourceState:
+    tracks: list[_Track] = field(default_factory=list)
+    next_id: int = 0
+
+
+def own_full(labels: npt.NDArray[np.int32], k: int) -> npt.NDArray[np.bool_]:
+    """Component ``k`` grown by one pixel: damage sits on the box's very edge (a crushed corner)."""
+    grown = cv2.dilate((labels == k).astype(np.uint8), np.ones((3, 3), np.uint8))
+    return np.asarray(grown, dtype=bool)
+
+
+def decode_barcode(image: Image, det: Detection) -> tuple[str, str] | None:
+    """(text, symbology) of the label on a parcel: zxing-cpp on the upright crop, OpenCV as fallback."""
+    (cx, cy), (length, width) = det.center, det.size
+    pad, scale = 12, 2.0
+    # Upright and upscaled 2x (cubic): a 2-px module resampled at an angle is then read reliably.
+    w, h = int((length + 2 * pad) * scale), int((width + 2 * pad) * scale)
+    m = cv2.getRotationMatrix2D((cx, cy), det.angle_deg, scale)
+    m[0, 2] += w / 2 - cx
+    m[1, 2] += h / 2 - cy
+    crop = cv2.warpAffine(image, m, (w, h), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+    gray = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
+    for result in zxingcpp.read_barcodes(gray, formats=_FORMATS):
+        if result.valid and result.text:
+            return result.text, _SYMBOLOGY.get(result.format.name, result.format.name.lower())
+    # Fallback: OpenCV's own 1D and QR detectors, slower and weaker but a second opinion.
+    text, _ = cv2.QRCodeDetector().detectAndDecode(gray)[:2]
+    if text:
+        return str(text), "qr"
+    ok, infos, kinds, _ = cv2.barcode.BarcodeDetector().detectAndDecodeWithType(gray)
+    for info, kind in zip(infos or (), kinds or (), strict=False):
+        if ok and info:
+            return str(info), str(kind).lower().replace("_", "").replace("-", "")
+    return None
+
+
+class ParcelRunner:
+    """Runs a ``parcels`` model and the line logic; one tracker per frame source."""
+
+    def __init__(self, manifest_path: Path, slot: str, threads: int = 1) -> None:
+        where = str(manifest_path)
+        self.manifest: ModelManifest = load_manifest(manifest_path)
+        self.slot = slot
+        m = self.manifest
+        if m.task != "parcels" or m.preprocessing is None:
+            raise ModelLoadError(f"{where}: ParcelRunner runs image task 'parcels', manifest has {m.task!r}")
+        self.preprocessing: Preprocessing = m.preprocessing
+        missing = [k for k in ("mm_per_px", "count_line_x") if k not in m.thresholds]
+        if missing:
+            raise ModelLoadError(f"{where}: thresholds {missing} are required for a parcel line")
+        if ROUTES_FILE not in m.files:
+            raise ModelLoadError(f"{where}: the sort table {ROUTES_FILE} must be listed in files")
+        try:
+            self.routes = RouteTable.model_validate_json((manifest_path.parent / ROUTES_FILE).read_bytes())
+        except ValueError as exc:
+            raise ModelLoadError(f"{where}: {ROUTES_FILE} is not a valid route table: {exc}") from None
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.log_severity_level = 3
+        try:
+            self._session = ort.InferenceSession(
+                str(artifact_path(manifest_path, m)), sess_options=options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # onnxruntime raises its own exception family for bad graphs
+            raise ModelLoadError(f"{where}: onnxruntime cannot load {m.artifact}: {exc}") from exc
+        _check_tensors(where, "input", m.inputs, self._session.get_inputs())
+        _check_tensors(where, "output", m.outputs, self._session.get_outputs())
+        self.dynamic_batch = isinstance(m.inputs[0].shape[0], str)
+        t = m.thresholds
+        self.mm_per_px, self.line_x = t["mm_per_px"], t["count_line_x"]
+        self.parcel_thr, self.damage_thr = t.get("parcel", 0.5), t.get("damage", 0.5)
+        self.min_area = t.get("min_area", 150.0)
+        self.size_offset = (t.get("length_offset_px", 0.0), t.get("width_offset_px", 0.0))
+        self.birth_window = t.get("birth_window", 0.05)
+        self._sources: dict[str, _SourceState] = {}
+        log.info("slot %s: loaded parcel model %s %s (%d thread(s))", slot, m.name, m.version, threads)
+
+    @property
+    def ref(self) -> ModelRef:
+        """The exact model identity reported with each result."""
+        m = self.manifest
+        return ModelRef(name=m.name, version=m.version, sha256=m.sha256)
+
+    @property
+    def loaded(self) -> LoadedModel:
+        """The model as reported in the birth message."""
+        m = self.manifest
+        return LoadedModel(name=m.name, version=m.version, sha256=m.sha256, slot=self.slot, task=m.task)
+
+    def warm_up(self) -> None:
+        """Run one black frame through the detector (no tracker state is touched)."""
+        width, height = self.preprocessing.resize
+        self.detect(np.zeros((height * 2, width * 2, 3), np.uint8))
+
+    def maps(self, image: Image) -> npt.NDArray[np.float32]:
+        """The model's (parcel, damage) probability maps for one frame, at model resolution."""
+        tensor = to_tensor([image], self.preprocessing, self.manifest.inputs[0].dtype)
+        out = self._session.run([self.manifest.outputs[0].name], {self.manifest.inputs[0].name: tensor})
+        return np.asarray(out[0][0], np.float32)
+
+    def detect(self, image: Image) -> list[Detection]:
+        """Oriented parcel boxes in one frame (frame pixels)."""
+        maps = self.maps(image)
+        parcel, damage = maps[0], maps[1]
+        mh, mw = parcel.shape
+        sx, sy = image.shape[1] / mw, image.shape[0] / mh
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(
+            (parcel > self.parcel_thr).astype(np.uint8), connectivity=8
+        )
+        found: list[Detection] = []
+        for k in range(1, n):
+            x, y, w, h, area = (int(v) for v in stats[k])
+            if area < self.min_area:
+                continue
+            # Refine at frame resolution: the upsampled probability crosses 0.5 between model pixels.
+            x0, y0, x1, y1 = max(x - 2, 0), max(y - 2, 0), min(x + w + 2, mw), min(y + h + 2, mh)
+            own = cv2.dilate((labels[y0:y1, x0:x1] == k).astype(np.uint8), np.ones((3, 3), np.uint8))
+            roi = parcel[y0:y1, x0:x1] * own
+            up = cv2.resize(
+                roi, (round((x1 - x0) * sx), round((y1 - y0) * sy)), interpolation=cv2.INTER_LINEAR
+            )
+            contours, _ = cv2.findContours(
+                (up > 0.5).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE
+            )
+            if not contours:
+                continue
+            (cx, cy), (rw, rh), angle = cv2.minAreaRect(max(contours, key=cv2.contourArea))
+            if rh > rw:  # make the first side the length
+                rw, rh, angle = rh, rw, angle + 90.0
+            rw, rh = max(rw - self.size_offset[0], 1.0), max(rh - self.size_offset[1], 1.0)
+            angle = (angle + 90.0) % 180.0 - 90.0
+            member = labels == k
+            found.append(
+                Detection(
+                    center=(cx + x0 * sx, cy + y0 * sy), size=(rw, rh), angle_deg=angle,
+                    score=float(parcel[member].mean()),
+                    damage=float(np.sort(damage[own_full(labels, k)])[-10:].mean()),
+                )
+            )  # fmt: skip
+        return found
+
+    def infer(self, frames: Sequence[Frame]) -> list[Prediction]:
+        """Detect, track and count; one prediction per parcel that crossed the line in these frames."""
+        predictions: list[Prediction] = []
+        for frame in frames:
+            started = time.perf_counter()
+            outputs = self._step(frame, self.detect(frame.image))
+            latency_ms = (time.perf_counter() - started) * 1000.0
+            # Prediction.output is typed for image tasks; ParcelOutput is a wire TaskOutput like them.
+            predictions += [Prediction(frame, cast(Output, o), latency_ms) for o in outputs]
+        return predictions
+
+    def reset(self, source: str | None = None) -> None:
+        """Forget tracks (of one source, or all): e.g. between unrelated recordings."""
+        if source is None:
+            self._sources.clear()
+        else:
+            self._sources.pop(source, None)
+
+    def _step(self, frame: Frame, dets: list[Detection]) -> list[ParcelOutput]:
+        state = self._sources.setdefault(frame.source, _SourceState())
+        height, width = frame.image.shape[:2]
+        line = self.line_x * width
+        pairs = sorted(
+            ((abs(d.center[0] - (t.det.center[0] + t.velocity)) + abs(d.center[1] - t.det.center[1]), ti, di)
+             for ti, t in enumerate(state.tracks) for di, d in enumerate(dets)),
+        )  # fmt: skip
+        used_t: set[int] = set()
+        used_d: set[int] = set()
+        outputs: list[ParcelOutput] = []
+        for dist, ti, di in pairs:
+            track, det = state.tracks[ti], dets[di]
+            # A gate of half the parcel's width: neighbours on the belt are at least a gap apart.
+            if ti in used_t or di in used_d or dist > max(det.size[1] * 0.5, 20.0):
+                continue
+            used_t.add(ti)
+            used_d.add(di)
+            prev_x = track.det.center[0]
+            track.velocity = 0.5 * track.velocity + 0.5 * (det.center[0] - prev_x)
+            track.det, track.missed = det, 0
+            self._observe(track, frame.image, det, width, height)
+            if not track.counted and prev_x < line <= det.center[0]:
+                track.counted = True
+                outputs.append(self._output(track))
+        for ti, track in enumerate(state.tracks):
+            if ti not in used_t:
+                track.missed += 1
+        state.tracks = [t for t in state.tracks if t.missed <= 2]
+        for di, det in enumerate(dets):
+            if di not in used_d:
+                track = _Track(track_id=state.next_id, det=det)
+                state.next_id += 1
+                self._observe(track, frame.image, det, width, height)
+                state.tracks.append(track)
+                # First seen just past the line: it crossed while unseen (a start-up, a missed
+                # frame). Boxes enter at the frame edge, far from the line, so this never doubles.
+                if line <= det.center[0] < line + self.birth_window * width:
+                    track.counted = True
+                    outputs.append(self._output(track))
+        return outputs
+
+    def _observe(self, track: _Track, image: Image, det: Detection, width: int, height: int) -> None:
+        """Gather evidence while the parcel is wholly in view: damage, and a barcode read."""
+        (cx, _cy), (length, _) = det.center, det.size
+        if cx - length / 2 < 4 or cx + length / 2 > width - 4:
+            return  # cut by the frame edge: a partial label or box would only mislead
+        track.damage.append(det.damage)
+        # Read until one value is seen _VOTES times: a rotated EAN-13 at 2 px per module can misread
+        # with a valid checksum, even twice in a row.
+        if (
+            track.tries < _MAX_DECODE_TRIES
+            and not track.counted
+            and max(track.reads.values(), default=0) < _VOTES
+        ):
+            track.tries += 1
+            read = decode_barcode(image, det)
+            if read is not None:
+                track.reads[read] = track.reads.get(read, 0) + 1
+
+    def _output(self, track: _Track) -> ParcelOutput:
+        det = track.det
+        length_mm, width_mm = det.size[0] * self.mm_per_px, det.size[1] * self.mm_per_px
+        # The mean over the frames seen: the calibration's per-frame cut-off applies, and one noisy
+        # frame does not flag a box.
+        damaged = bool(track.damage) and float(np.mean(track.damage)) >= self.damage_thr
+        read = track.barcode()
+        barcode, symbology = read if read else (None, None)
+        (cx, cy), (length, width) = det.center, det.size
+        pts = cv2.boxPoints(((cx, cy), (length, width), det.angle_deg))
+        x0, y0 = np.floor(pts.min(axis=0)).clip(0)
+        x1, y1 = np.ceil(pts.max(axis=0))
+        return ParcelOutput(
+            label=self.routes.route(barcode, length_mm, damaged),
+            score=round(min(max(det.score, 0.0), 1.0), 6),
+            track_id=track.track_id,
+            box=Box(x=int(x0), y=int(y0), w=int(x1 - x0), h=int(y1 - y0)),
+            angle_deg=round(det.angle_deg, 2),
+            length_mm=round(length_mm, 1),
+            width_mm=round(width_mm, 1),
+            barcode=barcode,
+            symbology=symbology,
+            damaged=damaged,
+        )

@@ -1,0 +1,171 @@
+"""The runner of text models (task ``notes``): tokenizers + onnxruntime, no torch on the gateway.
+
+A note arrives as a Frame whose ``text`` is set (its image is empty). The manifest's
+``text.tokenizer`` file tokenizes it; the graph returns ``category_probs`` and ``urgency_probs``.
+``labels`` name the categories in output order; ``thresholds["urgency.<label>"]`` give each
+urgency label's index in ``urgency_probs`` (the manifest has only one label list).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import cast
+
+import numpy as np
+import onnxruntime as ort
+from tokenizers import Tokenizer
+
+from edge_agent.frames import Frame
+from edge_agent.runtime.model import ModelLoadError, Prediction, _check_tensors
+from edge_agent.runtime.tasks import Array, Output
+from protocol.manifest import ModelManifest, artifact_path, load_manifest
+from protocol.messages import LoadedModel, ModelRef, NotesOutput, utcnow
+
+log = logging.getLogger(__name__)
+
+URGENCY_PREFIX = "urgency."
+CATEGORY_OUTPUT = "category_probs"
+URGENCY_OUTPUT = "urgency_probs"
+TEXT_INPUTS = ("input_ids", "attention_mask")
+
+
+def urgency_labels(manifest: ModelManifest, where: str) -> tuple[str, ...]:
+    """Urgency labels in ``urgency_probs`` order, from the ``urgency.<label>`` thresholds."""
+    pairs = sorted(
+        (int(index), key.removeprefix(URGENCY_PREFIX))
+        for key, index in manifest.thresholds.items()
+        if key.startswith(URGENCY_PREFIX)
+    )
+    if not pairs or [i for i, _ in pairs] != list(range(len(pairs))):
+        raise ModelLoadError(
+            f"{where}: thresholds must map 'urgency.<label>' to indices 0..n-1, got {manifest.thresholds}"
+        )
+    return tuple(label for _, label in pairs)
+
+
+class TextRunner:
+    """A verified notes model: tokenize -> forward -> NotesOutput."""
+
+    def __init__(self, manifest_path: Path, slot: str, threads: int = 1) -> None:
+        where = str(manifest_path)
+        self.manifest: ModelManifest = load_manifest(manifest_path)  # verifies artifact and file hashes
+        self.slot = slot
+        m = self.manifest
+        if m.task != "notes" or m.text is None:
+            raise ModelLoadError(f"{where}: task {m.task!r} is not a text (notes) model")
+        if tuple(s.name for s in m.inputs) != TEXT_INPUTS:
+            raise ModelLoadError(
+                f"{where}: a notes model takes inputs {list(TEXT_INPUTS)}, manifest has {[s.name for s in m.inputs]}"
+            )
+        names = [o.name for o in m.outputs]
+        if CATEGORY_OUTPUT not in names or URGENCY_OUTPUT not in names:
+            raise ModelLoadError(f"{where}: outputs {names} lack {CATEGORY_OUTPUT!r} / {URGENCY_OUTPUT!r}")
+        self.urgencies = urgency_labels(m, where)
+        try:
+            self._tokenizer = Tokenizer.from_file(str(manifest_path.parent / m.text.tokenizer))
+        except Exception as exc:  # tokenizers raises a bare Exception on malformed JSON
+            raise ModelLoadError(f"{where}: cannot load tokenizer {m.text.tokenizer}: {exc}") from exc
+        self._tokenizer.enable_truncation(max_length=m.text.max_length)
+        # Pad to the longest note of a batch, not max_length: the mask makes padding inert and a
+        # 12-token note then costs 12 tokens of attention, not 64.
+        self._tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")  # noqa: S106 - a token, not a password
+        self._lowercase = m.text.lowercase
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.log_severity_level = 3
+        try:
+            self._session = ort.InferenceSession(
+                str(artifact_path(manifest_path, m)), sess_options=options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # onnxruntime raises its own exception family for bad graphs
+            raise ModelLoadError(f"{where}: onnxruntime cannot load {m.artifact}: {exc}") from exc
+        _check_tensors(where, "input", m.inputs, self._session.get_inputs())
+        _check_tensors(where, "output", m.outputs, self._session.get_outputs())
+        # One note per run even though the graph takes batches: dynamic INT8 picks activation scales
+        # per batch, so a note batched with others scores up to ~0.04 differently than alone.
+        # Notes trickle in; consistency (and the golden check) beats the small batching gain.
+        self.dynamic_batch = False
+        log.info("slot %s: loaded %s %s (notes, %d thread(s))", slot, m.name, m.version, threads)
+
+    @property
+    def ref(self) -> ModelRef:
+        """The exact model identity reported with each result."""
+        m = self.manifest
+        return ModelRef(name=m.name, version=m.version, sha256=m.sha256)
+
+    @property
+    def loaded(self) -> LoadedModel:
+        """The model as reported in the birth message."""
+        m = self.manifest
+        return LoadedModel(name=m.name, version=m.version, sha256=m.sha256, slot=self.slot, task=m.task)
+
+    def pre_process(self, frames: Sequence[Frame]) -> dict[str, np.ndarray]:
+        """Frames' texts -> padded token ids and attention mask."""
+        texts = []
+        for f in frames:
+            if f.text is None:
+                raise ValueError(
+                    f"slot {self.slot}: frame {f.ref} from {f.source} has no text for a notes model"
+                )
+            texts.append(f.text.lower() if self._lowercase else f.text)
+        encodings = self._tokenizer.encode_batch(texts)
+        return {
+            "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
+            "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
+        }
+
+    def forward(self, feeds: dict[str, np.ndarray]) -> list[Array]:
+        """Run the session for both heads."""
+        outputs: list[Array] = self._session.run([CATEGORY_OUTPUT, URGENCY_OUTPUT], feeds)
+        return outputs
+
+    def post_process(self, outputs: Sequence[Array], batch: int) -> list[NotesOutput]:
+        """Probabilities -> NotesOutput (scores: categories by name, urgencies as ``urgency.<label>``)."""
+        m = self.manifest
+        cat = np.clip(np.asarray(outputs[0], np.float32), 0.0, 1.0)
+        urg = np.clip(np.asarray(outputs[1], np.float32), 0.0, 1.0)
+        if cat.shape != (batch, len(m.labels)) or urg.shape != (batch, len(self.urgencies)):
+            raise ValueError(
+                f"model {m.name} {m.version}: outputs {cat.shape} / {urg.shape}, expected "
+                f"({batch}, {len(m.labels)}) / ({batch}, {len(self.urgencies)})"
+            )
+        results = []
+        for c_row, u_row in zip(cat, urg, strict=True):
+            c, u = int(c_row.argmax()), int(u_row.argmax())
+            scores = {label: round(float(p), 6) for label, p in zip(m.labels, c_row, strict=True)}
+            scores |= {
+                URGENCY_PREFIX + lbl: round(float(p), 6) for lbl, p in zip(self.urgencies, u_row, strict=True)
+            }
+            results.append(
+                NotesOutput(
+                    label=m.labels[c],
+                    score=float(c_row[c]),
+                    category=m.labels[c],
+                    urgency=self.urgencies[u],
+                    urgency_score=float(u_row[u]),
+                    scores=scores,
+                )
+            )
+        return results
+
+    def infer(self, frames: Sequence[Frame]) -> list[Prediction]:
+        """Classify up to one batch of notes."""
+        if not frames:
+            return []
+        if len(frames) > 1:
+            return [p for f in frames for p in self.infer([f])]
+        started = time.perf_counter()
+        outputs = self.post_process(self.forward(self.pre_process(frames)), len(frames))
+        latency_ms = (time.perf_counter() - started) * 1000.0
+        # Prediction.output is typed for image tasks; NotesOutput is a wire TaskOutput like them.
+        return [Prediction(f, cast(Output, o), latency_ms) for f, o in zip(frames, outputs, strict=True)]
+
+    def warm_up(self) -> None:
+        """Run one short note so the first real note does not pay for allocation."""
+        empty = np.zeros((0, 0, 3), dtype=np.uint8)
+        self.infer([Frame("warm-up", "warm-up", utcnow(), empty, text="warm up note")])

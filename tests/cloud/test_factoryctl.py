@@ -1,0 +1,214 @@
+"""factoryctl end to end against a live API (in-process TestClient on the real database)."""
+
+from __future__ import annotations
+
+import json
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from cloud.api import create_app
+from cloud.config import CloudSettings
+from cloud.factoryctl import cli as factoryctl
+from cloud.factoryctl import push as push_module
+from protocol.signing import TrustStore, load_private_key, load_public_key
+from tests.cloud.ota_helpers import RecordingPublisher, make_release, mint_tokens
+from tests.cloud.testclient import TestClient
+
+
+@pytest.fixture
+def live(
+    db_url: str, tmp_path: Path
+) -> Iterator[tuple[TestClient, dict[str, str], dict[str, str], RecordingPublisher]]:
+    tokens = mint_tokens(db_url)
+    publisher = RecordingPublisher()
+    settings = CloudSettings(db_url=db_url, artifact_dir=str(tmp_path / "artifacts"))
+    env = {"FACTORYCTL_CONFIG": str(tmp_path / "cfg" / "config.json"), "FACTORY_API_URL": "http://testserver"}
+    with TestClient(create_app(settings, publisher)) as client:
+        yield client, tokens, env, publisher
+
+
+def ctl(client: TestClient, env: dict[str, str], *argv: str) -> int:
+    return factoryctl.main(list(argv), environ=env, client=client)
+
+
+def test_login_keys_push_show_and_rollout_from_the_command_line(
+    live: tuple[TestClient, dict[str, str], dict[str, str], RecordingPublisher],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    client, tokens, env, publisher = live
+    assert ctl(client, env, "login", "--token", tokens["admin"]) == 0
+    config = Path(env["FACTORYCTL_CONFIG"])
+    assert stat.S_IMODE(config.stat().st_mode) == 0o600
+    assert json.loads(config.read_text())["token"] == tokens["admin"]
+
+    assert ctl(client, env, "keys", "generate", "--out", str(tmp_path / "keys" / "me")) == 0
+    private, public = tmp_path / "keys" / "me.key", tmp_path / "keys" / "me.pub"
+    assert stat.S_IMODE(private.stat().st_mode) == 0o600
+    assert (
+        ctl(client, env, "keys", "generate", "--out", str(tmp_path / "keys" / "me")) == 1
+    )  # never overwrites
+
+    # A manifest with stale hashes: --fill computes sha256/size from the artifact.
+    release = make_release(tmp_path / "rel", "1.0", Ed25519PrivateKey.generate())
+    raw = json.loads(release.manifest_path.read_text())
+    raw.update(sha256="00" * 32, size_bytes=1)
+    release.manifest_path.write_text(json.dumps(raw))
+    assert (
+        ctl(
+            client,
+            env,
+            "models",
+            "push",
+            str(release.artifact),
+            "--manifest",
+            str(release.manifest_path),
+            "--key",
+            str(private),
+        )
+        == 1
+    )
+    assert "pass --fill" in capsys.readouterr().err
+    args = (
+        "models",
+        "push",
+        str(release.artifact),
+        "--manifest",
+        str(release.manifest_path),
+        "--key",
+        str(private),
+        "--fill",
+    )
+    assert ctl(client, env, *args) == 0
+    captured = capsys.readouterr()
+    assert "defect-cnn 1.0 pushed" in captured.out
+    assert "100%" in captured.err
+    assert ctl(client, env, *args) == 0
+    assert "already registered (identical)" in capsys.readouterr().out
+
+    # The signature the registry stores verifies with the engineer's public key.
+    assert ctl(client, env, "--json", "models", "show", "defect-cnn", "1.0") == 0
+    shown = json.loads(capsys.readouterr().out)
+    from protocol.manifest import ModelManifest
+    from protocol.signing import ManifestSignature
+
+    TrustStore([load_public_key(public)]).verify(
+        ModelManifest.model_validate(shown["manifest"]), ManifestSignature.model_validate(shown["signature"])
+    )
+    assert load_private_key(private)  # still readable
+
+    # Same version, other bytes: refused with the conflict exit code.
+    release.artifact.write_bytes(b"retrained weights" * 100)
+    assert ctl(client, env, *args) == 5
+    assert "versions are immutable" in capsys.readouterr().err
+
+    assert ctl(client, env, "models", "list") == 0
+    assert capsys.readouterr().out.split("\n")[1].split()[:3] == ["defect-cnn", "defect", "1.0"]
+
+    assert (
+        ctl(
+            client,
+            env,
+            "--json",
+            "rollouts",
+            "create",
+            "--model",
+            "defect-cnn",
+            "--version",
+            "1.0",
+            "--gateway",
+            "gw-1",
+            "--gateway",
+            "gw-2",
+            "--waves",
+            "1,100%",
+            "--bake",
+            "0",
+        )
+        == 0
+    )
+    rollout = json.loads(capsys.readouterr().out)
+    assert rollout["waves"] == [1, 2]
+    assert rollout["state"] == "running"
+    assert ctl(client, env, "rollouts", "pause", rollout["id"], "--reason", "shift change") == 0
+    assert "state PAUSED" in capsys.readouterr().out
+    assert ctl(client, env, "rollouts", "pause", rollout["id"]) == 5
+    assert "only a running one can pause" in capsys.readouterr().err
+    assert ctl(client, env, "rollouts", "resume", rollout["id"]) == 0
+    assert ctl(client, env, "rollouts", "abort", rollout["id"]) == 0
+    capsys.readouterr()
+    assert ctl(client, env, "rollouts", "status", rollout["id"], "--watch", "--interval", "0") == 6
+    out = capsys.readouterr().out
+    assert "state ABORTED" in out
+    assert "aborted" in out
+    assert publisher.published == []  # no wave had started: nothing to roll back
+
+    assert ctl(client, env, "--json", "devices", "list") == 0
+    assert json.loads(capsys.readouterr().out) == []
+    assert ctl(client, env, "devices", "show", "gw-unknown") == 4
+
+
+def test_push_resumes_an_interrupted_upload(
+    live: tuple[TestClient, dict[str, str], dict[str, str], RecordingPublisher],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    client, tokens, env, _ = live
+    monkeypatch.setattr(push_module, "CHUNK_BYTES", 1000)
+    key = tmp_path / "k"
+    assert ctl(client, env, "keys", "generate", "--out", str(key)) == 0
+    release = make_release(
+        tmp_path / "rel", "3.0", Ed25519PrivateKey.generate(), payload=bytes(range(256)) * 20
+    )
+    data = release.artifact.read_bytes()
+    client.headers["Authorization"] = f"Bearer {tokens['admin']}"
+    # A previous push died after its first chunk.
+    first = client.put(
+        f"/api/v1/blobs/{release.manifest.sha256}",
+        params={"size": len(data), "offset": 0},
+        content=data[:1000],
+    )
+    assert first.json()["received_bytes"] == 1000
+    offsets: list[str] = []
+
+    def record(request: httpx.Request) -> None:
+        if request.method == "PUT":
+            offsets.append(request.url.params["offset"])
+
+    client.event_hooks["request"].append(record)
+    env = {**env, "FACTORY_API_TOKEN": tokens["admin"]}
+    assert (
+        ctl(
+            client,
+            env,
+            "models",
+            "push",
+            str(release.artifact),
+            "--manifest",
+            str(release.manifest_path),
+            "--key",
+            str(key.with_suffix(".key")),
+        )
+        == 0
+    )
+    assert offsets == ["1000", "2000", "3000", "4000", "5000"]
+
+
+def test_errors_say_what_to_do_and_exit_with_meaningful_codes(
+    live: tuple[TestClient, dict[str, str], dict[str, str], RecordingPublisher],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    client, tokens, env, _ = live
+    assert ctl(client, env, "login", "--token", "fe_wrong") == 3
+    assert "factoryctl login" in capsys.readouterr().err
+    viewer = {**env, "FACTORY_API_TOKEN": tokens["viewer"]}
+    assert ctl(client, viewer, "rollouts", "create", "--model", "m", "--version", "1", "--gateway", "g") == 3
+    assert "ask an admin" in capsys.readouterr().err
+    assert ctl(client, viewer, "models", "show", "nothing") == 4
+    assert ctl(client, env, "models", "push", "x.onnx", "--manifest", "m.json") == 1
+    assert "factoryctl keys generate" in capsys.readouterr().err

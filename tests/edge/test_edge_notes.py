@@ -1,0 +1,197 @@
+"""The notes runner and source: golden output, clear load errors, and notes -> agent -> broker."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import domain_models.notes
+from edge_agent.agent import Agent
+from edge_agent.config import NotesSourceConfig
+from edge_agent.frames import DropPolicy, Frame
+from edge_agent.runtime.model import ModelLoadError
+from edge_agent.runtime.registry import build_runner
+from edge_agent.runtime.text import TextRunner
+from protocol.manifest import load_manifest
+from protocol.messages import NotesOutput, utcnow
+from protocol.topics import TopicSpace
+from simulators.notes_line import CATEGORIES, URGENCIES, NotesLine, write_notes
+
+from .helpers import FakeCloud, agent_config, wait_for
+
+ARTIFACTS = Path(domain_models.notes.__file__).parent / "artifacts"
+MANIFEST = ARTIFACTS / "notes-minilm-1.0.0.manifest.json"
+
+
+def _note(text: str | None, ref: str = "n1") -> Frame:
+    return Frame("notes", ref, utcnow(), np.zeros((0, 0, 3), np.uint8), text=text)
+
+
+@pytest.fixture(scope="module")
+def runner() -> TextRunner:
+    built = build_runner(MANIFEST, "notes")
+    assert isinstance(built, TextRunner)
+    return built
+
+
+def test_registry_builds_the_text_runner_and_it_gives_the_golden_output(runner: TextRunner) -> None:
+    golden = runner.manifest.golden
+    assert golden is not None
+    text = (ARTIFACTS / golden.input).read_text(encoding="utf-8").strip()
+    (pred,) = runner.infer([_note(text)])
+    out = pred.output
+    assert isinstance(out, NotesOutput)
+    assert out.label == out.category == golden.expected_label
+    assert set(out.scores) == set(golden.expected_scores)
+    for key, expected in golden.expected_scores.items():
+        assert out.scores[key] == pytest.approx(expected, abs=golden.tolerance), key
+    assert runner.urgencies == URGENCIES
+    assert out.urgency == max(URGENCIES, key=lambda u: out.scores[f"urgency.{u}"])
+
+
+def test_a_notes_result_does_not_depend_on_the_notes_queued_with_it(runner: TextRunner) -> None:
+    notes = NotesLine(seed=77).notes(6)
+    frames = [_note(n.text, str(n.index)) for n in notes]
+    batched = [p.output for p in runner.infer(frames)]
+    single = [runner.infer([f])[0].output for f in frames]
+    for b, s in zip(batched, single, strict=True):
+        assert isinstance(b, NotesOutput)
+        assert isinstance(s, NotesOutput)
+        assert b == s  # dynamic INT8 scales per batch, so the runner must run notes one by one
+
+
+def test_a_frame_without_text_is_refused_naming_slot_and_frame(runner: TextRunner) -> None:
+    with pytest.raises(ValueError, match=r"slot notes: frame n9 .* no text"):
+        runner.infer([_note(None, "n9")])
+
+
+def _copy_release(tmp_path: Path, edit: dict[str, object]) -> Path:
+    manifest = load_manifest(MANIFEST)
+    for name in [manifest.artifact, *manifest.files]:
+        (tmp_path / name).symlink_to(ARTIFACTS / name)
+    data = json.loads(MANIFEST.read_text())
+    data.update(edit)
+    path = tmp_path / MANIFEST.name
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_urgency_order_missing_from_thresholds_is_refused_at_load(tmp_path: Path) -> None:
+    path = _copy_release(tmp_path, {"thresholds": {"urgency.low": 0.0, "urgency.high": 2.0}})
+    with pytest.raises(ModelLoadError, match="urgency"):
+        TextRunner(path, "notes")
+
+
+def test_a_manifest_whose_outputs_are_not_the_graphs_is_refused(tmp_path: Path) -> None:
+    outputs = json.loads(MANIFEST.read_text())["outputs"]
+    outputs[2]["name"] = "pooled"
+    path = _copy_release(tmp_path, {"outputs": outputs})
+    with pytest.raises(ModelLoadError, match="output names"):
+        TextRunner(path, "notes")
+
+
+class _Collect:
+    def __init__(self) -> None:
+        self.frames: list[Frame] = []
+
+    def __call__(self, frame: Frame, policy: DropPolicy) -> None:
+        assert policy is DropPolicy.BLOCK
+        self.frames.append(frame)
+
+
+def test_notes_source_reads_txt_and_jsonl_notes_in_name_order(tmp_path: Path) -> None:
+    from edge_agent.sources import build_source
+
+    (tmp_path / "a.txt").write_text("pump 3 leaking oil\n")
+    (tmp_path / "b.jsonl").write_text('{"id": "wo-17", "text": "HMI frozen"}\n"guard missing"\nnot json\n\n')
+    (tmp_path / "c.txt").write_text("   \n")  # empty: skipped with a warning
+    sink = _Collect()
+    cfg = NotesSourceConfig(type="notes", name="notes", path=tmp_path, pattern="*.*")
+    source = build_source(cfg, sink, threading.Event())
+    source.start()
+    assert source.join(5)
+    assert [(f.ref, f.text) for f in sink.frames] == [
+        ("a.txt", "pump 3 leaking oil"),
+        ("wo-17", "HMI frozen"),
+        ("b.jsonl:2", "guard missing"),
+    ]
+    assert all(f.image.size == 0 and f.source == "notes" for f in sink.frames)
+
+
+def test_watching_source_reads_new_files_and_appended_lines_once(tmp_path: Path) -> None:
+    from edge_agent.sources.notes import NotesSource
+
+    stop = threading.Event()
+    sink = _Collect()
+    source = NotesSource(
+        NotesSourceConfig(type="notes", name="n", path=tmp_path, pattern="*.jsonl", watch=True, poll_s=0.05),
+        sink,
+        stop,
+    )
+    log = tmp_path / "log.jsonl"
+    log.write_text('"first"\n"half-writ')  # the second line has no newline yet
+    source.start()
+    try:
+        wait_for(lambda: len(sink.frames) == 1, 5, "the first note")
+        with log.open("a") as fh:
+            fh.write('ten"\n"third"\n')
+        (tmp_path / "other.jsonl").write_text('"fourth"\n')
+        wait_for(lambda: len(sink.frames) == 4, 5, "appended lines and the new file")
+    finally:
+        stop.set()
+        assert source.join(5)
+    assert [f.text for f in sink.frames] == ["first", "half-written", "third", "fourth"]
+
+
+def test_a_folder_of_notes_reaches_the_cloud_as_notes_outputs(
+    tmp_path: Path, mosquitto: tuple[str, int], topic_space: TopicSpace
+) -> None:
+    notes = NotesLine(seed=31).notes(8)
+    folder = tmp_path / "notes"
+    write_notes(folder, notes)
+    config = agent_config(
+        tmp_path,
+        mosquitto,
+        topic_space,
+        MANIFEST,
+        folder,
+        sources=[{"type": "notes", "name": "notes", "path": str(folder)}],
+        models=[{"slot": "notes", "manifest": str(MANIFEST), "sources": ["notes"]}],
+    )
+    cloud = FakeCloud(mosquitto, topic_space, config.gateway_id)
+    agent = Agent(config)
+    try:
+        agent.start()
+        wait_for(lambda: len(cloud.frames()) == len(notes), 60, "a result for every note")
+    finally:
+        agent.stop()
+        cloud.close()
+    by_frame = {item.frame: item for item in cloud.items()}
+    assert set(by_frame) == {f"note-{n.index:06d}.txt" for n in notes}
+    correct = 0
+    for note in notes:
+        item = by_frame[f"note-{note.index:06d}.txt"]
+        assert isinstance(item.output, NotesOutput)
+        assert item.output.category in CATEGORIES
+        assert item.output.urgency in URGENCIES
+        assert item.source == "notes"
+        assert item.model.name == "notes-minilm"
+        correct += item.output.category == note.category
+    assert correct >= 6  # generator notes score ~0.97; 6/8 leaves room for noise, not for a broken model
+
+
+def test_a_typo_in_a_notes_source_is_a_config_error_naming_the_key(tmp_path: Path) -> None:
+    from edge_agent.config import ConfigError, parse_config
+
+    base = {"gateway_id": "gw-1", "line": "l1", "state_dir": str(tmp_path)}
+    good = parse_config({**base, "sources": [{"type": "notes", "name": "n", "path": "in"}]}, "gw.yaml")
+    (source,) = good.sources
+    assert isinstance(source, NotesSourceConfig)
+    assert (source.pattern, source.watch) == ("*.txt", False)
+    bad = {**base, "sources": [{"type": "notes", "name": "n", "path": "in", "wacth": True}]}
+    with pytest.raises(ConfigError, match="wacth"):
+        parse_config(bad, "gw.yaml")

@@ -1,0 +1,158 @@
+"""The parcel runner: counts each parcel once, reads Code 128 / EAN-13 / QR, sizes boxes in mm, routes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from domain_models.parcels.data import eval_config
+from edge_agent.frames import Frame
+from edge_agent.runtime.model import ModelLoadError
+from edge_agent.runtime.parcels import (
+    ROUTES_FILE,
+    Detection,
+    ParcelRunner,
+    RouteRule,
+    RouteTable,
+    decode_barcode,
+)
+from edge_agent.runtime.registry import build_runner
+from protocol.messages import ParcelOutput, utcnow
+from simulators.parcel_line import ParcelLine, ParcelLineConfig, ParcelTruth
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "domain_models" / "parcels" / "artifacts"
+MANIFEST = ARTIFACTS / "parcel-detector-1.0.0.manifest.json"
+INT8_MANIFEST = ARTIFACTS / "parcel-detector-int8-1.0.0.manifest.json"
+
+
+def _detection(p: ParcelTruth) -> Detection:
+    return Detection(center=p.center, size=p.size_px, angle_deg=p.angle_deg, score=1.0,
+                     damage=0.0 if p.damage == "none" else 100.0)  # fmt: skip
+
+
+class _TruthRunner(ParcelRunner):
+    """The real line logic fed with perfect detections: isolates tracking and counting from the network."""
+
+    truth: list[ParcelTruth] = []  # noqa: RUF012 - set per frame by _run
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        return [_detection(p) for p in self.truth]
+
+
+def _run(runner: ParcelRunner, line: ParcelLine, frames: int) -> list[tuple[int, ParcelOutput]]:
+    outputs = []
+    for i in range(frames):
+        sim = line.frame(i)
+        if isinstance(runner, _TruthRunner):
+            runner.truth = list(sim.truth.parcels)
+        for pred in runner.infer([Frame("cam", str(i), utcnow(), sim.image)]):
+            assert isinstance(pred.output, ParcelOutput)
+            outputs.append((i, pred.output))
+    return outputs
+
+
+def _frames_at_the_line(line: ParcelLine, count: int) -> list[int]:
+    """Indices of the first frame after each of the first ``count`` crossings (no rendering needed)."""
+    return [i + 1 for i in range(400) if line.crossings(480.0, i, i + 2)][:count]
+
+
+def test_registry_builds_the_parcel_runner_for_task_parcels() -> None:
+    runner = build_runner(MANIFEST, "parcels")
+    assert isinstance(runner, ParcelRunner)
+    assert runner.loaded.task == "parcels"
+
+
+def test_decoder_reads_rotated_code128_ean13_and_qr_labels() -> None:
+    line = ParcelLine(ParcelLineConfig(seed=12))
+    tried: dict[str, int] = {}
+    read: dict[str, int] = {}
+    for i in _frames_at_the_line(line, 18):
+        frame = line.frame(i)
+        for p in frame.truth.parcels:
+            if abs(p.center[0] - 480) > 40:
+                continue
+            tried[p.symbology] = tried.get(p.symbology, 0) + 1
+            read[p.symbology] = read.get(p.symbology, 0) + (
+                decode_barcode(frame.image, _detection(p)) == (p.barcode, p.symbology)
+            )
+    assert set(tried) == {"code128", "ean13", "qr"}
+    for symbology, n in tried.items():
+        assert read.get(symbology, 0) >= 0.9 * n, (symbology, read, tried)
+
+
+def test_each_parcel_is_counted_exactly_once_with_exact_facts_given_perfect_detections() -> None:
+    line = ParcelLine(ParcelLineConfig(seed=33))
+    runner = _TruthRunner(MANIFEST, "truth")
+    outputs = _run(runner, line, 120)
+    expected = set(line.crossings(480.0, 0, 120))
+    assert len(outputs) == len(expected) >= 6
+    by_track = {o.track_id for _, o in outputs}
+    assert len(by_track) == len(outputs)
+    for index, out in outputs:
+        truth = min(line.frame(index).truth.parcels, key=lambda p: abs(p.center[0] - 480))
+        assert truth.parcel_id in expected
+        assert out.length_mm == pytest.approx(truth.length_mm, abs=0.1)
+        # Perfect detections score damage 100 or 0; a release with the flag off never raises it.
+        assert out.damaged == (truth.damage != "none" and runner.damage_thr <= 100.0)
+        assert out.label == runner.routes.route(out.barcode, out.length_mm, out.damaged)
+    assert sum(o.barcode is not None for _, o in outputs) >= 0.9 * len(outputs)
+
+
+def test_model_counts_an_easy_sequence_exactly_and_sizes_boxes_within_tolerance() -> None:
+    line = ParcelLine(eval_config(seed=0, k=0, unseen=False))
+    runner = ParcelRunner(MANIFEST, "parcels")
+    outputs = _run(runner, line, 100)
+    expected = set(line.crossings(480.0, 0, 100))
+    assert len(outputs) == len(expected) >= 5
+    errors = []
+    for index, out in outputs:
+        truth = min(line.frame(index).truth.parcels, key=lambda p: abs(p.center[0] - 480))
+        errors += [abs(out.length_mm - truth.length_mm), abs(out.width_mm - truth.width_mm)]  # type: ignore[operator]
+        if out.barcode is not None:
+            assert out.barcode == truth.barcode
+    assert float(np.mean(errors)) < 10.0
+    assert {o.symbology for _, o in outputs if o.barcode} & {"code128", "qr"}
+
+
+def test_frames_without_a_crossing_give_no_prediction_and_sources_track_separately() -> None:
+    line = ParcelLine(ParcelLineConfig(seed=7))
+    runner = ParcelRunner(MANIFEST, "parcels")
+    empty = np.full((540, 960, 3), 50, np.uint8)
+    assert runner.infer([Frame("cam", "0", utcnow(), empty)]) == []
+    first = next(i for i in range(200) if line.crossings(480.0, i, i + 2))
+    a = runner.infer([Frame("a", str(i), utcnow(), line.frame(i).image) for i in range(first - 3, first + 2)])
+    b = runner.infer([Frame("b", str(first + 3), utcnow(), line.frame(first + 3).image)])
+    assert len(a) == 1
+    assert b == []  # source b never saw it cross (it starts past the birth window)
+
+
+def test_routes_first_matching_rule_wins() -> None:
+    table = RouteTable(
+        rules=(RouteRule(lane="reject", damaged=True), RouteRule(lane="manual", has_barcode=False),
+               RouteRule(lane="big", min_length_mm=450), RouteRule(lane="north", prefixes=("1", "PX1"))),
+        default="other",
+    )  # fmt: skip
+    assert table.route("123", 300, damaged=True) == "reject"
+    assert table.route(None, 300, damaged=False) == "manual"
+    assert table.route("1234", 500, damaged=False) == "big"
+    assert table.route("PX1-000001", 300, damaged=False) == "north"
+    assert table.route("2999", 300, damaged=False) == "other"
+
+
+def test_missing_route_table_or_calibration_is_refused_by_name(tmp_path: Path) -> None:
+    for name in [MANIFEST.name, *json.loads(MANIFEST.read_text())["files"], "parcel-detector-1.0.0.onnx"]:
+        shutil.copy2(ARTIFACTS / name, tmp_path / name)
+    data = json.loads((tmp_path / MANIFEST.name).read_text())
+    del data["thresholds"]["mm_per_px"]
+    (tmp_path / MANIFEST.name).write_text(json.dumps(data))
+    with pytest.raises(ModelLoadError, match="mm_per_px"):
+        ParcelRunner(tmp_path / MANIFEST.name, "x")
+    data = json.loads(MANIFEST.read_text())
+    del data["files"][ROUTES_FILE]
+    (tmp_path / MANIFEST.name).write_text(json.dumps(data))
+    with pytest.raises(ModelLoadError, match=ROUTES_FILE):
+        ParcelRunner(tmp_path / MANIFEST.name, "x")
