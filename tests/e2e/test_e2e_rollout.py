@@ -1,0 +1,174 @@
+"""Staged rollouts over 20 REAL edge agents: registry -> rollout engine -> retained desired state
+-> each agent's OTA client (download, verify, smoke test, swap, health window) -> reported state.
+
+A good version completes every wave; a version that degrades in the health window aborts in the
+first wave and every touched gateway is back on the old version. No gateway is ever left without
+a working model.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from sqlalchemy.orm import Session, sessionmaker
+
+from cloud.api import create_app
+from cloud.config import CloudSettings
+from cloud.db import make_engine, make_sessionmaker, migrate
+from cloud.db.models import Rollout
+from cloud.factoryctl.push import push
+from cloud.ingest.worker import IngestWorker
+from cloud.ota import rollouts as engine
+from cloud.ota.desired import MqttDesiredPublisher
+from cloud.ota.schemas import RolloutCreate, Target, Thresholds
+from cloud.ota.ticks import tick_all
+from edge_agent.agent import Agent
+from protocol.manifest import load_manifest
+from protocol.signing import generate_private_key, public_key_pem, sign_manifest
+from protocol.topics import TopicSpace
+from simulators.net import free_port
+from tests.cloud.helpers import clear_session
+from tests.cloud.ota_helpers import bearer, mint_tokens
+from tests.e2e.stack import wait_for
+from tests.edge.helpers import agent_config, write_frames
+from tests.edge.test_edge_ota_kit import BRIGHT, DARK, write_model
+
+GATEWAYS = 20
+NAME = "defect-tiny"
+
+
+@contextmanager
+def api_server(settings: CloudSettings) -> Iterator[str]:
+    """The cloud API on a real port: gateways download artifacts from it over HTTP."""
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings), host="127.0.0.1", port=settings.api_port, log_config=None)
+    )
+    thread = threading.Thread(target=server.run, name="api", daemon=True)
+    thread.start()
+    wait_for(lambda: server.started, 20, "the API to start")
+    try:
+        yield f"http://127.0.0.1:{settings.api_port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def _active(agent: Agent) -> str:
+    return agent.runners[0].manifest.version
+
+
+def _run_rollout(
+    sessions: sessionmaker[Session],
+    settings: CloudSettings,
+    publisher: MqttDesiredPublisher,
+    rollout_id: str,
+    timeout_s: float,
+) -> str:
+    """Tick the rollout engine (as Celery beat would) until the rollout ends; return its state."""
+    deadline = time.monotonic() + timeout_s
+    state = "?"
+    while time.monotonic() < deadline:
+        tick_all(sessions, settings, publisher)
+        with sessions() as session:
+            row = session.get(Rollout, rollout_id)
+            assert row is not None
+            state = row.state.upper()
+        if state in {"COMPLETED", "ABORTED"}:
+            return state
+        time.sleep(0.5)
+    raise AssertionError(f"rollout {rollout_id} still {state} after {timeout_s:.0f}s")
+
+
+@pytest.mark.slow
+def test_rollout_over_20_real_agents_completes_good_and_aborts_bad(
+    tmp_path: Path, pg_url: str, mosquitto: tuple[str, int], topic_space: TopicSpace
+) -> None:
+    key = generate_private_key()
+    pub = tmp_path / "engineer.pub"
+    pub.write_bytes(public_key_pem(key.public_key()))
+    old = write_model(tmp_path / "v100", NAME, "1.0.0", bias=(5, -5))
+    good = write_model(tmp_path / "v110", NAME, "1.1.0", bias=(5, -5), pad_bytes=7)
+    # Passes its golden sample (bright -> scratch) but calls every dark part a defect too.
+    bad = write_model(tmp_path / "v120", NAME, "1.2.0", bias=(-5, 5), pad_bytes=9)
+    frames = tmp_path / "frames"
+    write_frames(frames, [DARK, DARK, BRIGHT, DARK])
+
+    settings = CloudSettings(
+        db_url=pg_url,
+        broker_url=f"mqtt://{mosquitto[0]}:{mosquitto[1]}",
+        topic_root=topic_space.root,
+        share_group=None,
+        ingest_client_id=f"e2e-rollout-{uuid.uuid4().hex[:8]}",
+        ingest_max_wait_ms=20,
+        artifact_dir=str(tmp_path / "artifacts"),
+        api_port=free_port(),
+        public_url="http://127.0.0.1:0",
+    )
+    settings = settings.model_copy(update={"public_url": f"http://127.0.0.1:{settings.api_port}"})
+    migrate(pg_url)
+    admin = mint_tokens(pg_url)["admin"]
+    db = make_engine(pg_url)
+    sessions = make_sessionmaker(db)
+    agents: list[Agent] = []
+    worker = IngestWorker(settings).start()
+    publisher = MqttDesiredPublisher(settings)
+    try:
+        assert worker.wait_connected(15)
+        with api_server(settings) as url, httpx.Client(base_url=url, headers=bearer(admin)) as http:
+            for release in (old, good, bad):
+                manifest = load_manifest(release)
+                push(http, release.parent / manifest.artifact, manifest, sign_manifest(manifest, key))
+            for index in range(GATEWAYS):
+                gateway_id = f"gw-{index:02d}"
+                config = agent_config(
+                    tmp_path / gateway_id, mosquitto, topic_space, old, frames,
+                    gateway_id=gateway_id,
+                    sources=[{"type": "folder", "name": "replay", "path": str(frames), "loop": True, "rate_fps": 8}],
+                    ota={"enabled": True, "trusted_keys": [str(pub)], "health_window_s": 4,
+                         "health_window_inferences": 16, "min_baseline_inferences": 8, "report_interval_s": 1},
+                )  # fmt: skip
+                agents.append(Agent(config))
+                agents[-1].start()
+            wait_for(lambda: all(a.link.connected for a in agents), 30, "every agent connected")
+            time.sleep(3)  # a baseline of inferences on 1.0.0 for the health comparison
+
+            def create(version: str) -> str:
+                req = RolloutCreate(
+                    model_name=NAME, version=version, slot="defect",
+                    target=Target(gateways=[f"gw-{i:02d}" for i in range(GATEWAYS)]),
+                    waves="1,25%,100%", bake_s=2,
+                    thresholds=Thresholds(max_error_rate=0.05, install_timeout_s=60),
+                )  # fmt: skip
+                with sessions.begin() as session:
+                    return engine.create_rollout(session, req, "test").id
+
+            assert _run_rollout(sessions, settings, publisher, create("1.1.0"), 180) == "COMPLETED"
+            wait_for(lambda: all(_active(a) == "1.1.0" for a in agents), 30, "every agent on 1.1.0")
+
+            bad_id = create("1.2.0")
+            state = _run_rollout(sessions, settings, publisher, bad_id, 180)
+            assert state == "ABORTED"
+            # Touched gateways rolled back on their own (health window) or were sent back: all
+            # serve 1.1.0, none is left on 1.2.0, none without a model.
+            wait_for(lambda: all(_active(a) == "1.1.0" for a in agents), 60, "every agent back on 1.1.0")
+            with sessions() as session:
+                aborted = session.get(Rollout, bad_id)
+                assert aborted is not None
+                assert aborted.wave == 0, "the bad version must stop in the first wave (0-based)"
+                assert aborted.reason is not None
+                assert "wave 1: 1/1 gateway(s)" in aborted.reason, aborted.reason
+    finally:
+        for agent in agents:
+            agent.stop()
+        publisher.close()
+        worker.stop()
+        clear_session(mosquitto, worker.client_id)
+        db.dispose()
