@@ -28,6 +28,8 @@ SCHEMA_VERSION: Literal[1] = 1
 # leaves room while stopping a runaway publisher from filling the ingest worker's memory.
 MAX_PAYLOAD_BYTES = 1024 * 1024
 MAX_BATCH_ITEMS = 1000
+# A defect crop for the console: small on purpose (a 160x120 JPEG is ~6 KB); base64 adds a third.
+MAX_THUMBNAIL_B64 = 32 * 1024
 
 GatewayId = Annotated[str, Field(pattern=GATEWAY_ID_PATTERN, description="Gateway id, one topic level")]
 Sha256Hex = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$", description="Lower-case hex SHA-256")]
@@ -164,6 +166,11 @@ class ResultItem(WireModel):
     output: TaskOutput
     latency_ms: float = Field(ge=0.0)
     replayed: bool = False
+    thumbnail_jpeg: str | None = Field(
+        default=None,
+        max_length=MAX_THUMBNAIL_B64,
+        description="Base64 JPEG crop of a flagged item (rate-limited by the agent); rides the outbox",
+    )
 
 
 class ResultBatch(WireModel):
