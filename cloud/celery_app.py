@@ -15,9 +15,11 @@ from typing import Any
 from celery import Celery
 
 from cloud.config import CloudSettings
-from cloud.tasks import RETENTION_TASK, ROLLOUT_TICK_TASK, register_tasks
+from cloud.tasks import ALERTS_TASK, RETENTION_TASK, ROLLOUT_TICK_TASK, register_tasks
 
 RETENTION_EVERY_S = 24 * 3600.0
+# Alert rules work in seconds to minutes; evaluating more often only costs queries.
+ALERTS_EVERY_S = 30.0
 
 
 def create_celery(settings: CloudSettings) -> Any:
@@ -41,6 +43,7 @@ def create_celery(settings: CloudSettings) -> Any:
         beat_schedule={
             "retention-daily": {"task": RETENTION_TASK, "schedule": RETENTION_EVERY_S},
             "rollouts": {"task": ROLLOUT_TICK_TASK, "schedule": settings.rollout_tick_s},
+            "alerts": {"task": ALERTS_TASK, "schedule": ALERTS_EVERY_S},
         },
     )
     if settings.celery_broker_url.startswith("filesystem://"):

@@ -9,6 +9,8 @@ from typing import Any
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from cloud.alerts.rules import evaluate_all
+from cloud.alerts.thumbnails import trim_per_line
 from cloud.config import CloudSettings
 from cloud.db.engine import make_engine, make_sessionmaker
 from cloud.ota.desired import MqttDesiredPublisher
@@ -16,6 +18,7 @@ from cloud.ota.ticks import tick_all
 from cloud.retention import purge_older_than
 
 RETENTION_TASK = "cloud.retention"
+ALERTS_TASK = "cloud.alerts.evaluate"
 ROLLOUT_TICK_TASK = "cloud.rollouts.tick"
 
 
@@ -72,6 +75,23 @@ def register_tasks(app: Any, settings: CloudSettings) -> Callable[[], None]:
     def rollout_tick() -> int:
         """Advance every running rollout one step."""
         return tick_all(sessions.get(), settings, publisher.get())
+
+    @app.task(  # type: ignore[untyped-decorator]
+        name=ALERTS_TASK,
+        shared=False,
+        autoretry_for=(OperationalError,),
+        retry_backoff=True,
+        max_retries=3,
+        # Like the rollout tick: a late evaluation is superseded by the next beat.
+        expires=60,
+    )
+    def evaluate_alerts() -> dict[str, int]:
+        """Open and close alerts from every rule, and trim thumbnails to their per-line cap."""
+        made = sessions.get()
+        outcome = evaluate_all(made).as_dict()
+        with made.begin() as session:
+            outcome["thumbnails_trimmed"] = trim_per_line(session)
+        return outcome
 
     def dispose() -> None:
         sessions.dispose()

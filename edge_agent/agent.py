@@ -121,6 +121,7 @@ class Agent:
                     cfg.station,
                     cfg.runtime.max_batch,
                     cfg.runtime.max_wait_ms,
+                    thumbnails=cfg.thumbnails,
                 )
             )
         self.sources = [build_source(s, self._dispatch, self._stop) for s in cfg.sources]

@@ -22,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from edge_agent.thumbnails import ThumbnailConfig
 from protocol.messages import MAX_BATCH_ITEMS, Name
 from protocol.topics import GATEWAY_ID_PATTERN, TOPIC_ROOT, TopicSpace
 
@@ -315,6 +316,9 @@ class AgentConfig(_Model):
     http: HttpConfig = Field(default_factory=HttpConfig, description="Health/metrics HTTP endpoint")
     telemetry_interval_s: float = Field(default=10.0, gt=0, description="Seconds between telemetry messages")
     ota: OtaConfig = Field(default_factory=OtaConfig, description="Over-the-air model updates")
+    thumbnails: ThumbnailConfig = Field(
+        default_factory=ThumbnailConfig, description="JPEG crops of flagged items for the console"
+    )
 
     @field_validator("state_dir")
     @classmethod

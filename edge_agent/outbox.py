@@ -47,6 +47,7 @@ class ResultDraft:
     model: ModelRef
     output: TaskOutput
     latency_ms: float
+    thumbnail_jpeg: str | None = None  # base64 JPEG of a flagged item (edge_agent.thumbnails)
 
     def to_item(self, seq: int) -> ResultItem:
         """The validated wire item with ``seq``."""
@@ -62,6 +63,7 @@ class ResultDraft:
             model=self.model,
             output=self.output,
             latency_ms=self.latency_ms,
+            thumbnail_jpeg=self.thumbnail_jpeg,
         )
 
 

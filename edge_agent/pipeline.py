@@ -12,6 +12,7 @@ from edge_agent.frames import FrameQueue
 from edge_agent.metrics import Metrics
 from edge_agent.outbox import Outbox, ResultDraft
 from edge_agent.runtime import Prediction, Runner
+from edge_agent.thumbnails import ThumbnailConfig, Thumbnailer
 from protocol.messages import utcnow
 
 log = logging.getLogger(__name__)
@@ -44,8 +45,11 @@ class InferenceWorker:
         station: str,
         max_batch: int,
         max_wait_ms: float,
+        thumbnails: ThumbnailConfig | None = None,
     ) -> None:
         self.runner = runner
+        # Per worker, so each slot has its own rate limit; on by default with default limits.
+        self.thumbnailer = Thumbnailer(thumbnails or ThumbnailConfig())
         self.observer: BatchObserver | None = None
         self._runner_lock = threading.Lock()
         self.queue = queue
@@ -134,6 +138,7 @@ class InferenceWorker:
                 model=ref,
                 output=p.output,
                 latency_ms=p.latency_ms,
+                thumbnail_jpeg=self.thumbnailer.for_result(p.output, p.frame.image),
             )
             for p in predictions
         ]

@@ -11,7 +11,19 @@ from fastapi import FastAPI, Request, Response
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.concurrency import run_in_threadpool
 
-from cloud.api.routers import access, blobs, dead_letters, gateways, health, lines, models, results, rollouts
+from cloud.api.routers import (
+    access,
+    alerts,
+    blobs,
+    dead_letters,
+    defects,
+    gateways,
+    health,
+    lines,
+    models,
+    results,
+    rollouts,
+)
 from cloud.auth.deps import require
 from cloud.auth.service import Role
 from cloud.config import CloudSettings
@@ -70,6 +82,9 @@ def create_app(settings: CloudSettings, publisher: DesiredPublisher | None = Non
         deps = [] if module is blobs else readers  # blobs: public by hash, see its docstring
         app.include_router(module.router, prefix="/api/v1", dependencies=deps)
     app.include_router(access.router, prefix="/api/v1")
+    # Alerts and defects declare their role per route (viewer reads, operator acks, admin rules).
+    app.include_router(alerts.router, prefix="/api/v1")
+    app.include_router(defects.router, prefix="/api/v1")
     app.include_router(health.router)
     return app
 

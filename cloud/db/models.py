@@ -280,3 +280,66 @@ class RolloutEvent(Base):
     kind: Mapped[str] = mapped_column(String(32))
     message: Mapped[str] = mapped_column(Text)
     details: Mapped[dict[str, Any]]
+
+
+# ---- defect thumbnails and alerts ---------------------------------------------------------------
+
+
+class Thumbnail(Base):
+    """A small JPEG crop of a flagged result; deleted with its result (retention cascades).
+
+    ``crop`` is the cropped rectangle in source-frame pixels (x, y, w, h), the frame size and the
+    JPEG size (tw, th): a box in frame pixels lands at ``(bx - x) * tw / w`` in the JPEG.
+    """
+
+    __tablename__ = "thumbnails"
+    __table_args__ = (Index("ix_thumbnails_line_captured_at", "line", "captured_at"),)
+
+    result_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("results.id", ondelete="CASCADE"), primary_key=True
+    )
+    line: Mapped[str] = mapped_column(String(NAME_LEN))
+    captured_at: Mapped[datetime]
+    jpeg: Mapped[bytes] = mapped_column(LargeBinary)
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    # Crop geometry from the JPEG's comment segment (None when the agent did not send it).
+    crop: Mapped[dict[str, Any] | None]
+
+
+class AlertRule(Base):
+    """A condition on a line, evaluated by the alerts beat task (kinds in ``cloud.alerts.rules``)."""
+
+    __tablename__ = "alert_rules"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    line: Mapped[str] = mapped_column(String(NAME_LEN))
+    kind: Mapped[str] = mapped_column(String(32))
+    threshold: Mapped[float]
+    window_s: Mapped[float | None]
+    min_results: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(NAME_LEN))
+
+
+class Alert(Base):
+    """One occurrence of a rule's condition for one subject (a line or a gateway)."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (
+        Index("ix_alerts_rule_subject_closed", "rule_id", "subject", "closed_at"),
+        Index("ix_alerts_opened_at", "opened_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    # SET NULL: deleting a rule keeps its alert history (closed with the rule).
+    rule_id: Mapped[int | None] = mapped_column(ForeignKey("alert_rules.id", ondelete="SET NULL"))
+    line: Mapped[str] = mapped_column(String(NAME_LEN))
+    gateway_id: Mapped[str | None] = mapped_column(String(GATEWAY_ID_LEN))
+    subject: Mapped[str] = mapped_column(String(NAME_LEN))
+    kind: Mapped[str] = mapped_column(String(32))
+    message: Mapped[str] = mapped_column(Text)
+    value: Mapped[float]
+    opened_at: Mapped[datetime]
+    closed_at: Mapped[datetime | None]
+    acknowledged_by: Mapped[str | None] = mapped_column(String(NAME_LEN))
+    acknowledged_at: Mapped[datetime | None]

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from cloud.alerts.thumbnails import store_thumbnails
 from cloud.db.dialect import insert_ignore, table_of
 from cloud.db.models import (
     DEAD_LETTER_PAYLOAD_BYTES,
@@ -125,6 +126,10 @@ def store(session: Session, valid: Sequence[Decoded], rejected: Sequence[Rejecte
             len(d.message.items) for d in valid if isinstance(d.message, ResultBatch)
         )
         outcome.results_duplicate -= outcome.results_inserted
+        # After the results, which they reference; a re-delivered thumbnail is skipped like its result.
+        store_thumbnails(
+            session, (i for d in valid if isinstance(d.message, ResultBatch) for i in d.message.items)
+        )
     if events:
         session.execute(table_of(Event).insert(), events)
     if rejected:

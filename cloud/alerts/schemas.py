@@ -1,0 +1,99 @@
+"""API shapes of thumbnails, defects, alert rules and alerts."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from cloud.alerts.rules import RuleKind
+from protocol.messages import Name
+
+
+class AlertRuleCreate(BaseModel):
+    """A new rule on a line."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    line: Name = Field(description="Line the rule watches")
+    kind: RuleKind = Field(description="defect_rate, gateway_offline or outbox_backlog")
+    threshold: float = Field(
+        ge=0, description="defect_rate: percent; gateway_offline: seconds silent; outbox_backlog: items"
+    )
+    window_s: float | None = Field(
+        default=None, gt=0, le=7 * 86400, description="defect_rate only: the window in seconds"
+    )
+    min_results: int = Field(
+        default=1, ge=1, description="defect_rate only: fewer results in the window never alert"
+    )
+
+    @model_validator(mode="after")
+    def _per_kind(self) -> AlertRuleCreate:
+        if self.kind is RuleKind.DEFECT_RATE:
+            if self.window_s is None:
+                raise ValueError("window_s: a defect_rate rule needs a window in seconds")
+            if self.threshold > 100:
+                raise ValueError(f"threshold: a defect rate is a percent (0-100), got {self.threshold}")
+        elif self.window_s is not None:
+            raise ValueError(f"window_s: only defect_rate rules have a window, not {self.kind.value}")
+        return self
+
+
+class AlertRulePublic(AlertRuleCreate):
+    """A stored rule."""
+
+    model_config = ConfigDict(extra="forbid", from_attributes=True)
+
+    id: int
+    created_at: datetime
+    created_by: str
+
+
+class AlertPublic(BaseModel):
+    """One alert; open while ``closed_at`` is null."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    rule_id: int | None = Field(description="Null once the rule was deleted")
+    line: str
+    gateway_id: str | None
+    subject: str = Field(description="The line (defect_rate) or the gateway id")
+    kind: str
+    message: str
+    value: float = Field(description="Measured value (latest while open)")
+    opened_at: datetime
+    closed_at: datetime | None
+    acknowledged_by: str | None
+    acknowledged_at: datetime | None
+
+
+class CropGeometry(BaseModel):
+    """Where a thumbnail sits in its source frame: box pixel bx maps to (bx - x) * tw / w."""
+
+    x: int
+    y: int
+    w: int
+    h: int
+    frame_w: int
+    frame_h: int
+    tw: int = Field(description="Thumbnail width in pixels")
+    th: int = Field(description="Thumbnail height in pixels")
+
+
+class DefectPublic(BaseModel):
+    """A recent flagged result of a line, for the gallery."""
+
+    id: UUID
+    gateway_id: str
+    captured_at: datetime
+    label: str
+    score: float
+    box: dict[str, Any] | None = Field(description="x, y, w, h in source-frame pixels, if any")
+    model_name: str
+    model_version: str
+    has_thumbnail: bool
+    thumbnail_url: str | None
+    crop: CropGeometry | None = Field(description="Maps the box onto the thumbnail; null if unknown")
