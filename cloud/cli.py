@@ -146,7 +146,14 @@ def _run_api(settings: CloudSettings) -> int:
     from cloud.api import create_app
 
     # uvicorn installs its own SIGINT/SIGTERM handlers and drains requests before exiting.
-    uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port, log_config=None)
+    # Open console streams (SSE) would hold a graceful shutdown forever: give them 5 s.
+    uvicorn.run(
+        create_app(settings),
+        host=settings.api_host,
+        port=settings.api_port,
+        log_config=None,
+        timeout_graceful_shutdown=5,
+    )
     return 0
 
 

@@ -29,6 +29,9 @@ from simulators.net import console_script, free_port, port_is_free
 from simulators.supervisor import Service, Supervisor
 
 log = logging.getLogger(__name__)
+# Console users of the demo, one per role; the banner prints them (never used outside the demo profile).
+DEMO_USERS = {"admin": "admin", "operator": "operator", "viewer": "viewer"}
+DEMO_PASSWORD = "factory-demo"  # noqa: S105 - demo profile only, printed on purpose
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,15 @@ def _start_cloud(supervisor: Supervisor, config: DemoConfig) -> tuple[str, str, 
     if minted.returncode != 0:
         raise DemoError(f"could not create the demo admin token:\n{minted.stderr.strip()}")
     admin_token = minted.stdout.strip().splitlines()[-1]
+    # Console users, one per role, with the fixed demo passwords the banner prints (demo profile only).
+    for user, role in DEMO_USERS.items():
+        made = subprocess.run(  # noqa: S603 - our own console script
+            [cloud, "users", "create", user, "--role", role, "--db", db_url],
+            capture_output=True, text=True, check=False,
+            env={**os.environ, "FACTORY_NEW_PASSWORD": DEMO_PASSWORD},
+        )  # fmt: skip
+        if made.returncode != 0 and "exists" not in made.stderr:
+            raise DemoError(f"could not create the demo user {user}:\n{made.stderr.strip()}")
     api_url = f"http://127.0.0.1:{config.api_port}"
     # API and worker agree on where artifacts live and the URL gateways download them from.
     common += ["--artifact-dir", str((config.workdir / "artifacts").resolve()), "--public-url", api_url]
@@ -140,6 +152,7 @@ def _banner(
         f"  console / API   {api_url}   (OpenAPI docs: {api_url}/docs)",
         f"  MQTT broker     {broker_url}",
         f"  database        {db_url}",
+        f"  console login   {', '.join(DEMO_USERS)} (password {DEMO_PASSWORD}) at {api_url}/",
         f"  admin token     {admin_token}",
         f"                  factoryctl login --url {api_url} --token {admin_token}",
         f"  signing key     {workdir / 'keys' / 'demo-signing.pem'} (the gateways trust its public key;",

@@ -27,6 +27,7 @@ from cloud.api.routers import (
 from cloud.auth.deps import require
 from cloud.auth.service import Role
 from cloud.config import CloudSettings
+from cloud.console import router as console_router
 from cloud.db.engine import make_engine, make_sessionmaker
 from cloud.db.migrate import migrate
 from cloud.ota.desired import DesiredPublisher, MqttDesiredPublisher
@@ -86,6 +87,7 @@ def create_app(settings: CloudSettings, publisher: DesiredPublisher | None = Non
     app.include_router(alerts.router, prefix="/api/v1")
     app.include_router(defects.router, prefix="/api/v1")
     app.include_router(health.router)
+    app.include_router(console_router)  # the operators' console at /
     return app
 
 

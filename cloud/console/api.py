@@ -1,0 +1,76 @@
+"""The console's view of the API: in-process HTTP calls carrying the logged-in user's token.
+
+Going through the API (not the tables) means the console sees exactly what ``factoryctl`` sees and
+the API's role checks still decide every read and write.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    """An API call the console made failed; ``status`` and ``detail`` come from the API."""
+
+    def __init__(self, method: str, path: str, status: int, detail: str) -> None:
+        super().__init__(f"{method} {path} -> {status}: {detail}")
+        self.status = status
+        self.detail = detail
+
+    @property
+    def missing(self) -> bool:
+        """Whether the endpoint itself does not exist (yet) in this deployment."""
+        return self.status in (404, 405) and self.detail in ("Not Found", "Method Not Allowed")
+
+
+class ApiClient:
+    """Calls ``/api/v1`` of ``app`` in-process with ``token`` as the bearer (None: anonymous)."""
+
+    def __init__(self, app: FastAPI, token: str | None) -> None:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://console.internal/api/v1",
+            headers=headers,
+            timeout=30.0,
+        )
+
+    async def __aenter__(self) -> ApiClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._client.aclose()
+
+    async def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """Send one request; raise :class:`ApiError` on a non-2xx answer."""
+        response = await self._client.request(method, path, **kwargs)
+        if response.status_code >= 400:
+            try:
+                detail = response.json().get("detail", response.text)
+            except ValueError:
+                detail = response.text
+            raise ApiError(method, path, response.status_code, str(detail))
+        return response
+
+    async def get(self, path: str, **params: Any) -> Any:
+        """GET ``path`` and return its JSON body."""
+        return (await self.request("GET", path, params=params or None)).json()
+
+    async def get_or(self, default: Any, path: str, **params: Any) -> Any:
+        """GET ``path``, or ``default`` when the endpoint is not deployed (an empty state, not an error)."""
+        try:
+            return await self.get(path, **params)
+        except ApiError as exc:
+            if exc.missing:
+                return default
+            raise
+
+    async def post(self, path: str, body: Any) -> Any:
+        """POST JSON ``body`` to ``path`` and return the JSON answer."""
+        return (await self.request("POST", path, json=body)).json()

@@ -1,0 +1,116 @@
+"""Login state: the API token in an HttpOnly, SameSite=Strict cookie, and the CSRF origin check."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import parse_qs, urlsplit
+
+from fastapi import HTTPException, Request, Response
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
+
+from cloud.auth.service import Role, hash_token, principal_for_token
+from cloud.db.models import ApiToken
+
+COOKIE = "fe_console"
+MAX_AGE_S = 12 * 3600  # one shift plus slack
+
+
+@dataclass(frozen=True)
+class User:
+    """The logged-in principal as the console sees it."""
+
+    name: str
+    role: Role
+    token: str
+
+    @property
+    def is_operator(self) -> bool:
+        """May pause, resume and abort rollouts and acknowledge alerts."""
+        return self.role >= Role.operator
+
+    @property
+    def is_admin(self) -> bool:
+        """May create rollouts and alert rules."""
+        return self.role >= Role.admin
+
+
+def _lookup(request: Request, token: str) -> User | None:
+    sessions: sessionmaker[Session] = request.app.state.sessions
+    with sessions() as session:
+        principal = principal_for_token(session, token)
+        session.commit()
+    if principal is None:
+        return None
+    # Login tokens are named 'login:<user>' (see the API's /auth/login); show the user, not the token.
+    name = principal.name.removeprefix("token:").removeprefix("login:")
+    return User(name, principal.role, token)
+
+
+async def current_user(request: Request) -> User | None:
+    """The user whose valid token is in the cookie, or None."""
+    token = request.cookies.get(COOKIE)
+    if not token:
+        return None
+    return await run_in_threadpool(_lookup, request, token)
+
+
+def set_login(request: Request, response: Response, token: str) -> None:
+    """Keep ``token`` where scripts cannot read it and other sites cannot send it."""
+    response.set_cookie(
+        COOKIE,
+        token,
+        max_age=MAX_AGE_S,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        path="/",
+    )
+
+
+def clear_login(response: Response) -> None:
+    """Forget the token in the browser."""
+    response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
+
+
+def check_origin(request: Request) -> None:
+    """Refuse a state-changing request that another site's page sent (CSRF).
+
+    SameSite=Strict already keeps the cookie off cross-site requests; the Origin (or Referer)
+    check also covers old browsers and same-site subdomains.
+    """
+    sent = request.headers.get("origin") or request.headers.get("referer")
+    if not sent:
+        raise HTTPException(403, "console form refused: the request carries no Origin or Referer")
+    parts = urlsplit(sent)
+    own = urlsplit(str(request.base_url))
+    if (parts.scheme, parts.netloc) != (own.scheme, own.netloc):
+        raise HTTPException(
+            403, f"console form refused: origin {parts.scheme}://{parts.netloc} is not this site"
+        )
+
+
+def _revoke(request: Request, token: str) -> None:
+    sessions: sessionmaker[Session] = request.app.state.sessions
+    with sessions.begin() as session:
+        row = session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(token)))
+        if row is not None:
+            row.revoked = True
+
+
+async def revoke(request: Request, token: str) -> None:
+    """Revoke the login token on logout, so a copied cookie stops working too."""
+    await run_in_threadpool(_revoke, request, token)
+
+
+MAX_FORM_BYTES = 64 * 1024
+
+
+async def form(request: Request) -> dict[str, str]:
+    """The fields of an urlencoded console form (parsed here: no python-multipart dependency)."""
+    body = await request.body()
+    if len(body) > MAX_FORM_BYTES:
+        raise HTTPException(413, f"console form too large ({len(body)} bytes, at most {MAX_FORM_BYTES})")
+    fields = parse_qs(body.decode("utf-8", errors="replace"), keep_blank_values=True)
+    return {key: values[-1] for key, values in fields.items()}

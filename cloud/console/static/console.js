@@ -1,0 +1,74 @@
+// The console's only script: live Overview tiles over SSE and their sparklines.
+// No library and nothing fetched from elsewhere: plants are often offline.
+"use strict";
+(function () {
+  var SVG = "http://www.w3.org/2000/svg";
+
+  function percent(v) { return v === null || v === undefined ? "-" : (100 * v).toFixed(1) + "%"; }
+
+  // A polyline of the defect rate per minute; gaps (no inspections) are skipped.
+  function sparkline(el, series) {
+    var w = 120, h = 30, top = 0, i, pts = [];
+    for (i = 0; i < series.length; i++) { if (series[i] !== null && series[i] > top) { top = series[i]; } }
+    top = top || 1;
+    for (i = 0; i < series.length; i++) {
+      if (series[i] === null) { continue; }
+      var x = series.length > 1 ? (i * w) / (series.length - 1) : 0;
+      pts.push(x.toFixed(1) + "," + (h - (series[i] / top) * (h - 2) - 1).toFixed(1));
+    }
+    var svg = document.createElementNS(SVG, "svg");
+    svg.setAttribute("viewBox", "0 0 " + w + " " + h);
+    svg.setAttribute("preserveAspectRatio", "none");
+    var base = document.createElementNS(SVG, "line");
+    base.setAttribute("x1", "0"); base.setAttribute("x2", String(w));
+    base.setAttribute("y1", String(h - 0.5)); base.setAttribute("y2", String(h - 0.5));
+    svg.appendChild(base);
+    var line = document.createElementNS(SVG, "polyline");
+    line.setAttribute("points", pts.join(" "));
+    svg.appendChild(line);
+    if (pts.length) { // mark the newest value: a lone point draws no line
+      var last = pts[pts.length - 1].split(","), dot = document.createElementNS(SVG, "circle");
+      dot.setAttribute("cx", last[0]); dot.setAttribute("cy", last[1]); dot.setAttribute("r", "2");
+      svg.appendChild(dot);
+    }
+    el.replaceChildren(svg);
+  }
+
+  function setText(tile, key, text) {
+    var el = tile.querySelector('[data-k="' + key + '"]');
+    if (el && el.textContent !== text) { el.textContent = text; }
+  }
+
+  function update(summary) {
+    var holder = document.getElementById("tiles");
+    summary.lines.forEach(function (t) {
+      var tile = holder.querySelector('[data-line="' + CSS.escape(t.line) + '"]');
+      if (!tile) { window.location.reload(); return; } // a new line appeared: re-render once
+      setText(tile, "throughput_per_min", String(t.throughput_per_min));
+      setText(tile, "results_hour", String(t.results_hour));
+      setText(tile, "defect_rate", percent(t.defect_rate));
+      setText(tile, "models", t.models.join(", ") || "-");
+      setText(tile, "gateways_online", String(t.gateways_online));
+      setText(tile, "gateways_offline", String(t.gateways_offline));
+      setText(tile, "open_alerts", t.open_alerts === null ? "-" : String(t.open_alerts));
+      sparkline(tile.querySelector(".spark"), t.series);
+    });
+    var stamp = document.getElementById("updated");
+    if (stamp) { stamp.textContent = summary.at.slice(0, 19).replace("T", " "); }
+  }
+
+  function live() {
+    var holder = document.getElementById("tiles");
+    if (!holder || !window.EventSource) { return; }
+    var source = new EventSource(holder.dataset.live);
+    source.addEventListener("summary", function (ev) { update(JSON.parse(ev.data)); });
+    source.addEventListener("gone", function () { source.close(); window.location.assign("/login"); });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll(".spark[data-series]").forEach(function (el) {
+      sparkline(el, JSON.parse(el.dataset.series));
+    });
+    live();
+  });
+})();
