@@ -61,6 +61,31 @@ def _check_tensors(where: str, kind: str, specs: Sequence[TensorSpec], actual: S
                 )
 
 
+def open_session(manifest_path: Path, manifest: ModelManifest, threads: int) -> ort.InferenceSession:
+    """An onnxruntime session on the manifest's artifact, checked against the manifest's tensors.
+
+    Sequential, one inter-op thread and ``threads`` intra-op threads: a gateway runs several
+    models side by side on few cores, so each gets a predictable share.
+    """
+    where = str(manifest_path)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.log_severity_level = 3
+    try:
+        session = ort.InferenceSession(
+            str(artifact_path(manifest_path, manifest)),
+            sess_options=options,
+            providers=["CPUExecutionProvider"],
+        )
+    except Exception as exc:  # onnxruntime raises its own exception family for bad graphs
+        raise ModelLoadError(f"{where}: onnxruntime cannot load {manifest.artifact}: {exc}") from exc
+    _check_tensors(where, "input", manifest.inputs, session.get_inputs())
+    _check_tensors(where, "output", manifest.outputs, session.get_outputs())
+    return session
+
+
 class ModelRunner:
     """A loaded, verified model ready to run batches of frames."""
 
@@ -85,19 +110,7 @@ class ModelRunner:
                 f"{where}: exactly one (image) input is supported, manifest has {len(m.inputs)}"
             )
         self._check_image_input(where, m.inputs[0])
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.log_severity_level = 3
-        try:
-            self._session = ort.InferenceSession(
-                str(artifact_path(manifest_path, m)), sess_options=options, providers=["CPUExecutionProvider"]
-            )
-        except Exception as exc:  # onnxruntime raises its own exception family for bad graphs
-            raise ModelLoadError(f"{where}: onnxruntime cannot load {m.artifact}: {exc}") from exc
-        _check_tensors(where, "input", m.inputs, self._session.get_inputs())
-        _check_tensors(where, "output", m.outputs, self._session.get_outputs())
+        self._session = open_session(manifest_path, m, threads)
         self.input_name = m.inputs[0].name
         self.output_names = [o.name for o in m.outputs]
         self.dynamic_batch = isinstance(m.inputs[0].shape[0], str)

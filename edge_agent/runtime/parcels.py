@@ -33,15 +33,14 @@ from typing import cast
 import cv2
 import numpy as np
 import numpy.typing as npt
-import onnxruntime as ort
 import zxingcpp
 from pydantic import BaseModel, ConfigDict, Field
 
 from edge_agent.frames import Frame, Image
-from edge_agent.runtime.model import ModelLoadError, Prediction, _check_tensors
+from edge_agent.runtime.model import ModelLoadError, Prediction, open_session
 from edge_agent.runtime.preprocess import to_tensor
 from edge_agent.runtime.tasks import Output
-from protocol.manifest import ModelManifest, Preprocessing, artifact_path, load_manifest
+from protocol.manifest import ModelManifest, Preprocessing, load_manifest
 from protocol.messages import Box, LoadedModel, ModelRef, Name, ParcelOutput
 
 log = logging.getLogger(__name__)
@@ -176,19 +175,7 @@ class ParcelRunner:
             self.routes = RouteTable.model_validate_json((manifest_path.parent / ROUTES_FILE).read_bytes())
         except ValueError as exc:
             raise ModelLoadError(f"{where}: {ROUTES_FILE} is not a valid route table: {exc}") from None
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.log_severity_level = 3
-        try:
-            self._session = ort.InferenceSession(
-                str(artifact_path(manifest_path, m)), sess_options=options, providers=["CPUExecutionProvider"]
-            )
-        except Exception as exc:  # onnxruntime raises its own exception family for bad graphs
-            raise ModelLoadError(f"{where}: onnxruntime cannot load {m.artifact}: {exc}") from exc
-        _check_tensors(where, "input", m.inputs, self._session.get_inputs())
-        _check_tensors(where, "output", m.outputs, self._session.get_outputs())
+        self._session = open_session(manifest_path, m, threads)
         self.dynamic_batch = isinstance(m.inputs[0].shape[0], str)
         t = m.thresholds
         self.mm_per_px, self.line_x = t["mm_per_px"], t["count_line_x"]

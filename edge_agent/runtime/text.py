@@ -15,13 +15,12 @@ from pathlib import Path
 from typing import cast
 
 import numpy as np
-import onnxruntime as ort
 from tokenizers import Tokenizer
 
 from edge_agent.frames import Frame
-from edge_agent.runtime.model import ModelLoadError, Prediction, _check_tensors
+from edge_agent.runtime.model import ModelLoadError, Prediction, open_session
 from edge_agent.runtime.tasks import Array, Output
-from protocol.manifest import ModelManifest, artifact_path, load_manifest
+from protocol.manifest import ModelManifest, load_manifest
 from protocol.messages import LoadedModel, ModelRef, NotesOutput, utcnow
 
 log = logging.getLogger(__name__)
@@ -73,19 +72,7 @@ class TextRunner:
         # 12-token note then costs 12 tokens of attention, not 64.
         self._tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")  # noqa: S106 - a token, not a password
         self._lowercase = m.text.lowercase
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.log_severity_level = 3
-        try:
-            self._session = ort.InferenceSession(
-                str(artifact_path(manifest_path, m)), sess_options=options, providers=["CPUExecutionProvider"]
-            )
-        except Exception as exc:  # onnxruntime raises its own exception family for bad graphs
-            raise ModelLoadError(f"{where}: onnxruntime cannot load {m.artifact}: {exc}") from exc
-        _check_tensors(where, "input", m.inputs, self._session.get_inputs())
-        _check_tensors(where, "output", m.outputs, self._session.get_outputs())
+        self._session = open_session(manifest_path, m, threads)
         # One note per run even though the graph takes batches: dynamic INT8 picks activation scales
         # per batch, so a note batched with others scores up to ~0.04 differently than alone.
         # Notes trickle in; consistency (and the golden check) beats the small batching gain.
