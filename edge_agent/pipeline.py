@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import uuid
 from collections.abc import Sequence
@@ -111,11 +112,34 @@ class InferenceWorker:
                 continue
             if self.observer is not None:
                 self.observer.batch(sha, predictions)
+            self._store(runner, predictions)
+
+    def _store(self, runner: Runner, predictions: list[Prediction]) -> None:
+        """Write results to the outbox, retrying with backoff: a full or failing disk holds the line
+        (sources back-pressure or drop frames by their policy) rather than losing results."""
+        delay = 0.5
+        while True:
             try:
                 self._record(runner, predictions)
-            except Exception:
+                return
+            except (sqlite3.Error, OSError):
                 self.failures += 1
-                log.exception("slot %s: cannot store %d result(s) in the outbox", runner.slot, len(frames))
+                log.exception(
+                    "slot %s: cannot store %d result(s) in the outbox; retrying in %.1fs",
+                    runner.slot,
+                    len(predictions),
+                    delay,
+                )
+            except Exception:
+                # Not the disk: results the wire contract cannot carry (a model bug). Retrying
+                # cannot help and would stall the slot, so count, log and go on.
+                self.failures += 1
+                log.exception("slot %s: %d result(s) cannot be recorded", runner.slot, len(predictions))
+                return
+            if self._stop.wait(delay):
+                log.error("slot %s: stopping with %d result(s) not stored", runner.slot, len(predictions))
+                return
+            delay = min(delay * 2, 10.0)
 
     def _record(self, runner: Runner, predictions: list[Prediction]) -> None:
         if not predictions:
