@@ -109,6 +109,9 @@ class LineStats(BaseModel):
     inspected: int
     defects: int
     defect_rate: float | None
+    defects_by_label: dict[str, int] = Field(
+        default_factory=dict, description="Defects of the whole range by label, most frequent first"
+    )
     buckets: list[StatsBucket]
 
 

@@ -101,6 +101,11 @@ def test_line_stats_buckets(client: TestClient) -> None:
     assert stats["buckets"][1]["defect_rate"] == pytest.approx(0.4)
     assert (stats["results"], stats["defects"]) == (10, 3)
     assert stats["buckets"][0]["start"] == "2026-01-05T08:00:00Z"
+    assert stats["defects_by_label"] == {"scratch": 3}
+    # Counted over the range only: the window of minutes 5-9 holds two of the three.
+    window = get(client, "/api/v1/lines/line-1/stats", since=(T0 + timedelta(minutes=5)).isoformat(),
+                 until=(T0 + timedelta(minutes=10)).isoformat(), interval_s=300)  # fmt: skip
+    assert window["defects_by_label"] == {"scratch": 2}
     # A classification line has results but nothing inspected for defects.
     other = get(
         client,
@@ -109,6 +114,7 @@ def test_line_stats_buckets(client: TestClient) -> None:
         until=(T0 + timedelta(hours=1)).isoformat(),
     )
     assert (other["results"], other["inspected"], other["defect_rate"]) == (5, 0, None)
+    assert other["defects_by_label"] == {}
 
 
 def test_line_stats_errors(client: TestClient) -> None:

@@ -102,8 +102,21 @@ def line_stats(
         inspected=inspected,
         defects=defects,
         defect_rate=defects / inspected if inspected else None,
+        defects_by_label=_defects_by_label(session, line, start, end),
         buckets=buckets,
     )
+
+
+def _defects_by_label(session: Session, line: str, start: datetime, end: datetime) -> dict[str, int]:
+    """Exact counts by the database (a sample of recent defects would miss the rare kinds)."""
+    query = (
+        select(Result.label, func.count().label("n"))
+        .where(Result.line == line, Result.is_defect.is_(True))
+        .where(Result.captured_at >= start, Result.captured_at < end)
+        .group_by(Result.label)
+        .order_by(literal_column("n").desc(), Result.label)
+    )
+    return {str(label): int(n) for label, n in session.execute(query)}
 
 
 def _line_exists(session: Session, line: str) -> bool:
