@@ -18,6 +18,7 @@ from edge_agent.outbox import Outbox, ShedReport
 from edge_agent.pipeline import InferenceWorker
 from edge_agent.publisher import Publisher
 from edge_agent.runtime import ModelLoadError, Runner, build_runner
+from edge_agent.runtime.registry import SlotSettings
 from edge_agent.sources import Source, build_source
 from edge_agent.telemetry import TelemetryLoop
 from protocol.manifest import ManifestError
@@ -79,7 +80,7 @@ class Agent:
         """Load models, open the outbox, connect, and start every thread. Raises before starting on bad models."""
         cfg = self.config
         cfg.state_dir.mkdir(parents=True, exist_ok=True)
-        self.runners = [self._load_slot(m.slot, m.manifest) for m in cfg.models]
+        self.runners = [self._load_slot(m.slot, m.manifest, m.settings) for m in cfg.models]
         for runner in self.runners:
             runner.warm_up()
         self.session = next_session(cfg.state_dir)
@@ -163,15 +164,18 @@ class Agent:
             len(self.sources),
         )
 
-    def _load_slot(self, slot: str, factory: Path) -> Runner:
-        """The slot's model at start: the OTA pointer's release if there is one, else the config's."""
+    def _load_slot(self, slot: str, factory: Path, settings: SlotSettings) -> Runner:
+        """The slot's model at start: the OTA pointer's release if there is one, else the config's.
+
+        Either way with the slot's settings from the config (a parcel line's calibration).
+        """
         store = SlotStore(self.config.models_dir, slot)
         manifest, rolled_back = boot_manifest(store, factory)
         if rolled_back:
             log.warning("slot %s: %s", slot, rolled_back)
             self._boot_errors[slot] = rolled_back
         try:
-            return build_runner(manifest, slot, self.config.runtime.threads)
+            return build_runner(manifest, slot, self.config.runtime.threads, settings)
         except (ModelLoadError, ManifestError) as exc:
             if manifest == factory:
                 raise
@@ -179,7 +183,7 @@ class Agent:
             # with a working factory model beats a gateway that does not start.
             log.error("slot %s: installed release unusable (%s); starting the factory model", slot, exc)
             self._boot_errors[slot] = f"installed release unusable at start: {exc}"
-            return build_runner(factory, slot, self.config.runtime.threads)
+            return build_runner(factory, slot, self.config.runtime.threads, settings)
 
     def _on_desired(self, payload: bytes) -> None:
         if self.ota is not None:

@@ -22,7 +22,10 @@ from pydantic import (
     model_validator,
 )
 
+from edge_agent.runtime.parcel_routes import ParcelLineSettings, load_route_table
+from edge_agent.runtime.registry import SlotSettings
 from edge_agent.thumbnails import ThumbnailConfig
+from protocol.manifest import ModelManifest
 from protocol.messages import MAX_BATCH_ITEMS, Name
 from protocol.topics import GATEWAY_ID_PATTERN, TOPIC_ROOT, TopicSpace
 
@@ -185,17 +188,52 @@ SourceConfig = Annotated[
 SOURCE_TYPE_KEYS = ("camera", "folder", "notes")
 
 
+class ParcelLineConfig(ParcelLineSettings):
+    """A parcel line's calibration and sort table; ``routes`` may name a JSON/YAML file instead."""
+
+    @field_validator("routes", mode="before")
+    @classmethod
+    def _routes_file(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, str | Path):
+            return load_route_table(_resolve(Path(value), info))  # ValueError names the file and key
+        return value
+
+
 class ModelSlotConfig(_Model):
     """A model slot: which manifest runs there and which sources feed it."""
 
     slot: Name = Field(description="Slot name (OTA targets slots)")
     manifest: Path = Field(description="Path to the model's .manifest.json (its sha256 is verified)")
     sources: list[Name] = Field(default_factory=list, description="Source names to feed; empty = all sources")
+    parcels: ParcelLineConfig | None = Field(
+        default=None,
+        description="Parcel line: camera calibration, counting line, sort table (override the release's)",
+    )
 
     @field_validator("manifest")
     @classmethod
     def _resolve_manifest(cls, value: Path, info: ValidationInfo) -> Path:
         return _resolve(value, info)
+
+    @property
+    def settings(self) -> SlotSettings:
+        """What every model loaded into this slot gets from the config, first model and OTA alike."""
+        return SlotSettings(parcels=self.parcels)
+
+    @model_validator(mode="after")
+    def _parcels_needs_a_parcel_model(self) -> ModelSlotConfig:
+        if self.parcels is None:
+            return self
+        try:
+            task = ModelManifest.model_validate_json(self.manifest.read_bytes()).task
+        except (OSError, ValueError):
+            return self  # missing or broken: the model load says so, naming the manifest
+        if task != "parcels":
+            raise ValueError(
+                f"parcels: slot {self.slot} runs {self.manifest.name}, a {task!r} model; "
+                "a parcels section needs a 'parcels' model"
+            )
+        return self
 
 
 class RuntimeConfig(_Model):

@@ -21,6 +21,7 @@ import yaml
 
 from protocol.topics import TOPIC_ROOT, validate_gateway_id
 from simulators.net import console_script, free_port
+from simulators.parcel_line import ParcelLineConfig
 from simulators.supervisor import Service, Supervisor
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,17 @@ BUNDLED = {
     "notes": "notes/artifacts/notes-minilm-1.0.0.manifest.json",
 }
 KINDS = ("inspection", "anomaly", "parcels")
+# The parcel line's sort table, written into its gateway's config (a line's fact, kept across model
+# updates). The simulated labels start with the lane digit (Code 128, EAN-13) or "PX<lane>-" (QR).
+PARCEL_ROUTES: dict[str, Any] = {
+    "default": "manual",
+    "rules": [
+        {"lane": "reject", "damaged": True},
+        {"lane": "manual", "has_barcode": False},
+        {"lane": "oversize", "min_length_mm": 480.0},
+        *({"lane": f"lane_{n}", "prefixes": [str(n), f"PX{n}"]} for n in (1, 2, 3)),
+    ],
+}
 
 
 def bundled_manifest(model: str = "defect-cnn") -> Path:
@@ -109,7 +121,14 @@ def gateway_config(fleet: FleetConfig, gateway: VirtualGateway) -> dict[str, Any
         sources: list[dict[str, Any]] = [
             {"type": "camera", "name": "cam1", "url": camera_url, "fps_limit": 8}
         ]
-        models = [{"slot": "parcels", "manifest": _manifest_path(fleet, "parcels"), "sources": ["cam1"]}]
+        models = [
+            {
+                "slot": "parcels",
+                "manifest": _manifest_path(fleet, "parcels"),
+                "sources": ["cam1"],
+                "parcels": _parcel_line(fleet),
+            }
+        ]
     else:
         sources = [{"type": "camera", "name": "cam1", "url": camera_url, "fps_limit": fleet.fps}]
         model = "anomaly" if gateway.kind == "anomaly" else "defect-cnn"
@@ -134,6 +153,13 @@ def gateway_config(fleet: FleetConfig, gateway: VirtualGateway) -> dict[str, Any
         "telemetry_interval_s": fleet.telemetry_interval_s,
         "ota": _ota_block(fleet),
     }
+
+
+def _parcel_line(fleet: FleetConfig) -> dict[str, Any]:
+    """The parcel line's calibration and sort table: what its simulated camera renders."""
+    # `factory-sim parcels` renders with ParcelLineConfig's defaults; the calibration is not seeded.
+    camera = ParcelLineConfig(seed=fleet.base_seed)
+    return {"mm_per_px": camera.mm_per_px, "count_line_x": 0.5, "routes": PARCEL_ROUTES}
 
 
 def _manifest_path(fleet: FleetConfig, model: str) -> str:

@@ -19,8 +19,16 @@ from edge_agent.ota.download import DownloadError, fetch_release
 from edge_agent.ota.health import judge
 from edge_agent.ota.slot import SlotState, ref_of
 from edge_agent.ota.store import Pointer, SlotStore
-from edge_agent.ota.verify import VerifyError, check_offer, load_release, smoke_test, write_manifest
+from edge_agent.ota.verify import (
+    VerifyError,
+    check_offer,
+    golden_runner,
+    load_release,
+    smoke_test,
+    write_manifest,
+)
 from edge_agent.pipeline import InferenceWorker
+from edge_agent.runtime.registry import NO_SETTINGS, SlotSettings
 from protocol.manifest import MANIFEST_SUFFIX, ModelManifest
 from protocol.messages import Event, ModelRef, WireError, decode, encode, utcnow
 from protocol.ota import DesiredState, ModelOffer, Phase, ReportedState
@@ -54,6 +62,8 @@ class OtaClient:
         self.cfg = config.ota
         self._link = link
         self._factory = factory
+        # A slot's config settings (a parcel line's calibration) go with every release loaded into it.
+        self._settings: dict[str, SlotSettings] = {m.slot: m.settings for m in config.models}
         self._on_swap = on_swap
         self._stop = stop
         self.trust: TrustStore = trust_store_from(self.cfg.trusted_keys, self.cfg.revoked_keys)
@@ -228,12 +238,12 @@ class OtaClient:
             staged = self._download(state, offer)
             self._set(state, "verifying", f"verifying {m.name} {m.version}")
             self._pause("verifying", state)
-            runner = load_release(
-                write_manifest(staged, m), state.worker.runner.slot, self.config.runtime.threads
-            )
+            path, slot = write_manifest(staged, m), state.worker.runner.slot
+            settings = self._settings.get(slot, NO_SETTINGS)
+            runner = load_release(path, slot, self.config.runtime.threads, settings)
             self._set(state, "smoke_testing", f"smoke-testing {m.name} {m.version}")
             self._pause("smoke_testing", state)
-            summary = smoke_test(runner, staged / f"{m.name}{MANIFEST_SUFFIX}")
+            summary = smoke_test(golden_runner(runner, path, settings), path)
             log.info("ota: slot %s: smoke test passed: %s", runner.slot, summary)
         except (VerifyError, DownloadError) as exc:
             state.error = str(exc)
@@ -269,7 +279,10 @@ class OtaClient:
         self._pause("swapping", state)
         new_path = release / f"{m.name}{MANIFEST_SUFFIX}"
         try:
-            runner = load_release(new_path, slot, self.config.runtime.threads)  # from its final home
+            # From its final home, with the slot's settings: the line keeps its calibration.
+            runner = load_release(
+                new_path, slot, self.config.runtime.threads, self._settings.get(slot, NO_SETTINGS)
+            )
         except VerifyError as exc:  # the disk changed under us: refuse, nothing was swapped yet
             state.error = f"installed copy: {exc}"
             store.reject(m.sha256, revision)

@@ -10,6 +10,7 @@ import numpy as np
 
 from edge_agent.frames import Frame
 from edge_agent.runtime import Runner, build_runner
+from edge_agent.runtime.registry import NO_SETTINGS, SlotSettings
 from protocol.manifest import MANIFEST_SUFFIX, TEXT_TASKS, ManifestError, ModelManifest, load_manifest
 from protocol.messages import utcnow, version_key
 from protocol.ota import ModelOffer
@@ -53,14 +54,38 @@ def write_manifest(folder: Path, manifest: ModelManifest) -> Path:
     return path
 
 
-def load_release(manifest_path: Path, slot: str, threads: int) -> Runner:
-    """Hashes of the artifact and every file, then a load by the runtime (manifest/model compatibility)."""
+def load_release(
+    manifest_path: Path, slot: str, threads: int, settings: SlotSettings = NO_SETTINGS
+) -> Runner:
+    """Hashes of the artifact and every file, then a load by the runtime (manifest/model compatibility).
+
+    ``settings`` are the slot's from the gateway config, so a release that will serve is loaded
+    exactly as the slot's first model was (a parcel line keeps its calibration and sort table), and
+    a release they do not fit (a parcels section, a model of another task) is refused here.
+    """
     try:
         load_manifest(manifest_path, verify_artifact=True)
-        runner = build_runner(manifest_path, slot, threads)
+        runner = build_runner(manifest_path, slot, threads, settings)
     except (ManifestError, RuntimeError, OSError) as exc:  # ModelLoadError is a RuntimeError
         raise VerifyError(str(exc)) from None
     return runner
+
+
+def golden_runner(runner: Runner, manifest_path: Path, settings: SlotSettings) -> Runner:
+    """The runner that judges the golden sample: the release as signed, without the slot's settings.
+
+    The golden label and scores were recorded with the release's own calibration and sort table;
+    a line's overrides (its own lanes) would fail a sound model. That the slot's settings fit the
+    release was proven when ``runner`` was loaded with them. A release that leaves the line's
+    values to the config (no calibration of its own) is judged with them.
+    """
+    if settings == NO_SETTINGS:
+        return runner
+    try:
+        return load_release(manifest_path, runner.slot, threads=1)  # one golden frame
+    except VerifyError as exc:
+        log.info("golden sample of %s judged with the slot's settings: %s", manifest_path.name, exc)
+        return runner
 
 
 def smoke_test(runner: Runner, manifest_path: Path) -> str:

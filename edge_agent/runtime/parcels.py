@@ -6,19 +6,18 @@ boxes (``cv2.minAreaRect`` on the map upsampled to frame pixels). A centroid tra
 follows parcels across frames; a parcel is counted once, when its centre crosses the counting
 line moving with the belt (left to right), and only then one ``ParcelOutput`` is emitted.
 
-Conventions, read from the manifest (a gateway config field would be the better home for the
-first two; see the model card):
+The line's facts (``mm_per_px`` camera calibration at belt height, ``count_line_x`` counting line
+as a fraction of the frame width, ``routes`` sort table: first matching rule names the lane) come
+from the slot's ``parcels`` section of the gateway config, so a model update keeps them; each one
+unset there falls back to the release (``thresholds[...]``, ``files["parcel-routes.json"]``); see
+``parcel_routes.py``. The model's own conventions, from the manifest:
 
-- ``thresholds["mm_per_px"]``: camera calibration at belt height.
-- ``thresholds["count_line_x"]``: counting line as a fraction of the frame width.
 - ``thresholds["parcel"]``: probability cut-off of the parcel map; ``thresholds["damage"]``: a
   parcel whose damage score (mean of its 10 most damaged map pixels) reaches it is damaged;
 - ``thresholds["length_offset_px"]`` / ``["width_offset_px"]``: the detector's mean size bias,
   measured on calibration frames at release and subtracted here;
   ``thresholds["birth_window"]`` (fraction of width): a parcel first seen this close past the line
   counts at once (start-up, a missed frame; also what lets a one-frame golden sample count).
-- ``files["parcel-routes.json"]``: the sort-lane rule table (:class:`RouteTable`): the first rule
-  whose conditions all hold names the lane; ``default`` otherwise.
 """
 
 from __future__ import annotations
@@ -34,58 +33,23 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 import zxingcpp
-from pydantic import BaseModel, ConfigDict, Field
 
 from edge_agent.frames import Frame, Image
 from edge_agent.runtime.model import ModelLoadError, Prediction, open_session
+from edge_agent.runtime.parcel_routes import ROUTES_FILE as ROUTES_FILE  # re-exported for training code
+from edge_agent.runtime.parcel_routes import ParcelLineSettings, RouteTable, line_facts
+from edge_agent.runtime.parcel_routes import RouteRule as RouteRule  # re-exported for training code
 from edge_agent.runtime.preprocess import to_tensor
 from edge_agent.runtime.tasks import Output
 from protocol.manifest import ModelManifest, Preprocessing, load_manifest
-from protocol.messages import Box, LoadedModel, ModelRef, Name, ParcelOutput
+from protocol.messages import Box, LoadedModel, ModelRef, ParcelOutput
 
 log = logging.getLogger(__name__)
 
-ROUTES_FILE = "parcel-routes.json"
 _FORMATS = zxingcpp.barcode_formats_from_str("Code128,EAN13,QRCode")
 _SYMBOLOGY = {"Code128": "code128", "EAN13": "ean13", "QRCode": "qr"}
 _MAX_DECODE_TRIES = 8  # frames per parcel spent reading its label
 _VOTES = 3  # identical reads that settle a label early
-
-
-class RouteRule(BaseModel):
-    """One row of the sort table; unset conditions match anything."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    lane: Name = Field(description="Sort lane (the ParcelOutput label) when every condition holds")
-    damaged: bool | None = Field(default=None, description="Match only damaged (true) or intact (false)")
-    has_barcode: bool | None = Field(
-        default=None, description="Match only read (true) or unread (false) labels"
-    )
-    prefixes: tuple[str, ...] = Field(default=(), description="Barcode starts with one of these")
-    min_length_mm: float | None = Field(default=None, ge=0, description="Footprint length at least this")
-    max_length_mm: float | None = Field(default=None, ge=0, description="Footprint length at most this")
-
-    def matches(self, barcode: str | None, length_mm: float, damaged: bool) -> bool:
-        """Whether a parcel with these facts takes this rule's lane."""
-        return (
-            (self.damaged is None or self.damaged == damaged)
-            and (self.has_barcode is None or self.has_barcode == (barcode is not None))
-            and (not self.prefixes or (barcode is not None and barcode.startswith(self.prefixes)))
-            and (self.min_length_mm is None or length_mm >= self.min_length_mm)
-            and (self.max_length_mm is None or length_mm <= self.max_length_mm)
-        )
-
-
-class RouteTable(BaseModel):
-    """The sort-lane rule table: first matching rule wins."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    rules: tuple[RouteRule, ...] = Field(description="Rules in priority order")
-    default: Name = Field(description="Lane when no rule matches")
-
-    def route(self, barcode: str | None, length_mm: float, damaged: bool) -> str:
-        """The lane of one parcel."""
-        return next((r.lane for r in self.rules if r.matches(barcode, length_mm, damaged)), self.default)
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,7 +122,9 @@ def decode_barcode(image: Image, det: Detection) -> tuple[str, str] | None:
 class ParcelRunner:
     """Runs a ``parcels`` model and the line logic; one tracker per frame source."""
 
-    def __init__(self, manifest_path: Path, slot: str, threads: int = 1) -> None:
+    def __init__(
+        self, manifest_path: Path, slot: str, threads: int = 1, line: ParcelLineSettings | None = None
+    ) -> None:
         where = str(manifest_path)
         self.manifest: ModelManifest = load_manifest(manifest_path)
         self.slot = slot
@@ -166,25 +132,19 @@ class ParcelRunner:
         if m.task != "parcels" or m.preprocessing is None:
             raise ModelLoadError(f"{where}: ParcelRunner runs image task 'parcels', manifest has {m.task!r}")
         self.preprocessing: Preprocessing = m.preprocessing
-        missing = [k for k in ("mm_per_px", "count_line_x") if k not in m.thresholds]
-        if missing:
-            raise ModelLoadError(f"{where}: thresholds {missing} are required for a parcel line")
-        if ROUTES_FILE not in m.files:
-            raise ModelLoadError(f"{where}: the sort table {ROUTES_FILE} must be listed in files")
-        try:
-            self.routes = RouteTable.model_validate_json((manifest_path.parent / ROUTES_FILE).read_bytes())
-        except ValueError as exc:
-            raise ModelLoadError(f"{where}: {ROUTES_FILE} is not a valid route table: {exc}") from None
+        facts = line_facts(manifest_path, m, line)  # the line's config first, the release's as fallback
+        self.routes: RouteTable = facts.routes
         self._session = open_session(manifest_path, m, threads)
         self.dynamic_batch = isinstance(m.inputs[0].shape[0], str)
         t = m.thresholds
-        self.mm_per_px, self.line_x = t["mm_per_px"], t["count_line_x"]
+        self.mm_per_px, self.line_x = facts.mm_per_px, facts.count_line_x
         self.parcel_thr, self.damage_thr = t.get("parcel", 0.5), t.get("damage", 0.5)
         self.min_area = t.get("min_area", 150.0)
         self.size_offset = (t.get("length_offset_px", 0.0), t.get("width_offset_px", 0.0))
         self.birth_window = t.get("birth_window", 0.05)
         self._sources: dict[str, _SourceState] = {}
-        log.info("slot %s: loaded parcel model %s %s (%d thread(s))", slot, m.name, m.version, threads)
+        log.info("slot %s: loaded parcel model %s %s (%d thread(s)); %s",
+                 slot, m.name, m.version, threads, facts.describe())  # fmt: skip
 
     @property
     def ref(self) -> ModelRef:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pytest
@@ -12,15 +14,9 @@ import pytest
 from domain_models.parcels.data import eval_config
 from edge_agent.frames import Frame
 from edge_agent.runtime.model import ModelLoadError
-from edge_agent.runtime.parcels import (
-    ROUTES_FILE,
-    Detection,
-    ParcelRunner,
-    RouteRule,
-    RouteTable,
-    decode_barcode,
-)
-from edge_agent.runtime.registry import build_runner
+from edge_agent.runtime.parcel_routes import ROUTES_FILE, ParcelLineSettings, RouteRule, RouteTable
+from edge_agent.runtime.parcels import Detection, ParcelRunner, decode_barcode
+from edge_agent.runtime.registry import SlotSettings, build_runner
 from protocol.messages import ParcelOutput, utcnow
 from simulators.parcel_line import ParcelLine, ParcelLineConfig, ParcelTruth
 
@@ -149,10 +145,69 @@ def test_missing_route_table_or_calibration_is_refused_by_name(tmp_path: Path) -
     data = json.loads((tmp_path / MANIFEST.name).read_text())
     del data["thresholds"]["mm_per_px"]
     (tmp_path / MANIFEST.name).write_text(json.dumps(data))
-    with pytest.raises(ModelLoadError, match="mm_per_px"):
+    with pytest.raises(ModelLoadError, match=r"\['mm_per_px'\] are required .* gateway config"):
         ParcelRunner(tmp_path / MANIFEST.name, "x")
+    # The line's config supplies what the release leaves out.
+    assert (
+        ParcelRunner(tmp_path / MANIFEST.name, "x", line=ParcelLineSettings(mm_per_px=1.5)).mm_per_px == 1.5
+    )
     data = json.loads(MANIFEST.read_text())
     del data["files"][ROUTES_FILE]
     (tmp_path / MANIFEST.name).write_text(json.dumps(data))
-    with pytest.raises(ModelLoadError, match=ROUTES_FILE):
+    with pytest.raises(ModelLoadError, match=f"no sort table.*{ROUTES_FILE}"):
         ParcelRunner(tmp_path / MANIFEST.name, "x")
+    table = RouteTable(default="all")
+    assert ParcelRunner(tmp_path / MANIFEST.name, "x", line=ParcelLineSettings(routes=table)).routes == table
+
+
+def _crossing_outputs(settings: SlotSettings) -> list[ParcelOutput]:
+    """The real model over the frames around the first crossing of a fixed sequence."""
+    line = ParcelLine(ParcelLineConfig(seed=7))
+    first = next(i for i in range(200) if line.crossings(480.0, i, i + 2))
+    runner = build_runner(MANIFEST, "parcels", settings=settings)
+    frames = [Frame("cam", str(i), utcnow(), line.frame(i).image) for i in range(first - 3, first + 2)]
+    outputs = [p.output for p in runner.infer(frames)]
+    assert all(isinstance(o, ParcelOutput) for o in outputs)
+    return cast(list[ParcelOutput], outputs)
+
+
+def test_config_calibration_and_sort_table_override_the_release(caplog: pytest.LogCaptureFixture) -> None:
+    release = _crossing_outputs(SlotSettings())
+    assert len(release) == 1
+    parcel = release[0]
+    assert parcel.barcode is not None
+    assert parcel.length_mm is not None
+    assert parcel.width_mm is not None
+    assert parcel.label == ParcelRunner(MANIFEST, "x").routes.route(
+        parcel.barcode, parcel.length_mm, parcel.damaged
+    )
+    # This line's camera sees twice the mm per pixel, and sorts that label's prefix to its own lane.
+    table = RouteTable(rules=(RouteRule(lane="line-lane", prefixes=(parcel.barcode[:2],)),), default="other")
+    caplog.set_level(logging.INFO, logger="edge_agent.runtime.parcels")
+    (line,) = _crossing_outputs(SlotSettings(ParcelLineSettings(mm_per_px=2 * 1.25, routes=table)))
+    assert line.label == "line-lane" != parcel.label
+    # Both sides are rounded to 0.1 mm: the doubled one may differ by up to 0.15 mm.
+    assert line.length_mm == pytest.approx(2 * parcel.length_mm, abs=0.16)
+    assert line.width_mm == pytest.approx(2 * parcel.width_mm, abs=0.16)
+    assert (line.barcode, line.track_id, line.box) == (parcel.barcode, parcel.track_id, parcel.box)
+    (logged,) = [r.getMessage() for r in caplog.records if "loaded parcel model" in r.getMessage()]
+    assert "mm_per_px 2.5 (config)" in logged
+    assert "count_line_x 0.5 (manifest)" in logged
+    assert "routes 1 rule(s) + default other (config)" in logged
+
+
+def test_config_counting_line_moves_where_parcels_are_counted() -> None:
+    line = ParcelLine(ParcelLineConfig(seed=33))
+    runner = _TruthRunner(MANIFEST, "truth", line=ParcelLineSettings(count_line_x=0.25))
+    counted = [i for i, _ in _run(runner, line, 80)]
+    at_quarter = [i + 1 for i in range(80) if line.crossings(240.0, i, i + 2)]
+    # Each parcel is counted on the frame it passes x=240 (a quarter of 960 px), not the manifest's 480.
+    assert counted
+    assert counted == sorted({i for i in at_quarter if i < 80})
+    assert set(counted) != {i + 1 for i in range(80) if line.crossings(480.0, i, i + 2)}
+
+
+def test_a_parcels_section_for_a_model_of_another_task_is_refused_at_load() -> None:
+    defect = ARTIFACTS.parents[1] / "defect" / "artifacts" / "defect-cnn-1.0.0.manifest.json"
+    with pytest.raises(ModelLoadError, match="has a 'parcels' section .* task is 'defect', not 'parcels'"):
+        build_runner(defect, "defect", settings=SlotSettings(ParcelLineSettings(mm_per_px=1.0)))
