@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     ValidationError,
     ValidationInfo,
@@ -22,6 +20,13 @@ from pydantic import (
     model_validator,
 )
 
+from edge_agent.config_base import ConfigError as ConfigError  # re-exported: the config's public API
+from edge_agent.config_base import StrictModel, resolve_path
+from edge_agent.config_sources import SOURCE_TYPE_KEYS
+from edge_agent.config_sources import CameraSourceConfig as CameraSourceConfig
+from edge_agent.config_sources import FolderSourceConfig as FolderSourceConfig
+from edge_agent.config_sources import NotesSourceConfig as NotesSourceConfig
+from edge_agent.config_sources import SourceConfig as SourceConfig
 from edge_agent.runtime.parcel_routes import ParcelLineSettings, load_route_table
 from edge_agent.runtime.registry import SlotSettings
 from edge_agent.thumbnails import ThumbnailConfig
@@ -30,22 +35,7 @@ from protocol.messages import MAX_BATCH_ITEMS, Name
 from protocol.topics import GATEWAY_ID_PATTERN, TOPIC_ROOT, TopicSpace
 
 
-class ConfigError(ValueError):
-    """A configuration that cannot be used; the message names the file, the key path and the reason."""
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-def _resolve(value: Path, info: ValidationInfo) -> Path:
-    base = (info.context or {}).get("base_dir")
-    if base is None or value.is_absolute():
-        return value
-    return Path(base) / value
-
-
-class TlsConfig(_Model):
+class TlsConfig(StrictModel):
     """TLS material for the broker connection; all None means plain TCP (unless the URL is mqtts://)."""
 
     ca_file: Path | None = Field(default=None, description="CA bundle that signed the broker's certificate")
@@ -55,7 +45,7 @@ class TlsConfig(_Model):
     @field_validator("ca_file", "cert_file", "key_file")
     @classmethod
     def _resolve_paths(cls, value: Path | None, info: ValidationInfo) -> Path | None:
-        return None if value is None else _resolve(value, info)
+        return None if value is None else resolve_path(value, info)
 
     @model_validator(mode="after")
     def _pair(self) -> TlsConfig:
@@ -69,7 +59,7 @@ class TlsConfig(_Model):
         return self.ca_file is not None or self.cert_file is not None
 
 
-class MqttConfig(_Model):
+class MqttConfig(StrictModel):
     """How to reach the broker."""
 
     url: str = Field(default="mqtt://127.0.0.1:1883", description="mqtt://host[:port] or mqtts://host[:port]")
@@ -120,74 +110,6 @@ class MqttConfig(_Model):
         return value
 
 
-class CameraSourceConfig(_Model):
-    """A camera: a device index, a video file, or an HTTP(S)/RTSP stream URL (via OpenCV)."""
-
-    type: Literal["camera"] = Field(description="Source plug-in key")
-    name: Name = Field(description="Source name, reported with every result")
-    url: str | None = Field(default=None, description="Stream URL (HTTP MJPEG, RTSP)")
-    device: int | None = Field(default=None, ge=0, description="Local device index (/dev/videoN)")
-    path: Path | None = Field(default=None, description="Video file path")
-    fps_limit: float = Field(default=5.0, gt=0, description="Frames per second passed on at most")
-    reopen_min_s: float = Field(
-        default=0.5, gt=0, description="First delay before reopening a dropped stream"
-    )
-    reopen_max_s: float = Field(default=30.0, gt=0, description="Largest delay between reopen attempts")
-
-    @field_validator("path")
-    @classmethod
-    def _resolve_path(cls, value: Path | None, info: ValidationInfo) -> Path | None:
-        return None if value is None else _resolve(value, info)
-
-    @model_validator(mode="after")
-    def _one_input(self) -> CameraSourceConfig:
-        given = [k for k in ("url", "device", "path") if getattr(self, k) is not None]
-        if len(given) != 1:
-            raise ValueError(f"give exactly one of url, device, path (got {given or 'none'})")
-        return self
-
-
-class FolderSourceConfig(_Model):
-    """Images in a folder, sorted by name, for replay; none is skipped (BLOCK policy)."""
-
-    type: Literal["folder"] = Field(description="Source plug-in key")
-    name: Name = Field(description="Source name, reported with every result")
-    path: Path = Field(description="Folder holding the images")
-    pattern: str = Field(default="*.png", min_length=1, description="Glob pattern of the files to read")
-    loop: bool = Field(default=False, description="Start again from the first file after the last")
-    rate_fps: float = Field(
-        default=0.0, ge=0, description="Frames per second at most; 0 = as fast as consumed"
-    )
-
-    @field_validator("path")
-    @classmethod
-    def _resolve_path(cls, value: Path, info: ValidationInfo) -> Path:
-        return _resolve(value, info)
-
-
-class NotesSourceConfig(_Model):
-    """Text notes dropped in a folder: one note per ``.txt`` file, or one JSON note per ``.jsonl`` line."""
-
-    type: Literal["notes"] = Field(description="Source plug-in key")
-    name: Name = Field(description="Source name, reported with every result")
-    path: Path = Field(description="Folder the notes are written to")
-    pattern: str = Field(default="*.txt", min_length=1, description="Glob of note files (.txt or .jsonl)")
-    watch: bool = Field(default=False, description="Keep polling for new files and appended lines")
-    poll_s: float = Field(default=1.0, gt=0, description="Seconds between folder scans when watching")
-    max_chars: int = Field(default=4000, ge=1, description="Longer notes are cut to this many characters")
-
-    @field_validator("path")
-    @classmethod
-    def _resolve_path(cls, value: Path, info: ValidationInfo) -> Path:
-        return _resolve(value, info)
-
-
-SourceConfig = Annotated[
-    CameraSourceConfig | FolderSourceConfig | NotesSourceConfig, Field(discriminator="type")
-]
-SOURCE_TYPE_KEYS = ("camera", "folder", "notes")
-
-
 class ParcelLineConfig(ParcelLineSettings):
     """A parcel line's calibration and sort table; ``routes`` may name a JSON/YAML file instead."""
 
@@ -195,11 +117,11 @@ class ParcelLineConfig(ParcelLineSettings):
     @classmethod
     def _routes_file(cls, value: Any, info: ValidationInfo) -> Any:
         if isinstance(value, str | Path):
-            return load_route_table(_resolve(Path(value), info))  # ValueError names the file and key
+            return load_route_table(resolve_path(Path(value), info))  # ValueError names the file and key
         return value
 
 
-class ModelSlotConfig(_Model):
+class ModelSlotConfig(StrictModel):
     """A model slot: which manifest runs there and which sources feed it."""
 
     slot: Name = Field(description="Slot name (OTA targets slots)")
@@ -213,7 +135,7 @@ class ModelSlotConfig(_Model):
     @field_validator("manifest")
     @classmethod
     def _resolve_manifest(cls, value: Path, info: ValidationInfo) -> Path:
-        return _resolve(value, info)
+        return resolve_path(value, info)
 
     @property
     def settings(self) -> SlotSettings:
@@ -236,7 +158,7 @@ class ModelSlotConfig(_Model):
         return self
 
 
-class RuntimeConfig(_Model):
+class RuntimeConfig(StrictModel):
     """Inference runtime knobs."""
 
     threads: int = Field(default=1, ge=1, le=64, description="onnxruntime intra-op threads per model")
@@ -249,7 +171,7 @@ class RuntimeConfig(_Model):
     )
 
 
-class OutboxConfig(_Model):
+class OutboxConfig(StrictModel):
     """The durable result outbox."""
 
     max_bytes: int = Field(default=256 * 1024 * 1024, ge=4096, description="Byte cap; oldest shed beyond it")
@@ -257,7 +179,7 @@ class OutboxConfig(_Model):
     resend_after_s: float = Field(default=10.0, gt=0, description="Re-send unacked items after this silence")
 
 
-class HttpConfig(_Model):
+class HttpConfig(StrictModel):
     """The health and metrics endpoint."""
 
     host: str = Field(default="127.0.0.1", description="Address to bind")
@@ -270,7 +192,7 @@ OtaStep = Literal[
 ]
 
 
-class OtaConfig(_Model):
+class OtaConfig(StrictModel):
     """Over-the-air model updates: trust, download limits and the health gates of a new model."""
 
     enabled: bool = Field(default=False, description="Follow the desired state published by the cloud")
@@ -316,12 +238,12 @@ class OtaConfig(_Model):
     @field_validator("models_dir")
     @classmethod
     def _resolve_models(cls, value: Path | None, info: ValidationInfo) -> Path | None:
-        return None if value is None else _resolve(value, info)
+        return None if value is None else resolve_path(value, info)
 
     @field_validator("trusted_keys")
     @classmethod
     def _resolve_keys(cls, value: list[Path], info: ValidationInfo) -> list[Path]:
-        return [_resolve(p, info) for p in value]
+        return [resolve_path(p, info) for p in value]
 
     @field_validator("revoked_keys")
     @classmethod
@@ -338,7 +260,7 @@ class OtaConfig(_Model):
         return self
 
 
-class AgentConfig(_Model):
+class AgentConfig(StrictModel):
     """The whole agent configuration."""
 
     gateway_id: str = Field(pattern=GATEWAY_ID_PATTERN, description="Gateway id, one MQTT topic level")
@@ -361,7 +283,7 @@ class AgentConfig(_Model):
     @field_validator("state_dir")
     @classmethod
     def _resolve_state(cls, value: Path, info: ValidationInfo) -> Path:
-        return _resolve(value, info)
+        return resolve_path(value, info)
 
     @field_validator("topic_root")
     @classmethod

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from edge_agent.config import CameraSourceConfig, FolderSourceConfig, NotesSourceConfig, SourceConfig
+from edge_agent.config_sources import CameraSourceConfig, FolderSourceConfig, NotesSourceConfig, SourceConfig
 from edge_agent.sources.base import FrameSink, Source
 from edge_agent.sources.camera import CameraSource
 from edge_agent.sources.folder import FolderSource

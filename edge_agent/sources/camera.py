@@ -9,7 +9,7 @@ from typing import Any
 
 import cv2
 
-from edge_agent.config import CameraSourceConfig
+from edge_agent.config_sources import CameraSourceConfig
 from edge_agent.frames import DropPolicy, Frame
 from edge_agent.sources.base import FrameSink, Source
 from protocol.messages import utcnow

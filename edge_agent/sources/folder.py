@@ -10,7 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge_agent.config import FolderSourceConfig
+from edge_agent.config_sources import FolderSourceConfig
 from edge_agent.frames import DropPolicy, Frame
 from edge_agent.sources.base import FrameSink, Source
 from protocol.messages import utcnow

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_agent.config import NotesSourceConfig
+from edge_agent.config_sources import NotesSourceConfig
 from edge_agent.frames import DropPolicy, Frame
 from edge_agent.sources.base import FrameSink, Source
 from protocol.messages import utcnow
