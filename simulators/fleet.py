@@ -32,7 +32,7 @@ BUNDLED = {
     "defect-cnn": DEFAULT_MANIFEST,
     "anomaly": "anomaly/artifacts/defect-patchcore-1.0.0.manifest.json",
     "parcels": "parcels/artifacts/parcel-detector-1.0.0.manifest.json",
-    "notes": "notes/artifacts/notes-minilm-1.0.0.manifest.json",
+    "notes": "notes/artifacts/notes-minilm-1.1.0.manifest.json",
 }
 KINDS = ("inspection", "anomaly", "parcels")
 # The parcel line's sort table, written into its gateway's config (a line's fact, kept across model

@@ -14,10 +14,21 @@ from dataclasses import asdict
 from pathlib import Path
 
 from domain_models.common import PipelineError
-from domain_models.notes.data import HELDOUT, MAX_LENGTH, generated, load_jsonl, tokenizer_path
+from domain_models.notes.data import DEV, MAX_LENGTH, load_jsonl, tokenizer_path
+from domain_models.notes.quant import VARIANTS
 from domain_models.notes.release import DEFAULT_TOLERANCE_POINTS
 
 EXIT_REFUSED = 3  # quantize: INT8 lost more than the tolerance
+
+
+def _variants(value: str) -> tuple[str, ...]:
+    names = tuple(v.strip() for v in value.split(",") if v.strip())
+    unknown = [n for n in names if n not in VARIANTS]
+    if not names or unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown variant(s) {unknown or value!r}; known: {', '.join(VARIANTS)}"
+        )
+    return names
 
 
 def add_arguments(command: str, parser: argparse.ArgumentParser) -> None:
@@ -32,14 +43,11 @@ def add_arguments(command: str, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--work", type=Path, default=None, help="Keep heads.npz and the FP32 ONNX here")
         parser.add_argument("--threads", type=int, default=2, help="Torch CPU threads")
         parser.add_argument(
-            "--gate-generated",
-            type=int,
-            default=600,
-            help="Generated notes added to the held-out set for the gate",
+            "--variants", type=_variants, default=None, help="INT8 variants to try in order (comma-separated)"
         )
     elif command == "evaluate":
         parser.add_argument("--model", type=Path, required=True, help="<name>.manifest.json")
-        parser.add_argument("--data", type=Path, default=HELDOUT, help="JSONL of {text, category, urgency}")
+        parser.add_argument("--data", type=Path, default=DEV, help="JSONL of {text, category, urgency}")
         parser.add_argument("--threads", type=int, default=1, help="onnxruntime threads (latency)")
         parser.add_argument("--json", type=Path, default=None, help="Also write the figures as JSON here")
     elif command == "export":
@@ -48,13 +56,13 @@ def add_arguments(command: str, parser: argparse.ArgumentParser) -> None:
     elif command == "quantize":
         parser.add_argument("--model", type=Path, required=True, help="FP32 .onnx written by export")
         parser.add_argument("--out", type=Path, required=True, help="Folder to package the INT8 release into")
-        parser.add_argument("--data", type=Path, default=HELDOUT, help="Labelled JSONL the gate evaluates on")
+        parser.add_argument("--data", type=Path, default=DEV, help="Hand-written JSONL the gate judges on")
         parser.add_argument(
             "--tolerance", type=float, default=DEFAULT_TOLERANCE_POINTS, help="Largest drop, points"
         )
         parser.add_argument("--seed", type=int, default=0, help="Seed the heads were trained with (card)")
         parser.add_argument(
-            "--gate-generated", type=int, default=600, help="Generated notes added to --data for the gate"
+            "--variants", type=_variants, default=None, help="INT8 variants to try in order (comma-separated)"
         )
     else:
         raise ValueError(f"notes domain: unknown command {command!r}")
@@ -91,18 +99,18 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _quantize(args: argparse.Namespace) -> int:
-    from domain_models.notes.train import GATE_SEED_OFFSET, package, quantize
+    from domain_models.notes.gate import CANDIDATES, try_variants
+    from domain_models.notes.train import package
 
     if not args.model.is_file():
         raise PipelineError(f"{args.model}: FP32 ONNX file not found")
     tokenizer = tokenizer_path()
+    dev = load_jsonl(args.data)
     with tempfile.TemporaryDirectory(prefix="notes-q-") as tmp:
-        extra = generated(args.gate_generated, args.seed + GATE_SEED_OFFSET) if args.gate_generated else None
-        q = quantize(
-            args.model, Path(tmp) / "notes-int8.onnx", tokenizer, load_jsonl(args.data), args.tolerance, extra
-        )
-        for g in q.gates:
-            sys.stdout.write(g.describe() + "\n")
+        q = try_variants(args.model, Path(tmp), tokenizer, dev, args.tolerance, args.variants or CANDIDATES)
+        for v in q.tried:
+            for g in v.gates:
+                sys.stdout.write(f"[{v.scope.name}] {g.describe()}\n")
         if not q.passed:
             sys.stderr.write(
                 "factory-models quantize notes: INT8 refused (drop above tolerance), nothing written\n"
@@ -111,10 +119,10 @@ def _quantize(args: argparse.Namespace) -> int:
         facts: dict[str, object] = {
             "seed": args.seed,
             "train_notes": "(not recorded by quantize)",
-            "heldout_file": args.data.name,
-            "heldout_notes": q.fp32.count,
+            "dev_file": args.data.name,
+            "dev_notes": len(dev),
             "tolerance_points": args.tolerance,
-            "gate_notes": f"{q.fp32.count} from {args.data.name} + {args.gate_generated} generated",
+            "gate_notes": f"{len(dev)} notes from {args.data.name}",
         }
         manifest = package(q, args.model, tokenizer, args.out, facts, fallback_fp32=False)
     sys.stdout.write(f"wrote {manifest}\n")
@@ -130,8 +138,10 @@ def run(command: str, args: argparse.Namespace) -> int:
             from domain_models.notes.train import train_all
 
             torch.set_num_threads(args.threads)
+            from domain_models.notes.gate import CANDIDATES
+
             manifest = train_all(
-                args.out, args.seed, args.train_notes, args.tolerance, args.work, args.gate_generated
+                args.out, args.seed, args.train_notes, args.tolerance, args.work, args.variants or CANDIDATES
             )
             sys.stdout.write(f"wrote {manifest}\n")
             return 0

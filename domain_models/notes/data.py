@@ -1,4 +1,9 @@
-"""Labelled notes: the generated training stream and the hand-written held-out set."""
+"""Labelled notes: the generated training stream and the hand-written DEV and TEST sets.
+
+DEV (``data/dev.jsonl``) may steer choices: generator revisions, hyper-parameters, which
+quantization variant ships (it is the INT8 gate set). TEST (``data/test.jsonl``) is scored only
+after every choice is made and is reported, never used to decide anything.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,8 @@ import numpy.typing as npt
 from domain_models.common import PipelineError, verify_pinned
 from simulators.notes_line import CATEGORIES, URGENCIES, NotesLine
 
-HELDOUT = Path(__file__).parent / "data" / "heldout.jsonl"
+DEV = Path(__file__).parent / "data" / "dev.jsonl"
+TEST = Path(__file__).parent / "data" / "test.jsonl"
 URGENCY_KEY_PREFIX = "urgency."  # manifest thresholds / scores keys for the urgency labels
 MAX_LENGTH = 64  # notes are short; 64 word pieces cover ~40 words, attention cost grows with it
 INPUT_NAMES = ("input_ids", "attention_mask")
@@ -98,3 +104,25 @@ def load_jsonl(path: Path) -> LabelledNotes:
     if not texts:
         raise ValueError(f"{path}: no notes")
     return LabelledNotes(texts, np.array(cats, np.int64), np.array(urgs, np.int64))
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+def check_splits(dev: LabelledNotes, test: LabelledNotes, names: tuple[str, str] = ("DEV", "TEST")) -> None:
+    """Refuse duplicate texts inside a split and any text shared by both (case and spaces ignored)."""
+    seen: dict[str, str] = {}
+    for split, notes in zip(names, (dev, test), strict=True):
+        for number, text in enumerate(notes.texts, start=1):
+            key = _norm(text)
+            if key in seen:
+                raise ValueError(f"{split} note {number} {text!r} duplicates a note of {seen[key]}")
+            seen[key] = f"{split} (note {number})"
+
+
+def hand_written() -> tuple[LabelledNotes, LabelledNotes]:
+    """The DEV and TEST sets, checked to be valid and disjoint."""
+    dev, test = load_jsonl(DEV), load_jsonl(TEST)
+    check_splits(dev, test)
+    return dev, test

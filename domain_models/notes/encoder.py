@@ -105,4 +105,23 @@ def export_onnx(net: NotesNet, path: Path, tokenizer_file: Path) -> None:
         dynamo=False,
     )
     net.eval()  # the legacy exporter can leave modules in training mode
+    fix_output_dims(
+        path, {"category_probs": net.category.out_features, "urgency_probs": net.urgency.out_features}
+    )
     log.info("exported %s (%.1f MB)", path, path.stat().st_size / 1e6)
+
+
+def fix_output_dims(path: Path, classes: dict[str, int]) -> None:
+    """Give the outputs' class / embedding dims as numbers, not the exporter's symbolic names.
+
+    The gateway checks the manifest's tensor shapes against the session's; onnxruntime resolves
+    these dims to numbers, so a symbolic name in the file (and so in the manifest) would not match.
+    """
+    import onnx
+
+    model = onnx.load(str(path))
+    sizes = {**classes, "embedding": EMBEDDING_DIM}
+    for output in model.graph.output:
+        if output.name in sizes:
+            output.type.tensor_type.shape.dim[1].dim_value = sizes[output.name]
+    onnx.save(model, str(path))

@@ -1,7 +1,8 @@
 """The notes pipeline: fit heads on MiniLM embeddings, export FP32 ONNX, quantize behind the gate.
 
 One command (``factory-models train notes --out domain_models/notes/artifacts --seed 0``) runs
-every step; ``export`` and ``quantize`` run the later steps alone. Torch is only needed by
+every step; ``export`` and ``quantize`` run the later steps alone. The INT8 gate judges the
+hand-written DEV notes only; the hand-written TEST notes are scored after the choice, for the card. Torch is only needed by
 ``fit`` and ``export``; ``quantize`` and ``evaluate`` need onnxruntime and tokenizers.
 """
 
@@ -16,29 +17,29 @@ from pathlib import Path
 
 import numpy as np
 
-from domain_models.common import GateResult, PipelineError
+from domain_models.common import PipelineError
 from domain_models.notes import card
 from domain_models.notes.data import (
-    HELDOUT,
+    DEV,
     MAX_LENGTH,
+    TEST,
     LabelledNotes,
-    combine,
     generated,
-    load_jsonl,
+    hand_written,
     model_dir,
     tokenizer_path,
 )
-from domain_models.notes.evaluate import NotesMetrics, OnnxNotes, evaluate, latency_table, score
+from domain_models.notes.evaluate import OnnxNotes, evaluate, latency_table
+from domain_models.notes.gate import CANDIDATES, QuantizeResult, try_variants
 from domain_models.notes.head import Heads, fit_heads
-from domain_models.notes.release import gate_heads, quantize_int8, write_release
+from domain_models.notes.release import write_release
 from simulators.notes_line import CATEGORIES, URGENCIES
 
 log = logging.getLogger(__name__)
 
-VERSION = "1.0.0"
+VERSION = "1.1.0"
+PARENT_VERSION = "1.0.0"
 VAL_SEED_OFFSET = 1000  # generated validation notes use seed + this, never the training stream
-GATE_SEED_OFFSET = 2000  # generated notes added to the gate set
-GATE_GENERATED = 600
 
 
 @dataclass(frozen=True)
@@ -87,59 +88,21 @@ def export(heads: Heads, onnx_path: Path) -> Path:
     return onnx_path
 
 
-@dataclass(frozen=True)
-class QuantizeResult:
-    """The outcome of quantize-and-gate: held-out figures (reported) and gate-set figures (judged)."""
-
-    gates: list[GateResult]
-    fp32: NotesMetrics
-    int8: NotesMetrics
-    int8_path: Path
-    gate_fp32: NotesMetrics | None = None
-    gate_int8: NotesMetrics | None = None
-
-    @property
-    def passed(self) -> bool:
-        """Whether INT8 is within tolerance on every head."""
-        return all(g.passed for g in self.gates)
-
-
-def quantize(
-    fp32_path: Path,
-    int8_path: Path,
-    tokenizer: Path,
-    heldout: LabelledNotes,
-    tolerance: float,
-    extra: LabelledNotes | None = None,
-) -> QuantizeResult:
-    """Quantize; score both precisions on ``heldout``; gate on ``heldout`` + ``extra``.
-
-    On 108 notes one flipped note moves a head's macro-F1 by about a point, so a 1-point gate on
-    the held-out set alone would judge noise; ``extra`` (generated notes of an unseen seed) gives
-    the gate enough notes. The held-out drop is still reported beside it.
-    """
-    quantize_int8(fp32_path, int8_path)
-    gate_set = combine(heldout, extra) if extra is not None else heldout
-    probs = {
-        name: OnnxNotes(path, tokenizer, MAX_LENGTH).run(gate_set.texts)
-        for name, path in (("fp32", fp32_path), ("int8", int8_path))
-    }
-    n = len(heldout)
-    held = {k: score(heldout, c[:n], u[:n]) for k, (c, u, _) in probs.items()}
-    gated = {k: score(gate_set, c, u) for k, (c, u, _) in probs.items()}
-    result = QuantizeResult(
-        gate_heads(gated["fp32"], gated["int8"], tolerance),
-        held["fp32"],
-        held["int8"],
-        int8_path,
-        gated["fp32"],
-        gated["int8"],
-    )
-    for g in result.gates:
-        log.info("INT8 gate (%d notes): %s", len(gate_set), g.describe())
-    for g in gate_heads(held["fp32"], held["int8"], tolerance):
-        log.info("held-out only (%d notes, reported): %s", n, g.describe())
-    return result
+def _variant_rows(q: QuantizeResult, tokenizer: Path) -> list[dict[str, object]]:
+    rows: list[dict[str, object]] = []
+    for v in q.tried:
+        rows.append(
+            {
+                "name": v.scope.name,
+                "what": v.scope.describe(),
+                "dev": asdict(v.dev),
+                "gates": [g.describe() for g in v.gates],
+                "passed": v.passed,
+                "size_bytes": v.size_bytes,
+                "latency_ms_per_note": latency_table(v.path, tokenizer, MAX_LENGTH),
+            }
+        )
+    return rows
 
 
 def package(
@@ -149,46 +112,59 @@ def package(
     out: Path,
     facts: dict[str, object],
     fallback_fp32: bool,
+    test: LabelledNotes | None = None,
 ) -> Path:
-    """Write the release (INT8 if it passed the gate, else FP32 when ``fallback_fp32``) and its card."""
-    if not q.passed and not fallback_fp32:
+    """Write the release (the chosen INT8 variant, else FP32 when ``fallback_fp32``) and its card.
+
+    ``test`` (the hand-written TEST set) is scored only here, after the choice, for the card.
+    """
+    chosen = q.chosen
+    if chosen is None and not fallback_fp32:
         raise PipelineError("INT8 refused: " + "; ".join(g.describe() for g in q.gates))
-    precision = "int8" if q.passed else "fp32"
-    shipped, metrics = (q.int8_path, q.int8) if q.passed else (fp32_path, q.fp32)
-    if not q.passed:
+    if chosen is None:
         log.warning("INT8 refused, packaging FP32: %s", "; ".join(g.describe() for g in q.gates))
-    val = generated(300, int(str(facts.get("seed", 0))) + VAL_SEED_OFFSET)
-    val_metrics = evaluate(OnnxNotes(shipped, tokenizer, MAX_LENGTH), val)
-    latency = {
-        "fp32": latency_table(fp32_path, tokenizer, MAX_LENGTH),
-        "int8": latency_table(q.int8_path, tokenizer, MAX_LENGTH),
+    shipped = chosen.path if chosen is not None else fp32_path
+    precision = f"int8 {chosen.scope.name}" if chosen is not None else "fp32"
+    dev_metrics = chosen.dev if chosen is not None else q.fp32
+    seed = int(str(facts.get("seed", 0)))
+    val = evaluate(OnnxNotes(shipped, tokenizer, MAX_LENGTH), generated(300, seed + VAL_SEED_OFFSET))
+    test_figures: dict[str, object] = {}
+    if test is not None:
+        test_figures["fp32"] = asdict(evaluate(OnnxNotes(fp32_path, tokenizer, MAX_LENGTH), test))
+        for v in q.tried:
+            test_figures[v.scope.name] = asdict(evaluate(OnnxNotes(v.path, tokenizer, MAX_LENGTH), test))
+    shipped_test = test_figures.get(chosen.scope.name if chosen is not None else "fp32")
+    metrics = {
+        "dev_category_macro_f1": round(dev_metrics.category_macro_f1, 4),
+        "dev_urgency_macro_f1": round(dev_metrics.urgency_macro_f1, 4),
+        "generated_category_macro_f1": round(val.category_macro_f1, 4),
+        "generated_urgency_macro_f1": round(val.urgency_macro_f1, 4),
     }
+    if isinstance(shipped_test, dict):
+        metrics["test_category_macro_f1"] = round(float(shipped_test["category_macro_f1"]), 4)
+        metrics["test_urgency_macro_f1"] = round(float(shipped_test["urgency_macro_f1"]), 4)
     manifest_path = write_release(
         shipped,
         tokenizer,
         out,
         VERSION,
         precision,
-        metrics={
-            "heldout_category_macro_f1": round(metrics.category_macro_f1, 4),
-            "heldout_urgency_macro_f1": round(metrics.urgency_macro_f1, 4),
-            "generated_category_macro_f1": round(val_metrics.category_macro_f1, 4),
-            "generated_urgency_macro_f1": round(val_metrics.urgency_macro_f1, 4),
-        },
+        metrics=metrics,
         data_sha256=str(facts["data_sha256"]) if "data_sha256" in facts else None,
+        parent_version=PARENT_VERSION,
     )
-    sizes = {"fp32": fp32_path.stat().st_size, "int8": q.int8_path.stat().st_size}
     evaluation = {
         "facts": facts,
-        "shipped": precision,
+        "shipped": chosen.scope.name if chosen is not None else "fp32",
         "gates": [g.describe() for g in q.gates],
-        "heldout_only_gates": [
-            g.describe() for g in gate_heads(q.fp32, q.int8, float(str(facts["tolerance_points"])))
-        ],
-        "heldout": {"fp32": asdict(q.fp32), "int8": asdict(q.int8)},
-        "generated_validation": asdict(val_metrics),
-        "latency_ms_per_note": latency,
-        "size_bytes": sizes,
+        "dev": {"fp32": asdict(q.fp32), "shipped": asdict(dev_metrics)},
+        "test": test_figures,
+        "variants": _variant_rows(q, tokenizer),
+        "generated_validation": asdict(val),
+        "fp32": {
+            "size_bytes": fp32_path.stat().st_size,
+            "latency_ms_per_note": latency_table(fp32_path, tokenizer, MAX_LENGTH),
+        },
     }
     stem = manifest_path.name.removesuffix(".manifest.json")
     (out / f"{stem}.eval.json").write_text(json.dumps(evaluation, indent=2) + "\n", encoding="utf-8")
@@ -202,23 +178,26 @@ def train_all(
     n_train: int,
     tolerance: float,
     work: Path | None = None,
-    gate_generated: int = GATE_GENERATED,
+    candidates: tuple[str, ...] = CANDIDATES,
 ) -> Path:
     """Every step from generated notes to a packaged release in ``out``; return its manifest."""
+    dev, test = hand_written()
     with tempfile.TemporaryDirectory(prefix="notes-") as tmp:
         scratch = work or Path(tmp)
         fitted = fit(scratch, seed, n_train)
         fp32_path = export(fitted.heads, scratch / "notes-fp32.onnx")
         tokenizer = tokenizer_path()
-        extra = generated(gate_generated, seed + GATE_SEED_OFFSET) if gate_generated else None
-        q = quantize(fp32_path, scratch / "notes-int8.onnx", tokenizer, load_jsonl(HELDOUT), tolerance, extra)
+        q = try_variants(fp32_path, scratch, tokenizer, dev, tolerance, candidates)
         facts: dict[str, object] = {
             "seed": seed,
             "train_notes": n_train,
             "data_sha256": fitted.data_sha256,
-            "heldout_file": HELDOUT.name,
-            "heldout_notes": len(load_jsonl(HELDOUT)),
+            "dev_file": DEV.name,
+            "dev_notes": len(dev),
+            "test_file": TEST.name,
+            "test_notes": len(test),
             "tolerance_points": tolerance,
-            "gate_notes": f"{len(load_jsonl(HELDOUT))} held-out + {gate_generated} generated (seed {seed + GATE_SEED_OFFSET})",
+            "gate_notes": f"{len(dev)} hand-written DEV notes ({DEV.name}) only",
+            "candidates": list(candidates),
         }
-        return package(q, fp32_path, tokenizer, out, facts, fallback_fp32=True)
+        return package(q, fp32_path, tokenizer, out, facts, fallback_fp32=True, test=test)

@@ -24,7 +24,7 @@ from simulators.notes_line import CATEGORIES, URGENCIES, NotesLine, write_notes
 from .helpers import FakeCloud, agent_config, wait_for
 
 ARTIFACTS = Path(domain_models.notes.__file__).parent / "artifacts"
-MANIFEST = ARTIFACTS / "notes-minilm-1.0.0.manifest.json"
+MANIFEST = ARTIFACTS / "notes-minilm-1.1.0.manifest.json"
 
 
 def _note(text: str | None, ref: str = "n1") -> Frame:
