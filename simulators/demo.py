@@ -24,6 +24,8 @@ from types import FrameType
 from typing import Any
 
 from protocol.signing import generate_private_key, private_key_pem, public_key_pem
+from protocol.topics import TOPIC_ROOT
+from simulators.demo_registry import RegistryError, push_bundled
 from simulators.fleet import FleetConfig, VirtualGateway, add_fleet
 from simulators.net import console_script, free_port, port_is_free
 from simulators.supervisor import Service, Supervisor
@@ -46,6 +48,7 @@ class DemoConfig:
     fps: float
     status_every_s: float
     run_for_s: float | None
+    topic_root: str = TOPIC_ROOT  # another root keeps two plants (or test runs) apart on one broker
 
 
 class DemoError(RuntimeError):
@@ -85,7 +88,7 @@ def _start_cloud(supervisor: Supervisor, config: DemoConfig) -> tuple[str, str, 
         share_group = ""
         supervisor.add(Service("broker", [cloud, "broker", "--port", str(port)], logs / "broker.log"))
     db_url = config.db_url or f"sqlite:///{(config.workdir / 'cloud.db').resolve()}"
-    common = ["--db", db_url, "--broker", broker_url]
+    common = ["--db", db_url, "--broker", broker_url, "--topic-root", config.topic_root]
     migrate = subprocess.run(  # noqa: S603 - our own console script
         [cloud, "migrate", "--db", db_url], capture_output=True, text=True, check=False
     )
@@ -208,18 +211,26 @@ def run_demo(config: DemoConfig) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     try:
         broker_url, api_url, admin_token = _start_cloud(supervisor, config)
-        _, public_key = _demo_signing_key(config.workdir / "keys")
+        signing_key, public_key = _demo_signing_key(config.workdir / "keys")
         fleet = FleetConfig(
             count=config.gateways,
             broker_url=broker_url,
             workdir=config.workdir / "gateways",
             fps=config.fps,
             trusted_keys=(public_key,),
+            topic_root=config.topic_root,
             # One of each: few-shot anomaly model + maintenance notes, supervised CNN, parcel line.
             kinds=("anomaly", "inspection", "parcels"),
         )
         gateways = add_fleet(supervisor, fleet)
         supervisor.start()
+        try:  # while the gateways start: the console's Models page shows what they run
+            log.info(
+                "registered the bundled models: %s",
+                ", ".join(push_bundled(api_url, admin_token, signing_key)),
+            )
+        except (RegistryError, OSError, subprocess.TimeoutExpired) as exc:
+            log.error("%s (the demo runs on; `factoryctl models push` registers them by hand)", exc)
         db_shown = config.db_url or f"sqlite:///{(config.workdir / 'cloud.db').resolve()}"
         sys.stdout.write(_banner(broker_url, api_url, db_shown, gateways, config.workdir, admin_token) + "\n")
         sys.stdout.flush()
@@ -256,6 +267,10 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workdir", type=Path, default=Path("var/demo"), help="databases, configs and logs")
     parser.add_argument("--status-every", type=float, default=15.0, help="seconds between status lines")
     parser.add_argument("--run-for", type=float, help="stop by itself after this many seconds")
+    parser.add_argument(
+        "--topic-root",
+        help=f"MQTT topic root of cloud and gateways [env FACTORY_TOPIC_ROOT; default {TOPIC_ROOT}]",
+    )
 
 
 def run_demo_from_args(args: argparse.Namespace) -> int:
@@ -270,5 +285,6 @@ def run_demo_from_args(args: argparse.Namespace) -> int:
             fps=args.fps,
             status_every_s=args.status_every,
             run_for_s=args.run_for,
+            topic_root=args.topic_root or os.environ.get("FACTORY_TOPIC_ROOT") or TOPIC_ROOT,
         )
     )

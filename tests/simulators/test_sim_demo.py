@@ -68,6 +68,12 @@ def test_demo_brings_three_gateways_online_with_results_and_stops_cleanly(tmp_pa
             "gw-2": {"defect-cnn"},
             "gw-3": {"parcel-detector"},
         }
+        # The bundled models they run are in the registry (the console's Models page), pushed signed.
+        registered: set[str] = set()
+        while time.monotonic() - started < 60 and len(registered) < 4:
+            registered = {m["name"] for m in _get(f"{api}/api/v1/models")}
+            time.sleep(0.5)
+        assert registered == {"defect-patchcore", "notes-minilm", "defect-cnn", "parcel-detector"}
         children = _children(proc.pid)
         assert len(children) >= 8, "broker, api, ingest and 3 x (camera + agent) should be running"
     finally:
