@@ -151,13 +151,15 @@ def evaluate_all(sessions: sessionmaker[Session], now: datetime | None = None) -
     """Evaluate every rule, each in its own transaction holding the rule's row lock."""
     at = now or utcnow()
     with sessions() as session:
-        ids = list(session.scalars(select(AlertRule.id).order_by(AlertRule.id)))
+        ids = list(
+            session.scalars(select(AlertRule.id).where(AlertRule.enabled.is_(True)).order_by(AlertRule.id))
+        )
     opened = closed = 0
     for rule_id in ids:
         with sessions.begin() as session:
             rule = session.scalar(select(AlertRule).where(AlertRule.id == rule_id).with_for_update())
-            if rule is None:
-                continue  # deleted since the list was read
+            if rule is None or not rule.enabled:
+                continue  # deleted or disabled since the list was read
             o, c = evaluate_rule(session, rule, at)
             opened += o
             closed += c

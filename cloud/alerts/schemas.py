@@ -28,6 +28,7 @@ class AlertRuleCreate(BaseModel):
     min_results: int = Field(
         default=1, ge=1, description="defect_rate only: fewer results in the window never alert"
     )
+    enabled: bool = Field(default=True, description="Disabled rules are kept but not evaluated")
 
     @model_validator(mode="after")
     def _per_kind(self) -> AlertRuleCreate:
@@ -39,6 +40,19 @@ class AlertRuleCreate(BaseModel):
         elif self.window_s is not None:
             raise ValueError(f"window_s: only defect_rate rules have a window, not {self.kind.value}")
         return self
+
+
+class AlertRuleUpdate(BaseModel):
+    """Changes to a rule; fields left out keep their value. Its line and kind never change."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    threshold: float | None = Field(default=None, ge=0, description="New threshold (see the rule's kind)")
+    window_s: float | None = Field(
+        default=None, gt=0, le=7 * 86400, description="defect_rate only: new window in seconds"
+    )
+    min_results: int | None = Field(default=None, ge=1, description="defect_rate only: new minimum")
+    enabled: bool | None = Field(default=None, description="false: keep the rule but stop evaluating it")
 
 
 class AlertRulePublic(AlertRuleCreate):

@@ -42,6 +42,28 @@ class GatewayOta(BaseModel):
     history: list[dict[str, Any]] = Field(description="OTA events, newest first")
 
 
+class EventPublic(PublicModel):
+    """Something a gateway reported for operators (OTA progress, outbox shedding, errors)."""
+
+    id: int
+    gateway_id: str
+    timestamp: datetime = Field(description="When the gateway says it happened")
+    received_at: datetime
+    level: str = Field(description="info, warning or error")
+    kind: str = Field(description="e.g. ota, outbox_shed")
+    message: str
+    details: dict[str, Any]
+
+
+class EventPage(BaseModel):
+    """A page of a gateway's events, newest first."""
+
+    items: list[EventPublic]
+    limit: int
+    offset: int
+    next_offset: int | None = Field(description="Offset of the next page; null on the last page")
+
+
 class ResultPublic(PublicModel):
     """One stored inference result."""
 

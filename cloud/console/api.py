@@ -18,10 +18,11 @@ log = logging.getLogger(__name__)
 class ApiError(Exception):
     """An API call the console made failed; ``status`` and ``detail`` come from the API."""
 
-    def __init__(self, method: str, path: str, status: int, detail: str) -> None:
+    def __init__(self, method: str, path: str, status: int, detail: str, errors: Any = None) -> None:
         super().__init__(f"{method} {path} -> {status}: {detail}")
         self.status = status
         self.detail = detail
+        self.errors = errors  # the API's structured detail (a 422's list of field errors), if any
 
     @property
     def missing(self) -> bool:
@@ -55,7 +56,7 @@ class ApiClient:
                 detail = response.json().get("detail", response.text)
             except ValueError:
                 detail = response.text
-            raise ApiError(method, path, response.status_code, str(detail))
+            raise ApiError(method, path, response.status_code, str(detail), detail)
         return response
 
     async def get(self, path: str, **params: Any) -> Any:

@@ -1,4 +1,7 @@
-"""Console routes: login/logout, the live Overview (SSE), static assets and the thumbnail proxy."""
+"""Console routes: login/logout, the live Overview (SSE), static assets and the thumbnail proxy.
+
+The Line and Rollout pages with their own streams live in :mod:`cloud.console.live`.
+"""
 
 from __future__ import annotations
 
@@ -13,13 +16,14 @@ from fastapi.responses import HTMLResponse, RedirectResponse, StreamingResponse
 
 from cloud.console import pages
 from cloud.console.api import ApiClient, ApiError
+from cloud.console.live import add_live_pages
 from cloud.console.render import HERE, templates
 from cloud.console.session import check_origin, clear_login, current_user, form, revoke, set_login
 from cloud.console.summary import overview
 
 log = logging.getLogger(__name__)
 
-STATIC = {"console.css": "text/css", "console.js": "text/javascript"}
+STATIC = {"console.css": "text/css", "console.js": "text/javascript", "live.js": "text/javascript"}
 
 
 def _safe_next(target: str) -> str:
@@ -28,7 +32,7 @@ def _safe_next(target: str) -> str:
 
 
 def make_router(refresh_s: float = 3.0) -> APIRouter:
-    """The console's router; ``refresh_s`` is how often the Overview's live stream pushes a summary."""
+    """The console's router; ``refresh_s`` is how often the live streams (Overview, Line, Rollout) tick."""
     router = APIRouter(include_in_schema=False)
     views = templates()
 
@@ -108,5 +112,6 @@ def make_router(refresh_s: float = 3.0) -> APIRouter:
                 raise HTTPException(exc.status, exc.detail) from None
         return Response(answer.content, media_type="image/jpeg", headers={"Cache-Control": "max-age=3600"})
 
+    add_live_pages(router, views, refresh_s)
     pages.add_pages(router, views)
     return router

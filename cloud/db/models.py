@@ -317,6 +317,8 @@ class AlertRule(Base):
     threshold: Mapped[float]
     window_s: Mapped[float | None]
     min_results: Mapped[int] = mapped_column(Integer, default=1)
+    # A disabled rule is kept (with its history) but not evaluated.
+    enabled: Mapped[bool] = mapped_column(default=True, server_default=text("true"))
     created_at: Mapped[datetime]
     created_by: Mapped[str] = mapped_column(String(NAME_LEN))
 

@@ -70,3 +70,59 @@ def gateway_status(session: Session, rollout: Rollout, gw: str, now: datetime) -
     if (now - started).total_seconds() > thresholds.install_timeout_s:
         return "failed", f"not installed after {thresholds.install_timeout_s:.0f} s"
     return "pending", None
+
+
+def gate_values(
+    health: dict[str, Any] | None, baseline: dict[str, Any] | None, t: Thresholds
+) -> list[dict[str, Any]]:
+    """Each health gate of one gateway with the measured value next to its limit.
+
+    Mirrors :func:`health_problem` gate by gate, so an operator sees why a gateway is judged
+    healthy or not. ``ok`` is None where the gate is not judged (no limit, no value, or too few
+    inferences yet: the engine waits for ``min_inferences`` before judging anything).
+    """
+    health = health or {}
+    base = baseline or {}
+    inferences = int(health.get("inferences") or 0)
+    needed = max(t.min_inferences, 1)
+    judged = inferences >= needed
+
+    def gate(
+        name: str, measured: float | None, limit: float | None, ok: bool, **extra: Any
+    ) -> dict[str, Any]:
+        verdict = ok if judged and limit is not None and measured is not None else None
+        return {"gate": name, "measured": measured, "limit": limit, "ok": verdict, **extra}
+
+    errors = health.get("errors")
+    error_rate = errors / inferences if inferences and errors is not None else None
+    p95 = health.get("p95_latency_ms")
+    rate, base_rate = health.get("defect_rate"), base.get("defect_rate")
+    shift = abs(rate - base_rate) if rate is not None and base_rate is not None else None
+    conf, base_conf = health.get("mean_confidence"), base.get("mean_confidence")
+    drop = base_conf - conf if conf is not None and base_conf is not None else None
+    return [
+        {"gate": "min_inferences", "measured": inferences, "limit": needed, "ok": judged},
+        gate("max_error_rate", error_rate, t.max_error_rate, _within(error_rate, t.max_error_rate)),
+        gate("max_p95_latency_ms", p95, t.max_p95_latency_ms, _within(p95, t.max_p95_latency_ms)),
+        gate(
+            "max_defect_rate_shift",
+            shift,
+            t.max_defect_rate_shift,
+            _within(shift, t.max_defect_rate_shift),
+            now=rate,
+            before=base_rate,
+        ),
+        gate(
+            "max_confidence_drop",
+            drop,
+            t.max_confidence_drop,
+            _within(drop, t.max_confidence_drop),
+            now=conf,
+            before=base_conf,
+        ),
+    ]
+
+
+def _within(measured: float | None, limit: float | None) -> bool:
+    # The same comparison as health_problem: only strictly above the limit fails.
+    return measured is None or limit is None or measured <= limit

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -70,6 +71,31 @@ class RolloutCreate(BaseModel):
     def _check_waves(cls, value: str) -> str:
         wave_sizes(value, 100)
         return value
+
+
+class GateValue(BaseModel):
+    """One health gate of one gateway: what was measured next to the limit it is judged against."""
+
+    gate: str = Field(description="Threshold name, e.g. 'max_error_rate'")
+    measured: float | None = Field(description="Measured in the gateway's health window (None: not reported)")
+    limit: float | None = Field(description="The rollout's threshold (None: this gate is off)")
+    ok: bool | None = Field(description="Within the limit; None when not judged (yet)")
+    now: float | None = Field(None, description="For shift gates: the new model's value")
+    before: float | None = Field(None, description="For shift gates: the value before the update")
+
+
+class GatewayProgress(BaseModel):
+    """Where one planned gateway of a rollout stands, with the measurements behind its status."""
+
+    wave: int = Field(description="Wave number, from 1")
+    status: str = Field(description="waiting, pending, installed, failed or unhealthy")
+    reason: str | None = Field(None, description="Why it failed or is unhealthy")
+    phase: str | None = Field(None, description="The slot's reported OTA phase")
+    active_version: str | None = Field(None, description="Version the slot runs now")
+    reported_at: datetime | None = Field(None, description="When the gateway last reported its state")
+    gates: list[GateValue] = Field(
+        default_factory=list, description="Health gates with measured values (started gateways only)"
+    )
 
 
 def wave_sizes(spec: str, total: int) -> list[int]:

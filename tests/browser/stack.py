@@ -1,147 +1,223 @@
-"""A real cloud stack for browser tests: uvicorn on a free port, the ingest worker, three fed lines."""
+"""The browser tests' stack is the demo itself: ``factory-sim demo`` on the real Mosquitto.
+
+It runs exactly what ``make demo`` runs (API + console, ingest, Celery worker with beat, and three
+virtual gateways: gw-1 few-shot anomaly model + maintenance notes on line-1, gw-2 supervised CNN
+on line-2, gw-3 parcels on line-3, each a camera simulator plus a real ``edge-agent`` process),
+with three differences a shared machine needs: the machine's Mosquitto instead of the embedded
+broker, a database of its own, and a topic root and ingest client id of its own, so parallel
+runs never see each other's retained messages or sessions. The URL and the console logins are
+read from the banner the demo prints, as a new user would read them.
+"""
 
 from __future__ import annotations
 
-import base64
-import socket
-import threading
+import json
+import logging
+import os
+import re
+import shutil
+import signal
+import subprocess
 import time
+import urllib.error
+import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
-import numpy as np
-import uvicorn
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from cloud.api import create_app
-from cloud.auth.service import Role, create_user
 from cloud.config import CloudSettings
-from cloud.db import make_engine, make_sessionmaker, migrate
-from cloud.ingest.worker import IngestWorker
-from edge_agent.thumbnails import ThumbnailConfig, encode_thumbnail
-from protocol.messages import Box, DefectOutput
-from protocol.topics import Channel, TopicSpace
-from tests.cloud.helpers import Publisher, batch, clear_session, item, new_stream, state, telemetry
-from tests.cloud.ota_helpers import RecordingPublisher, make_release, register
+from cloud.factoryctl.push import push, sign
+from protocol.manifest import load_manifest
+from simulators.demo import DEMO_PASSWORD
+from simulators.fleet import FleetConfig, bundled_manifest
+from simulators.net import console_script, free_port
+from tests.cloud.helpers import clear_session
 
-LINES = ("line-a", "line-b", "line-c")
-PASSWORD = "browser-pass-1"  # noqa: S105 - test users only
-USERS = {"vera": Role.viewer, "otto": Role.operator, "ada": Role.admin}
-FEED_EVERY_S = 0.5
+log = logging.getLogger(__name__)
+
+LINES = FleetConfig.lines  # the demo's three lines: line-1, line-2, line-3
+PASSWORD = DEMO_PASSWORD  # what the banner prints; the stack checks the banner says so
+ROLES = ("viewer", "operator", "admin")
+START_TIMEOUT_S = 120.0  # banner, then every gateway online with results (slow on a busy machine)
+RELEASE_VERSION = "1.1.0"  # a newer defect-cnn, signed with the demo's key: the rollouts' subject
 
 
 @dataclass(frozen=True)
 class Stack:
-    """A running stack: its base URL and settings."""
+    """A running demo.
+
+    ``url``: console and API base URL. ``users``: role -> user name, as the banner printed them
+    (``viewer``, ``operator``, ``admin``), all with ``password``. ``settings``: where its
+    database, broker and topics are (for tests that read the database or evaluate alerts).
+    ``release``: (model, version) of the signed model pushed for rollouts.
+    """
 
     url: str
     settings: CloudSettings
+    users: dict[str, str]
+    password: str
+    admin_token: str
+    workdir: Path
+    release: tuple[str, str]
 
     def api_token(self, user: str) -> str:
         """A fresh API token of ``user`` (as factoryctl would get one)."""
-        answer = httpx.post(f"{self.url}/api/v1/auth/login", json={"username": user, "password": PASSWORD})
+        body = {"username": user, "password": self.password}
+        answer = httpx.post(f"{self.url}/api/v1/auth/login", json=body, timeout=30)
         answer.raise_for_status()
         token: str = answer.json()["token"]
         return token
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _thumbnail(rng: np.random.Generator, box: Box) -> str:
-    frame = rng.integers(60, 120, size=(240, 320, 3), dtype=np.uint8)
-    frame[box.y : box.y + box.h, box.x : box.x + box.w] = (30, 30, 220)  # the "defect", red in BGR
-    jpeg = encode_thumbnail(frame, box, ThumbnailConfig())
-    assert jpeg is not None
-    return base64.b64encode(jpeg).decode()
+    def get(self, path: str, **params: Any) -> Any:
+        """GET ``/api/v1{path}`` as the demo's admin and return the JSON body."""
+        headers = {"Authorization": f"Bearer {self.admin_token}"}
+        answer = httpx.get(f"{self.url}/api/v1{path}", params=params, headers=headers, timeout=30)
+        answer.raise_for_status()
+        return answer.json()
 
 
-def _feed(publisher: Publisher, stop: threading.Event) -> None:
-    """Three lines' gateways: a birth and telemetry, then a small batch per line every tick."""
-    rng = np.random.default_rng(7)
-    stream = new_stream()
-    for n, line in enumerate(LINES):
-        gw = f"gw-{line[-1]}1"
-        publisher.publish(gw, Channel.STATE, state(gw, True, 1, line=line))
-        publisher.publish(gw, Channel.TELEMETRY, telemetry(gw, inferences=10 * (n + 1)))
-    seq = 0
-    while not stop.is_set():
-        for line in LINES:
-            items = []
-            for _ in range(3):
-                seq += 1
-                defect = rng.random() < 0.3
-                it = item(
-                    seq, line=line, at=datetime.now(UTC), defect=defect, label="scratch" if defect else None
-                )
-                if defect:
-                    box = Box(x=int(rng.integers(20, 200)), y=int(rng.integers(20, 150)), w=40, h=30)
-                    output = DefectOutput(label="scratch", is_defect=True, score=0.9, box=box)
-                    it = it.model_copy(update={"output": output, "thumbnail_jpeg": _thumbnail(rng, box)})
-                items.append(it)
-            publisher.publish(f"gw-{line[-1]}1", Channel.RESULTS, batch(f"gw-{line[-1]}1", stream, items))
-        stop.wait(FEED_EVERY_S)
+@dataclass(frozen=True)
+class Banner:
+    """What the demo printed for its user."""
+
+    url: str
+    users: dict[str, str]
+    password: str
+    admin_token: str
+    signing_key: Path
+
+
+def parse_banner(text: str) -> Banner:
+    """The console URL, logins, admin token and signing key from the demo's banner."""
+    found = {
+        "url": re.search(r"console / API\s+(\S+)", text),
+        "login": re.search(r"console login\s+(.+?) \(password (\S+)\) at (\S+)", text),
+        "token": re.search(r"admin token\s+(\S+)", text),
+        "key": re.search(r"signing key\s+(\S+)", text),
+    }
+    missing = [name for name, match in found.items() if match is None]
+    if missing:
+        raise AssertionError(f"the demo banner lacks {missing}:\n{text}")
+    url, login, token, key = found["url"], found["login"], found["token"], found["key"]
+    if url is None or login is None or token is None or key is None:  # checked above; for mypy
+        raise AssertionError("unreachable")
+    names = [n.strip() for n in login.group(1).split(",")]
+    users = {role: role for role in ROLES if role in names}
+    if set(users) != set(ROLES):
+        raise AssertionError(f"the demo banner offers logins {names}, not one per role {ROLES}")
+    return Banner(url.group(1), users, login.group(2), token.group(1), Path(key.group(1)))
+
+
+def _wait(predicate: Callable[[], bool], timeout_s: float, what: str, proc: subprocess.Popen[bytes],
+          out: Path) -> None:  # fmt: skip
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(
+                f"the demo exited ({proc.returncode}) while waiting for {what}:\n{_tail(out)}"
+            )
+        try:
+            if predicate():
+                return
+        except (urllib.error.URLError, OSError, ValueError, KeyError):
+            pass  # not up yet
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}:\n{_tail(out)}")
+
+
+def _tail(path: Path, lines: int = 40) -> str:
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def _get(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - the demo's local API
+        return json.load(response)
+
+
+def _live(url: str, seen: dict[str, Any]) -> bool:
+    """Every demo gateway online, every line with results, and a defect picture on a camera line.
+
+    ``seen`` keeps what was last found, for the timeout message.
+    """
+    gateways = _get(f"{url}/api/v1/gateways")
+    lines = {entry["line"]: entry["results"] for entry in _get(f"{url}/api/v1/lines")}
+    seen.update(online=sorted(g["id"] for g in gateways if g["online"]), results=lines, pictures=False)
+    if len(seen["online"]) < len(LINES) or not all(lines.get(ln) for ln in LINES):
+        return False
+    for line in LINES[:2]:  # the camera lines; line-3 counts parcels
+        if any(d["has_thumbnail"] for d in _get(f"{url}/api/v1/lines/{line}/defects?limit=20")):
+            return True
+    return False
+
+
+def push_release(url: str, token: str, key: Path, folder: Path) -> tuple[str, str]:
+    """A newer defect-cnn signed with the demo's key, pushed as the README tells an engineer to."""
+    source = bundled_manifest("defect-cnn")
+    folder.mkdir(parents=True, exist_ok=True)
+    manifest = load_manifest(source).model_copy(update={"version": RELEASE_VERSION})
+    artifact = folder / manifest.artifact
+    shutil.copyfile(source.parent / manifest.artifact, artifact)
+    for name in [*manifest.files, *([manifest.golden.input] if manifest.golden else [])]:
+        shutil.copyfile(source.parent / name, folder / name)
+    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=60) as client:
+        push(client, artifact, manifest, sign(manifest, key), card=f"# {manifest.name}\n\nDemo release.\n")
+    return manifest.name, manifest.version
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    # Ctrl-C, as a user stops the demo: it stops its services tier by tier.
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(60)
+    except subprocess.TimeoutExpired:
+        log.error("the demo did not stop within 60 s; killing it (pid %d)", proc.pid)
+        proc.kill()
+        proc.wait(10)
 
 
 @contextmanager
-def running_stack(db_url: str, broker: tuple[str, int], tmp_path: Path) -> Iterator[Stack]:
-    """Start API + console, ingest worker and the feeder; stop them all afterwards."""
-    topics = TopicSpace(f"test-{uuid.uuid4().hex[:10]}/factory/v1")
-    settings = CloudSettings(
-        db_url=db_url,
-        broker_url=f"mqtt://{broker[0]}:{broker[1]}",
-        topic_root=topics.root,
-        share_group=None,
-        ingest_client_id=f"test-ingest-{uuid.uuid4().hex[:10]}",
-        ingest_max_wait_ms=50,
-        db_wait_s=5,
-        artifact_dir=str(tmp_path / "artifacts"),
-    )
-    migrate(db_url)
-    engine = make_engine(db_url)
-    with make_sessionmaker(engine).begin() as session:
-        for name, role in USERS.items():
-            create_user(session, name, PASSWORD, role)
-    engine.dispose()
-    register(settings, make_release(tmp_path / "release", "1.0", Ed25519PrivateKey.generate()))
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(settings, RecordingPublisher()), host="127.0.0.1", port=port, log_level="warning"
-        )
-    )
-    api = threading.Thread(target=server.run, name="uvicorn", daemon=True)
-    api.start()
-    deadline = time.monotonic() + 20
-    # The worker migrates too; alembic is not thread-safe, so it starts after the API's migration.
-    while not server.started:
-        if time.monotonic() > deadline or not api.is_alive():
-            server.should_exit = True
-            raise AssertionError("uvicorn did not start")
-        time.sleep(0.05)
-    worker = IngestWorker(settings).start()
-    publisher = Publisher(broker, topics)
-    stop = threading.Event()
-    feeder = threading.Thread(target=_feed, args=(publisher, stop), name="feeder", daemon=True)
+def running_demo(db_url: str, broker: tuple[str, int], workdir: Path) -> Iterator[Stack]:
+    """Run ``factory-sim demo`` until the context ends; yield once its lines are live."""
+    root = f"test-{uuid.uuid4().hex[:10]}/factory/v1"
+    ingest_id = f"test-demo-ingest-{uuid.uuid4().hex[:10]}"
+    # The user's FACTORY_* settings are not the test's; the ingest client id must be unique on
+    # the shared broker (the default is per host, and a second run would take over its session).
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FACTORY_")}
+    env["FACTORY_INGEST_CLIENT_ID"] = ingest_id
+    broker_url = f"mqtt://{broker[0]}:{broker[1]}"
+    argv = [
+        console_script("factory-sim"), "demo", "--broker", broker_url, "--db", db_url,
+        "--api-port", str(free_port()), "--workdir", str(workdir), "--topic-root", root,
+        "--status-every", "600",
+    ]  # fmt: skip
+    workdir.mkdir(parents=True, exist_ok=True)
+    out = workdir / "demo.out"
+    with out.open("wb") as sink:
+        proc = subprocess.Popen(argv, stdout=sink, stderr=subprocess.STDOUT, env=env)  # noqa: S603
     try:
-        assert worker.wait_connected(10), "ingest worker did not connect to Mosquitto"
-        feeder.start()
-        yield Stack(f"http://127.0.0.1:{port}", settings)
+        _wait(lambda: "Ctrl-C stops everything." in out.read_text(), START_TIMEOUT_S, "the banner", proc, out)
+        banner = parse_banner(out.read_text())
+        assert banner.password == PASSWORD, f"the banner prints password {banner.password!r}"
+        seen: dict[str, Any] = {}
+        try:
+            _wait(lambda: _live(banner.url, seen), START_TIMEOUT_S, "live lines", proc, out)
+        except AssertionError as exc:
+            raise AssertionError(f"the demo's lines never all went live (last seen: {seen}); {exc}") from None
+        release = push_release(banner.url, banner.admin_token, banner.signing_key, workdir / "release")
+        settings = CloudSettings(
+            db_url=db_url,
+            broker_url=broker_url,
+            topic_root=root,
+            artifact_dir=str(workdir / "artifacts"),
+            public_url=banner.url,
+        )
+        yield Stack(banner.url, settings, banner.users, banner.password, banner.admin_token, workdir, release)
     finally:
-        stop.set()
-        if feeder.is_alive():
-            feeder.join(10)
-        publisher.close()
-        worker.stop()
-        clear_session(broker, worker.client_id)
-        server.should_exit = True
-        api.join(15)
+        _stop(proc)
+        clear_session(broker, ingest_id)

@@ -33,6 +33,7 @@ ENDPOINTS = [
     ("GET", "/api/v1/alert-rules", "viewer"),
     ("POST", "/api/v1/alerts/999/ack", "operator"),
     ("POST", "/api/v1/alert-rules", "admin"),
+    ("PATCH", "/api/v1/alert-rules/999", "admin"),
     ("DELETE", "/api/v1/alert-rules/999", "admin"),
 ]
 LOWER = {"viewer": [], "operator": ["viewer"], "admin": ["viewer", "operator"]}
@@ -59,7 +60,7 @@ def test_each_endpoint_refuses_no_token_401_and_too_little_role_403(
 ) -> None:
     client, tokens = production
     for method, path, role in ENDPOINTS:
-        body = RULE if method == "POST" and "rules" in path else None
+        body = {"POST": RULE, "PATCH": {"threshold": 5}}.get(method) if "rules" in path else None
         anonymous = client.request(method, path, json=body)
         assert anonymous.status_code == 401, (method, path, anonymous.text)
         forged = client.request(method, path, json=body, headers=bearer("fe_forged"))
@@ -147,3 +148,60 @@ def _alert_flow(
     assert ("token:test-operator", "alert.ack", str(alert["id"])) in audit
     assert ("token:test-admin", "alert_rule.delete", str(rule["id"])) in audit
     assert sum(a[1] == "alert.ack" for a in audit) == 1
+
+
+def test_admin_edits_a_rule_a_bad_edit_names_its_field_and_disabling_closes_its_alerts(
+    production: tuple[TestClient, dict[str, str]], db_url: str, topic_space: TopicSpace
+) -> None:
+    client, tokens = production
+    admin, operator = bearer(tokens["admin"]), bearer(tokens["operator"])
+    rule = client.post("/api/v1/alert-rules", json=RULE, headers=admin).json()
+    assert rule["enabled"] is True
+    path = f"/api/v1/alert-rules/{rule['id']}"
+    assert client.patch(path, json={"threshold": 50}, headers=operator).status_code == 403
+    edited = client.patch(path, json={"threshold": 50}, headers=admin)
+    assert edited.status_code == 200, edited.text
+    assert (edited.json()["threshold"], edited.json()["kind"], edited.json()["line"]) == (
+        50,
+        "outbox_backlog",
+        "line-1",
+    )
+    # A window on a backlog rule, a negative threshold, an unknown field: each named, nothing stored.
+    for body, field in (({"window_s": 60}, "window_s"), ({"threshold": -1}, "threshold"),
+                        ({"line": "line-2"}, "line")):  # fmt: skip
+        bad = client.patch(path, json=body, headers=admin)
+        assert bad.status_code == 422, (body, bad.text)
+        assert field in bad.text, (body, bad.text)
+    assert client.get("/api/v1/alert-rules", headers=admin).json()[0]["threshold"] == 50
+    assert client.patch("/api/v1/alert-rules/424242", json={"threshold": 1}, headers=admin).status_code == 404
+
+    engine = make_engine(db_url)
+    try:
+        sessions = make_sessionmaker(engine)
+        backlog = _telemetry("gw-a", 400, datetime.now(UTC))
+        messages = [
+            inbound(topic_space, "gw-a", Channel.STATE, state("gw-a", True, 1)),
+            inbound(topic_space, "gw-a", Channel.TELEMETRY, backlog),
+        ]
+        ingest_messages(sessions, messages, topic_space)
+        assert evaluate_all(sessions).opened == 1
+        off = client.patch(path, json={"enabled": False}, headers=admin)
+        assert off.status_code == 200, off.text
+        assert off.json()["enabled"] is False
+        assert client.get("/api/v1/alerts?state=open", headers=admin).json() == []
+        # A disabled rule is not evaluated: the backlog still holds, yet nothing opens again.
+        assert evaluate_all(sessions).as_dict() == {"rules": 0, "opened": 0, "closed": 0}
+        assert client.patch(path, json={"enabled": True}, headers=admin).status_code == 200
+        assert evaluate_all(sessions).opened == 1
+        with sessions() as session:
+            updates = [
+                (a.actor, a.details)
+                for a in session.scalars(select(AuditEntry).where(AuditEntry.action == "alert_rule.update"))
+            ]
+    finally:
+        engine.dispose()
+    assert updates == [
+        ("token:test-admin", {"threshold": 50.0}),
+        ("token:test-admin", {"enabled": False}),
+        ("token:test-admin", {"enabled": True}),
+    ]

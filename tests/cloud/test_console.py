@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -12,8 +14,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cloud.api import create_app
 from cloud.config import CloudSettings
 from cloud.console.pages import _box_style
-from protocol.topics import TopicSpace
+from cloud.db import make_engine, make_sessionmaker
+from cloud.ingest.service import ingest_messages
+from protocol.messages import Event
+from protocol.topics import Channel, TopicSpace
 from tests.cloud.console_helpers import PASSWORD, Seeded, seed_console
+from tests.cloud.helpers import inbound
 from tests.cloud.ota_helpers import RecordingPublisher
 from tests.cloud.testclient import TestClient
 
@@ -252,3 +258,81 @@ def test_events_stream_ends_with_gone_when_the_token_is_revoked(console: tuple[T
     # Logout revoked the token the open stream was using: it says so and ends, long before 50 events.
     assert seen[-1] == "event: gone"
     assert len(seen) < 49
+
+
+def test_admin_creates_edits_and_deletes_a_rule_and_api_errors_sit_beside_the_form(
+    console: tuple[TestClient, Seeded],
+) -> None:
+    client, _ = console
+    login(client, "ada")
+    assert 'id="create-rule"' in client.get("/alerts").text
+    bad = {"line": "line-1", "kind": "defect_rate", "threshold": "150", "window_s": "600", "enabled": "on"}
+    refused = client.post("/alerts/rules", data=bad, headers=ORIGIN)
+    assert refused.status_code == 422
+    assert "a defect rate is a percent (0-100), got 150" in refused.text
+    assert 'name="threshold" value="150"' in refused.text  # the typed values are kept
+    assert 'name="window_s" placeholder="e.g. 600" value="600"' in refused.text
+    good = {**bad, "threshold": "5"}
+    created = client.post("/alerts/rules", data=good, headers=ORIGIN, follow_redirects=False)
+    assert created.status_code == 303, created.text
+    page = client.get("/alerts").text
+    assert 'data-rule="1"><td>line-1</td><td>defect_rate</td><td>5</td><td>600</td>' in page
+    no_window = client.post("/alerts/rules/1", data={"kind": "defect_rate", "threshold": "7"}, headers=ORIGIN)
+    assert no_window.status_code == 422
+    assert "window_s: a defect_rate rule needs a window in seconds" in no_window.text
+    edit = {"kind": "defect_rate", "threshold": "7", "window_s": "300"}  # no 'enabled': unchecked
+    assert (
+        client.post("/alerts/rules/1", data=edit, headers=ORIGIN, follow_redirects=False).status_code == 303
+    )
+    page = client.get("/alerts").text
+    row = r'data-rule="1"><td>line-1</td><td>defect_rate</td><td>7</td><td>300</td>\s*<td><span class="badge bad">disabled'
+    assert re.search(row, page), page[page.find("data-rule") :][:400]
+    gone = client.post("/alerts/rules/1/delete", headers=ORIGIN, follow_redirects=False)
+    assert gone.status_code == 303
+    assert 'data-rule="1"' not in client.get("/alerts").text
+
+
+def test_roles_below_admin_see_no_rule_form_and_are_refused_403(console: tuple[TestClient, Seeded]) -> None:
+    client, _ = console
+    form = {"line": "line-1", "kind": "outbox_backlog", "threshold": "10", "enabled": "on"}
+    for user in ("vera", "otto"):
+        login(client, user)
+        page = client.get("/alerts").text
+        assert 'id="create-rule"' not in page
+        assert 'action="/alerts/rules/' not in page
+        refused = client.post("/alerts/rules", data=form, headers=ORIGIN)
+        assert refused.status_code == 403, user
+        assert "needs the admin role" in refused.text
+        for path in ("/alerts/rules/1", "/alerts/rules/1/delete"):  # edit and delete: the API decides
+            assert client.post(path, data=form, headers=ORIGIN).status_code == 403, (user, path)
+    login(client, "ada")
+    forged = client.post("/alerts/rules", data=form, headers={"Origin": "http://evil.example"})
+    assert forged.status_code == 403
+    assert "console form refused" in forged.text
+    assert 'id="rule-list"' not in client.get("/alerts").text  # nothing was stored
+
+
+def test_gateway_page_lists_the_gateways_events(
+    console: tuple[TestClient, Seeded], db_url: str, topic_space: TopicSpace
+) -> None:
+    client, _ = console
+    login(client, "vera")
+    assert "No events reported yet." in client.get("/gateways/gw-a").text
+    shed = Event(
+        gateway_id="gw-a", timestamp=datetime.now(UTC), level="warning", kind="outbox_shed",
+        message="outbox full: shed seq 1-40", details={"first_seq": 1, "last_seq": 40},
+    )  # fmt: skip
+    engine = make_engine(db_url)
+    try:
+        ingest_messages(
+            make_sessionmaker(engine), [inbound(topic_space, "gw-a", Channel.EVENTS, shed)], topic_space
+        )
+    finally:
+        engine.dispose()
+    page = client.get("/gateways/gw-a").text
+    row = re.search(r'<table id="events">.*?</table>', page, re.S)
+    assert row is not None, page
+    assert "outbox_shed" in row.group(0)
+    assert "outbox full: shed seq 1-40" in row.group(0)
+    assert '<span class="badge bad">warning</span>' in row.group(0)
+    assert "No events reported yet." not in page

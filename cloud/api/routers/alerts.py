@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 from sqlalchemy import select
 
 from cloud.alerts import service
-from cloud.alerts.schemas import AlertPublic, AlertRuleCreate, AlertRulePublic
+from cloud.alerts.schemas import AlertPublic, AlertRuleCreate, AlertRulePublic, AlertRuleUpdate
 from cloud.api.deps import SessionDep
 from cloud.auth.deps import Admin, Operator, Viewer
 from cloud.db.models import Alert, AlertRule
@@ -62,6 +64,22 @@ def list_rules(
 def create_rule(body: AlertRuleCreate, session: SessionDep, who: Admin) -> AlertRulePublic:
     """Create a rule (admin; audited)."""
     rule = service.create_rule(session, body, who)
+    session.commit()
+    return AlertRulePublic.model_validate(rule)
+
+
+@router.patch("/alert-rules/{rule_id}", responses={404: {"description": "Unknown rule"}})
+def update_rule(rule_id: int, body: AlertRuleUpdate, session: SessionDep, who: Admin) -> AlertRulePublic:
+    """Change a rule's threshold, window, minimum or enabled flag (admin; audited)."""
+    try:
+        rule = service.update_rule(session, rule_id, body, who)
+    except service.NotFound as exc:
+        raise HTTPException(404, detail=str(exc)) from None
+    except ValidationError as exc:
+        # The merged rule broke a per-kind rule: answer like a bad body, naming the field.
+        session.rollback()
+        errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
+        raise RequestValidationError(errors) from None
     session.commit()
     return AlertRulePublic.model_validate(rule)
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Annotated, Literal
+
 from fastapi import APIRouter, HTTPException, Query
 from sqlalchemy import select
 
 from cloud.api.deps import SessionDep
-from cloud.api.schemas import GatewayOta, GatewayPublic
+from cloud.api.schemas import EventPage, EventPublic, GatewayOta, GatewayPublic
 from cloud.api.schemas_registry import GatewayUpdate
 from cloud.auth.deps import Admin
 from cloud.auth.service import audit
@@ -43,6 +45,34 @@ def update_gateway(gateway_id: str, body: GatewayUpdate, session: SessionDep, wh
     audit(session, who, "gateway.update", gateway_id, **changes)
     session.commit()
     return GatewayPublic.model_validate(gateway)
+
+
+@router.get("/{gateway_id}/events", responses={404: {"description": "Unknown gateway"}})
+def list_events(
+    gateway_id: str,
+    session: SessionDep,
+    kind: Annotated[str | None, Query(description="Only this kind, e.g. ota or outbox_shed")] = None,
+    level: Annotated[Literal["info", "warning", "error"] | None, Query(description="Only this level")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000, description="Page size")] = 50,
+    offset: Annotated[int, Query(ge=0, description="Events to skip")] = 0,
+) -> EventPage:
+    """The events a gateway reported (OTA steps, outbox shedding...), newest first."""
+    if session.get(Gateway, gateway_id) is None:
+        raise HTTPException(status_code=404, detail=f"gateway {gateway_id!r} not found")
+    query = select(Event).where(Event.gateway_id == gateway_id)
+    if kind is not None:
+        query = query.where(Event.kind == kind)
+    if level is not None:
+        query = query.where(Event.level == level)
+    # One row more than asked says whether a next page exists without a count(*).
+    query = query.order_by(Event.timestamp.desc(), Event.id.desc()).offset(offset).limit(limit + 1)
+    rows = session.scalars(query).all()
+    return EventPage(
+        items=[EventPublic.model_validate(e) for e in rows[:limit]],
+        limit=limit,
+        offset=offset,
+        next_offset=offset + limit if len(rows) > limit else None,
+    )
 
 
 @router.get("/{gateway_id}/ota", responses={404: {"description": "Unknown gateway"}})

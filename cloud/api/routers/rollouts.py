@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from fastapi import APIRouter, HTTPException, Request
+from pydantic import Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -10,11 +13,11 @@ from cloud.api.deps import SessionDep, SettingsDep
 from cloud.api.schemas_registry import RolloutAction, RolloutEventPublic, RolloutPublic
 from cloud.auth.deps import Admin, Operator, Viewer
 from cloud.auth.service import audit
-from cloud.db.models import Rollout, RolloutEvent
+from cloud.db.models import GatewayReported, Rollout, RolloutEvent
 from cloud.ota import rollouts as engine
 from cloud.ota.desired import DesiredPublisher
-from cloud.ota.health import gateway_status
-from cloud.ota.schemas import RolloutCreate
+from cloud.ota.health import gate_values, gateway_status, slot_of
+from cloud.ota.schemas import GateValue, GatewayProgress, RolloutCreate, Thresholds
 from cloud.registry.service import RegistryError
 from protocol.messages import utcnow
 
@@ -34,25 +37,58 @@ def _get(session: Session, rollout_id: str, lock: bool = False) -> Rollout:
     return row
 
 
-def _public(session: Session, row: Rollout) -> RolloutPublic:
+class RolloutDetail(RolloutPublic):
+    """One rollout with per-gateway progress, the measured health behind it, and its event log."""
+
+    gateways: dict[str, GatewayProgress] = Field(  # type: ignore[assignment]
+        default_factory=dict, description="Per gateway: wave, status, phase and health gates with values"
+    )
+    wave_started_at: datetime | None = Field(None, description="When the current wave started")
+    wave_healthy_since: datetime | None = Field(
+        None, description="Since when every gateway of the current wave is healthy (its bake started)"
+    )
+    as_of: datetime = Field(description="When the statuses and measurements were judged")
+
+
+def _progress(session: Session, row: Rollout, gw: str, now: datetime) -> GatewayProgress:
+    entry = row.plan[gw]
+    if not entry.get("started"):
+        return GatewayProgress(wave=entry["wave"] + 1, status="waiting")
+    status, why = gateway_status(session, row, gw, now)
+    report = session.get(GatewayReported, gw)  # already in the session: gateway_status loaded it
+    slot = slot_of(report, row.slot)
+    thresholds = Thresholds.model_validate(row.thresholds)
+    gates = gate_values(slot.get("health"), entry.get("baseline"), thresholds)
+    return GatewayProgress(
+        wave=entry["wave"] + 1,
+        status=status,
+        reason=why,
+        phase=slot.get("phase"),
+        active_version=(slot.get("active") or {}).get("version"),
+        reported_at=report.timestamp if report is not None else None,
+        gates=[GateValue.model_validate(g) for g in gates],
+    )
+
+
+def _public(session: Session, row: Rollout) -> RolloutDetail:
     now = utcnow()
-    gateways = {}
-    for gw, entry in row.plan.items():
-        status, why = ("waiting", None)
-        if entry.get("started"):
-            status, why = gateway_status(session, row, gw, now)
-        gateways[gw] = {"wave": entry["wave"] + 1, "status": status, "reason": why}
+    gateways = {gw: _progress(session, row, gw, now) for gw in row.plan}
     events = session.scalars(
         select(RolloutEvent).where(RolloutEvent.rollout_id == row.id).order_by(RolloutEvent.id)
     )
-    out = RolloutPublic.model_validate(row)
-    return out.model_copy(
-        update={"gateways": gateways, "events": [RolloutEventPublic.model_validate(e) for e in events]}
+    base = RolloutPublic.model_validate(row).model_dump(exclude={"gateways", "events"})
+    return RolloutDetail(
+        **base,
+        gateways=gateways,
+        events=[RolloutEventPublic.model_validate(e) for e in events],
+        wave_started_at=row.wave_started_at,
+        wave_healthy_since=row.wave_healthy_since,
+        as_of=now,
     )
 
 
 @router.post("", status_code=201)
-def create(body: RolloutCreate, session: SessionDep, who: Admin) -> RolloutPublic:
+def create(body: RolloutCreate, session: SessionDep, who: Admin) -> RolloutDetail:
     """Plan a rollout; its first wave starts on the next tick."""
     try:
         row = engine.create_rollout(session, body, who.name)
@@ -72,8 +108,8 @@ def list_rollouts(session: SessionDep, _who: Viewer) -> list[RolloutPublic]:
 
 
 @router.get("/{rollout_id}")
-def get_rollout(rollout_id: str, session: SessionDep, _who: Viewer) -> RolloutPublic:
-    """One rollout with per-gateway status and its event log."""
+def get_rollout(rollout_id: str, session: SessionDep, _who: Viewer) -> RolloutDetail:
+    """One rollout with per-gateway status, the measured health gates of started gateways, and its log."""
     return _public(session, _get(session, rollout_id))
 
 
@@ -86,7 +122,7 @@ def act(
     session: SessionDep,
     settings: SettingsDep,
     who: Operator,
-) -> RolloutPublic:
+) -> RolloutDetail:
     """``pause``, ``resume`` or ``abort`` (which rolls the touched gateways back)."""
     if action not in ("pause", "resume", "abort"):
         raise HTTPException(404, f"unknown action {action!r} (pause, resume, abort)")

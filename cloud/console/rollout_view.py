@@ -1,0 +1,127 @@
+"""What the Rollout page shows (waves, health gates with measured values, gateways, log), and its feed."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+from jinja2 import Template
+
+from cloud.console.api import ApiClient
+from protocol.messages import utcnow
+
+ENDED = ("completed", "aborted")
+# Gate name -> (column title, how its numbers read).
+GATES = {
+    "min_inferences": ("Inferences", "count"),
+    "max_error_rate": ("Error rate", "ratio"),
+    "max_p95_latency_ms": ("p95 latency", "ms"),
+    "max_defect_rate_shift": ("Defect rate vs before", "ratio"),
+    "max_confidence_drop": ("Confidence vs before", "ratio"),
+}
+
+
+def _num(value: float | None, kind: str) -> str:
+    if value is None:
+        return "-"
+    if kind == "ratio":
+        return f"{100 * value:.1f}%"
+    if kind == "ms":
+        return f"{value:.0f} ms"
+    return f"{value:g}"
+
+
+def gate_cell(gate: dict[str, Any]) -> dict[str, str]:
+    """One gate as the table shows it: measured value against its limit, and a verdict class."""
+    _, kind = GATES.get(gate["gate"], (gate["gate"], "count"))
+    ok = gate.get("ok")
+    if gate["gate"] == "min_inferences" and not ok:
+        ok = None  # still counting: not a failure, just not judged yet
+    cls = "na" if ok is None else ("ok" if ok else "bad")
+    measured, limit = _num(gate.get("measured"), kind), _num(gate.get("limit"), kind)
+    if gate["gate"] == "min_inferences":
+        text = f"{measured} of {limit}"
+        title = "health is judged once this many inferences are reported"
+    elif gate.get("limit") is None:
+        text, title = f"{measured} (no limit)", "this gate is off for this rollout"
+    else:
+        text, title = f"{measured} / max {limit}", "measured / threshold"
+    if "before" in gate and (gate.get("now") is not None or gate.get("before") is not None):
+        title = f"now {_num(gate.get('now'), kind)}, before the update {_num(gate.get('before'), kind)}"
+        text = f"{text} · now {_num(gate.get('now'), kind)} vs {_num(gate.get('before'), kind)}"
+    return {"text": text, "cls": cls, "title": title}
+
+
+def _seconds_since(at: str | None, now: datetime) -> float | None:
+    return None if not at else max((now - datetime.fromisoformat(at)).total_seconds(), 0.0)
+
+
+def rollout_context(r: dict[str, Any]) -> dict[str, Any]:
+    """The page's view of one rollout as the API returned it (``GET /rollouts/{id}``)."""
+    now = datetime.fromisoformat(r["as_of"]) if r.get("as_of") else utcnow()
+    gateways: dict[str, dict[str, Any]] = r["gateways"]
+    waves = []
+    for number, size in enumerate(r["waves"], start=1):
+        members = [g for g in gateways.values() if g["wave"] == number]
+        waves.append(
+            {
+                "number": number,
+                "size": size,
+                "members": len(members),
+                "installed": sum(1 for g in members if g["status"] == "installed"),
+                "bad": sum(1 for g in members if g["status"] in ("failed", "unhealthy")),
+                "current": number == r["wave"] + 1 and r["state"] not in ENDED,
+            }
+        )
+    current = sorted((gw, g) for gw, g in gateways.items() if g["wave"] == r["wave"] + 1)
+    bad = sum(1 for _, g in current if g["status"] in ("failed", "unhealthy"))
+    thresholds = r["thresholds"]
+    return {
+        "r": r,
+        "ended": r["state"] in ENDED,
+        "waves": waves,
+        "total": len(gateways),
+        "gate_names": [(name, title) for name, (title, _) in GATES.items()],
+        "current": [(gw, g, {c["gate"]: gate_cell(c) for c in g.get("gates", [])}) for gw, g in current],
+        "failure": {
+            "bad": bad,
+            "members": len(current),
+            "ratio": bad / len(current) if current else None,
+            "limit": thresholds.get("max_failure_ratio"),
+        },
+        "wave_age_s": _seconds_since(r.get("wave_started_at"), now),
+        "baked_s": _seconds_since(r.get("wave_healthy_since"), now),
+        "install_timeout_s": thresholds.get("install_timeout_s"),
+        "live": f"/console/rollouts/{quote(r['id'], safe='')}/events",
+    }
+
+
+async def load(api: ApiClient, rollout_id: str) -> dict[str, Any]:
+    """The rollout page's context, read through the API as the user."""
+    return rollout_context(await api.get(f"/rollouts/{quote(rollout_id, safe='')}"))
+
+
+PARTS = ("summary", "waves", "gates", "gateways", "events")
+
+
+class RolloutFeed:
+    """Successive updates of one rollout for its live stream: state plus the fragments that changed."""
+
+    def __init__(self, rollout_id: str, parts: Template) -> None:
+        self.rollout_id = rollout_id
+        self._parts = parts.module  # the macros of rollout_parts.html, shared with the page
+        self._sent: dict[str, str] = {}
+        self._state: str | None = None
+
+    async def tick(self, api: ApiClient) -> dict[str, Any] | None:
+        """The rollout's state and changed fragments (None: nothing changed since the last tick)."""
+        ctx = await load(api, self.rollout_id)
+        parts = {name: str(getattr(self._parts, name)(ctx)) for name in PARTS}
+        changed = {k: v for k, v in parts.items() if self._sent.get(k) != v}
+        self._sent.update(changed)
+        state = ctx["r"]["state"]
+        if not changed and state == self._state:
+            return None
+        self._state = state
+        return {"state": state, "ended": ctx["ended"], "parts": changed}

@@ -1,0 +1,104 @@
+// Live Line and Rollout pages over SSE, and the version picker of the "new rollout" form.
+// The server sends ready-made page fragments (rendered by the same templates as the page), so
+// this file only swaps them in. No library and nothing fetched from elsewhere.
+"use strict";
+(function () {
+  function fragment(html) {
+    var t = document.createElement("template");
+    t.innerHTML = html;
+    return t.content;
+  }
+
+  function swapParts(parts) {
+    Object.keys(parts || {}).forEach(function (key) {
+      var el = document.querySelector('[data-part="' + key + '"]');
+      if (el) { el.replaceChildren(fragment(parts[key])); }
+    });
+  }
+
+  // New defect pictures go to the front of the gallery; the oldest fall off the end.
+  function addToGallery(items, keep) {
+    var gallery = document.getElementById("gallery");
+    if (!gallery || !items.length) { return; }
+    items.forEach(function (item) {
+      if (gallery.querySelector('figure[data-id="' + CSS.escape(item.id) + '"]')) { return; }
+      gallery.prepend(fragment(item.html));
+    });
+    while (gallery.children.length > keep) { gallery.lastElementChild.remove(); }
+    var empty = document.getElementById("gallery-empty");
+    if (empty) { empty.remove(); }
+  }
+
+  function stamp(at) {
+    var el = document.getElementById("updated");
+    if (el && at) { el.textContent = at.slice(0, 19).replace("T", " "); }
+  }
+
+  function showRolloutState(update) {
+    var badge = document.getElementById("state");
+    if (badge) { badge.textContent = update.state; badge.className = "badge state-" + update.state; }
+    var actions = document.getElementById("actions");
+    if (!actions) { return; }
+    if (update.ended) { actions.hidden = true; return; }
+    // The buttons follow the state: pause while running, resume while paused, abort in both.
+    actions.querySelectorAll("form[data-when]").forEach(function (f) {
+      f.hidden = f.dataset.when.split(" ").indexOf(update.state) < 0;
+    });
+  }
+
+  function live() {
+    var holder = document.getElementById("live");
+    if (!holder || !holder.dataset.live || !window.EventSource) { return; }
+    var source = new EventSource(holder.dataset.live);
+    source.addEventListener("line", function (ev) {
+      var update = JSON.parse(ev.data);
+      swapParts(update.parts);
+      addToGallery(update.gallery, update.keep);
+      stamp(update.at);
+    });
+    source.addEventListener("rollout", function (ev) {
+      var update = JSON.parse(ev.data);
+      swapParts(update.parts);
+      showRolloutState(update);
+      if (update.ended) { source.close(); }
+    });
+    source.addEventListener("gone", function () {
+      source.close();
+      window.location.assign("/login?next=" + encodeURIComponent(window.location.pathname));
+    });
+    source.addEventListener("failed", function (ev) {
+      source.close();
+      var note = document.createElement("p");
+      note.className = "error";
+      note.setAttribute("role", "alert");
+      note.textContent = "Live updates stopped: " + JSON.parse(ev.data).detail;
+      holder.prepend(note);
+    });
+  }
+
+  // Offer only the chosen model's versions (all are in the page, grouped by model).
+  function versionPicker() {
+    var model = document.getElementById("model_name"), version = document.getElementById("version");
+    if (!model || !version) { return; }
+    function sync() {
+      var first = null, keep = false;
+      version.querySelectorAll("optgroup").forEach(function (group) {
+        var mine = group.dataset.model === model.value;
+        group.hidden = !mine;
+        group.disabled = !mine;
+        if (mine) {
+          first = first || group.querySelector("option");
+          keep = keep || Array.prototype.indexOf.call(group.children, version.selectedOptions[0]) >= 0;
+        }
+      });
+      if (!keep && first) { first.selected = true; }
+    }
+    model.addEventListener("change", sync);
+    sync();
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    live();
+    versionPicker();
+  });
+})();

@@ -1,0 +1,119 @@
+"""A gateway's events over the API: newest first, paged, filtered by kind and level, role-gated."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from cloud.api import create_app
+from cloud.config import CloudSettings
+from cloud.db import make_engine, make_sessionmaker
+from cloud.ingest.service import ingest_messages
+from protocol.messages import Event
+from protocol.topics import Channel, TopicSpace
+from tests.cloud.helpers import inbound, state
+from tests.cloud.ota_helpers import RecordingPublisher, bearer, mint_tokens
+from tests.cloud.testclient import TestClient
+
+T0 = datetime(2026, 11, 29, 8, 0, tzinfo=UTC)
+
+
+def _event(gateway_id: str, n: int, kind: str = "ota", level: str = "info") -> Event:
+    return Event.model_validate(
+        {
+            "gateway_id": gateway_id,
+            "timestamp": T0 + timedelta(seconds=n),
+            "level": level,
+            "kind": kind,
+            "message": f"{kind} step {n}",
+            "details": {"n": n},
+        }
+    )
+
+
+def _seed(db_url: str, topics: TopicSpace) -> None:
+    """gw-a: 5 OTA events (one a warning) and an outbox_shed error; gw-b: one event of its own."""
+    engine = make_engine(db_url)
+    try:
+        events = [_event("gw-a", n, level="warning" if n == 3 else "info") for n in range(1, 6)]
+        events.append(_event("gw-a", 6, kind="outbox_shed", level="error"))
+        messages = [inbound(topics, "gw-a", Channel.STATE, state("gw-a", True, 1))]
+        messages += [inbound(topics, "gw-a", Channel.EVENTS, e) for e in events]
+        messages += [
+            inbound(topics, "gw-b", Channel.STATE, state("gw-b", True, 1)),
+            inbound(topics, "gw-b", Channel.EVENTS, _event("gw-b", 9)),
+        ]
+        ingest_messages(make_sessionmaker(engine), messages, topics)
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def production(
+    db_url: str, tmp_path: Path, topic_space: TopicSpace
+) -> Iterator[tuple[TestClient, dict[str, str]]]:
+    tokens = mint_tokens(db_url)
+    _seed(db_url, topic_space)
+    settings = CloudSettings(
+        profile="production",
+        db_url=db_url,
+        broker_url="mqtts://broker.plant:8883",
+        broker_username="cloud",
+        broker_password="a-real-broker-password",
+        artifact_dir=str(tmp_path / "artifacts"),
+    )
+    with TestClient(create_app(settings, RecordingPublisher())) as client:
+        yield client, tokens
+
+
+def test_events_need_a_viewer_token_in_production(production: tuple[TestClient, dict[str, str]]) -> None:
+    client, tokens = production
+    path = "/api/v1/gateways/gw-a/events"
+    assert client.get(path).status_code == 401
+    assert client.get(path, headers=bearer("fe_forged")).status_code == 401
+    for role in ("viewer", "operator", "admin"):
+        answer = client.get(path, headers=bearer(tokens[role]))
+        assert answer.status_code == 200, (role, answer.text)
+
+
+def test_events_are_newest_first_paged_and_filtered(production: tuple[TestClient, dict[str, str]]) -> None:
+    client, tokens = production
+    viewer = bearer(tokens["viewer"])
+    page = client.get("/api/v1/gateways/gw-a/events?limit=4", headers=viewer).json()
+    assert [e["message"] for e in page["items"]] == [
+        "outbox_shed step 6",
+        "ota step 5",
+        "ota step 4",
+        "ota step 3",
+    ]
+    assert (page["limit"], page["offset"], page["next_offset"]) == (4, 0, 4)
+    assert page["items"][0]["details"] == {"n": 6}
+    assert page["items"][0]["gateway_id"] == "gw-a"
+    rest = client.get("/api/v1/gateways/gw-a/events?limit=4&offset=4", headers=viewer).json()
+    assert [e["message"] for e in rest["items"]] == ["ota step 2", "ota step 1"]
+    assert rest["next_offset"] is None
+
+    ota = client.get("/api/v1/gateways/gw-a/events?kind=ota", headers=viewer).json()["items"]
+    assert len(ota) == 5
+    assert {e["kind"] for e in ota} == {"ota"}
+    warnings = client.get("/api/v1/gateways/gw-a/events?level=warning", headers=viewer).json()["items"]
+    assert [e["message"] for e in warnings] == ["ota step 3"]
+    # Another gateway's events never show up under this one.
+    other = client.get("/api/v1/gateways/gw-b/events", headers=viewer).json()["items"]
+    assert [e["message"] for e in other] == ["ota step 9"]
+
+
+def test_bad_queries_are_refused_with_the_reason(production: tuple[TestClient, dict[str, str]]) -> None:
+    client, tokens = production
+    viewer = bearer(tokens["viewer"])
+    unknown = client.get("/api/v1/gateways/gw-nope/events", headers=viewer)
+    assert unknown.status_code == 404
+    assert "gw-nope" in unknown.text
+    for query, field in (("level=fatal", "level"), ("limit=0", "limit"), ("limit=5000", "limit"),
+                         ("offset=-1", "offset")):  # fmt: skip
+        answer = client.get(f"/api/v1/gateways/gw-a/events?{query}", headers=viewer)
+        assert answer.status_code == 422, query
+        assert field in answer.text, query
