@@ -2,13 +2,15 @@
 
     nice -n 10 python -m domain_models.anomaly.bundle --out domain_models/anomaly/artifacts --seed 11
 
-Renders simulator MVTec folders (seen line; unseen belt + light), trains, compares heads,
-evaluates FP32 on both, quantizes behind the gate, measures latency and writes MODEL_CARD.md.
+Renders simulator MVTec folders (seen line, with 400 extra good frames for the threshold only;
+unseen belt + light), trains, compares heads, evaluates FP32 on both, quantizes behind the gate,
+measures latency and writes MODEL_CARD.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import shutil
 import sys
@@ -20,15 +22,22 @@ import numpy as np
 
 from domain_models.anomaly.card import write_card
 from domain_models.anomaly.compare import compare_heads
-from domain_models.anomaly.data import open_mvtec
+from domain_models.anomaly.data import CALIBRATION, GOOD, open_mvtec
+from domain_models.anomaly.diagnose import diagnosis
 from domain_models.anomaly.evaluate import AnomalyReport, evaluate_onnx, format_report
-from domain_models.anomaly.quantize import quantize_model
+from domain_models.anomaly.quantize import QuantizeResult, quantize_model
 from domain_models.anomaly.train import TrainConfig, train
+from domain_models.common import LATENCY_HEADERS
 from protocol.manifest import artifact_path, load_manifest
 from simulators.camera_line import CameraLineConfig
 from simulators.mvtec import TEST_SEED_OFFSET, write_mvtec
 
 log = logging.getLogger(__name__)
+
+VERSION = "1.1.0"
+CALIBRATION_SEED_OFFSET = 2000  # other parts of the same line than train (seed) and test (seed + 1000)
+CALIBRATION_GOOD = 400  # a 1% threshold is then about the 5th-largest of 424 good scores
+TEST_GOOD, TEST_PER_TYPE = 300, 75  # 600 test images: the gate's 95% intervals fit within 1 point
 
 COMMAND = "nice -n 10 .venv/bin/python -m domain_models.anomaly.bundle --out domain_models/anomaly/artifacts --seed {seed}"
 
@@ -38,7 +47,12 @@ def build(out: Path, seed: int, work: Path, train_good: int = 120) -> int:
     line = CameraLineConfig(seed=seed)
     seen, unseen, unseen_fit = work / "seen", work / "unseen", work / "unseen-fit"
     test_cfg = replace(line, seed=seed + TEST_SEED_OFFSET)
-    write_mvtec(seen, line, train_good, 60, 20, test_cfg)
+    write_mvtec(seen, line, train_good, TEST_GOOD, TEST_PER_TYPE, test_cfg)
+    calib = write_mvtec(
+        work / "calib", replace(line, seed=seed + CALIBRATION_SEED_OFFSET), CALIBRATION_GOOD, 0, 0
+    )
+    (seen / CALIBRATION).mkdir()
+    shutil.move(calib / "train" / GOOD, seen / CALIBRATION / GOOD)
     write_mvtec(unseen, line, 0, 60, 20, test_cfg.unseen_appearance())
     # The few-shot answer to a new belt/light: re-fit on good images of it (other seed, same look).
     write_mvtec(unseen_fit, line.unseen_appearance(), train_good, 0, 0)
@@ -46,7 +60,7 @@ def build(out: Path, seed: int, work: Path, train_good: int = 120) -> int:
     shutil.copytree(unseen / "ground_truth", unseen_fit / "ground_truth")
 
     out.mkdir(parents=True, exist_ok=True)
-    cfg = TrainConfig(data=seen, out=out, seed=seed)
+    cfg = TrainConfig(data=seen, out=out, seed=seed, version=VERSION)
     manifest_path, seen_report = train(cfg)
     manifest = load_manifest(manifest_path)
     spec = manifest.preprocessing
@@ -72,49 +86,85 @@ def build(out: Path, seed: int, work: Path, train_good: int = 120) -> int:
 
     result = quantize_model(manifest_path, seen, tolerance=1.0, out=out, latency_threads=(1, 2))
     reports["INT8 (own threshold), seen line" + ("" if result.manifest else ", refused")] = result.int8
+    n_split = round(cfg.holdout * len(open_mvtec(seen).train))
+    diagnosed = diagnosis(result.scores, cfg.frr, small=n_split)
     latency = [list(row) for row in result.latency]
 
+    n_hold = round(cfg.holdout * len(folder.train))
     facts: dict[str, object] = {
         "train (fit + threshold)": f"{len(folder.train)} good frames, simulator seed {seed}, 640x480",
-        "held out for threshold": f"{round(cfg.holdout * len(folder.train))} good frames, target FRR {cfg.frr:.0%}",
-        "test": f"seed {seed + TEST_SEED_OFFSET}: 60 good + 4 types x 20 defects, exact masks",
-        "unseen set": "same test parts under CameraLineConfig.unseen_appearance() (mesh belt, warm light)",
+        "held out for threshold": (
+            f"{n_hold} good frames of train/good + {CALIBRATION_GOOD} good frames rendered for the "
+            f"threshold only (calibration/good, seed {seed + CALIBRATION_SEED_OFFSET}), target FRR {cfg.frr:.0%}"
+        ),
+        "test": (
+            f"seed {seed + TEST_SEED_OFFSET}: {TEST_GOOD} good + 4 types x {TEST_PER_TYPE} defects, exact masks"
+        ),
+        "unseen set": "60 good + 4 x 20 test parts under CameraLineConfig.unseen_appearance() (mesh belt, warm light)",
         "input": f"{spec.resize[0]}x{spec.resize[1]} RGB, map {spec.resize[0] // 8}x{spec.resize[1] // 8}",
         "threshold (raw)": f"{threshold:.4f}",
         "FP32 artifact": f"{fp32.name}, {fp32.stat().st_size / 1e6:.2f} MB, sha256 {manifest.sha256[:16]}...",
     }
+    if result.manifest is not None:
+        int8 = load_manifest(result.manifest)
+        facts["INT8 artifact"] = (
+            f"{int8.artifact}, {int8.size_bytes / 1e6:.2f} MB, sha256 {int8.sha256[:16]}..., "
+            f"threshold (raw) {int8.thresholds['defect']:.4f}"
+        )
     unseen_auroc = reports["unseen belt + light"].image_auroc
-    n_hold = round(cfg.holdout * len(folder.train))
     weaknesses = [
         f"A new belt or light is a new 'normal': the seen-line model scores {unseen_auroc:.2f} image AUROC "
         "on the unseen appearance. Re-fit on ~100 good images of the new look (seconds; row above).",
         "Thin, low-contrast scratches and cracks are the hardest types (see per-type recall).",
-        "The threshold rests on a few dozen held-out good images: the realised false-reject rate on "
-        "test parts can be several times the target; re-calibrate with more good images in production.",
+        "F1 at the 1% false-reject threshold is a steep point: thin scratches and cracks score just "
+        "above good parts, so a small threshold move changes recall by several points (intervals "
+        "in the INT8 section). Put a few hundred good images in calibration/good when re-fitting.",
         "Simulator data only: no real MVTec AD category was available offline to measure against.",
+        "The re-fit row's threshold comes from its 24 held-out good frames alone (no calibration/good "
+        "was rendered for it): its false-reject rate is the noisy kind the INT8 section measures.",
     ]
     if result.manifest is None:
-        failed = "; ".join(g.describe() for g in result.gates if not g.passed)
-        weaknesses.append(
-            f"INT8 is refused by the gate ({failed}). The backbone quantizes well (image AUROC stays "
-            "close); the loss is at the operating point: the INT8 threshold is re-calibrated on the same "
-            f"{n_hold} held-out good images, and a threshold set from so few images moves by more than the "
-            "quantization does. FP32 ships; more held-out good images would let INT8 pass on merit."
-        )
+        weaknesses.append(f"INT8 is refused by the gate: {result.reason()}. FP32 ships.")
     write_card(
         out / "MODEL_CARD.md",
         facts=facts,
         reports=reports,
         heads=heads,
-        gates=result.gates,
+        checks=result.checks,
         int8_written=result.manifest is not None,
+        diagnosis=diagnosed,
         latency=latency,
         command=COMMAND.format(seed=seed),
         weaknesses=weaknesses,
     )
+    _write_eval(out / f"{manifest.name}-{manifest.version}.eval.json", reports, result)
     for name, report in reports.items():
         sys.stdout.write(format_report(report, name))
     return 0
+
+
+def _write_eval(path: Path, reports: dict[str, AnomalyReport], result: QuantizeResult) -> None:
+    """The card's figures as JSON: every report, the gate with its intervals, and latency."""
+    gate_rows = [
+        {
+            "metric": c.result.metric,
+            "fp32": round(c.result.fp32, 4),
+            "int8": round(c.result.int8, 4),
+            "drop_points": round(c.result.drop_points, 2),
+            "drop_95_points": [round(c.interval.drop.low * 100, 2), round(c.interval.drop.high * 100, 2)],
+            "test_images": c.interval.test,
+            "resolved": c.resolved,
+            "passed": c.passed,
+        }
+        for c in result.checks
+    ]
+    data = {
+        "reports": {name: r.as_dict() for name, r in reports.items()},
+        "gate": {"tolerance_points": result.tolerance, "passed": result.passed, "checks": gate_rows},
+        "int8_rank_correlation": round(result.scores.rank_correlation(), 4),
+        "latency": [dict(zip(LATENCY_HEADERS, row, strict=True)) for row in result.latency],
+    }
+    path.write_text(json.dumps(data, indent=2) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -111,10 +111,10 @@ def _quantize(args: argparse.Namespace) -> int:
     from domain_models.anomaly.quantize import quantize_model
 
     result = quantize_model(args.model, args.data, args.tolerance, args.out, args.calib_images)
-    for g in result.gates:
-        sys.stdout.write(g.describe() + "\n")
+    for c in result.checks:
+        sys.stdout.write(c.describe() + "\n")
     if result.manifest is None:
-        sys.stderr.write(f"quantize: INT8 refused, drop exceeds {args.tolerance} point(s); nothing written\n")
+        sys.stderr.write(f"quantize: INT8 refused, {result.reason()}; nothing written\n")
         return 1
     sys.stdout.write(f"wrote {result.manifest}\n")
     return 0

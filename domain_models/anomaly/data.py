@@ -3,6 +3,11 @@
 DIR/train/good/*.png                       good images to fit on
 DIR/test/good/*.png, DIR/test/<type>/*.png  held-out images, by defect type
 DIR/ground_truth/<type>/<stem>_mask.png     optional pixel masks (255 = defect)
+DIR/calibration/good/*.png                  optional: more good images, used only to set the threshold
+
+A threshold at a 1% false-reject rate is a tail quantile of good scores: from the ~20% of
+train/good held out it is the largest of a few dozen scores, and one image decides it.
+calibration/good adds good images that are never fitted on, so the quantile is estimated.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import numpy.typing as npt
 from domain_models.common import PipelineError
 
 GOOD = "good"
+CALIBRATION = "calibration"
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp"})
 
 Image = npt.NDArray[np.uint8]
@@ -29,6 +35,17 @@ class DatasetError(PipelineError):
 def list_images(folder: Path) -> list[Path]:
     """Image files of one folder, sorted by name (so a seed picks the same images every run)."""
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def calibration_images(root: Path) -> list[Path]:
+    """The optional DIR/calibration/good images (empty when the folder has none)."""
+    folder = root / CALIBRATION / GOOD
+    if not folder.is_dir():
+        return []
+    images = list_images(folder)
+    if not images:
+        raise DatasetError(f"{folder}: exists but holds no images (.png, .jpg, .jpeg, .bmp)")
+    return images
 
 
 def read_image(path: Path) -> Image:

@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 
 from domain_models.anomaly.data import read_image
-from domain_models.common import sha256_of, tensor_specs
+from domain_models.common import PipelineError, sha256_of, tensor_specs
 from edge_agent.frames import Frame
 from edge_agent.runtime.model import ModelRunner
 from protocol.manifest import MANIFEST_SUFFIX, GoldenSample, Lineage, ModelManifest, Preprocessing
-from protocol.messages import utcnow
+from protocol.messages import DefectOutput, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +112,10 @@ def write_release(
         runner = ModelRunner(manifest_path, slot="golden")
         image = read_image(out / golden_name)
         result = runner.infer([Frame("golden", golden_name, utcnow(), np.asarray(image))])[0].output
+        if not isinstance(result, DefectOutput):
+            raise PipelineError(
+                f"{manifest_path}: the runtime read it as {result.kind!r}, not a defect model"
+            )
         golden = GoldenSample(
             input=golden_name,
             expected_label=result.label,

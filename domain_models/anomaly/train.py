@@ -1,7 +1,7 @@
 """Fit a PatchCore head on Lite0 features from good images, export one ONNX graph, calibrate.
 
 Steps: list the MVTec folder -> shuffle train/good with the seed -> hold out a share for the
-threshold -> Lite0 features of the rest -> greedy coreset memory bank -> export
+threshold (plus every image of the optional calibration/good) -> Lite0 features of the rest -> greedy coreset memory bank -> export
 ``image -> (score, anomaly_map)`` -> threshold from onnxruntime scores of the held-out good images
 at the requested false-reject rate -> manifest (+ evaluation on test/ when present).
 """
@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from domain_models.anomaly.data import open_mvtec, read_image
+from domain_models.anomaly.data import calibration_images, open_mvtec, read_image
 from domain_models.anomaly.evaluate import AnomalyReport, evaluate_onnx, run_images
 from domain_models.anomaly.model import MEAN, STD, AnomalyNet, Lite0Features, fit_patchcore
 from domain_models.anomaly.release import Calibration, data_listing_sha256, write_release
@@ -104,6 +104,9 @@ def train(cfg: TrainConfig) -> tuple[Path, AnomalyReport | None]:
             f"{cfg.data / 'train' / 'good'}: {len(paths)} images leave {len(fit_paths)} to fit after "
             f"{n_hold} held out; at least {MIN_FIT + MIN_HOLDOUT} are needed"
         )
+    # Extra good images never fitted on: a 1% false-reject threshold needs hundreds, not dozens.
+    extra = calibration_images(cfg.data)
+    hold_paths = hold_paths + extra
     spec = Preprocessing(resize=(cfg.width, cfg.height), color="rgb", mean=MEAN, std=STD)
     extractor = Lite0Features()
     feats = _features(extractor, fit_paths, spec)
@@ -129,9 +132,11 @@ def train(cfg: TrainConfig) -> tuple[Path, AnomalyReport | None]:
     full = open_mvtec(cfg.data, min_train=0, need_test=False)
     if any(t.is_defect for t in full.test) and any(not t.is_defect for t in full.test):
         report = evaluate_onnx(onnx_path, spec, threshold, full, threads=1)
-        # A clearly defective part makes the better smoke test: it must still be found.
+        # A clearly defective part makes the better smoke test: it must still be found, and far
+        # from the threshold a re-calibrated or quantized variant gives the same label.
         defects = [t.path for t in full.test if t.is_defect]
-        golden = defects[0]
+        defect_scores, _, _ = run_images(session(onnx_path, cfg.threads), defects, spec)
+        golden = defects[int(np.argmax(defect_scores))]
     manifest_path = write_release(
         onnx_path,
         name=cfg.name,
@@ -144,7 +149,7 @@ def train(cfg: TrainConfig) -> tuple[Path, AnomalyReport | None]:
             f"Few-shot anomaly detection: PatchCore ({cfg.coreset}-patch coreset) on EfficientNet-Lite0 "
             f"features, fit on {len(fit_paths)} good images; threshold at {cfg.frr:.1%} false rejects"
         ),
-        data_sha256=data_listing_sha256(paths, cfg.data),
+        data_sha256=data_listing_sha256(paths + extra, cfg.data),
     )
     log.info("trained %s in %.1f s", manifest_path.name, time.perf_counter() - started)
     return manifest_path, report

@@ -8,18 +8,21 @@ graph, a golden sample the gateway runtime reproduces, INT8 parity, and the gate
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from domain_models.anomaly.data import open_mvtec, read_image
-from domain_models.anomaly.evaluate import evaluate_onnx, open_model
-from domain_models.anomaly.quantize import quantize_model
+from domain_models.anomaly.data import CALIBRATION, GOOD, DatasetError, open_mvtec, read_image
+from domain_models.anomaly.evaluate import evaluate_onnx, open_model, run_images
+from domain_models.anomaly.quantize import build_int8, quantize_model
+from domain_models.anomaly.release import Calibration
+from domain_models.anomaly.stats import spearman
 from domain_models.anomaly.train import TrainConfig, train
 from domain_models.cli import main
-from domain_models.common import PipelineError, check_manifest_matches_onnx
+from domain_models.common import PipelineError, check_manifest_matches_onnx, session
 from edge_agent.frames import Frame
 from edge_agent.runtime.anomaly import anomaly_post_process, box_to_source
 from edge_agent.runtime.model import ModelRunner
@@ -37,7 +40,12 @@ AUROC_FLOOR = 0.75
 @pytest.fixture(scope="module")
 def tiny_mvtec(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("mvtec") / "sim"
-    return write_mvtec(root, LINE, 30, 10, 5, replace(LINE, seed=SEED + TEST_SEED_OFFSET))
+    write_mvtec(root, LINE, 30, 10, 5, replace(LINE, seed=SEED + TEST_SEED_OFFSET))
+    # calibration/good: good frames of other parts, for the threshold only.
+    extra = write_mvtec(root.parent / "extra", replace(LINE, seed=SEED + 2000), 12, 0, 0)
+    (root / CALIBRATION).mkdir()
+    (extra / "train" / GOOD).rename(root / CALIBRATION / GOOD)
+    return root
 
 
 @pytest.fixture(scope="module")
@@ -129,9 +137,49 @@ def test_agent_box_overlaps_the_true_defect_in_source_pixels(tiny_model: Path) -
     assert hits >= 7, f"{hits}/8 boxes overlap the true defect"
 
 
-def test_int8_is_within_tolerance_of_fp32(tiny_model: Path, tiny_mvtec: Path, tmp_path: Path) -> None:
-    result = quantize_model(tiny_model, tiny_mvtec, tolerance=5.0, out=tmp_path, calib_images=16)
-    assert result.passed, [g.describe() for g in result.gates]
+def test_threshold_is_set_on_the_train_split_and_every_calibration_image(
+    tiny_model: Path, tiny_mvtec: Path
+) -> None:
+    record = Calibration.read(
+        tiny_model.parent / tiny_model.name.replace(".manifest.json", ".calibration.json")
+    )
+    extra = {f"{CALIBRATION}/{GOOD}/{p.name}" for p in (tiny_mvtec / CALIBRATION / GOOD).iterdir()}
+    assert len(extra) == 12
+    assert extra <= set(record.holdout)
+    assert len(record.holdout) == 12 + 6  # 20% of the 30 train frames, then calibration/good
+    assert record.threshold == load_manifest(tiny_model).thresholds["defect"]
+
+
+def test_an_empty_calibration_folder_is_named(tmp_path: Path) -> None:
+    from domain_models.anomaly.data import calibration_images
+
+    (tmp_path / CALIBRATION / GOOD).mkdir(parents=True)
+    with pytest.raises(DatasetError, match=r"calibration/good: exists but holds no images"):
+        calibration_images(tmp_path)
+
+
+def test_int8_scores_are_a_near_monotone_map_of_fp32(
+    tiny_model: Path, tiny_mvtec: Path, tmp_path: Path
+) -> None:
+    manifest, fp32_path = open_model(tiny_model)
+    spec = manifest.preprocessing
+    assert spec is not None
+    folder = open_mvtec(tiny_mvtec)
+    int8_path = build_int8(fp32_path, tmp_path / "q.onnx", list(folder.train[:16]), spec, "image")
+    paths = [t.path for t in folder.test]
+    fp32 = run_images(session(fp32_path), paths, spec)[0]
+    int8 = run_images(session(int8_path), paths, spec)[0]
+    assert spearman(fp32, int8) >= 0.9
+    assert not np.allclose(fp32, int8)  # it was quantized
+
+
+def test_int8_passes_a_tolerance_this_folder_resolves(
+    tiny_model: Path, tiny_mvtec: Path, tmp_path: Path
+) -> None:
+    # 30 test images resolve a drop to about +-10 points, not 1: a 25-point tolerance exercises
+    # the release path; the bundled model's 1-point gate is tested on its 600 test images.
+    result = quantize_model(tiny_model, tiny_mvtec, tolerance=25.0, out=tmp_path, calib_images=16, draws=300)
+    assert result.passed, [c.describe() for c in result.checks]
     assert result.manifest is not None
     int8 = load_manifest(result.manifest)
     check_manifest_matches_onnx(result.manifest, int8)
@@ -167,9 +215,27 @@ def test_gate_refuses_an_impossible_tolerance_and_writes_nothing(
     )
     captured = capsys.readouterr()
     assert code == 1
-    assert "refused" in captured.err
+    assert "refused, drop exceeds -100" in captured.err
     assert "FP32" in captured.out
     assert "INT8" in captured.out
+    assert not out.exists() or not list(out.glob("*.onnx"))
+
+
+def test_a_test_set_too_small_for_one_point_is_refused_with_the_figure_it_needs(
+    tiny_model: Path, tiny_mvtec: Path, tmp_path: Path, capsys
+) -> None:
+    out = tmp_path / "int8"
+    args = ["quantize", "defect", "--model", str(tiny_model), "--data", str(tiny_mvtec), "--out", str(out)]
+    code = main([*args, "--calib-images", "8"])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "CANNOT RESOLVE 1.00 point(s)" in captured.out
+    match = re.search(
+        r"cannot resolve 1.0 point\(s\).*about (\d+) good and (\d+) defective in all", captured.err
+    )
+    assert match, captured.err
+    assert int(match.group(1)) > 10
+    assert int(match.group(2)) > 20
     assert not out.exists() or not list(out.glob("*.onnx"))
 
 
