@@ -57,7 +57,7 @@ def main() -> None:
         for model, kind, shipped_int8 in (
             ("defect-cnn", "camera", None),
             ("anomaly", "camera", "anomaly/artifacts/defect-patchcore-int8-1.1.0.onnx"),
-            ("parcels", "parcels", "parcels/artifacts/parcel-detector-1.0.0.int8.onnx"),
+            ("parcels", "parcels", "parcels/artifacts/parcel-detector-1.1.0.int8.onnx"),
         ):
             path = bundled_manifest(model)
             manifest = load_manifest(path)

@@ -31,7 +31,7 @@ DEFAULT_MANIFEST = "defect/artifacts/defect-cnn-1.0.0.manifest.json"
 BUNDLED = {
     "defect-cnn": DEFAULT_MANIFEST,
     "anomaly": "anomaly/artifacts/defect-patchcore-1.1.0.manifest.json",
-    "parcels": "parcels/artifacts/parcel-detector-1.0.0.manifest.json",
+    "parcels": "parcels/artifacts/parcel-detector-1.1.0.manifest.json",
     "notes": "notes/artifacts/notes-minilm-1.1.0.manifest.json",
 }
 KINDS = ("inspection", "anomaly", "parcels")

@@ -111,28 +111,37 @@ def box_top(
 
 
 def _crush_corner(tex: FloatImage, alpha: FloatImage, dmg: FloatImage, rng: np.random.Generator) -> None:
-    """A dented corner: a dark creased triangle, its tip pushed in so the outline loses a notch."""
+    """A dented corner: a creased triangle shaded darker towards its tip, the tip pushed in so the
+    outline loses a notch. Severity varies: light dents barely darken the board."""
     h, w = alpha.shape
     a, b = int(min(h, w) * rng.uniform(0.22, 0.35)), int(min(h, w) * rng.uniform(0.22, 0.35))
     corner = int(rng.integers(4))
     pts = np.array([[0, 0], [a, 0], [0, b]], np.float32)
-    notch = np.array([[0, 0], [a * 0.3, 0], [0, b * 0.3]], np.float32)
+    push = rng.uniform(0.15, 0.35)  # how far the tip is pushed in
+    notch = np.array([[0, 0], [a * push, 0], [0, b * push]], np.float32)
     flip = np.array([[1, 1], [-1, 1], [1, -1], [-1, -1]][corner], np.float32)
     origin = np.array([[0, 0], [w - 1, 0], [0, h - 1], [w - 1, h - 1]][corner], np.float32)
     tri = np.round(origin + pts * flip).astype(np.int32)
     cv2.fillPoly(dmg, [tri], 1.0)
     region = dmg > 0
-    tex[region] *= 0.55
-    for k in range(3):  # crease lines across the dent
+    # Crushed board tilts away from the lamp: darkest at the tip, fading towards the fold line.
+    ys, xs = np.nonzero(region)
+    u = np.abs(xs - origin[0]) / max(a, 1) + np.abs(ys - origin[1]) / max(b, 1)  # 0 at tip, 1 at fold
+    depth = rng.uniform(0.35, 0.6)
+    tex[ys, xs] *= (1.0 - depth * (1.0 - 0.5 * np.clip(u, 0, 1)))[:, None].astype(np.float32)
+    base = tex[ys, xs].mean(axis=0) if len(ys) else np.zeros(3, np.float32)
+    for k in range(int(rng.integers(1, 4))):  # crease lines across the dent
         f = 0.3 + 0.25 * k
         p0 = np.round(origin + np.array([a * f, 0]) * flip).astype(int)
         p1 = np.round(origin + np.array([0, b * f]) * flip).astype(int)
-        cv2.line(tex, (int(p0[0]), int(p0[1])), (int(p1[0]), int(p1[1])), (25.0, 25.0, 30.0), 2)
+        crease = (base * rng.uniform(0.35, 0.6)).tolist()
+        cv2.line(tex, (int(p0[0]), int(p0[1])), (int(p1[0]), int(p1[1])), crease, int(rng.integers(1, 3)))
     cv2.fillPoly(alpha, [np.round(origin + notch * flip).astype(np.int32)], 0.0)
 
 
 def _tear(tex: FloatImage, dmg: FloatImage, rng: np.random.Generator) -> None:
-    """A ripped flap: a jagged dark gash with a pale torn-paper rim."""
+    """A ripped flap: a jagged gash with a pale torn-paper rim; inside either the dark gap into the
+    box or the paler corrugated layer under the torn liner."""
     h, w = dmg.shape
     cx, cy = rng.uniform(0.2, 0.8) * w, rng.uniform(0.2, 0.8) * h
     length, angle = rng.uniform(0.25, 0.45) * min(h, w) * 1.6, rng.uniform(0, np.pi)
@@ -140,12 +149,22 @@ def _tear(tex: FloatImage, dmg: FloatImage, rng: np.random.Generator) -> None:
     t = np.linspace(-0.5, 0.5, n)
     along = np.stack([np.cos(angle), np.sin(angle)])
     across = np.stack([-np.sin(angle), np.cos(angle)])
-    half = rng.uniform(4, 9, n) * np.sin(np.linspace(0.15, np.pi - 0.15, n))
+    half = rng.uniform(3, 9, n) * np.sin(np.linspace(0.15, np.pi - 0.15, n))
     top = np.array([cx, cy]) + np.outer(t * length, along) + np.outer(half, across)
     bottom = np.array([cx, cy]) + np.outer(t * length, along) - np.outer(half, across)
     poly = np.round(np.concatenate([top, bottom[::-1]])).astype(np.int32)
-    cv2.polylines(tex, [poly], True, (215.0, 225.0, 230.0), 3)
-    cv2.fillPoly(tex, [poly], (30.0, 32.0, 40.0))
+    inside = np.zeros_like(dmg)
+    cv2.fillPoly(inside, [poly], 1.0)
+    board = tex[inside > 0].mean(axis=0) if (inside > 0).any() else np.full(3, 120.0, np.float32)
+    # Half are a dark gap into the box, half the corrugated layer (the board's colour, paler, fluted).
+    gap = rng.random() < 0.5
+    fill = (30.0, 32.0, 40.0) if gap else tuple(float(v) for v in board * 0.75 + 35.0)
+    cv2.polylines(tex, [poly], True, (215.0, 225.0, 230.0), int(rng.integers(2, 4)))
+    cv2.fillPoly(tex, [poly], fill)
+    if not gap:  # flutes across the tear, every 3 px
+        ys, xs = np.nonzero(inside)
+        stripe = ((xs * along[0] + ys * along[1]).astype(int) // 3) % 2 == 0
+        tex[ys[stripe], xs[stripe]] *= 0.85
     cv2.fillPoly(dmg, [poly], 1.0)
     cv2.polylines(dmg, [poly], True, 1.0, 3)
 

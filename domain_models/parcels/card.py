@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from domain_models.common import LATENCY_HEADERS, GateResult, markdown_table
+from domain_models.parcels.card_damage import damage_section
+
+if TYPE_CHECKING:
+    from domain_models.parcels.damage import DamageRelease
 
 ROWS = (
     ("exact_count_rate", "sequences counted exactly"),
@@ -31,12 +36,16 @@ def write_card(
     train_meta: Mapping[str, object],
     params: int,
     thresholds: Mapping[str, float],
+    damage: DamageRelease | None = None,
 ) -> None:
     """Write the card: data, method, per-condition metrics (FP32 and INT8), gate, latency, limits."""
     cols = list(evals)
     rows = [[label, *(f"{evals[c].get(key, float('nan')):.3f}" for c in cols)] for key, label in ROWS]
     seen = evals[cols[0]]
-    if thresholds.get("damage", 0.5) > 1.0:
+    damage_text = ""
+    if damage is not None:
+        damage_text, damage_note = damage_section(damage)
+    elif thresholds.get("damage", 0.5) > 1.0:
         damage_note = (
             "- **The damage flag is OFF in this release**: on calibration frames the damage map did not "
             "separate damaged from intact boxes well enough (balanced accuracy < 0.75), so no box is "
@@ -77,7 +86,7 @@ then barcode prefix -> lane_1..3). Calibration and counting line are manifest th
 {markdown_table(["metric", *cols], rows)}
 INT8 gate (pixel IoU of the parcel map, held-out frames): {gate_result.describe()}.
 {calib}
-
+{damage_text}
 ## Latency (network only, batch 1, p50/p90 over 30 runs on a shared, loaded CPU)
 {markdown_table(LATENCY_HEADERS, latency)}
 ## Limits, stated honestly
@@ -86,9 +95,9 @@ INT8 gate (pixel IoU of the parcel map, held-out frames): {gate_result.describe(
 - Footprint is the top face seen from above; tall boxes near the frame edge would need a height
   correction (parallax) that this model does not make.
 {damage_note}
-- The damage map only ever saw crushed corners and tears drawn by the simulator.
+- Damage was only ever learnt from crushed corners and tears drawn by the simulator.
 - The barcode read needs >= 2 px per module; labels on the box side are never read.
-- `mm_per_px` and `count_line_x` live in the manifest's thresholds because the agent config
-  has no parcel-line section yet; a real line must re-release the manifest with its calibration.
+- `mm_per_px`, `count_line_x` and `parcel-routes.json` are the simulated line's; a real line sets
+  its own in the gateway config's `parcels:` section of the slot (kept across model updates).
 """
     path.write_text(text)

@@ -14,9 +14,14 @@ import math
 import shutil
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from domain_models.common import PipelineError, check_manifest_matches_onnx, latency_rows
+from edge_agent.runtime.parcel_damage import DAMAGE_PREFIX, DAMAGE_THRESHOLD
 from protocol.manifest import MANIFEST_SUFFIX, ManifestError, ModelManifest, artifact_path, load_manifest
+
+if TYPE_CHECKING:  # torch-free at import: the CLI lists commands without loading it
+    from domain_models.parcels.damage import DamageRelease
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +34,7 @@ def add_arguments(command: str, parser: argparse.ArgumentParser) -> None:
     if command == "train":
         parser.add_argument("--out", type=Path, default=ARTIFACTS, help="Folder for the release files")
         parser.add_argument("--tiny", action="store_true", help="CI-sized data and training (~30 s)")
-        parser.add_argument("--version", default="1.0.0", help="Model version (MAJOR[.MINOR[.PATCH]])")
+        parser.add_argument("--version", default="1.1.0", help="Model version (MAJOR[.MINOR[.PATCH]])")
     if command in ("train", "quantize"):
         parser.add_argument("--tolerance", type=float, default=1.0, help="Largest INT8 drop, IoU points")
     if command in ("evaluate", "quantize", "export"):
@@ -64,6 +69,8 @@ def release(
     import torch
 
     from domain_models.parcels.card import write_card
+    from domain_models.parcels.damage import build
+    from domain_models.parcels.damage_train import DamageSettings
     from domain_models.parcels.data import PREPROCESSING
     from domain_models.parcels.evaluate import evaluate
     from domain_models.parcels.quantize import quantize
@@ -72,12 +79,21 @@ def release(
     settings = TrainSettings.tiny(seed) if tiny else TrainSettings(seed=seed)
     fp32_manifest, net = train(out, settings, version)
     fp32 = artifact_path(fp32_manifest, load_manifest(fp32_manifest))
+    data_sha = load_manifest(fp32_manifest).lineage.data_sha256 or "0" * 64  # type: ignore[union-attr]
+    damage = build(
+        out,
+        fp32_manifest,
+        DamageSettings.tiny(seed) if tiny else DamageSettings(seed=seed),
+        version,
+        tolerance,
+    )
+    thresholds = dict(load_manifest(fp32_manifest).thresholds)  # calibrated on FP32, shared
+    fp32_extra, int8_extra = _damage_files(damage, thresholds)
+    fp32_manifest = write_release(fp32, out, NAME, version, {}, data_sha, seed, thresholds, fp32_extra)
     int8 = out / f"{NAME}-{version}.int8.onnx"
     gate_result = quantize(fp32, int8, seed, tolerance)
-    data_sha = load_manifest(fp32_manifest).lineage.data_sha256  # type: ignore[union-attr]
-    thresholds = dict(load_manifest(fp32_manifest).thresholds)  # calibrated on FP32, shared
     int8_manifest = write_release(
-        int8, out, f"{NAME}-int8", version, {}, data_sha or "0" * 64, seed, thresholds
+        int8, out, f"{NAME}-int8", version, {}, data_sha, seed, thresholds, int8_extra
     )
     evals: dict[str, dict[str, float]] = {}
     for label, manifest in (("FP32", fp32_manifest), ("INT8", int8_manifest)):
@@ -90,23 +106,47 @@ def release(
         metrics[f"gate_parcel_iou_{label.lower()}"] = round(
             gate_result.fp32 if label == "FP32" else gate_result.int8, 4
         )
+        crop = damage.measured.get(f"{label} seen", damage.measured["FP32 seen"])
+        crop_unseen = damage.measured.get(f"{label} unseen", damage.measured["FP32 unseen"])
+        metrics |= _finite(crop, "damage_crop_") | _finite(crop_unseen, "unseen_damage_crop_")
         _set_metrics(manifest, metrics)
     width, height = PREPROCESSING.resize
     feeds = {"image": np.random.default_rng(seed).random((1, 3, height, width), dtype=np.float32)}
     latency = latency_rows({"FP32": fp32, "INT8": int8}, feeds)
+    crop_feeds = {"crops": np.random.default_rng(seed).random((1, 3, 64, 96), dtype=np.float32)}
+    crop_models = {"damage FP32": damage.fp32, **({"damage INT8": damage.int8} if damage.int8 else {})}
+    latency += latency_rows(crop_models, crop_feeds)
     meta = json.loads((out / f"{NAME}-{version}.train.json").read_text())
     params = sum(p.numel() for p in net.parameters())
     torch.set_num_threads(2)
     thresholds = dict(load_manifest(fp32_manifest).thresholds)
-    write_card(out / "MODEL_CARD.md", evals, gate_result, latency, meta, params, thresholds)
+    write_card(out / "MODEL_CARD.md", evals, gate_result, latency, meta, params, thresholds, damage)
+    if not damage.on:  # not shipped: the files would only mislead (the card keeps the figures)
+        for path in (damage.fp32, damage.int8):
+            if path is not None:
+                path.unlink(missing_ok=True)
     figures: dict[str, object] = {
         "evaluations": evals,
         "gate": gate_result.describe(),
         "latency": latency,
         "train": meta,
-    }
+        "damage_crop": {
+            "cut": damage.cut, "on": damage.on, "measured": damage.measured,
+            "gate": damage.gate.result.describe(), "train": damage.meta,
+        },
+    }  # fmt: skip
     (out / f"{NAME}-{version}.eval.json").write_text(json.dumps(figures, indent=2) + "\n")
     return figures
+
+
+def _damage_files(damage: DamageRelease, thresholds: dict[str, float]) -> tuple[list[Path], list[Path]]:
+    """The classifier files of the FP32 and INT8 releases (none when the flag stays off), and the
+    cut-off added to ``thresholds``; an INT8 release whose INT8 classifier was refused ships FP32's."""
+    if not damage.on:
+        log.warning("damage crop classifier not shipped: not clearly useful on held-out parcels")
+        return [], []
+    thresholds[DAMAGE_THRESHOLD] = damage.cut
+    return [damage.fp32], [damage.int8 or damage.fp32]
 
 
 def run(command: str, args: argparse.Namespace) -> int:
@@ -144,6 +184,8 @@ def run(command: str, args: argparse.Namespace) -> int:
                 data_sha or "0" * 64,
                 args.seed,
                 dict(manifest.thresholds),
+                # The detector alone is re-quantized here; the release's crop classifier goes along.
+                [fp32.parent / n for n in manifest.files if n.startswith(DAMAGE_PREFIX)],
             )
             sys.stdout.write(gated.describe() + "\n")
         elif command == "export":

@@ -6,6 +6,7 @@ import json
 import logging
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from domain_models.common import PipelineError, sha256_of, tensor_specs
 from domain_models.parcels.calibrate import calibrate
 from domain_models.parcels.data import PREPROCESSING, Dataset, build, eval_config
 from domain_models.parcels.model import MAP_NAMES, ParcelNet
-from edge_agent.runtime.parcels import ROUTES_FILE, RouteRule, RouteTable
+from edge_agent.runtime.parcel_routes import ROUTES_FILE, RouteRule, RouteTable
 from protocol.manifest import MANIFEST_SUFFIX, GoldenSample, Lineage, ModelManifest
 from protocol.messages import utcnow
 from simulators.parcel_line import ParcelLine
@@ -178,8 +179,11 @@ def write_release(
     data_sha256: str,
     seed: int,
     thresholds: dict[str, float] | None = None,
+    extra_files: Sequence[Path] = (),
 ) -> Path:
     """Write routes, golden image and the manifest beside ``onnx_path``; return the manifest path.
+
+    ``extra_files`` (already in ``out``, e.g. the damage crop classifier) are listed with their hashes.
 
     The golden expectation is what the exported model itself says on the golden frame.
     """
@@ -193,11 +197,13 @@ def write_release(
     cv2.imwrite(str(out / golden_name), image)
     inputs, outputs = tensor_specs(onnx_path)
     files = {ROUTES_FILE: sha256_of(routes), golden_name: sha256_of(out / golden_name)}
+    files.update({p.name: sha256_of(p) for p in extra_files})
 
     def manifest(golden: GoldenSample | None) -> ModelManifest:
         return ModelManifest(
             name=name, version=version, task="parcels",
-            description="Parcel finder (tiny U-Net: parcel + damage maps) for a top camera over a conveyor",
+            description="Parcel finder (tiny U-Net: parcel + damage maps) for a top camera over a conveyor"
+            + ("; damage from a crop classifier" if extra_files else ""),
             artifact=onnx_path.name, sha256=sha256_of(onnx_path), size_bytes=onnx_path.stat().st_size,
             files=files, inputs=inputs, outputs=outputs, preprocessing=PREPROCESSING, golden=golden,
             lineage=Lineage(data_sha256=data_sha256), labels=LANES, thresholds=thresholds or THRESHOLDS,
@@ -222,7 +228,8 @@ def write_release(
 def train(out: Path, settings: TrainSettings, version: str = "1.0.0") -> tuple[Path, ParcelNet]:
     """Build data, fit, export FP32 ONNX and its manifest into ``out``; return (manifest, net)."""
     out.mkdir(parents=True, exist_ok=True)
-    torch.set_num_threads(2)
+    # One thread: on a shared, loaded 2-core machine two threads spin-wait and run several times slower.
+    torch.set_num_threads(1)
     started = time.perf_counter()
     data = build(settings.seed, settings.lines, settings.frames_per_line)
     log.info("rendered %d training frames in %.1f s", len(data.images), time.perf_counter() - started)

@@ -14,6 +14,9 @@ unset there falls back to the release (``thresholds[...]``, ``files["parcel-rout
 
 - ``thresholds["parcel"]``: probability cut-off of the parcel map; ``thresholds["damage"]``: a
   parcel whose damage score (mean of its 10 most damaged map pixels) reaches it is damaged;
+- ``files["parcel-damage*.onnx"]`` with ``thresholds["damage_crop"]`` (optional): a crop classifier
+  (``parcel_damage.py``) whose score replaces the map's; a parcel is damaged when the mean over its
+  frames wholly in view reaches the cut-off;
 - ``thresholds["length_offset_px"]`` / ``["width_offset_px"]``: the detector's mean size bias,
   measured on calibration frames at release and subtracted here;
   ``thresholds["birth_window"]`` (fraction of width): a parcel first seen this close past the line
@@ -25,7 +28,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import cast
 
@@ -36,9 +39,8 @@ import zxingcpp
 
 from edge_agent.frames import Frame, Image
 from edge_agent.runtime.model import ModelLoadError, Prediction, open_session
-from edge_agent.runtime.parcel_routes import ROUTES_FILE as ROUTES_FILE  # re-exported for training code
+from edge_agent.runtime.parcel_damage import DamageClassifier
 from edge_agent.runtime.parcel_routes import ParcelLineSettings, RouteTable, line_facts
-from edge_agent.runtime.parcel_routes import RouteRule as RouteRule  # re-exported for training code
 from edge_agent.runtime.preprocess import to_tensor
 from edge_agent.runtime.tasks import Output
 from protocol.manifest import ModelManifest, Preprocessing, load_manifest
@@ -60,7 +62,7 @@ class Detection:
     size: tuple[float, float]  # (length, width), length >= width
     angle_deg: float  # of the length axis, in [-90, 90)
     score: float
-    damage: float  # mean of the 10 highest damage probabilities on the parcel
+    damage: float  # top-10 mean of the damage map, or the crop classifier's P(damaged) if shipped
 
 
 @dataclass
@@ -139,6 +141,10 @@ class ParcelRunner:
         t = m.thresholds
         self.mm_per_px, self.line_x = facts.mm_per_px, facts.count_line_x
         self.parcel_thr, self.damage_thr = t.get("parcel", 0.5), t.get("damage", 0.5)
+        # A release's crop classifier (parcel_damage.py) replaces the damage map's score and cut-off.
+        self.damage_model = DamageClassifier.from_release(manifest_path, m, threads)
+        if self.damage_model is not None:
+            self.damage_thr = self.damage_model.threshold
         self.min_area = t.get("min_area", 150.0)
         self.size_offset = (t.get("length_offset_px", 0.0), t.get("width_offset_px", 0.0))
         self.birth_window = t.get("birth_window", 0.05)
@@ -215,11 +221,18 @@ class ParcelRunner:
         predictions: list[Prediction] = []
         for frame in frames:
             started = time.perf_counter()
-            outputs = self._step(frame, self.detect(frame.image))
+            outputs = self._step(frame, self._rescore_damage(frame.image, self.detect(frame.image)))
             latency_ms = (time.perf_counter() - started) * 1000.0
             # Prediction.output is typed for image tasks; ParcelOutput is a wire TaskOutput like them.
             predictions += [Prediction(frame, cast(Output, o), latency_ms) for o in outputs]
         return predictions
+
+    def _rescore_damage(self, image: Image, dets: list[Detection]) -> list[Detection]:
+        """With a crop classifier: each detection's damage is its crop's score (one batch per frame)."""
+        if self.damage_model is None or not dets:
+            return dets
+        scores = self.damage_model.score_boxes(image, [(d.center, d.size, d.angle_deg) for d in dets])
+        return [replace(d, damage=s) for d, s in zip(dets, scores, strict=True)]
 
     def reset(self, source: str | None = None) -> None:
         """Forget tracks (of one source, or all): e.g. between unrelated recordings."""

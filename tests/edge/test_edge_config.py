@@ -138,7 +138,7 @@ sources:
   - {{type: camera, name: belt, url: "http://127.0.0.1:8082/stream.mjpg"}}
 models:
   - slot: parcels
-    manifest: {ROOT / "domain_models/parcels/artifacts/parcel-detector-1.0.0.manifest.json"}
+    manifest: {ROOT / "domain_models/parcels/artifacts/parcel-detector-1.1.0.manifest.json"}
     sources: [belt]
     parcels:
       mm_per_px: 1.6
@@ -214,7 +214,7 @@ def test_a_bad_routes_file_is_named_with_the_key_path_inside_it(tmp_path: Path) 
 
 
 def test_a_parcels_section_on_a_slot_whose_model_is_not_a_parcels_model_is_refused(tmp_path: Path) -> None:
-    parcel_model = str(ROOT / "domain_models/parcels/artifacts/parcel-detector-1.0.0.manifest.json")
+    parcel_model = str(ROOT / "domain_models/parcels/artifacts/parcel-detector-1.1.0.manifest.json")
     defect_model = str(ROOT / "domain_models/defect/artifacts/defect-cnn-1.0.0.manifest.json")
     err = _error(tmp_path, PARCELS.replace(parcel_model, defect_model))
     assert (

@@ -30,7 +30,7 @@ from .helpers import agent_config, wait_for
 from .test_edge_ota_kit import ArtifactServer, OtaCloud, Signer, write_model
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "domain_models" / "parcels" / "artifacts"
-MANIFEST = ARTIFACTS / "parcel-detector-1.0.0.manifest.json"
+MANIFEST = ARTIFACTS / "parcel-detector-1.1.0.manifest.json"
 # This line's own lanes: none of them is in the release's table (lane_1..3, reject, manual, oversize).
 LINE_ROUTES = RouteTable(rules=(RouteRule(lane="chute-a", prefixes=("1", "PX1")),), default="chute-b")
 LINE = ParcelLineSettings(mm_per_px=2.5, count_line_x=0.5, routes=LINE_ROUTES)
@@ -76,7 +76,7 @@ def test_a_release_of_another_task_is_refused_for_a_parcel_slot(tmp_path: Path) 
 
 
 class ParcelRig:
-    """A parcel-line gateway on detector 1.0.0 with the line's settings in its config, OTA on."""
+    """A parcel-line gateway on detector 1.1.0 with the line's settings in its config, OTA on."""
 
     def __init__(self, tmp_path: Path, broker: tuple[str, int], topics: TopicSpace) -> None:
         frames = tmp_path / "frames"
@@ -141,24 +141,24 @@ def _lanes_since(rig: ParcelRig, mark: datetime) -> set[str]:
 def test_an_ota_swap_keeps_the_lines_calibration_and_sort_table(parcel_rig: ParcelRig) -> None:
     rig = parcel_rig
     rig.agent.start()
-    wait_for(lambda: len(rig.cloud.items()) >= 2, 30, "parcels counted by detector 1.0.0")
+    wait_for(lambda: len(rig.cloud.items()) >= 2, 30, "parcels counted by detector 1.1.0")
     before = rig.agent.workers[0].runner
     assert isinstance(before, ParcelRunner)
     assert (before.mm_per_px, before.routes) == (2.5, LINE_ROUTES)
 
-    release = write_parcel_release(rig.releases / "v1.1.0", "1.1.0")
+    release = write_parcel_release(rig.releases / "v1.2.0", "1.2.0")
     rig.cloud.desire(rig.signer.offer(release, rig.server), slot="parcels")
     wait_for(lambda: rig.phase() in ("committed", "failed", "rolled_back"), 60, "the update to finish")
     assert rig.phase() == "committed", rig.cloud.reported[-1].slots["parcels"].error
     after = rig.agent.workers[0].runner
     assert isinstance(after, ParcelRunner)
-    assert after.manifest.version == "1.1.0"
+    assert after.manifest.version == "1.2.0"
     assert after is not before
     assert (after.mm_per_px, after.line_x, after.routes) == (2.5, 0.5, LINE_ROUTES)
 
     mark = utcnow()
-    wait_for(lambda: len(rig.cloud.fresh(mark)) >= 2, 30, "parcels counted by detector 1.1.0")
-    assert rig.cloud.versions_since(mark) == {"1.1.0"}
+    wait_for(lambda: len(rig.cloud.fresh(mark)) >= 2, 30, "parcels counted by detector 1.2.0")
+    assert rig.cloud.versions_since(mark) == {"1.2.0"}
     # Only this line's lanes, never the release's own (lane_1..3, manual, reject, oversize).
     assert _lanes_since(rig, mark) <= {"chute-a", "chute-b"}
 
@@ -168,5 +168,5 @@ def test_an_ota_swap_keeps_the_lines_calibration_and_sort_table(parcel_rig: Parc
     rig.agent.start()
     booted = rig.agent.workers[0].runner
     assert isinstance(booted, ParcelRunner)
-    assert booted.manifest.version == "1.1.0"
+    assert booted.manifest.version == "1.2.0"
     assert (booted.mm_per_px, booted.routes) == (2.5, LINE_ROUTES)

@@ -21,8 +21,8 @@ from protocol.messages import ParcelOutput, utcnow
 from simulators.parcel_line import ParcelLine, ParcelLineConfig, ParcelTruth
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "domain_models" / "parcels" / "artifacts"
-MANIFEST = ARTIFACTS / "parcel-detector-1.0.0.manifest.json"
-INT8_MANIFEST = ARTIFACTS / "parcel-detector-int8-1.0.0.manifest.json"
+MANIFEST = ARTIFACTS / "parcel-detector-1.1.0.manifest.json"
+INT8_MANIFEST = ARTIFACTS / "parcel-detector-int8-1.1.0.manifest.json"
 
 
 def _detection(p: ParcelTruth) -> Detection:
@@ -140,7 +140,7 @@ def test_routes_first_matching_rule_wins() -> None:
 
 
 def test_missing_route_table_or_calibration_is_refused_by_name(tmp_path: Path) -> None:
-    for name in [MANIFEST.name, *json.loads(MANIFEST.read_text())["files"], "parcel-detector-1.0.0.onnx"]:
+    for name in [MANIFEST.name, *json.loads(MANIFEST.read_text())["files"], "parcel-detector-1.1.0.onnx"]:
         shutil.copy2(ARTIFACTS / name, tmp_path / name)
     data = json.loads((tmp_path / MANIFEST.name).read_text())
     del data["thresholds"]["mm_per_px"]
@@ -211,3 +211,74 @@ def test_a_parcels_section_for_a_model_of_another_task_is_refused_at_load() -> N
     defect = ARTIFACTS.parents[1] / "defect" / "artifacts" / "defect-cnn-1.0.0.manifest.json"
     with pytest.raises(ModelLoadError, match="has a 'parcels' section .* task is 'defect', not 'parcels'"):
         build_runner(defect, "defect", settings=SlotSettings(ParcelLineSettings(mm_per_px=1.0)))
+
+
+# The damage crop classifier (parcel-damage-*.onnx listed in the release's files).
+
+
+def _damage_runner(manifest: Path, routes: RouteTable | None = None) -> ParcelRunner:
+    return ParcelRunner(manifest, "parcels", line=ParcelLineSettings(routes=routes) if routes else None)
+
+
+def test_damage_classifier_flags_damaged_parcels_and_a_damaged_rule_routes_them() -> None:
+    from dataclasses import replace  # imported here: this section was appended to a shared file
+
+    table = RouteTable(rules=(RouteRule(lane="rework", damaged=True),), default="ship")
+    runner = _damage_runner(MANIFEST, table)
+    assert runner.damage_model is not None
+    # A held-out line (seeds never trained on) with half its boxes damaged.
+    line = ParcelLine(replace(eval_config(seed=0, k=64, unseen=False), damage_rate=0.5))
+    outputs = _run(runner, line, 150)
+    pairs = []
+    for index, out in outputs:
+        truth = min(line.frame(index).truth.parcels, key=lambda p: abs(p.center[0] - 480))
+        pairs.append((out, truth.damage != "none"))
+        assert out.label == ("rework" if out.damaged else "ship")
+    assert len(pairs) >= 7
+    assert 2 <= sum(d for _, d in pairs) <= len(pairs) - 2  # both kinds were on the belt
+    wrong = [(o.track_id, o.damaged, d) for o, d in pairs if o.damaged != d]
+    assert len(wrong) <= 1, wrong
+
+
+def test_a_release_without_the_damage_file_runs_as_before(tmp_path: Path) -> None:
+    data = json.loads(MANIFEST.read_text())
+    damage_files = [n for n in data["files"] if n.startswith("parcel-damage")]
+    assert damage_files  # the bundled release ships one
+    for name in [data["artifact"], *data["files"]]:
+        if name not in damage_files:
+            shutil.copy2(ARTIFACTS / name, tmp_path / name)
+    for name in damage_files:
+        del data["files"][name]
+    del data["thresholds"]["damage_crop"]
+    (tmp_path / MANIFEST.name).write_text(json.dumps(data))
+    runner = _damage_runner(tmp_path / MANIFEST.name)
+    assert runner.damage_model is None
+    assert runner.damage_thr == data["thresholds"]["damage"]
+    line = ParcelLine(ParcelLineConfig(seed=7))
+    first = next(i for i in range(200) if line.crossings(480.0, i, i + 2))
+    (pred,) = runner.infer(
+        [Frame("a", str(i), utcnow(), line.frame(i).image) for i in range(first - 3, first + 2)]
+    )
+    assert isinstance(pred.output, ParcelOutput)
+    assert pred.output.barcode is not None
+
+
+def test_a_listed_damage_file_that_is_not_a_crop_classifier_is_refused_by_name(tmp_path: Path) -> None:
+    import hashlib
+
+    from protocol.manifest import ManifestError
+
+    data = json.loads(MANIFEST.read_text())
+    for name in [data["artifact"], *data["files"]]:
+        shutil.copy2(ARTIFACTS / name, tmp_path / name)
+    (damage_file,) = [n for n in data["files"] if n.startswith("parcel-damage")]
+    # The detector's graph in place of the classifier, hashed as the manifest demands.
+    shutil.copy2(ARTIFACTS / data["artifact"], tmp_path / damage_file)
+    data["files"][damage_file] = hashlib.sha256((tmp_path / damage_file).read_bytes()).hexdigest()
+    (tmp_path / MANIFEST.name).write_text(json.dumps(data))
+    with pytest.raises(ModelLoadError, match=f"damage classifier {damage_file}: .*input names"):
+        _damage_runner(tmp_path / MANIFEST.name)
+    data["files"][damage_file] = "0" * 64  # and a file whose hash does not match is refused first
+    (tmp_path / MANIFEST.name).write_text(json.dumps(data))
+    with pytest.raises(ManifestError, match="sha256"):
+        _damage_runner(tmp_path / MANIFEST.name)

@@ -1,0 +1,111 @@
+"""Train the damage crop classifier on simulator crops and export it as ONNX (dynamic batch)."""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn import functional as F  # noqa: N812 - the usual name
+
+from domain_models.parcels.damage_data import Crops
+from domain_models.parcels.damage_model import DamageNet
+from edge_agent.runtime.parcel_damage import CROP_SIZE, INPUT, OUTPUT, to_batch
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DamageSettings:
+    """Data and training size: the defaults make the bundled classifier, ``tiny`` the CI one."""
+
+    seed: int = 0
+    lines: int = 48
+    frames: int = 30
+    steps: int = 1500
+    batch: int = 48
+    lr: float = 4e-3
+    width: int = 16
+    calibration_lines: int = 12
+    test_lines: int = 12
+    eval_frames: int = 40
+    repeats: int = 1  # jittered training crops per box and frame
+
+    @classmethod
+    def tiny(cls, seed: int = 0) -> DamageSettings:
+        """Small enough for CI on a loaded 2-core machine (about two minutes with its evaluation)."""
+        return cls(seed=seed, lines=16, frames=16, steps=500, batch=32, lr=5e-3, width=8,
+                   calibration_lines=3, test_lines=3, eval_frames=30, repeats=3)  # fmt: skip
+
+
+def _augment(x: torch.Tensor, m: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Flips (a box's orientation is only known up to 180 deg; the mask flips along), per-channel
+    gain and channel swaps (belts and lights never seen), on a batch (N, 3, H, W) and its masks."""
+    n = x.shape[0]
+    flip_x = (torch.rand(n, generator=gen) < 0.5).view(n, 1, 1, 1)
+    flip_y = (torch.rand(n, generator=gen) < 0.5).view(n, 1, 1, 1)
+    x, m = torch.where(flip_x, x.flip(3), x), torch.where(flip_x, m.flip(3), m)
+    x, m = torch.where(flip_y, x.flip(2), x), torch.where(flip_y, m.flip(2), m)
+    x = x * (0.55 + 0.9 * torch.rand(n, 3, 1, 1, generator=gen))
+    if torch.rand(1, generator=gen).item() < 0.3:
+        x = x[:, torch.randperm(3, generator=gen)]
+    return x.clamp(0.0, 1.0), m
+
+
+def fit(crops: Crops, settings: DamageSettings) -> tuple[DamageNet, float]:
+    """Train with BCE on balanced batches; returns (net in eval mode, seconds)."""
+    torch.manual_seed(settings.seed)
+    gen = torch.Generator().manual_seed(settings.seed)
+    x_all = torch.from_numpy(to_batch(list(crops.images)))
+    y_all = torch.from_numpy(crops.labels.astype(np.float32))
+    if crops.masks is None:
+        raise ValueError("damage training needs the crops' damage masks (truth_crops gives them)")
+    m_all = torch.from_numpy(crops.masks[:, None])
+    pos, neg = torch.nonzero(y_all > 0.5).view(-1), torch.nonzero(y_all < 0.5).view(-1)
+    if len(pos) < 4 or len(neg) < 4:
+        raise ValueError(f"damage training needs both classes: {len(pos)} damaged, {len(neg)} intact crops")
+    net = DamageNet(settings.width)
+    pos_weight = torch.tensor(4.0)  # damaged cells are a small share of a crop
+    opt = torch.optim.AdamW(net.parameters(), lr=settings.lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=settings.lr, total_steps=settings.steps)
+    net.train()
+    started, total = time.perf_counter(), 0.0
+    half = settings.batch // 2
+    for step in range(1, settings.steps + 1):
+        idx = torch.cat([pos[torch.randint(len(pos), (half,), generator=gen)],
+                         neg[torch.randint(len(neg), (settings.batch - half,), generator=gen)]])  # fmt: skip
+        x, m = _augment(x_all[idx], m_all[idx], gen)
+        logits, where = net.logits_and_map(x)
+        loss = F.binary_cross_entropy_with_logits(logits.view(-1), y_all[idx])
+        loss = loss + F.binary_cross_entropy_with_logits(where, m, pos_weight=pos_weight)
+        opt.zero_grad()
+        loss.backward()  # type: ignore[no-untyped-call]
+        opt.step()
+        sched.step()
+        total += loss.item()
+        if step % 100 == 0 or step == settings.steps:
+            log.info("damage step %d/%d loss %.4f (%.0f s)", step, settings.steps, total / 100,
+                     time.perf_counter() - started)  # fmt: skip
+            total = 0.0
+    return net.eval(), time.perf_counter() - started
+
+
+def export_onnx(net: DamageNet, path: Path) -> None:
+    """Legacy (TorchScript) export, dynamic batch, opset 17; names as the runner expects."""
+    dummy = torch.zeros(1, 3, CROP_SIZE[1], CROP_SIZE[0])
+    net.eval()
+    with warnings.catch_warnings():
+        # Same exporter choice as the detector (no onnxscript needed); its deprecation notice is expected.
+        warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export.*")
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)  # type: ignore[attr-defined]
+        torch.onnx.export(
+            net, (dummy,), str(path), input_names=[INPUT.name], output_names=[OUTPUT.name],
+            dynamic_axes={INPUT.name: {0: "batch"}, OUTPUT.name: {0: "batch"}}, opset_version=17,
+            dynamo=False,
+        )  # fmt: skip
+    net.eval()
