@@ -17,6 +17,7 @@ from fastapi.templating import Jinja2Templates
 
 from cloud.alerts.rules import RuleKind
 from cloud.alerts.schemas import AlertRuleCreate
+from cloud.console import respond
 from cloud.console.api import ApiClient, ApiError
 from cloud.console.session import User, check_origin, current_user, form
 
@@ -117,8 +118,7 @@ def add_rule_forms(router: APIRouter, views: Jinja2Templates) -> None:
     """Register the rule forms' POST routes on ``router``."""
 
     def error_page(request: Request, user: User, exc: ApiError) -> Response:
-        context = {"status": exc.status, "detail": exc.detail, "user": user}
-        return views.TemplateResponse(request, "error.html", context, status_code=exc.status)
+        return respond.error_page(views, request, user, exc)
 
     async def refused(
         request: Request, user: User, api: ApiClient, exc: ApiError, apply: dict[str, Any]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any, Protocol
 from urllib.parse import quote
 
@@ -18,13 +18,13 @@ from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import RedirectResponse, StreamingResponse
 from fastapi.templating import Jinja2Templates
 
-from cloud.console import rollout_form, rollout_view
+from cloud.console import respond, rollout_form, rollout_view
 from cloud.console.api import ApiClient, ApiError
 from cloud.console.line_view import LineFeed, line_context
+from cloud.console.respond import Build
 from cloud.console.session import User, check_origin, current_user, form
 
 log = logging.getLogger(__name__)
-Build = Callable[[ApiClient, User], Awaitable[dict[str, Any]]]
 FORM_ERRORS = (400, 404, 409, 422)  # the API refused the content: shown next to the form
 
 
@@ -75,19 +75,10 @@ def add_live_pages(router: APIRouter, views: Jinja2Templates, refresh_s: float) 
     """Register the Line and Rollout pages, their streams and the rollout forms on ``router``."""
 
     def error_page(request: Request, user: User, exc: ApiError) -> Response:
-        context = {"status": exc.status, "detail": exc.detail, "user": user}
-        return views.TemplateResponse(request, "error.html", context, status_code=exc.status)
+        return respond.error_page(views, request, user, exc)
 
     async def page(request: Request, name: str, build: Build) -> Response:
-        user = await current_user(request)
-        if user is None:
-            return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
-        async with ApiClient(request.app, user.token) as api:
-            try:
-                context = await build(api, user)
-            except ApiError as exc:
-                return error_page(request, user, exc)
-        return views.TemplateResponse(request, name, {"user": user, "page": name, **context})
+        return await respond.render_page(views, request, name, build)
 
     async def streaming_user(request: Request) -> User:
         user = await current_user(request)

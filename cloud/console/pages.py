@@ -5,7 +5,6 @@ The live Line and Rollout pages and the rollout forms are in :mod:`cloud.console
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -16,10 +15,9 @@ from fastapi.templating import Jinja2Templates
 from cloud.console import alert_rules
 from cloud.console.api import ApiClient, ApiError
 from cloud.console.line_view import box_style as _box_style  # noqa: F401 - kept importable here
+from cloud.console.respond import Build, error_page, render_page
 from cloud.console.session import User, check_origin, current_user
 from cloud.console.summary import overview
-
-Build = Callable[[ApiClient, User], Awaitable[dict[str, Any]]]
 
 
 async def _gateway(api: ApiClient, gateway_id: str) -> dict[str, Any]:
@@ -55,16 +53,7 @@ def add_pages(router: APIRouter, views: Jinja2Templates) -> None:
     """Register every page on ``router``."""
 
     async def page(request: Request, name: str, build: Build) -> Response:
-        user = await current_user(request)
-        if user is None:
-            return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
-        async with ApiClient(request.app, user.token) as api:
-            try:
-                context = await build(api, user)
-            except ApiError as exc:
-                context = {"status": exc.status, "detail": exc.detail, "user": user}
-                return views.TemplateResponse(request, "error.html", context, status_code=exc.status)
-        return views.TemplateResponse(request, name, {"user": user, "page": name, **context})
+        return await render_page(views, request, name, build)
 
     async def act(request: Request, path: str, body: dict[str, Any], back: str) -> Response:
         """Forward a console form to the API as the user; the API's answer decides."""
@@ -76,8 +65,7 @@ def add_pages(router: APIRouter, views: Jinja2Templates) -> None:
             try:
                 await api.post(path, body)
             except ApiError as exc:
-                context = {"status": exc.status, "detail": exc.detail, "user": user}
-                return views.TemplateResponse(request, "error.html", context, status_code=exc.status)
+                return error_page(views, request, user, exc)
         return RedirectResponse(back, status_code=303)
 
     @router.get("/")
