@@ -17,6 +17,7 @@ from cloud.api.routers import (
     blobs,
     dead_letters,
     defects,
+    events,
     gateways,
     health,
     lines,
@@ -79,7 +80,7 @@ def create_app(settings: CloudSettings, publisher: DesiredPublisher | None = Non
         log.warning("API runs in the demo profile: reads need no token; not for a plant network")
     # Reads need a viewer token in production; writes declare their own, higher role.
     readers = [require(Role.viewer, anonymous_read=True)]
-    for module in (gateways, results, lines, dead_letters, models, rollouts, blobs):
+    for module in (gateways, events, results, lines, dead_letters, models, rollouts, blobs):
         deps = [] if module is blobs else readers  # blobs: public by hash, see its docstring
         app.include_router(module.router, prefix="/api/v1", dependencies=deps)
     app.include_router(access.router, prefix="/api/v1")

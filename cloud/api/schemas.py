@@ -166,3 +166,15 @@ class HealthPublic(BaseModel):
 
     status: str
     database: str
+
+
+class FleetEventPage(BaseModel):
+    """A page of the whole fleet's events, newest first, with how to fetch the next one."""
+
+    items: list[EventPublic]
+    limit: int
+    offset: int
+    next_offset: int | None = Field(
+        description="Offset of the next page; null on the last page or with a cursor"
+    )
+    next_cursor: str | None = Field(description="Opaque cursor of the next page (stable while events arrive)")

@@ -87,8 +87,10 @@ class LineFeed:
     """Successive updates of one line for its live stream, sending only what changed.
 
     Each tick asks for the line's stats (the buckets and the defects by label, aggregated by the
-    database). The gallery is asked for only when the range's defect count or its newest bucket's
-    changed, and only pictures this stream has not sent yet go out.
+    database) and for the newest flagged result alone. The gallery is asked for only when one of
+    those moved, and only pictures this stream has not sent yet go out. The newest flagged result
+    matters because the gallery shows more than defects: a damaged parcel is flagged although it
+    is no defect (``is_defect`` false or empty), so the defect count stays put when one comes.
     """
 
     def __init__(self, line: str, range_key: str, parts: Template) -> None:
@@ -105,7 +107,8 @@ class LineFeed:
         stats = charts["stats"]
         parts: dict[str, Any] = self._module_parts(charts)
         last = stats["buckets"][-1] if stats["buckets"] else {}
-        defect_key = (stats["defects"], last.get("start"), last.get("defects"))
+        newest = await api.get_or(None, f"/lines/{quote(self.line)}/defects", limit=1)
+        defect_key = (stats["defects"], last.get("start"), last.get("defects"), newest and newest[0]["id"])
         new: list[dict[str, str]] = []
         if defect_key != self._defect_key:
             gallery = await line_gallery(api, self.line)

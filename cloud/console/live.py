@@ -1,4 +1,4 @@
-"""The live Line and Rollout pages, their SSE streams, and the rollout forms (create, pause/resume/abort).
+"""The live Line, Rollout and Rollouts pages, their SSE streams, and the rollout forms (create, pause/resume/abort).
 
 Every stream reads through the API with the logged-in user's token, one batch of calls per tick,
 and sends only the page fragments that changed. When the token stops working (logout, expiry,
@@ -116,6 +116,13 @@ def add_live_pages(router: APIRouter, views: Jinja2Templates, refresh_s: float) 
             return await rollouts_context(api)
 
         return await page(request, "rollouts.html", build)
+
+    @router.get("/console/rollouts/events")
+    async def rollouts_events(request: Request, limit: int | None = None) -> Response:
+        """Server-sent ``rollouts`` events: the list's table (state and progress) whenever it changed."""
+        user = await streaming_user(request)
+        feed = rollout_view.RolloutsFeed(views.get_template("rollouts_parts.html"))
+        return stream_response(request, user, feed, "rollouts", refresh_s, limit)
 
     @router.post("/rollouts")
     async def rollout_create(request: Request) -> Response:

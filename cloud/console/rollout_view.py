@@ -57,6 +57,33 @@ def _seconds_since(at: str | None, now: datetime) -> float | None:
     return None if not at else max((now - datetime.fromisoformat(at)).total_seconds(), 0.0)
 
 
+def bake_cell(r: dict[str, Any], now: datetime) -> dict[str, str]:
+    """The Bake figure as the engine sees it, with a tooltip saying why.
+
+    The engine bakes a wave only while the rollout runs and every gateway of the wave is healthy;
+    it does not tick a paused rollout, and a resume starts the bake again from zero.
+    """
+    healthy_since = r.get("wave_healthy_since")
+    if r["state"] == "completed":
+        return {"text": "done", "title": "every wave baked"}
+    if r["state"] == "aborted":
+        return {"text": "-", "title": "the rollout was aborted"}
+    if r["state"] == "paused":
+        paused_at = next((e["at"] for e in reversed(r.get("events", [])) if e["kind"] == "paused"), None)
+        restart = "restarts from 0 s on resume"
+        if healthy_since and paused_at:
+            baked = _seconds_since(healthy_since, datetime.fromisoformat(paused_at))
+            return {
+                "text": f"paused at {baked:.0f} s · {restart}",
+                "title": "the engine does not bake a paused wave",
+            }
+        return {"text": f"paused · {restart}", "title": "the engine does not bake a paused wave"}
+    baked = _seconds_since(healthy_since, now)
+    if baked is None:
+        return {"text": "-", "title": "starts once every gateway of the wave runs the new version healthily"}
+    return {"text": f"{baked:.0f} s", "title": "every gateway of the wave healthy for this long"}
+
+
 def rollout_context(r: dict[str, Any]) -> dict[str, Any]:
     """The page's view of one rollout as the API returned it (``GET /rollouts/{id}``)."""
     now = datetime.fromisoformat(r["as_of"]) if r.get("as_of") else utcnow()
@@ -90,8 +117,9 @@ def rollout_context(r: dict[str, Any]) -> dict[str, Any]:
             "ratio": bad / len(current) if current else None,
             "limit": thresholds.get("max_failure_ratio"),
         },
-        "wave_age_s": _seconds_since(r.get("wave_started_at"), now),
-        "baked_s": _seconds_since(r.get("wave_healthy_since"), now),
+        # An ended rollout's last wave no longer runs: its age would only keep growing.
+        "wave_age_s": None if r["state"] in ENDED else _seconds_since(r.get("wave_started_at"), now),
+        "bake": bake_cell(r, now),
         "install_timeout_s": thresholds.get("install_timeout_s"),
         "live": f"/console/rollouts/{quote(r['id'], safe='')}/events",
     }
@@ -125,3 +153,23 @@ class RolloutFeed:
             return None
         self._state = state
         return {"state": state, "ended": ctx["ended"], "parts": changed}
+
+
+TABLE = "table"  # the macro of rollouts_parts.html that draws the list
+
+
+class RolloutsFeed:
+    """Successive updates of the Rollouts list for its live stream: the table, when it changed."""
+
+    def __init__(self, parts: Template) -> None:
+        self._parts = parts.module  # the macros of rollouts_parts.html, shared with the page
+        self._sent: str | None = None
+
+    async def tick(self, api: ApiClient) -> dict[str, Any] | None:
+        """The rollouts' table and each one's state (None: nothing changed since the last tick)."""
+        rows: list[dict[str, Any]] = await api.get("/rollouts")
+        table = str(getattr(self._parts, TABLE)(rows))
+        if table == self._sent:
+            return None
+        self._sent = table
+        return {"parts": {"rollouts": table}, "states": {r["id"]: r["state"] for r in rows}}

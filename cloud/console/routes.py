@@ -32,7 +32,7 @@ def _safe_next(target: str) -> str:
 
 
 def make_router(refresh_s: float = 3.0) -> APIRouter:
-    """The console's router; ``refresh_s`` is how often the live streams (Overview, Line, Rollout) tick."""
+    """The console's router; ``refresh_s`` is how often the live streams (Overview, Line, Rollout(s)) tick."""
     router = APIRouter(include_in_schema=False)
     views = templates()
 

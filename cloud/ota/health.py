@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cloud.db.models import GatewayReported, Rollout
@@ -12,6 +14,24 @@ from cloud.ota.schemas import Thresholds
 
 FAILED_PHASES = ("failed", "rolled_back")
 BUSY_PHASES = ("downloading", "verifying", "smoke_testing", "swapping", "health_window")
+# Ids per IN (...) list: well under every driver's bound-parameter limit (SQLite's is 32766,
+# older builds 999), so a rollout of thousands of gateways costs a handful of queries, not one each.
+IDS_PER_QUERY = 500
+
+
+def reported_states(session: Session, gateway_ids: Iterable[str]) -> dict[str, GatewayReported]:
+    """The stored reported state of each of ``gateway_ids`` that has one, in few queries.
+
+    Judging a wave gateway by gateway would otherwise cost one query per gateway (and
+    ``session.get`` queries again for every gateway that never reported).
+    """
+    ids = sorted(set(gateway_ids))
+    found: dict[str, GatewayReported] = {}
+    for start in range(0, len(ids), IDS_PER_QUERY):
+        chunk = ids[start : start + IDS_PER_QUERY]
+        query = select(GatewayReported).where(GatewayReported.gateway_id.in_(chunk))
+        found.update((row.gateway_id, row) for row in session.scalars(query))
+    return found
 
 
 def slot_of(report: GatewayReported | None, slot: str) -> dict[str, Any]:
@@ -45,10 +65,20 @@ def health_problem(
     return None
 
 
-def gateway_status(session: Session, rollout: Rollout, gw: str, now: datetime) -> tuple[str, str | None]:
-    """('installed'|'pending'|'failed'|'unhealthy', reason) of one started gateway."""
+def gateway_status(
+    session: Session,
+    rollout: Rollout,
+    gw: str,
+    now: datetime,
+    reports: Mapping[str, GatewayReported] | None = None,
+) -> tuple[str, str | None]:
+    """('installed'|'pending'|'failed'|'unhealthy', reason) of one started gateway.
+
+    ``reports``: the wave's reported states from :func:`reported_states` (a gateway missing from
+    it never reported); without it the gateway's state is read on its own.
+    """
     entry = rollout.plan[gw]
-    report = session.get(GatewayReported, gw)
+    report = reports.get(gw) if reports is not None else session.get(GatewayReported, gw)
     slot = slot_of(report, rollout.slot)
     active = slot.get("active") or {}
     target = {"name": rollout.model_name, "version": rollout.version}
@@ -58,13 +88,7 @@ def gateway_status(session: Session, rollout: Rollout, gw: str, now: datetime) -
     if on_target and slot.get("phase") not in FAILED_PHASES:
         problem = health_problem(slot.get("health"), entry.get("baseline"), thresholds)
         return ("unhealthy", problem) if problem else ("installed", None)
-    if acted and slot.get("phase") not in (
-        "downloading",
-        "verifying",
-        "smoke_testing",
-        "swapping",
-        "health_window",
-    ):
+    if acted and slot.get("phase") not in BUSY_PHASES:
         return "failed", slot.get("error") or f"phase {slot.get('phase')}, active {active.get('version')}"
     started = rollout.wave_started_at or now
     if (now - started).total_seconds() > thresholds.install_timeout_s:

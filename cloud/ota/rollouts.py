@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from cloud.config import CloudSettings
 from cloud.db.models import Gateway, GatewayDesired, GatewayReported, ModelVersion, Rollout, RolloutEvent
 from cloud.ota.desired import stage_desired
-from cloud.ota.health import gateway_status, slot_of
+from cloud.ota.health import gateway_status, reported_states, slot_of
 from cloud.ota.schemas import RolloutCreate, Thresholds, wave_sizes
 from cloud.registry.service import RegistryError, offer_for
 from protocol.messages import utcnow
@@ -99,8 +99,9 @@ def _start_wave(
         raise RegistryError(404, f"model {rollout.model_name} {rollout.version} vanished from the registry")
     members = [gw for gw, p in rollout.plan.items() if p["wave"] == rollout.wave]
     plan = dict(rollout.plan)
+    reports = reported_states(session, members)
     for gw in members:
-        slot = slot_of(session.get(GatewayReported, gw), rollout.slot)
+        slot = slot_of(reports.get(gw), rollout.slot)
         plan[gw] = {
             **plan[gw],
             "previous": slot.get("active"),
@@ -125,7 +126,11 @@ def _start_wave(
 
 
 def _republish_stale(
-    session: Session, rollout: Rollout, pending: list[str], now: datetime
+    session: Session,
+    rollout: Rollout,
+    pending: list[str],
+    now: datetime,
+    reports: dict[str, GatewayReported],
 ) -> list[DesiredState]:
     """Desired states to publish again: a publish that failed after its commit (broker down,
     worker killed) would otherwise leave the wave waiting until the install timeout."""
@@ -133,7 +138,7 @@ def _republish_stale(
     again = []
     for gw in pending:
         last = datetime.fromisoformat(plan[gw].get("published_at") or rollout.wave_started_at.isoformat())  # type: ignore[union-attr]
-        report = session.get(GatewayReported, gw)
+        report = reports.get(gw)
         if report is not None and report.desired_revision >= plan[gw].get("revision", 0):
             continue  # the gateway has it and is working on it
         if (now - last).total_seconds() < REPUBLISH_AFTER_S:
@@ -165,7 +170,8 @@ def advance(
         return _start_wave(session, settings, rollout, now)
     thresholds = Thresholds.model_validate(rollout.thresholds)
     members = [gw for gw, p in rollout.plan.items() if p["wave"] == rollout.wave]
-    statuses = {gw: gateway_status(session, rollout, gw, now) for gw in members}
+    reports = reported_states(session, members)
+    statuses = {gw: gateway_status(session, rollout, gw, now, reports) for gw in members}
     bad = {gw: f"{s}: {why}" for gw, (s, why) in statuses.items() if s in ("failed", "unhealthy")}
     if bad and len(bad) / len(members) > thresholds.max_failure_ratio:
         return abort(
@@ -178,7 +184,7 @@ def advance(
         )
     pending = [gw for gw, (s, _) in statuses.items() if s == "pending"]
     if pending:
-        return _republish_stale(session, rollout, pending, now)
+        return _republish_stale(session, rollout, pending, now, reports)
     if rollout.wave_healthy_since is None:
         rollout.wave_healthy_since = now
         _event(

@@ -116,3 +116,14 @@ def wave_sizes(spec: str, total: int) -> list[int]:
     if total and (not sizes or sizes[-1] < total):
         sizes.append(total)
     return sizes
+
+
+class RolloutProgress(BaseModel):
+    """How far a rollout got, counted over its planned gateways."""
+
+    planned: int = Field(description="Gateways in the plan")
+    started: int = Field(description="Gateways whose wave has started")
+    installed: int | None = Field(
+        None, description="Gateways running the new version healthily (None: aborted, rolled back)"
+    )
+    bad: int = Field(0, description="Gateways failed or unhealthy (running or paused rollouts)")

@@ -1,10 +1,12 @@
-"""A gateway's events over the API: newest first, paged, filtered by kind and level, role-gated."""
+"""Gateway events over the API, per gateway and fleet-wide: newest first, paged, filtered, role-gated."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
+from urllib.parse import quote
 
 import pytest
 
@@ -117,3 +119,103 @@ def test_bad_queries_are_refused_with_the_reason(production: tuple[TestClient, d
         answer = client.get(f"/api/v1/gateways/gw-a/events?{query}", headers=viewer)
         assert answer.status_code == 422, query
         assert field in answer.text, query
+
+
+# --- The whole fleet's events: GET /events ---------------------------------------------------
+
+ALL = [
+    "ota step 9",
+    "outbox_shed step 6",
+    "ota step 5",
+    "ota step 4",
+    "ota step 3",
+    "ota step 2",
+    "ota step 1",
+]
+
+
+def _messages(answer: dict[str, Any]) -> list[str]:
+    return [e["message"] for e in answer["items"]]
+
+
+def test_fleet_events_need_a_viewer_token_in_production(
+    production: tuple[TestClient, dict[str, str]],
+) -> None:
+    client, tokens = production
+    assert client.get("/api/v1/events").status_code == 401
+    assert client.get("/api/v1/events", headers=bearer("fe_forged")).status_code == 401
+    for role in ("viewer", "operator", "admin"):
+        answer = client.get("/api/v1/events", headers=bearer(tokens[role]))
+        assert answer.status_code == 200, (role, answer.text)
+        assert _messages(answer.json()) == ALL
+
+
+def test_fleet_events_are_filtered_newest_first(production: tuple[TestClient, dict[str, str]]) -> None:
+    client, tokens = production
+    viewer = bearer(tokens["viewer"])
+
+    def get(query: str) -> list[str]:
+        answer = client.get(f"/api/v1/events?{query}", headers=viewer)
+        assert answer.status_code == 200, (query, answer.text)
+        return _messages(answer.json())
+
+    assert get("gateway=gw-b") == ["ota step 9"]
+    assert get("gateway=gw-a&kind=ota&level=warning") == ["ota step 3"]
+    assert get("kind=outbox_shed") == ["outbox_shed step 6"]
+    assert get("level=error") == ["outbox_shed step 6"]
+    since = quote((T0 + timedelta(seconds=5)).isoformat())
+    assert get(f"since={since}") == ALL[:3]  # at or after: step 5 is in
+    assert get(f"since={since}&gateway=gw-a") == ALL[1:3]
+    assert get("kind=nothing-like-it") == []
+
+
+def test_fleet_events_page_by_offset_and_by_a_cursor_stable_under_new_events(
+    production: tuple[TestClient, dict[str, str]], db_url: str, topic_space: TopicSpace
+) -> None:
+    client, tokens = production
+    viewer = bearer(tokens["viewer"])
+    first = client.get("/api/v1/events?limit=3", headers=viewer).json()
+    assert _messages(first) == ALL[:3]
+    assert (first["limit"], first["offset"], first["next_offset"]) == (3, 0, 3)
+    last = client.get("/api/v1/events?limit=3&offset=6", headers=viewer).json()
+    assert _messages(last) == ALL[6:]
+    assert (last["next_offset"], last["next_cursor"]) == (None, None)
+
+    # Two more events of the same instant (ties are broken by id) and one newer than all:
+    # cursor pages go on where they were; the newer one shows only on a fresh first page.
+    tied = [_event("gw-b", 4), _event("gw-b", 4, kind="outbox_shed"), _event("gw-a", 30)]
+    engine = make_engine(db_url)
+    try:
+        messages = [inbound(topic_space, e.gateway_id, Channel.EVENTS, e) for e in tied]
+        ingest_messages(make_sessionmaker(engine), messages, topic_space)
+    finally:
+        engine.dispose()
+    seen, cursor = _messages(first), first["next_cursor"]
+    while cursor is not None:
+        page = client.get(f"/api/v1/events?limit=1&cursor={cursor}", headers=viewer).json()
+        assert page["next_offset"] is None
+        seen += _messages(page)
+        cursor = page["next_cursor"]
+    assert seen[:3] == ALL[:3]
+    # gw-a's step 4 and the two new ones share T0+4s: each comes once, none is skipped.
+    assert sorted(seen[3:6]) == ["ota step 4", "ota step 4", "outbox_shed step 4"]
+    assert seen[6:] == ALL[4:]
+    assert _messages(client.get("/api/v1/events?limit=1", headers=viewer).json()) == ["ota step 30"]
+
+
+def test_fleet_event_queries_that_make_no_sense_are_refused_with_the_reason(
+    production: tuple[TestClient, dict[str, str]],
+) -> None:
+    client, tokens = production
+    viewer = bearer(tokens["viewer"])
+    unknown = client.get("/api/v1/events?gateway=gw-nope", headers=viewer)
+    assert unknown.status_code == 404
+    assert "gw-nope" in unknown.text
+    cursor = client.get("/api/v1/events?limit=1", headers=viewer).json()["next_cursor"]
+    for query, said in (("level=fatal", "level"), ("limit=0", "limit"), ("limit=5000", "limit"),
+                        ("offset=-1", "offset"), ("since=2026-11-29T08:00:00", "since"),
+                        ("since=yesterday", "since"), ("cursor=not-a-cursor", "cursor"),
+                        (f"cursor={cursor}&offset=2", "either cursor or offset")):  # fmt: skip
+        answer = client.get(f"/api/v1/events?{query}", headers=viewer)
+        assert answer.status_code == 422, query
+        assert said in answer.text, (query, answer.text)

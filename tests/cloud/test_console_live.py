@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from edge_agent.thumbnails import ThumbnailConfig, encode_thumbnail
-from protocol.messages import Box, DefectOutput
+from protocol.messages import Box, DefectOutput, ParcelOutput
 from protocol.ota import SlotHealth
 from protocol.topics import Channel, TopicSpace
 from tests.cloud.console_live_helpers import (
@@ -88,6 +88,29 @@ def test_line_stream_sends_the_page_then_only_new_results(live: Live) -> None:
     assert 'class="box" style="left:25.0%;top:25.0%;width:50.0%;height:50.0%"' in second["gallery"][0]["html"]
 
 
+def test_line_stream_sends_a_damaged_parcel_to_the_gallery(live: Live) -> None:
+    """A damaged parcel is flagged but no defect: the defect count stays, the gallery still gets it."""
+    login(live.client, "vera")
+    with live.client.stream("GET", "/console/lines/line-1/events?range=7d&limit=50") as stream:
+        lines = stream.iter_lines()
+        _, first = read_event(lines)
+        assert len(first["gallery"]) == 3
+        box = Box(x=100, y=60, w=40, h=20)
+        jpeg = encode_thumbnail(np.full((240, 320, 3), 90, dtype=np.uint8), box, ThumbnailConfig())
+        assert jpeg is not None
+        parcel = item(1, at=datetime.now(UTC)).model_copy(
+            update={
+                "thumbnail_jpeg": base64.b64encode(jpeg).decode(),
+                "output": ParcelOutput(label="reject", score=0.7, track_id=9, box=box, damaged=True),
+            }
+        )
+        live.ingest("gw-a", Channel.RESULTS, batch("gw-a", new_stream(), [parcel]))
+        _, second = read_event(lines)
+    assert "7 results · 3 defects" in second["parts"]["totals"]  # the defect count did not move
+    assert [g["id"] for g in second["gallery"]] == [str(parcel.id)]
+    assert 'alt="defect reject"' in second["gallery"][0]["html"]
+
+
 def test_line_stream_is_idle_while_nothing_changes(live: Live) -> None:
     login(live.client, "vera")
     # 6-hour buckets: the bars cannot shift between two ticks a few seconds apart.
@@ -158,9 +181,10 @@ def test_rollout_stream_follows_a_pause_and_ends_on_abort(live: Live) -> None:
         )
         kind, paused = read_event(lines)
         assert paused["state"] == "paused"
-        # Only the log changed: the other fragments are not sent again.
-        assert set(paused["parts"]) == {"events"}
+        # The log and the bake figure changed: the other fragments are not sent again.
+        assert set(paused["parts"]) == {"events", "gates"}
         assert "paused by" in paused["parts"]["events"]
+        assert "paused · restarts from 0 s on resume" in paused["parts"]["gates"]
         client.post(
             f"/api/v1/rollouts/{rollout}/abort", json={"reason": "bad batch"}, headers=live.token("otto")
         )

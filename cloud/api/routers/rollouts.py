@@ -13,11 +13,11 @@ from cloud.api.deps import SessionDep, SettingsDep
 from cloud.api.schemas_registry import RolloutAction, RolloutEventPublic, RolloutPublic
 from cloud.auth.deps import Admin, Operator, Viewer
 from cloud.auth.service import audit
-from cloud.db.models import GatewayReported, Rollout, RolloutEvent
+from cloud.db.models import Rollout, RolloutEvent
 from cloud.ota import rollouts as engine
 from cloud.ota.desired import DesiredPublisher
-from cloud.ota.health import gate_values, gateway_status, slot_of
-from cloud.ota.schemas import GateValue, GatewayProgress, RolloutCreate, Thresholds
+from cloud.ota.progress import all_progress, summaries
+from cloud.ota.schemas import GatewayProgress, RolloutCreate, RolloutProgress
 from cloud.registry.service import RegistryError
 from protocol.messages import utcnow
 
@@ -50,29 +50,15 @@ class RolloutDetail(RolloutPublic):
     as_of: datetime = Field(description="When the statuses and measurements were judged")
 
 
-def _progress(session: Session, row: Rollout, gw: str, now: datetime) -> GatewayProgress:
-    entry = row.plan[gw]
-    if not entry.get("started"):
-        return GatewayProgress(wave=entry["wave"] + 1, status="waiting")
-    status, why = gateway_status(session, row, gw, now)
-    report = session.get(GatewayReported, gw)  # already in the session: gateway_status loaded it
-    slot = slot_of(report, row.slot)
-    thresholds = Thresholds.model_validate(row.thresholds)
-    gates = gate_values(slot.get("health"), entry.get("baseline"), thresholds)
-    return GatewayProgress(
-        wave=entry["wave"] + 1,
-        status=status,
-        reason=why,
-        phase=slot.get("phase"),
-        active_version=(slot.get("active") or {}).get("version"),
-        reported_at=report.timestamp if report is not None else None,
-        gates=[GateValue.model_validate(g) for g in gates],
-    )
+class RolloutListed(RolloutPublic):
+    """A rollout in the list: its plan's counts instead of per-gateway detail."""
+
+    progress: RolloutProgress = Field(description="Planned, started, installed and failed gateways")
 
 
 def _public(session: Session, row: Rollout) -> RolloutDetail:
     now = utcnow()
-    gateways = {gw: _progress(session, row, gw, now) for gw in row.plan}
+    gateways = all_progress(session, row, now)
     events = session.scalars(
         select(RolloutEvent).where(RolloutEvent.rollout_id == row.id).order_by(RolloutEvent.id)
     )
@@ -101,10 +87,13 @@ def create(body: RolloutCreate, session: SessionDep, who: Admin) -> RolloutDetai
 
 
 @router.get("")
-def list_rollouts(session: SessionDep, _who: Viewer) -> list[RolloutPublic]:
-    """Rollouts, newest first (events omitted; get one for its log)."""
+def list_rollouts(session: SessionDep, _who: Viewer) -> list[RolloutListed]:
+    """Rollouts, newest first, with how far each got (events omitted; get one for its log)."""
     rows = session.scalars(select(Rollout).order_by(Rollout.created_at.desc())).all()
-    return [RolloutPublic.model_validate(r) for r in rows]
+    progress = summaries(session, rows, utcnow())
+    return [
+        RolloutListed(**RolloutPublic.model_validate(r).model_dump(), progress=progress[r.id]) for r in rows
+    ]
 
 
 @router.get("/{rollout_id}")

@@ -1,4 +1,4 @@
-// Live Line and Rollout pages over SSE, and the version picker of the "new rollout" form.
+// Live Line, Rollout and Rollouts pages over SSE, and the version picker of the "new rollout" form.
 // The server sends ready-made page fragments (rendered by the same templates as the page), so
 // this file only swaps them in. No library and nothing fetched from elsewhere.
 "use strict";
@@ -61,6 +61,10 @@
       swapParts(update.parts);
       showRolloutState(update);
       if (update.ended) { source.close(); }
+    });
+    // The Rollouts list: its table (state and progress of each rollout) as the server rendered it.
+    source.addEventListener("rollouts", function (ev) {
+      swapParts(JSON.parse(ev.data).parts);
     });
     source.addEventListener("gone", function () {
       source.close();

@@ -1,0 +1,79 @@
+"""Gateway events across the fleet: filtered, newest first, paged by offset or by cursor."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, HTTPException, Query
+from pydantic import AwareDatetime
+from sqlalchemy import and_, or_, select
+
+from cloud.api.deps import SessionDep
+from cloud.api.schemas import EventPublic, FleetEventPage
+from cloud.db.models import Event, Gateway
+
+router = APIRouter(prefix="/events", tags=["events"])
+MAX_LIMIT = 1000
+
+
+def encode_cursor(timestamp: datetime, event_id: int) -> str:
+    """An opaque cursor pointing just after the given event in newest-first order."""
+    raw = json.dumps({"t": timestamp.isoformat(), "id": event_id}).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, int]:
+    """Parse a cursor from :func:`encode_cursor`; a 422 names what is wrong with it."""
+    try:
+        raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        timestamp = datetime.fromisoformat(raw["t"])
+        event_id = raw["id"]
+    except (binascii.Error, ValueError, KeyError, TypeError) as exc:
+        raise HTTPException(422, detail=f"cursor {cursor[:40]!r} is not valid: {exc}") from None
+    if not isinstance(event_id, int) or timestamp.tzinfo is None:
+        raise HTTPException(422, detail=f"cursor {cursor[:40]!r} is not valid: not made by this API")
+    return timestamp, event_id
+
+
+@router.get("", responses={404: {"description": "Unknown gateway"}})
+def list_events(
+    session: SessionDep,
+    gateway: Annotated[str | None, Query(description="Only events of this gateway")] = None,
+    kind: Annotated[str | None, Query(description="Only this kind, e.g. ota or outbox_shed")] = None,
+    level: Annotated[Literal["info", "warning", "error"] | None, Query(description="Only this level")] = None,
+    since: Annotated[
+        AwareDatetime | None, Query(description="Happened at or after (ISO 8601 with zone)")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size")] = 100,
+    offset: Annotated[int, Query(ge=0, description="Events to skip (or use cursor)")] = 0,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+) -> FleetEventPage:
+    """What gateways reported (OTA steps, outbox shedding, errors), newest first across the fleet."""
+    if cursor is not None and offset:
+        raise HTTPException(422, detail="use either cursor or offset, not both")
+    if gateway is not None and session.get(Gateway, gateway) is None:
+        raise HTTPException(404, detail=f"gateway {gateway!r} not found")
+    query = select(Event).order_by(Event.timestamp.desc(), Event.id.desc())
+    for column, value in ((Event.gateway_id, gateway), (Event.kind, kind), (Event.level, level)):
+        if value is not None:
+            query = query.where(column == value)
+    if since is not None:
+        query = query.where(Event.timestamp >= since)
+    if cursor is not None:
+        at, after_id = decode_cursor(cursor)
+        query = query.where(or_(Event.timestamp < at, and_(Event.timestamp == at, Event.id < after_id)))
+    # One row more than asked says whether a next page exists without a count(*).
+    rows = session.scalars(query.offset(offset).limit(limit + 1)).all()
+    items = [EventPublic.model_validate(e) for e in rows[:limit]]
+    more = len(rows) > limit
+    return FleetEventPage(
+        items=items,
+        limit=limit,
+        offset=offset,
+        next_offset=offset + limit if more and cursor is None else None,
+        next_cursor=encode_cursor(items[-1].timestamp, items[-1].id) if more else None,
+    )

@@ -1,0 +1,71 @@
+"""Where a rollout stands, gateway by gateway, read for the API with a bounded number of queries."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from cloud.db.models import GatewayReported, Rollout
+from cloud.ota.health import gate_values, gateway_status, reported_states, slot_of
+from cloud.ota.schemas import GateValue, GatewayProgress, RolloutProgress, Thresholds
+
+BAD = ("failed", "unhealthy")
+
+
+def started(row: Rollout) -> list[str]:
+    """The gateways of ``row`` whose wave has started (the only ones with a status to judge)."""
+    return [gw for gw, entry in row.plan.items() if entry.get("started")]
+
+
+def gateway_progress(
+    session: Session, row: Rollout, gw: str, now: datetime, reports: Mapping[str, GatewayReported]
+) -> GatewayProgress:
+    """One planned gateway: its status and the measured health gates behind it."""
+    entry = row.plan[gw]
+    if not entry.get("started"):
+        return GatewayProgress(wave=entry["wave"] + 1, status="waiting")
+    status, why = gateway_status(session, row, gw, now, reports)
+    report = reports.get(gw)
+    slot = slot_of(report, row.slot)
+    thresholds = Thresholds.model_validate(row.thresholds)
+    gates = gate_values(slot.get("health"), entry.get("baseline"), thresholds)
+    return GatewayProgress(
+        wave=entry["wave"] + 1,
+        status=status,
+        reason=why,
+        phase=slot.get("phase"),
+        active_version=(slot.get("active") or {}).get("version"),
+        reported_at=report.timestamp if report is not None else None,
+        gates=[GateValue.model_validate(g) for g in gates],
+    )
+
+
+def all_progress(session: Session, row: Rollout, now: datetime) -> dict[str, GatewayProgress]:
+    """Every planned gateway of ``row``; the reported states are read in one query per 500 gateways."""
+    reports = reported_states(session, started(row))
+    return {gw: gateway_progress(session, row, gw, now, reports) for gw in row.plan}
+
+
+def summaries(session: Session, rows: Iterable[Rollout], now: datetime) -> dict[str, RolloutProgress]:
+    """How far each rollout got, for the list: one batch of reported states for all active ones.
+
+    An ended rollout is not judged against today's reports (its gateways may run something else
+    by now): a completed one installed every planned gateway, an aborted one rolled back.
+    """
+    rows = list(rows)
+    active = [r for r in rows if r.state in ("running", "paused")]
+    reports = reported_states(session, (gw for r in active for gw in started(r)))
+    out: dict[str, RolloutProgress] = {}
+    for row in rows:
+        begun = started(row)
+        progress = RolloutProgress(planned=len(row.plan), started=len(begun))
+        if row.state == "completed":
+            progress.installed = len(row.plan)
+        elif row.state != "aborted":
+            statuses = [gateway_status(session, row, gw, now, reports)[0] for gw in begun]
+            progress.installed = statuses.count("installed")
+            progress.bad = sum(1 for s in statuses if s in BAD)
+        out[row.id] = progress
+    return out
