@@ -6,6 +6,11 @@
     OUT/test/good/000.png                good parts (seed + 1000: other parts, same line)
     OUT/test/<defect>/000.png            one defect each (seed + 1000)
     OUT/ground_truth/<defect>/000_mask.png   exact masks: 255 where the defect changed pixels
+    OUT/train/<defect>/000.png           optional (--train-per-type N): labelled defects of the
+                                         train line (seed), for the supervised type head
+
+MVTec AD's train/ holds good parts only; train/<defect> is this project's optional extension for
+a plant that has a few labelled defects per type (see domain_models/anomaly/labelled.py).
 
 Masks are exact because the simulator renders a defective frame as the same frame as the good
 one plus the defect pixels: the mask is where the two renderings differ.
@@ -41,13 +46,19 @@ def write_mvtec(
     test_good: int = 60,
     per_type: int = 20,
     test_config: CameraLineConfig | None = None,
+    train_per_type: int = 0,
 ) -> Path:
-    """Render an MVTec-layout folder; ``test_config`` (default: ``config`` at seed + 1000) renders test/."""
-    if min(train_good, test_good, per_type) < 0:
+    """Render an MVTec-layout folder; ``test_config`` (default: ``config`` at seed + 1000) renders test/.
+
+    ``train_per_type`` > 0 also writes labelled defects of the train line to train/<defect>/.
+    """
+    if min(train_good, test_good, per_type, train_per_type) < 0:
         raise ValueError("image counts must be >= 0")
     good_line = CameraLine(replace(config, defect_rate=0.0))
     for i in range(train_good):
         _write_png(out / "train" / GOOD / f"{i:03d}.png", good_line.frame(i).image)
+    # Indices >= train_good: labelled defects are other parts than the good ones.
+    _write_defects(out / "train", CameraLine(replace(config, defect_rate=1.0)), train_per_type, train_good)
 
     test_cfg = test_config or replace(config, seed=config.seed + TEST_SEED_OFFSET)
     test_good_line = CameraLine(replace(test_cfg, defect_rate=0.0))
@@ -56,22 +67,44 @@ def write_mvtec(
 
     # Indices >= test_good so no defective part is also a test/good part.
     defect_line = CameraLine(replace(test_cfg, defect_rate=1.0))
-    counts = dict.fromkeys(test_cfg.defect_types, 0)
-    index = test_good
+    counts = _write_defects(
+        out / "test", defect_line, per_type, test_good, test_good_line, out / "ground_truth"
+    )
+    log.info(
+        "wrote MVTec folder %s: %d train good, %d labelled train defects per type, %d test good, %s defects",
+        out,
+        train_good,
+        train_per_type,
+        test_good,
+        counts,
+    )
+    return out
+
+
+def _write_defects(
+    folder: Path,
+    line: CameraLine,
+    per_type: int,
+    start: int,
+    good_line: CameraLine | None = None,
+    masks: Path | None = None,
+) -> dict[str, int]:
+    """``per_type`` defective frames of each type into folder/<type>/; exact masks when asked."""
+    counts = dict.fromkeys(line.config.defect_types, 0)
+    index = start
     while per_type and min(counts.values()) < per_type:
-        frame = defect_line.frame(index)
+        frame = line.frame(index)
         label = frame.truth.label
         if counts[label] < per_type:
-            clean = test_good_line.frame(index).image
-            diff = np.abs(frame.image.astype(np.int16) - clean.astype(np.int16)).max(axis=2)
-            mask = np.where(diff > 0, 255, 0).astype(np.uint8)
             n = counts[label]
-            _write_png(out / "test" / label / f"{n:03d}.png", frame.image)
-            _write_png(out / "ground_truth" / label / f"{n:03d}_mask.png", mask)
+            _write_png(folder / label / f"{n:03d}.png", frame.image)
+            if good_line is not None and masks is not None:
+                clean = good_line.frame(index).image
+                diff = np.abs(frame.image.astype(np.int16) - clean.astype(np.int16)).max(axis=2)
+                _write_png(masks / label / f"{n:03d}_mask.png", np.where(diff > 0, 255, 0).astype(np.uint8))
             counts[label] = n + 1
         index += 1
-    log.info("wrote MVTec folder %s: %d train, %d test good, %s defects", out, train_good, test_good, counts)
-    return out
+    return counts
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -84,6 +117,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train", type=int, default=120, help="train/good images")
     parser.add_argument("--test-good", type=int, default=60, help="test/good images")
     parser.add_argument("--per-type", type=int, default=20, help="test images per defect type")
+    parser.add_argument(
+        "--train-per-type", type=int, default=0, help="Also write this many labelled train/<defect> images"
+    )
     parser.add_argument("--width", type=int, default=640, help="Frame width in pixels")
     parser.add_argument("--height", type=int, default=480, help="Frame height in pixels")
     parser.add_argument("--unseen", action="store_true", help="Render test/ under the unseen belt and light")
@@ -93,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     test_cfg = replace(config, seed=args.seed + TEST_SEED_OFFSET)
     if args.unseen:
         test_cfg = test_cfg.unseen_appearance()
-    write_mvtec(args.out, config, args.train, args.test_good, args.per_type, test_cfg)
+    write_mvtec(args.out, config, args.train, args.test_good, args.per_type, test_cfg, args.train_per_type)
     return 0
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from domain_models.anomaly.evaluate import AnomalyReport
 from domain_models.anomaly.gate import GateCheck
+from domain_models.anomaly.type_eval import TypeReport
 from domain_models.common import LATENCY_HEADERS, markdown_table
 
 
@@ -37,6 +38,57 @@ def _per_type(reports: Mapping[str, AnomalyReport]) -> str:
     return markdown_table(["set", "defect", "n", "image AUROC", "recall at threshold"], rows)
 
 
+def type_section(report: TypeReport | None) -> str:
+    """The card's section on the supervised type head; empty for a model without one."""
+    if report is None:
+        return ""
+    labels = sorted({label for row in report.confusion.values() for label in row})
+    confusion = markdown_table(
+        ["true kind", *labels],
+        [[kind, *(row.get(x, 0) for x in labels)] for kind, row in sorted(report.confusion.items())],
+    )
+    per_type = markdown_table(
+        ["type", "flagged test defects", "type precision", "type recall"],
+        [[t, f.count, f.precision, f.recall] for t, f in report.per_type.items()],
+    )
+    decision = markdown_table(
+        ["rule", "F1", "false rejects"],
+        [
+            ["threshold alone", report.f1_without_head, report.false_rejects_without_head],
+            ["as shipped", report.f1_with_head, report.false_rejects_with_head],
+            *[[f"head also flags at p >= {k}", f1, fr] for k, (f1, fr) in report.head_flag_sweep.items()],
+        ],
+    )
+    unseen = markdown_table(
+        ["unseen kind", "n", "flagged with head", "flagged without", "of flagged, labelled 'anomaly'"],
+        [
+            [k, u.count, u.flagged_with_head, u.flagged_without_head, u.labelled_anomaly]
+            for k, u in report.unseen.items()
+        ],
+    )
+    return f"""## Defect types (supervised head)
+
+Trained with a few labelled defects per type (`DATA/train/<type>/` or `--labelled DIR`), a
+logistic head inside the same graph (third output `defect_type`) names the type of a part the
+anomaly threshold flags: over the backbone feature where the map is hottest and the map's
+statistics. A type below probability {report.confidence:.2f} stays "anomaly". The head may add a
+flag (a part below the threshold that it names with probability >= `--type-flag`) but never
+clears one, so kinds nobody labelled are flagged at least as before. Figures on test/ (never fitted on): type accuracy {report.type_accuracy:.4f} on
+{report.flagged_known} flagged defects of known types (chance {1 / max(len(report.types), 1):.4f});
+image AUROC of the anomaly score {report.auroc_score:.4f}, of the head's defect probability
+{report.auroc_head:.4f}.
+
+{per_type}
+Confusion (true kind x reported label):
+
+{confusion}
+Good/defect decision:
+
+{decision}
+{unseen}
+"""
+
+
 def write_card(
     path: Path,
     *,
@@ -49,6 +101,7 @@ def write_card(
     latency: Sequence[Sequence[str]],
     command: str,
     weaknesses: Sequence[str],
+    types: TypeReport | None = None,
 ) -> None:
     """Write the card from measured figures only."""
     fact_rows = [[k, v] for k, v in facts.items()]
@@ -112,7 +165,7 @@ row; treat the ratios as indicative, not the absolute figures.
 
 
 {markdown_table(LATENCY_HEADERS, latency)}
-## Weaknesses
+{type_section(types)}## Weaknesses
 
 {chr(10).join(f"- {w}" for w in weaknesses)}
 

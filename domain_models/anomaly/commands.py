@@ -16,14 +16,48 @@ from pydantic import ValidationError
 
 from domain_models.common import PipelineError
 
+# Mirrors TrainConfig.type_flag's default (importing train here would import torch).
+DEFAULT_TYPE_FLAG = 0.9
+
 if TYPE_CHECKING:
     from domain_models.anomaly.train import TrainConfig
+
+
+TRAIN_HELP = """\
+Few-shot defect model from an MVTec AD folder:
+
+  DATA/train/good/*.png           good parts to fit on (at least 13)
+  DATA/calibration/good/*.png     optional: more good parts, for the threshold only
+  DATA/test/good, test/<type>     optional: held-out parts, evaluated after training
+  DATA/train/<type>/*.png         optional: a few labelled defects per type (>= 3 each;
+                                  or --labelled DIR with DIR/<type>/*.png instead)
+
+With labelled defects a supervised head names the type of each part the anomaly threshold
+flags (labels good, anomaly, <types...>); a part it is unsure of, or a kind nobody labelled,
+stays 'anomaly'. The output says whether labelled defects were found and used.
+"""
+
+
+def _probability_or_off(text: str) -> float | None:
+    if text == "off":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a probability in (0, 1) or 'off', got {text!r}") from None
 
 
 def add_arguments(command: str, parser: argparse.ArgumentParser) -> None:
     """Options of ``command`` for the defect (anomaly) domain."""
     if command == "train":
-        parser.add_argument("--data", type=Path, required=True, help="MVTec AD folder")
+        parser.description = TRAIN_HELP
+        parser.formatter_class = argparse.RawDescriptionHelpFormatter
+        parser.add_argument(
+            "--data",
+            type=Path,
+            required=True,
+            help="MVTec AD folder (train/good; optional train/<type> labelled)",
+        )
         parser.add_argument("--out", type=Path, required=True, help="Folder for the release files")
         parser.add_argument("--seed", type=int, default=0, help="Split and coreset seed")
         parser.add_argument("--max-images", type=int, default=200, help="Use at most this many good images")
@@ -34,6 +68,32 @@ def add_arguments(command: str, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--name", default="defect-patchcore", help="Model name")
         parser.add_argument("--version", default="1.0.0", help="Model version")
         parser.add_argument("--threads", type=int, default=2, help="CPU threads")
+        parser.add_argument(
+            "--labelled",
+            type=Path,
+            default=None,
+            help=(
+                "Optional labelled defects, <type>/*.png (at least 3 per type), for a supervised type "
+                "head that names the type of a flagged part (default: DATA/train/<type>/ if present; "
+                "parts the head is unsure of, and unseen kinds, stay 'anomaly')"
+            ),
+        )
+        parser.add_argument(
+            "--type-confidence",
+            type=float,
+            default=0.5,
+            help="Least type probability that names a flagged part's type (else 'anomaly')",
+        )
+        parser.add_argument(
+            "--type-flag",
+            type=_probability_or_off,
+            default=DEFAULT_TYPE_FLAG,
+            help=(
+                f"Also flag a part below the anomaly threshold when the head names a type with at "
+                f"least this probability (default {DEFAULT_TYPE_FLAG}; 'off': the threshold alone "
+                "decides; 'evaluate' prints the trade-off)"
+            ),
+        )
     elif command == "evaluate":
         parser.add_argument("--model", type=Path, required=True, help="<name>.manifest.json")
         parser.add_argument("--data", type=Path, required=True, help="MVTec AD folder (test/ is used)")
@@ -65,11 +125,36 @@ def _train(args: argparse.Namespace) -> int:
             f"--{'-'.join(str(p) for p in e['loc']).replace('_', '-')}: {e['msg']}" for e in exc.errors()
         )
         raise PipelineError(f"invalid options: {details}") from None
+    from domain_models.anomaly.labelled import find_labelled
+
+    labelled = find_labelled(cfg.data, cfg.labelled)
+    if labelled is None:
+        sys.stdout.write(
+            f"no labelled defects ({args.data / 'train'}/<type>/ or --labelled): few-shot only, "
+            "labels good/anomaly\n"
+        )
+    else:
+        sys.stdout.write(f"type head: {labelled.describe()}\n")
     manifest, report = train(cfg)
     sys.stdout.write(f"wrote {manifest}\n")
     if report is not None:
         sys.stdout.write(format_report(report, f"{manifest.name} on {args.data}"))
+        if labelled is not None:
+            _write_types(manifest, args.data, args.threads)
     return 0
+
+
+def _write_types(manifest_path: Path, data: Path, threads: int, json_path: Path | None = None) -> None:
+    """The type head's figures on DATA/test (labelled defects never fitted on)."""
+    from domain_models.anomaly.data import open_mvtec
+    from domain_models.anomaly.evaluate import open_model
+    from domain_models.anomaly.type_eval import evaluate_types, format_types
+
+    manifest, onnx_path = open_model(manifest_path)
+    report = evaluate_types(onnx_path, manifest, open_mvtec(data, min_train=0), threads)
+    sys.stdout.write(format_types(report))
+    if json_path is not None:
+        json_path.write_text(json.dumps(report.as_dict(), indent=2) + "\n")
 
 
 def _train_config(args: argparse.Namespace) -> TrainConfig:
@@ -87,12 +172,16 @@ def _train_config(args: argparse.Namespace) -> TrainConfig:
         name=args.name,
         version=args.version,
         threads=args.threads,
+        labelled=args.labelled,
+        type_confidence=args.type_confidence,
+        type_flag=args.type_flag,
     )
 
 
 def _evaluate(args: argparse.Namespace) -> int:
     from domain_models.anomaly.data import open_mvtec
     from domain_models.anomaly.evaluate import evaluate_onnx, format_report, open_model
+    from edge_agent.runtime.anomaly import TYPE_OUTPUT
 
     manifest, onnx_path = open_model(args.model)
     if manifest.preprocessing is None:
@@ -104,6 +193,9 @@ def _evaluate(args: argparse.Namespace) -> int:
     sys.stdout.write(format_report(report, f"{manifest.name} {manifest.version} on {args.data}"))
     if args.json:
         args.json.write_text(json.dumps(report.as_dict(), indent=2) + "\n")
+    if TYPE_OUTPUT in {o.name for o in manifest.outputs}:
+        types_json = args.json.with_suffix(".types.json") if args.json else None
+        _write_types(args.model, args.data, args.threads, types_json)
     return 0
 
 

@@ -4,6 +4,8 @@ DIR/train/good/*.png                       good images to fit on
 DIR/test/good/*.png, DIR/test/<type>/*.png  held-out images, by defect type
 DIR/ground_truth/<type>/<stem>_mask.png     optional pixel masks (255 = defect)
 DIR/calibration/good/*.png                  optional: more good images, used only to set the threshold
+DIR/train/<type>/*.png                     optional: a few labelled defects per type, for the
+                                            supervised type head (labelled.py; not listed here)
 
 A threshold at a 1% false-reject rate is a tail quantile of good scores: from the ~20% of
 train/good held out it is the largest of a few dozen scores, and one image decides it.

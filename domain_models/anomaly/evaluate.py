@@ -25,7 +25,7 @@ from domain_models.common import (
     roc_auc,
     session,
 )
-from edge_agent.runtime.anomaly import MAP_OUTPUT, SCORE_OUTPUT
+from edge_agent.runtime.anomaly import MAP_OUTPUT, SCORE_OUTPUT, TYPE_OUTPUT
 from edge_agent.runtime.preprocess import to_tensor
 from protocol.manifest import ManifestError, ModelManifest, Preprocessing, artifact_path, load_manifest
 
@@ -80,10 +80,14 @@ def open_model(manifest_path: Path) -> tuple[ModelManifest, Path]:
         manifest = load_manifest(manifest_path)
     except ManifestError as exc:
         raise PipelineError(str(exc)) from None
-    if manifest.preprocessing is None or {o.name for o in manifest.outputs} != {SCORE_OUTPUT, MAP_OUTPUT}:
+    names = {o.name for o in manifest.outputs}
+    if manifest.preprocessing is None or names not in (
+        {SCORE_OUTPUT, MAP_OUTPUT},
+        {SCORE_OUTPUT, MAP_OUTPUT, TYPE_OUTPUT},
+    ):
         raise PipelineError(
             f"{manifest_path}: not an anomaly model (needs image preprocessing and outputs "
-            f"{SCORE_OUTPUT!r}, {MAP_OUTPUT!r}; has {[o.name for o in manifest.outputs]})"
+            f"{SCORE_OUTPUT!r}, {MAP_OUTPUT!r} [, {TYPE_OUTPUT!r}]; has {[o.name for o in manifest.outputs]})"
         )
     check_manifest_matches_onnx(manifest_path, manifest)
     return manifest, artifact_path(manifest_path, manifest)

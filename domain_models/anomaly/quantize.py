@@ -223,4 +223,7 @@ def _write_int8_release(
         description=f"{manifest.description} (INT8 static QDQ per-channel, MinMax ranges; scoring head and memory bank in FP32)",
         data_sha256=manifest.lineage.data_sha256 if manifest.lineage else None,
         parent_version=manifest.version,
+        # A type head stays FP32 (only /features/ is quantized): its labels and confidence carry over.
+        labels=manifest.labels,
+        extra_thresholds={k: v for k, v in manifest.thresholds.items() if k != "defect"},
     )

@@ -25,7 +25,7 @@ from protocol.messages import DefectOutput, utcnow
 
 log = logging.getLogger(__name__)
 
-LABELS = ("good", "anomaly")
+LABELS = ("good", "anomaly")  # + the type head's defect types when it has one
 
 
 @dataclass(frozen=True)
@@ -68,6 +68,8 @@ def write_release(
     description: str,
     data_sha256: str | None = None,
     parent_version: str | None = None,
+    labels: tuple[str, ...] = LABELS,
+    extra_thresholds: dict[str, float] | None = None,
 ) -> Path:
     """Write the manifest (with golden sample computed by the edge runtime itself); returns its path."""
     out = onnx_path.parent
@@ -99,9 +101,9 @@ def write_release(
         outputs=outputs,
         preprocessing=spec,
         lineage=Lineage(parent_version=parent_version, data_sha256=data_sha256),
-        labels=LABELS,
+        labels=labels,
         good_label="good",
-        thresholds={"defect": calibration.threshold},
+        thresholds={**(extra_thresholds or {}), "defect": calibration.threshold},
         metrics=metrics,
         created_at=utcnow(),
     )

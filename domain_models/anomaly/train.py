@@ -4,13 +4,19 @@ Steps: list the MVTec folder -> shuffle train/good with the seed -> hold out a s
 threshold (plus every image of the optional calibration/good) -> Lite0 features of the rest -> greedy coreset memory bank -> export
 ``image -> (score, anomaly_map)`` -> threshold from onnxruntime scores of the held-out good images
 at the requested false-reject rate -> manifest (+ evaluation on test/ when present).
+
+With labelled defects (``--labelled DIR`` or DIR/train/<type>/, see :mod:`labelled`) a type head
+(:mod:`head`) is fit after the threshold on the labelled defects and the held-out good images,
+and the graph is exported again with its third output; the score and map are unchanged.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -19,9 +25,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from domain_models.anomaly.data import calibration_images, open_mvtec, read_image
 from domain_models.anomaly.evaluate import AnomalyReport, evaluate_onnx, run_images
+from domain_models.anomaly.head import TypedAnomalyNet, fit_type_head
+from domain_models.anomaly.labelled import LabelledDefects, find_labelled
 from domain_models.anomaly.model import MEAN, STD, AnomalyNet, Lite0Features, fit_patchcore
-from domain_models.anomaly.release import Calibration, data_listing_sha256, write_release
+from domain_models.anomaly.release import LABELS, Calibration, data_listing_sha256, write_release
 from domain_models.common import PipelineError, session, threshold_at_false_reject
+from edge_agent.runtime.anomaly import MAP_OUTPUT, SCORE_OUTPUT, TYPE_OUTPUT
 from edge_agent.runtime.preprocess import to_tensor
 from protocol.manifest import Preprocessing
 
@@ -53,6 +62,21 @@ class TrainConfig(BaseModel):
     coreset: int = Field(default=1000, ge=10, description="Memory-bank size (patches kept)")
     sigma: float = Field(default=1.0, gt=0, description="Gaussian smoothing of the map, in map cells")
     threads: int = Field(default=2, ge=1, description="torch and onnxruntime threads")
+    labelled: Path | None = Field(
+        default=None, description="Folder of labelled defects <type>/*.png (default: DIR/train/<type>/)"
+    )
+    type_confidence: float = Field(
+        default=0.5, gt=0, lt=1, description="Least type probability that names a flagged part's type"
+    )
+    # Measured on held-out simulator defects: at 0.9 F1 rose (0.898 -> 0.924 with 10 labelled
+    # per type, 0.909 with 5) with no more false rejects on good test parts; None turns it off.
+    type_flag: float | None = Field(
+        default=0.9,
+        gt=0,
+        lt=1,
+        description="Also flag parts below the threshold whose best type reaches this probability",
+    )
+    max_good_for_head: int = Field(default=200, ge=1, description="Held-out good images the type head sees")
 
 
 def _features(
@@ -66,9 +90,10 @@ def _features(
     return torch.cat(chunks)
 
 
-def export_onnx(net: AnomalyNet, path: Path, spec: Preprocessing) -> None:
+def export_onnx(net: AnomalyNet | TypedAnomalyNet, path: Path, spec: Preprocessing) -> None:
     """Legacy (TorchScript) export with a dynamic batch; the module is put back in eval mode after."""
     width, height = spec.resize
+    outputs = [SCORE_OUTPUT, MAP_OUTPUT] + ([TYPE_OUTPUT] if isinstance(net, TypedAnomalyNet) else [])
     with warnings.catch_warnings():
         # The dynamo exporter is not needed for this plain CNN + MatMul graph.
         warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export.*")
@@ -81,8 +106,8 @@ def export_onnx(net: AnomalyNet, path: Path, spec: Preprocessing) -> None:
             (torch.zeros(1, 3, height, width),),
             str(path),
             input_names=["image"],
-            output_names=["score", "anomaly_map"],
-            dynamic_axes={"image": {0: "batch"}, "score": {0: "batch"}, "anomaly_map": {0: "batch"}},
+            output_names=outputs,
+            dynamic_axes={"image": {0: "batch"}, **{name: {0: "batch"} for name in outputs}},
             opset_version=17,
             dynamo=False,
         )
@@ -95,6 +120,9 @@ def train(cfg: TrainConfig) -> tuple[Path, AnomalyReport | None]:
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
     folder = open_mvtec(cfg.data, min_train=MIN_FIT + MIN_HOLDOUT, need_test=False)
+    labelled = find_labelled(cfg.data, cfg.labelled)  # before the slow part: a bad folder fails fast
+    if labelled is not None:
+        log.info("type head: %s", labelled.describe())
     order = np.random.default_rng(cfg.seed).permutation(len(folder.train))
     paths = [folder.train[i] for i in order[: cfg.max_images]]
     n_hold = max(MIN_HOLDOUT, round(cfg.holdout * len(paths)))
@@ -126,6 +154,14 @@ def train(cfg: TrainConfig) -> tuple[Path, AnomalyReport | None]:
         seed=cfg.seed,
     )
     log.info("threshold %.4f from %d held-out good images at FRR %.3f", threshold, len(hold_paths), cfg.frr)
+    labels: tuple[str, ...] = LABELS
+    extra_thresholds: dict[str, float] = {}
+    if labelled is not None:
+        typed = _attach_head(net, threshold, labelled, hold_paths[: cfg.max_good_for_head], spec)
+        export_onnx(typed, onnx_path, spec)  # same score and map, plus defect_type
+        labels, extra_thresholds = LABELS + labelled.types, {"type": cfg.type_confidence}
+        if cfg.type_flag is not None:
+            extra_thresholds["type_flag"] = cfg.type_flag
 
     report = None
     golden = hold_paths[0]
@@ -148,8 +184,41 @@ def train(cfg: TrainConfig) -> tuple[Path, AnomalyReport | None]:
         description=(
             f"Few-shot anomaly detection: PatchCore ({cfg.coreset}-patch coreset) on EfficientNet-Lite0 "
             f"features, fit on {len(fit_paths)} good images; threshold at {cfg.frr:.1%} false rejects"
+            + (f"; type head on {labelled.describe()}" if labelled is not None else "")
         ),
-        data_sha256=data_listing_sha256(paths + extra, cfg.data),
+        data_sha256=_lineage(paths + extra, cfg.data, labelled),
+        labels=labels,
+        extra_thresholds=extra_thresholds,
     )
     log.info("trained %s in %.1f s", manifest_path.name, time.perf_counter() - started)
     return manifest_path, report
+
+
+def _lineage(paths: list[Path], root: Path, labelled: LabelledDefects | None) -> str:
+    """Hash of the good listing, and of the labelled one (relative to its own folder) when used."""
+    digest = data_listing_sha256(paths, root)
+    if labelled is None:
+        return digest
+    # --labelled may live outside the data folder: hash its listing relative to itself.
+    both = f"{digest} {data_listing_sha256(_labelled_paths(labelled), labelled.source)}"
+    return hashlib.sha256(both.encode()).hexdigest()
+
+
+def _labelled_paths(labelled: LabelledDefects | None) -> list[Path]:
+    return [p for t in labelled.types for p in labelled.by_type[t]] if labelled is not None else []
+
+
+def _attach_head(
+    net: AnomalyNet, threshold: float, labelled: LabelledDefects, good: list[Path], spec: Preprocessing
+) -> TypedAnomalyNet:
+    """Fit the type head on ``good`` (class 0) and the labelled defects (classes 1..K)."""
+    paths = good + _labelled_paths(labelled)
+    classes = [0] * len(good) + [i + 1 for i, t in enumerate(labelled.types) for _ in labelled.by_type[t]]
+
+    def batches(size: int = 16) -> Iterator[torch.Tensor]:
+        for start in range(0, len(paths), size):
+            images = [read_image(p) for p in paths[start : start + size]]
+            yield torch.from_numpy(np.asarray(to_tensor(images, spec)))
+
+    head = fit_type_head(net, threshold, batches(), torch.tensor(classes), 1 + len(labelled.types))
+    return TypedAnomalyNet(net, head).eval()

@@ -4,6 +4,14 @@ Such a graph (``domain_models.anomaly``) is a ``task: defect`` model fit on good
 raw score is a feature distance; ``thresholds["defect"]`` was calibrated on held-out good parts.
 The wire score is ``raw / (raw + threshold)``: in [0, 1), monotonic, exactly 0.5 at the threshold.
 
+With labelled defects the graph has a third output, ``defect_type`` (N, 1 + K): a softmax over
+(good_label, type_1 .. type_K), the types being ``labels`` minus the good label and "anomaly", in
+order. It only names a part the threshold already flagged, and only when the type's probability
+reaches ``thresholds["type"]`` (0.5 if absent); otherwise the label stays "anomaly". Only when
+the manifest sets ``thresholds["type_flag"]`` does the head also flag a part below the threshold
+whose best type reaches that (higher) probability; it never clears a flag, so a defect kind
+nobody labelled is flagged at least as often as without it.
+
 The box is the bounding box of the hottest connected region of the map, in the model's input
 pixels (``preprocessing.resize``); :func:`box_to_source` scales it to the source frame.
 
@@ -24,7 +32,9 @@ from protocol.messages import Box, DefectOutput
 
 SCORE_OUTPUT = "score"
 MAP_OUTPUT = "anomaly_map"
+TYPE_OUTPUT = "defect_type"
 ANOMALY_LABEL = "anomaly"
+DEFAULT_TYPE_CONFIDENCE = 0.5
 # The box covers the peak's connected region above median + this share of (peak - median), or
 # above the threshold if higher. Relative to the median, not zero: a patch distance never is
 # zero, so "half the peak" would cover the whole part.
@@ -70,8 +80,25 @@ def box_to_source(box: Box, input_size: tuple[int, int], source_shape: Sequence[
     return Box(x=x0, y=y0, w=max(x1 - x0, 1), h=max(y1 - y0, 1))
 
 
+def _type_probs(
+    outputs: Sequence[Array], manifest: ModelManifest, batch: int, bad: str
+) -> tuple[Array | None, tuple[str, ...]]:
+    """The ``defect_type`` output (batch, 1 + K) and its K type names, or (None, ()) without a head."""
+    names = [o.name for o in manifest.outputs]
+    if TYPE_OUTPUT not in names:
+        return None, ()
+    types = tuple(label for label in manifest.labels if label not in (manifest.good_label, bad))
+    probs = np.asarray(outputs[names.index(TYPE_OUTPUT)], dtype=np.float32)
+    if not types or probs.shape != (batch, 1 + len(types)):
+        raise ValueError(
+            f"model {manifest.name} {manifest.version}: {TYPE_OUTPUT} has shape {probs.shape}, expected "
+            f"({batch}, {1 + len(types)}) for the good label and types {list(types)}"
+        )
+    return probs, types
+
+
 def anomaly_post_process(outputs: Sequence[Array], manifest: ModelManifest, batch: int) -> list[DefectOutput]:
-    """(score, anomaly_map) -> DefectOutput: label 'anomaly' or the good label, a box when defective."""
+    """(score, anomaly_map[, defect_type]) -> DefectOutput: good, a named type or 'anomaly'; a box when defective."""
     names = [o.name for o in manifest.outputs]
     where = f"model {manifest.name} {manifest.version}"
     try:
@@ -91,21 +118,36 @@ def anomaly_post_process(outputs: Sequence[Array], manifest: ModelManifest, batc
     if manifest.preprocessing is None:
         raise ValueError(f"{where}: an anomaly model needs image preprocessing")
     input_size = manifest.preprocessing.resize
+    type_probs, types = _type_probs(outputs, manifest, batch, bad)
+    confidence = manifest.thresholds.get("type", DEFAULT_TYPE_CONFIDENCE)
+    type_flag = manifest.thresholds.get("type_flag")
     results: list[DefectOutput] = []
-    for value, amap in zip(raw, maps, strict=True):
+    for i, (value, amap) in enumerate(zip(raw, maps, strict=True)):
         score = normalized_score(float(value), threshold)
         is_defect = float(value) >= threshold
+        scores = {bad: round(score, 6), good: round(1.0 - score, 6)}
+        label = bad if is_defect else good
+        confident = score if is_defect else 1.0 - score
+        if type_probs is not None:
+            row = np.clip(type_probs[i, 1:], 0.0, 1.0)  # a softmax can stray a hair outside
+            scores.update({t: round(float(p), 6) for t, p in zip(types, row, strict=True)})
+            top = int(np.argmax(row))
+            if not is_defect and type_flag is not None and float(row[top]) >= type_flag:
+                is_defect, confident = True, float(row[top])
+            if is_defect and float(row[top]) >= confidence:
+                label = types[top]
         box = None
         if is_defect:
             base = float(np.median(amap))
-            level = max(threshold, base + REGION_LEVEL * (float(amap.max()) - base))
-            box = hottest_box(amap, level, input_size)
+            level = base + REGION_LEVEL * (float(amap.max()) - base)
+            # Above the threshold when the map reaches it; a part the head flagged may stay below.
+            box = hottest_box(amap, max(threshold, level) if float(value) >= threshold else level, input_size)
         results.append(
             DefectOutput(
-                label=bad if is_defect else good,
+                label=label,
                 is_defect=is_defect,
-                score=round(score if is_defect else 1.0 - score, 6),
-                scores={bad: round(score, 6), good: round(1.0 - score, 6)},
+                score=round(confident, 6),
+                scores=scores,
                 box=box,
             )
         )
