@@ -22,7 +22,8 @@ def defaults() -> dict[str, str]:
     """The form's initial values: the API's own defaults, so the form and factoryctl agree."""
     fields = RolloutCreate.model_fields
     values = {
-        "slot": str(fields["slot"].default),
+        # No default slot: a slot the target gateways lack would be offered for nothing.
+        "slot": "",
         "waves": str(fields["waves"].default),
         "bake_s": f"{fields['bake_s'].default:g}",
     }
@@ -88,6 +89,8 @@ def field_errors(exc: ApiError) -> tuple[dict[str, str], list[str]]:
         message = exc.detail
         if "target" in message:
             fields["target"] = message
+        elif message.startswith("slot "):
+            fields["slot"] = message
         elif "version" in message and "registry" in message:
             fields["version"] = message
         else:

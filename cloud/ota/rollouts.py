@@ -57,6 +57,28 @@ def resolve_target(session: Session, req: RolloutCreate) -> list[str]:
     return sorted(chosen)
 
 
+def _slot_problem(session: Session, gateways: list[str], slot: str) -> str | None:
+    """Why ``slot`` cannot be updated on some of ``gateways``, or None.
+
+    A gateway updates only the slots its config declares (a new slot needs its sources wired), so
+    an offer for another slot would be ignored and the rollout would abort for nothing. Gateways
+    that never reported their models are given the benefit of the doubt.
+    """
+    lacking: dict[str, set[str]] = {}
+    for gateway_id, models in session.execute(
+        select(Gateway.id, Gateway.models).where(Gateway.id.in_(gateways))
+    ):
+        slots = {str(m["slot"]) for m in models or [] if isinstance(m, dict) and m.get("slot")}
+        if slots and slot not in slots:
+            lacking[gateway_id] = slots
+    if not lacking:
+        return None
+    names = sorted(lacking)
+    shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    have = ", ".join(sorted(set().union(*lacking.values())))
+    return f"slot {slot!r} is not a model slot of {shown} (they have: {have}); pick one of those slots"
+
+
 def create_rollout(session: Session, req: RolloutCreate, actor: str) -> Rollout:
     """Plan a rollout (gateways assigned to waves in id order); it starts on the next tick."""
     if _version(session, req.model_name, req.version) is None:
@@ -64,6 +86,9 @@ def create_rollout(session: Session, req: RolloutCreate, actor: str) -> Rollout:
     gateways = resolve_target(session, req)
     if not gateways:
         raise RegistryError(422, "the target matches no gateway")
+    problem = _slot_problem(session, gateways, req.slot)
+    if problem is not None:
+        raise RegistryError(422, problem)
     sizes = wave_sizes(req.waves, len(gateways))
     plan = {gw: {"wave": next(i for i, n in enumerate(sizes) if idx < n)} for idx, gw in enumerate(gateways)}
     now = utcnow()

@@ -142,7 +142,11 @@ def test_admin_form_offers_what_the_api_accepts(live: Live) -> None:
                  "max_p95_latency_ms", "max_defect_rate_shift", "max_confidence_drop", "min_inferences", "install_timeout_s"):  # fmt: skip
         assert f'name="{name}"' in form, name
     assert '<datalist id="known-lines"><option value="line-1"><option value="line-2"></datalist>' in form
-    assert '<datalist id="known-slots"><option value="main"></datalist>' in form  # from the gateways' births
+    # The slots the gateways reported in their births, none chosen in advance.
+    assert (
+        '<option value="">choose the slot to update</option><option value="main">main</option></select>'
+        in form
+    )
     assert 'name="max_error_rate" inputmode="decimal" value="0.05"' in form  # the API's own default
 
 
@@ -195,6 +199,14 @@ def test_create_form_shows_registry_and_target_refusals(live: Live) -> None:
     assert nobody.status_code == 422
     assert re.search(r'id="error-target"[^>]*>the target matches no gateway<', nobody.text)
     assert 'name="line" list="known-lines" value="line-9"' in nobody.text
+    # A slot none of the targeted gateways has would be ignored by them: refused, by the slot field.
+    no_slot = live.client.post("/rollouts", data={**FULL_FORM, "slot": "parcels"}, headers=ORIGIN)
+    assert no_slot.status_code == 422
+    assert re.search(
+        r"id=\"error-slot\"[^>]*>slot &#39;parcels&#39; is not a model slot of gw-a, gw-b \(they have: main\)",
+        no_slot.text,
+    )
+    assert '<option value="parcels" selected>' not in no_slot.text  # not offered: no gateway has it
 
 
 def test_only_admins_get_the_form_and_the_api_refuses_the_others(live: Live) -> None:
