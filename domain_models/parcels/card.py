@@ -80,7 +80,8 @@ trained {train_meta.get("steps")} steps (batch {train_meta.get("batch", 4)}, who
 the map upsampled to frame pixels), tracks centroids, counts a parcel once when its centre crosses
 the line, reads the label with zxing-cpp on the upright crop (OpenCV fallback) and routes it with
 the rule table `parcel-routes.json` (damaged -> reject, unread -> manual, >= 480 mm -> oversize,
-then barcode prefix -> lane_1..3). Calibration and counting line are manifest thresholds.
+then barcode prefix -> lane_1..3). Calibration, counting line and rule table shipped here are the
+simulated line's defaults; a gateway's `parcels:` config section overrides them per line.
 
 ## Metrics (held-out sequences; the whole runner, not just the network)
 {markdown_table(["metric", *cols], rows)}
