@@ -7,6 +7,9 @@ import argparse
 import getpass
 import sys
 from collections.abc import Mapping
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
 
 from cloud.auth.service import AuthError, Principal, Role, audit, create_token, create_user
 from cloud.config import CloudSettings
@@ -16,8 +19,35 @@ from cloud.db.migrate import migrate
 CLI_ACTOR = Principal("cli:factory-cloud", Role.admin)
 
 
+def sqlite_file(db_url: str) -> Path | None:
+    """The file of a SQLite URL (None for other databases and in-memory SQLite)."""
+    url = make_url(db_url)
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    return Path(url.database)
+
+
+def where_written(db_url: str, created: bool) -> str:
+    """The line telling the user which database was written; the password never shows."""
+    shown = make_url(db_url).render_as_string(hide_password=True)
+    line = f"written to database {shown}"
+    if created:
+        # The classic slip: no --db, so a fresh default file is made and the running cloud
+        # (the demo's own database) never sees the user or token.
+        line += (
+            f"\nwarning: {shown} did not exist and was just created empty; if your cloud runs on "
+            "another database, pass its --db URL (or set FACTORY_DB_URL): the demo prints its own"
+        )
+    return line
+
+
 def run_access_command(args: argparse.Namespace, settings: CloudSettings, env: Mapping[str, str]) -> int:
-    """Create a user or a token; print the token secret once. Returns the exit code."""
+    """Create a user or a token; print the token secret once. Returns the exit code.
+
+    Stdout holds only the result (the token secret, for scripts); which database was written,
+    and a warning if it did not exist before, go to stderr."""
+    path = sqlite_file(settings.db_url)
+    created = path is not None and not path.exists()
     if settings.migrate_on_start:
         migrate(settings.db_url, wait_s=settings.db_wait_s)
     engine = make_engine(settings.db_url)
@@ -40,4 +70,5 @@ def run_access_command(args: argparse.Namespace, settings: CloudSettings, env: M
                 print(secret)  # noqa: T201  # the only time the secret exists outside its holder
     finally:
         engine.dispose()
+    print(where_written(settings.db_url, created), file=sys.stderr)  # noqa: T201
     return 0

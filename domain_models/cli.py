@@ -74,19 +74,51 @@ def _task_of(manifest: Path) -> str:
 
 def _parser(command: str, domain: str | None, module: ModuleType | None) -> argparse.ArgumentParser:
     prog = f"factory-models {command}" + (f" {domain}" if domain and command != "evaluate" else "")
-    parser = argparse.ArgumentParser(prog=prog)
+    parser = argparse.ArgumentParser(prog=prog, description=COMMAND_HELP.get(command))
     parser.add_argument("-v", "--verbose", action="store_true", help="Log debug messages")
     if module is not None:
         module.add_arguments(command, parser)
     return parser
 
 
+COMMAND_HELP: dict[str, str] = {
+    "train": "train a model from a data folder and write a release (ONNX + manifest + card)",
+    "evaluate": "measure a release on held-out data (the domain comes from the manifest's task)",
+    "export": "package a release folder for `factoryctl models push`",
+    "quantize": "INT8 copy of a release, kept only if it passes its accuracy gate",
+}
+
+
 def _usage() -> str:
+    commands = "".join(f"  {name:9} {COMMAND_HELP[name]}\n" for name in COMMANDS)
     return (
         "usage: factory-models {train|export|quantize} DOMAIN [options]\n"
         "       factory-models evaluate --model M.manifest.json --data DIR [options]\n"
+        f"commands:\n{commands}"
         f"domains: {', '.join(DOMAINS)}\n"
+        "factory-models COMMAND --help lists each domain's flags; "
+        "factory-models COMMAND DOMAIN --help one domain's.\n"
     )
+
+
+def _command_help(command: str) -> str:
+    """``factory-models COMMAND --help``: what it does and every domain's flags for it."""
+    usage = (
+        "factory-models evaluate --model M.manifest.json [options]"
+        if command == "evaluate"
+        else f"factory-models {command} DOMAIN [options]"
+    )
+    parts = [f"usage: {usage}\n\n{COMMAND_HELP[command]}\ndomains: {', '.join(DOMAINS)}\n"]
+    for domain in DOMAINS:
+        try:
+            parser = _parser(command, domain, load_domain(domain))
+        except DomainMissingError as exc:  # help still works when one domain is not installed
+            parts.append(f"\n== {domain}: not available here: {exc}\n")
+            continue
+        # Drop the per-domain usage line: the options are what a reader looks for here.
+        options = parser.format_help().split("\n\n", 1)[-1]
+        parts.append(f"\n== {domain} ({parser.prog})\n{options}")
+    return "".join(parts)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -109,7 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         known, _ = peek.parse_known_args(rest)
         if known.model is None:
             if "-h" in rest or "--help" in rest:
-                sys.stdout.write(_usage())
+                sys.stdout.write(_command_help(command))
                 return 0
             sys.stderr.write("factory-models evaluate: --model M.manifest.json is required\n")
             return 2
@@ -119,8 +151,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.stderr.write(f"factory-models evaluate: no domain evaluates task {task!r}\n")
             return 2
     else:
+        if rest and rest[0] in ("-h", "--help"):
+            sys.stdout.write(_command_help(command))
+            return 0
         if not rest or rest[0].startswith("-"):
-            sys.stderr.write(f"factory-models {command}: name a domain: {', '.join(DOMAINS)}\n")
+            sys.stderr.write(
+                f"factory-models {command}: name a domain: {', '.join(DOMAINS)} (factory-models {command} --help lists their flags)\n"
+            )
             return 2
         domain, rest = rest[0], rest[1:]
     try:

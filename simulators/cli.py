@@ -6,6 +6,7 @@ is one entry with its argument builder and its runner.
     factory-sim camera --serve 8080                       # live MJPEG until Ctrl-C
     factory-sim camera --out-dir frames --count 200       # PNGs + labels.jsonl
     factory-sim camera --video line.avi --count 300       # MJPG .avi + line.avi.labels.jsonl
+    factory-sim mvtec --out data/widgets                  # an MVTec-layout folder to train on
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from simulators.demo import add_demo_arguments, run_demo_from_args
 from simulators.fleet import add_fleet_arguments, run_fleet
 from simulators.lines_cli import add_notes_arguments, add_parcels_arguments, run_notes, run_parcels
 from simulators.mjpeg import MjpegConfig, MjpegServer
+from simulators.mvtec import add_mvtec_arguments, run_mvtec
 from simulators.writers import write_frames, write_video
 
 log = logging.getLogger("simulators.cli")
@@ -120,6 +122,11 @@ SUBCOMMANDS: dict[str, Subcommand] = {
         help="operators' maintenance notes dropped into a folder at a steady rate",
         add_arguments=add_notes_arguments,
         run=run_notes,
+    ),
+    "mvtec": Subcommand(
+        help="write an MVTec-layout folder (train/good, test/<defect>, ground_truth) to train a defect model on",
+        add_arguments=add_mvtec_arguments,
+        run=run_mvtec,
     ),
     "gateways": Subcommand(
         help="run N virtual gateways: a simulated camera line + a real edge-agent each",

@@ -25,15 +25,13 @@ from typing import Any
 
 from protocol.signing import generate_private_key, private_key_pem, public_key_pem
 from protocol.topics import TOPIC_ROOT
+from simulators.demo_banner import DEMO_PASSWORD, DEMO_USERS, banner
 from simulators.demo_registry import RegistryError, push_bundled
-from simulators.fleet import FleetConfig, VirtualGateway, add_fleet
+from simulators.fleet import FleetConfig, add_fleet
 from simulators.net import console_script, free_port, port_is_free
 from simulators.supervisor import Service, Supervisor
 
 log = logging.getLogger(__name__)
-# Console users of the demo, one per role; the banner prints them (never used outside the demo profile).
-DEMO_USERS = {"admin": "admin", "operator": "operator", "viewer": "viewer"}
-DEMO_PASSWORD = "factory-demo"  # noqa: S105 - demo profile only, printed on purpose
 
 
 @dataclass(frozen=True)
@@ -141,39 +139,6 @@ def _start_cloud(supervisor: Supervisor, config: DemoConfig) -> tuple[str, str, 
     return broker_url, api_url, admin_token
 
 
-def _banner(
-    broker_url: str,
-    api_url: str,
-    db_url: str,
-    gateways: list[VirtualGateway],
-    workdir: Path,
-    admin_token: str,
-) -> str:
-    rows = [
-        "",
-        "factory-edge demo is running (embedded profile: no TLS, reads need no token - not for production)",
-        f"  console / API   {api_url}   (OpenAPI docs: {api_url}/docs)",
-        f"  MQTT broker     {broker_url}",
-        f"  database        {db_url}",
-        f"  console login   {', '.join(DEMO_USERS)} (password {DEMO_PASSWORD}) at {api_url}/",
-        f"  admin token     {admin_token}",
-        f"                  factoryctl login --url {api_url} --token {admin_token}",
-        f"  signing key     {workdir / 'keys' / 'demo-signing.pem'} (the gateways trust its public key;",
-        "                  sign pushes with: factoryctl models push MODEL.onnx --manifest M --key <that file>)",
-    ]
-    for gw in gateways:
-        rows.append(
-            f"  gateway {gw.gateway_id:<8}{gw.line:<8}{gw.kind:<11}camera http://127.0.0.1:{gw.camera_port}/stream.mjpg"
-            f"   agent health http://127.0.0.1:{gw.http_port}/healthz"
-        )
-    rows += [
-        f"  logs            {workdir / 'logs'} and {workdir / 'gateways'}/<gateway>/*.log",
-        "Ctrl-C stops everything.",
-        "",
-    ]
-    return "\n".join(rows)
-
-
 def _status(api_url: str) -> str:
     try:
         gateways = _get_json(f"{api_url}/api/v1/gateways")
@@ -232,7 +197,7 @@ def run_demo(config: DemoConfig) -> int:
         except (RegistryError, OSError, subprocess.TimeoutExpired) as exc:
             log.error("%s (the demo runs on; `factoryctl models push` registers them by hand)", exc)
         db_shown = config.db_url or f"sqlite:///{(config.workdir / 'cloud.db').resolve()}"
-        sys.stdout.write(_banner(broker_url, api_url, db_shown, gateways, config.workdir, admin_token) + "\n")
+        sys.stdout.write(banner(broker_url, api_url, db_shown, gateways, config.workdir, admin_token) + "\n")
         sys.stdout.flush()
         started = time.monotonic()
         next_status = started + min(10.0, config.status_every_s)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -107,9 +108,8 @@ def _write_defects(
     return counts
 
 
-def main(argv: list[str] | None = None) -> int:
-    """CLI: write a simulator MVTec folder."""
-    parser = argparse.ArgumentParser(prog="python -m simulators.mvtec", description=__doc__.splitlines()[0])
+def add_mvtec_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags of ``factory-sim mvtec`` (and ``python -m simulators.mvtec``)."""
     parser.add_argument("--out", type=Path, required=True, help="Folder to create")
     parser.add_argument(
         "--seed", type=int, default=11, help="Line seed of train/good (test uses seed + 1000)"
@@ -123,14 +123,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--width", type=int, default=640, help="Frame width in pixels")
     parser.add_argument("--height", type=int, default=480, help="Frame height in pixels")
     parser.add_argument("--unseen", action="store_true", help="Render test/ under the unseen belt and light")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+
+
+def run_mvtec(args: argparse.Namespace) -> int:
+    """Write the folder the flags describe; say where and what to do with it."""
     config = CameraLineConfig(seed=args.seed, width=args.width, height=args.height)
     test_cfg = replace(config, seed=args.seed + TEST_SEED_OFFSET)
     if args.unseen:
         test_cfg = test_cfg.unseen_appearance()
     write_mvtec(args.out, config, args.train, args.test_good, args.per_type, test_cfg, args.train_per_type)
+    sys.stdout.write(
+        f"wrote an MVTec-layout folder to {args.out}; train on it with:\n"
+        f"  factory-models train defect --data {args.out} --out OUT_DIR\n"
+    )
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI: write a simulator MVTec folder."""
+    parser = argparse.ArgumentParser(prog="python -m simulators.mvtec", description=__doc__.splitlines()[0])
+    add_mvtec_arguments(parser)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    return run_mvtec(args)
 
 
 if __name__ == "__main__":

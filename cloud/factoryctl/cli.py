@@ -1,19 +1,20 @@
 """``factoryctl``: the engineer's and operator's command line for the factory-edge cloud API.
 
 factoryctl login --url http://cloud:8000 --token fe_...
-factoryctl keys generate --out ~/.factory/keys/me
-factoryctl models push model.onnx --manifest model.manifest.json --key ~/.factory/keys/me.key --fill
+factoryctl keys generate --out ~/.factory/keys/me.pem      # me.pem (private) + me.pub.pem
+factoryctl models push model.onnx --manifest model.manifest.json --key ~/.factory/keys/me.pem --fill
 factoryctl rollouts create --model defect-cnn --version 1.1 --line line-1 --waves 1,10%,100%
 factoryctl rollouts status ID --watch
 factoryctl devices list --json
 
 Exit codes: 0 ok, 1 error, 2 usage, 3 not logged in / not allowed, 4 not found, 5 conflict,
-6 a watched rollout aborted.
+6 a watched rollout aborted, 141 the reader of the output went away (e.g. `| head`).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -25,6 +26,7 @@ from cloud.factoryctl.commands import EXIT_AUTH, Context, CtlError, run
 from cloud.factoryctl.config import config_path, load_config
 
 __all__ = ["CtlError", "build_parser", "main"]
+EXIT_PIPE = 141  # what a shell reports for a tool killed by SIGPIPE
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,8 +47,15 @@ def build_parser() -> argparse.ArgumentParser:
     login.add_argument("--url", default=argparse.SUPPRESS, help="API base URL to log in to")
 
     keys = res.add_parser("keys", help="signing keys").add_subparsers(dest="action", required=True)
-    gen = keys.add_parser("generate", help="write an Ed25519 key pair: OUT.key (0600) and OUT.pub")
-    gen.add_argument("--out", type=Path, required=True, help="path prefix of the two files")
+    gen_help = "write an Ed25519 key pair: the private key to OUT (0600), the public one beside it"
+    gen = keys.add_parser("generate", help=gen_help, description=gen_help)
+    gen.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="private key file, e.g. me.pem (.pem is added when OUT has no suffix); "
+        "the public key goes to me.pub.pem, the file gateways pin",
+    )
 
     models = res.add_parser("models", help="the model registry").add_subparsers(dest="action", required=True)
     push = models.add_parser("push", help="sign and upload a model version (resumable)")
@@ -106,6 +115,17 @@ def main(
     client: httpx.Client | None = None,
 ) -> int:
     """Entry point of ``factoryctl``; ``client`` lets tests pass an in-process one."""
+    try:
+        return _main(argv, environ, client)
+    except BrokenPipeError:
+        # `factoryctl ... | head`: the reader is gone. Stop quietly, as Unix tools do; point
+        # stdout at /dev/null so the interpreter's final flush does not complain either.
+        with contextlib.suppress(OSError, ValueError):  # ValueError: a stdout without a file
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_PIPE
+
+
+def _main(argv: Sequence[str] | None, environ: Mapping[str, str] | None, client: httpx.Client | None) -> int:
     env = os.environ if environ is None else environ
     args = build_parser().parse_args(argv)
     try:

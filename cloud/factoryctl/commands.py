@@ -52,12 +52,18 @@ def _login(ctx: Context, client: httpx.Client) -> int:
     return 0
 
 
+def key_paths(out: Path) -> tuple[Path, Path]:
+    """(private, public) for ``--out``: OUT itself (``.pem`` added when it has no suffix) and
+    its stem + ``.pub.pem``, the naming the demo's signing key uses too."""
+    private = out if out.suffix else out.with_name(out.name + ".pem")
+    return private, private.with_name(private.stem + ".pub.pem")
+
+
 def _keys(ctx: Context, _client: httpx.Client) -> int:
-    out: Path = ctx.args.out
-    private, public = out.with_suffix(".key"), out.with_suffix(".pub")
+    private, public = key_paths(ctx.args.out)
     if private.exists() or public.exists():
         raise CtlError(f"{private} or {public} exists; choose another --out (keys are never overwritten)")
-    out.parent.mkdir(parents=True, exist_ok=True)
+    private.parent.mkdir(parents=True, exist_ok=True)
     key = generate_private_key()
     fd = os.open(private, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as fh:
@@ -78,11 +84,10 @@ def _progress(ctx: Context) -> Any:
             return
         width = 30
         filled = width * done // max(total, 1)
-        ctx.err.write(
-            f"\r{name[:24]:24} [{'#' * filled}{'.' * (width - filled)}] {done * 100 // max(total, 1):3d}%"
-        )
+        # The whole name: two files of one release often differ only at the end.
+        ctx.err.write(f"\r{name} [{'#' * filled}{'.' * (width - filled)}] {done * 100 // max(total, 1):3d}%")
         if done >= total:
-            ctx.err.write("\n")
+            ctx.err.write("\n")  # the next output starts on its own line
         ctx.err.flush()
 
     return show
@@ -153,23 +158,12 @@ def _devices(ctx: Context, client: httpx.Client) -> int:
         emit(ctx, {**gw, "ota": ota})
         return 0
     ctx.out.write(
-        f"{gw['id']}  line {gw['line']}  site {gw['site']}  tags {cell(gw['tags'])}  online {cell(gw['online'])}\n"
+        f"{gw['id']}  line {cell(gw['line'])}  site {cell(gw['site'])}  tags {cell(gw['tags'])}  "
+        f"online {cell(gw['online'])}\n"
     )
     reported = (ota.get("reported") or {}).get("slots", {})
-    rows = [
-        {
-            "slot": name,
-            "active": (s.get("active") or {}).get("version"),
-            "previous": (s.get("previous") or {}).get("version"),
-            "phase": s.get("phase"),
-            "error": s.get("error"),
-        }
-        for name, s in reported.items()
-    ]
-    ctx.out.write(
-        (table(rows, ("slot", "active", "previous", "phase", "error")) if rows else "no reported OTA state")
-        + "\n"
-    )
+    rows = [{"slot": name, "state": slot_summary(s)} for name, s in reported.items()]
+    ctx.out.write((table(rows, ("slot", "state")) if rows else "no reported OTA state") + "\n")
     desired = ota.get("desired") or {}
     if desired:
         ctx.out.write(
@@ -193,3 +187,24 @@ def _results(ctx: Context, client: httpx.Client) -> int:
         columns=("captured_at", "gateway_id", "line", "station", "model_name", "label", "is_defect", "score"),
     )
     return 0
+
+
+def _version(ref: dict[str, Any] | None) -> str:
+    return str(ref.get("version")) if ref else "-"
+
+
+def slot_summary(slot: dict[str, Any]) -> str:
+    """One slot in words. A refused or rolled-back update leaves the old model serving: say that,
+    rather than a bare phase "failed" that reads as if the gateway were down."""
+    running = f"running {_version(slot.get('active'))}" if slot.get("active") else "no model"
+    phase, target, error = slot.get("phase"), slot.get("target"), slot.get("error")
+    previous = f" (previous {_version(slot.get('previous'))})" if slot.get("previous") else ""
+    if phase == "failed":
+        update = f"last update {_version(target)}" if target else "last update"
+        return f"{running} · {update} refused: {error or 'no reason given'}"
+    if phase == "rolled_back":
+        update = f"update {_version(target)}" if target else "last update"
+        return f"{running} · {update} rolled back: {error or 'no reason given'}"
+    if phase in ("idle", "committed", None):
+        return running + previous
+    return f"{running} · installing {_version(target)}: {str(phase).replace('_', ' ')}"

@@ -11,7 +11,7 @@ from typing import Any, TextIO
 
 import httpx
 
-EXIT_ERROR, EXIT_AUTH, EXIT_NOT_FOUND, EXIT_CONFLICT, EXIT_ABORTED = 1, 3, 4, 5, 6
+EXIT_ERROR, EXIT_USAGE, EXIT_AUTH, EXIT_NOT_FOUND, EXIT_CONFLICT, EXIT_ABORTED = 1, 2, 3, 4, 5, 6
 STATUS_EXIT = {401: EXIT_AUTH, 403: EXIT_AUTH, 404: EXIT_NOT_FOUND, 409: EXIT_CONFLICT}
 _HINTS = {
     401: " (run 'factoryctl login --url URL' with a valid token)",

@@ -8,7 +8,9 @@ from typing import Any
 
 import httpx
 
-from cloud.factoryctl.output import EXIT_ABORTED, Context, call, emit, table
+from cloud.factoryctl.output import EXIT_ABORTED, EXIT_USAGE, Context, CtlError, call, emit, table
+
+NO_TARGET_HINT = "give --gateway, --line, --site or --tag ('factoryctl devices list' shows them)"
 
 
 def _rollout_request(a: argparse.Namespace) -> dict[str, Any]:
@@ -29,43 +31,101 @@ def _rollout_request(a: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def wave_text(r: dict[str, Any]) -> str:
+    """The current wave, 1-based as every view shows it: "1/2"."""
+    return f"{r['wave'] + 1}/{len(r['waves'])}"
+
+
+def render_rollout(r: dict[str, Any]) -> str:
+    """The human view of one rollout: header, gateways by wave, the last events."""
+    lines = [
+        f"rollout {r['id']}: {r['model_name']} {r['version']} -> slot {r['slot']}  state {r['state'].upper()}  "
+        f"wave {wave_text(r)} {r['waves']}"
+    ]
+    if r.get("reason"):
+        lines.append(f"reason: {r['reason']}")
+    rows = [
+        {"gateway": gw, **g}  # the API numbers a gateway's wave from 1 already
+        for gw, g in sorted(r["gateways"].items(), key=lambda kv: (kv[1]["wave"], kv[0]))
+    ]
+    if rows:
+        lines.append(table(rows, ("gateway", "wave", "status", "reason")))
+    lines += [f"  {e['at']}  {e['kind']:15} {e['message']}" for e in r.get("events", [])[-10:]]
+    return "\n".join(lines) + "\n"
+
+
 def _show_rollout(ctx: Context, r: dict[str, Any]) -> None:
     if ctx.args.json:
         emit(ctx, r)
         return
-    ctx.out.write(
-        f"rollout {r['id']}: {r['model_name']} {r['version']} -> slot {r['slot']}  state {r['state'].upper()}  "
-        f"wave {r['wave'] + 1}/{len(r['waves'])} {r['waves']}\n"
-    )
-    if r.get("reason"):
-        ctx.out.write(f"reason: {r['reason']}\n")
-    rows = [
-        {"gateway": gw, **g} for gw, g in sorted(r["gateways"].items(), key=lambda kv: (kv[1]["wave"], kv[0]))
+    ctx.out.write(render_rollout(r))
+
+
+def _changes(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """One line per thing that changed between two polls (for --watch into a pipe or a log)."""
+    lines = []
+    if (before["state"], before["wave"]) != (after["state"], after["wave"]):
+        lines.append(f"rollout {after['id']}: state {after['state'].upper()}  wave {wave_text(after)}")
+    for gw, g in sorted(after["gateways"].items()):
+        old = before["gateways"].get(gw, {})
+        if (old.get("status"), old.get("reason")) != (g.get("status"), g.get("reason")):
+            reason = f": {g['reason']}" if g.get("reason") else ""
+            lines.append(f"  {gw} (wave {g['wave']}) {g.get('status')}{reason}")
+    seen = {(e["at"], e["kind"], e["message"]) for e in before.get("events", [])}
+    lines += [
+        f"  {e['at']}  {e['kind']:15} {e['message']}"
+        for e in after.get("events", [])
+        if (e["at"], e["kind"], e["message"]) not in seen
     ]
-    if rows:
-        ctx.out.write(table(rows, ("gateway", "wave", "status", "reason")) + "\n")
-    for e in r.get("events", [])[-10:]:
-        ctx.out.write(f"  {e['at']}  {e['kind']:15} {e['message']}\n")
+    return lines
+
+
+def _watch(ctx: Context, client: httpx.Client, rollout_id: str, interval: float) -> int:
+    """Poll until the rollout ends. On a terminal the full view is redrawn; into a pipe or a
+    file only what changed is printed, one line each, so a log of a long rollout stays readable."""
+    tty = ctx.out.isatty() and not ctx.args.json
+    last: dict[str, Any] | None = None
+    while True:
+        r = call(client, "GET", f"/api/v1/rollouts/{rollout_id}")
+        if ctx.args.json:
+            if r != last:
+                emit(ctx, r)
+        elif tty:
+            ctx.out.write("\033[H\033[J" + render_rollout(r))  # clear the screen, then redraw
+        elif last is None:
+            ctx.out.write(render_rollout(r))
+        else:
+            ctx.out.write("".join(line + "\n" for line in _changes(last, r)))
+        ctx.out.flush()
+        last = r
+        if r["state"] in ("completed", "aborted"):
+            return EXIT_ABORTED if r["state"] == "aborted" else 0
+        time.sleep(interval)
 
 
 def rollouts_command(ctx: Context, client: httpx.Client) -> int:
     a = ctx.args
     if a.action == "create":
-        _show_rollout(ctx, call(client, "POST", "/api/v1/rollouts", json=_rollout_request(a)))
+        if not (a.gateway or a.tag or a.line or a.site):
+            raise CtlError(f"rollouts create: no target: {NO_TARGET_HINT}", EXIT_USAGE)
+        try:
+            _show_rollout(ctx, call(client, "POST", "/api/v1/rollouts", json=_rollout_request(a)))
+        except CtlError as exc:
+            if "matches no gateway" in str(exc):
+                raise CtlError(f"{exc}; {NO_TARGET_HINT}", exc.code) from None
+            raise
         return 0
     if a.action == "list":
-        rows = call(client, "GET", "/api/v1/rollouts")
-        emit(ctx, rows, columns=("id", "model_name", "version", "state", "wave", "waves", "created_at"))
+        data = call(client, "GET", "/api/v1/rollouts")
+        rows = [{**r, "wave": wave_text(r)} for r in data]  # JSON keeps the API's 0-based index
+        emit(ctx, data, rows, columns=("id", "model_name", "version", "state", "wave", "waves", "created_at"))
         return 0
     if a.action in ("pause", "resume", "abort"):
         _show_rollout(
             ctx, call(client, "POST", f"/api/v1/rollouts/{a.id}/{a.action}", json={"reason": a.reason})
         )
         return 0
-    while True:
-        r = call(client, "GET", f"/api/v1/rollouts/{a.id}")
-        _show_rollout(ctx, r)
-        if not a.watch or r["state"] in ("completed", "aborted"):
-            return EXIT_ABORTED if r["state"] == "aborted" and a.watch else 0
-        ctx.out.flush()
-        time.sleep(a.interval)
+    if a.watch:
+        return _watch(ctx, client, a.id, a.interval)
+    _show_rollout(ctx, call(client, "GET", f"/api/v1/rollouts/{a.id}"))
+    return 0

@@ -10,18 +10,24 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.engine import make_url
 
 from cloud.celery_app import create_celery
 from cloud.cli import main, settings_from_environment
 from cloud.config import CloudSettings
-from cloud.db import make_engine
+from cloud.db import make_engine, make_sessionmaker, migrate
 from cloud.factoryctl import cli as factoryctl
+from cloud.ingest.service import ingest_messages
 from cloud.tasks import RETENTION_TASK
-from protocol.topics import TopicSpace
-from tests.cloud.helpers import seed, wait_until
+from protocol.messages import ModelRef
+from protocol.ota import ReportedState, SlotReport
+from protocol.topics import Channel, TopicSpace
+from tests.cloud.helpers import inbound, seed, wait_until
 from tests.cloud.testclient import TestClient
 
 
@@ -141,3 +147,57 @@ def test_factoryctl_errors_exit_nonzero_with_message(
     assert "--limit must be between 1 and 1000" in capsys.readouterr().err
     assert factoryctl.main(["--url", "http://127.0.0.1:1", "gateways", "list"], environ={}) == 1
     assert "cannot reach the API at http://127.0.0.1:1" in capsys.readouterr().err
+
+
+def test_tokens_and_users_say_which_database_they_wrote(
+    tmp_path: Path, db_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fresh = f"sqlite:///{tmp_path / 'typo' / 'cloud.db'}"
+    (tmp_path / "typo").mkdir()
+    assert main(["tokens", "create", "--role", "viewer", "--db", fresh], environ={}) == 0
+    out, err = capsys.readouterr()
+    assert out.strip().startswith("fe_")  # stdout stays the secret alone, for scripts
+    assert f"written to database {fresh}" in err
+    assert "did not exist and was just created empty" in err
+    assert main(["tokens", "create", "--role", "viewer", "--db", fresh], environ={}) == 0
+    assert "did not exist" not in capsys.readouterr().err  # the second time it did exist
+
+    migrate(db_url)  # the running cloud's database (PostgreSQL by default): no warning
+    env = {"FACTORY_NEW_PASSWORD": "a-long-password"}
+    assert main(["users", "create", "ada", "--role", "operator", "--db", db_url], environ=env) == 0
+    out, err = capsys.readouterr()
+    assert "user ada created with role operator" in out
+    shown = make_url(db_url).render_as_string(hide_password=True)
+    assert f"written to database {shown}" in err
+    assert "did not exist" not in err
+
+
+def test_devices_show_says_a_refused_update_left_the_old_model_serving(
+    db_url: str, topic_space: TopicSpace, api: TestClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ref = {"name": "defect-cnn", "sha256": "ab" * 32}
+    report = ReportedState(
+        gateway_id="gw-a",
+        desired_revision=2,
+        slots={
+            "defect": SlotReport(
+                active=ModelRef(**ref, version="1.0.0"),
+                phase="failed",
+                target=ModelRef(**ref, version="1.1.0"),
+                error="signature: key 2b1d889d is not trusted",
+            )
+        },
+        timestamp=datetime.now(UTC),
+    )
+    engine = make_engine(db_url)
+    ingest_messages(
+        make_sessionmaker(engine), [inbound(topic_space, "gw-a", Channel.REPORTED, report)], topic_space
+    )
+    engine.dispose()
+    assert factoryctl.main(["devices", "show", "gw-a"], environ={}, client=api) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("gw-a  line line-1  site -  tags -  online yes")
+    assert out[1].split() == ["SLOT", "STATE"]
+    assert out[2] == (
+        "defect  running 1.0.0 · last update 1.1.0 refused: signature: key 2b1d889d is not trusted"
+    )

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
 import stat
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -47,12 +49,22 @@ def test_login_keys_push_show_and_rollout_from_the_command_line(
     assert stat.S_IMODE(config.stat().st_mode) == 0o600
     assert json.loads(config.read_text())["token"] == tokens["admin"]
 
-    assert ctl(client, env, "keys", "generate", "--out", str(tmp_path / "keys" / "me")) == 0
-    private, public = tmp_path / "keys" / "me.key", tmp_path / "keys" / "me.pub"
+    # The name given is the private key's; the public one sits beside it as <stem>.pub.pem.
+    assert ctl(client, env, "keys", "generate", "--out", str(tmp_path / "keys" / "me.pem")) == 0
+    private, public = tmp_path / "keys" / "me.pem", tmp_path / "keys" / "me.pub.pem"
+    assert sorted(p.name for p in private.parent.iterdir()) == ["me.pem", "me.pub.pem"]
     assert stat.S_IMODE(private.stat().st_mode) == 0o600
     assert (
-        ctl(client, env, "keys", "generate", "--out", str(tmp_path / "keys" / "me")) == 1
+        load_public_key(public).public_bytes_raw()
+        == load_private_key(private).public_key().public_bytes_raw()
+    )
+    assert (
+        ctl(client, env, "keys", "generate", "--out", str(tmp_path / "keys" / "me.pem")) == 1
     )  # never overwrites
+    assert ctl(client, env, "keys", "generate", "--out", str(tmp_path / "keys" / "bare")) == 0
+    assert (tmp_path / "keys" / "bare.pem").exists()
+    assert (tmp_path / "keys" / "bare.pub.pem").exists()
+    capsys.readouterr()
 
     # A manifest with stale hashes: --fill computes sha256/size from the artifact.
     release = make_release(tmp_path / "rel", "1.0", Ed25519PrivateKey.generate())
@@ -135,6 +147,13 @@ def test_login_keys_push_show_and_rollout_from_the_command_line(
     rollout = json.loads(capsys.readouterr().out)
     assert rollout["waves"] == [1, 2]
     assert rollout["state"] == "running"
+    # Every view numbers waves from 1: the list says 1/2 like `status` does.
+    assert ctl(client, env, "rollouts", "list") == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert listed[0].split()[4] == "WAVE"
+    assert listed[1].split()[:5] == [rollout["id"], "defect-cnn", "1.0", "running", "1/2"]
+    assert ctl(client, env, "rollouts", "status", rollout["id"]) == 0
+    assert "wave 1/2" in capsys.readouterr().out
     assert ctl(client, env, "rollouts", "pause", rollout["id"], "--reason", "shift change") == 0
     assert "state PAUSED" in capsys.readouterr().out
     assert ctl(client, env, "rollouts", "pause", rollout["id"]) == 5
@@ -160,7 +179,7 @@ def test_push_resumes_an_interrupted_upload(
 ) -> None:
     client, tokens, env, _ = live
     monkeypatch.setattr(push_module, "CHUNK_BYTES", 1000)
-    key = tmp_path / "k"
+    key = tmp_path / "k.pem"
     assert ctl(client, env, "keys", "generate", "--out", str(key)) == 0
     release = make_release(
         tmp_path / "rel", "3.0", Ed25519PrivateKey.generate(), payload=bytes(range(256)) * 20
@@ -192,7 +211,7 @@ def test_push_resumes_an_interrupted_upload(
             "--manifest",
             str(release.manifest_path),
             "--key",
-            str(key.with_suffix(".key")),
+            str(key),
         )
         == 0
     )
@@ -212,3 +231,41 @@ def test_errors_say_what_to_do_and_exit_with_meaningful_codes(
     assert ctl(client, viewer, "models", "show", "nothing") == 4
     assert ctl(client, env, "models", "push", "x.onnx", "--manifest", "m.json") == 1
     assert "factoryctl keys generate" in capsys.readouterr().err
+
+
+def test_a_rollout_without_a_target_says_how_to_give_one(
+    live: tuple[TestClient, dict[str, str], dict[str, str], RecordingPublisher],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    client, tokens, env, _ = live
+    env = {**env, "FACTORY_API_TOKEN": tokens["admin"]}
+    key = tmp_path / "k.pem"
+    assert ctl(client, env, "keys", "generate", "--out", str(key)) == 0
+    release = make_release(tmp_path / "rel", "1.1.0", Ed25519PrivateKey.generate())
+    push_args = ("models", "push", str(release.artifact), "--manifest", str(release.manifest_path))
+    assert ctl(client, env, *push_args, "--key", str(key)) == 0
+    capsys.readouterr()
+    create = ("rollouts", "create", "--model", "defect-cnn", "--version", "1.1.0", "--waves", "1,100%")
+    assert ctl(client, env, *create) == 2
+    assert "no target: give --gateway, --line, --site or --tag" in capsys.readouterr().err
+    assert ctl(client, env, *create, "--line", "line-9") == 1
+    err = capsys.readouterr().err
+    assert "the target matches no gateway" in err
+    assert "give --gateway, --line, --site or --tag" in err
+
+
+def test_output_into_a_closed_pipe_exits_quietly(
+    live: tuple[TestClient, dict[str, str], dict[str, str], RecordingPublisher],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    client, _, env, _ = live
+
+    class ClosedPipe(io.StringIO):
+        def write(self, text: str) -> int:
+            raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(sys, "stdout", ClosedPipe())
+    assert ctl(client, env, "models", "list") == factoryctl.EXIT_PIPE
+    assert capsys.readouterr().err == ""  # no traceback, no message

@@ -87,3 +87,32 @@ def test_unknown_domain_and_command_are_named(capsys) -> None:
 def test_evaluate_of_a_missing_manifest_says_so(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match="not found"):
         main(["evaluate", "--model", str(tmp_path / "nope.manifest.json"), "--data", str(tmp_path)])
+
+
+def test_help_at_every_level_prints_real_help_and_exits_0(capsys) -> None:
+    assert main(["--help"]) == 0
+    top = capsys.readouterr().out
+    assert "domains: defect, parcels, notes" in top
+    for command in cli.COMMANDS:
+        assert command in top
+
+    assert main(["train", "--help"]) == 0
+    train = capsys.readouterr().out
+    # Every domain's own flags, under its own heading.
+    assert "== defect (factory-models train defect)" in train
+    assert "== parcels (factory-models train parcels)" in train
+    assert "== notes (factory-models train notes)" in train
+    defect = train.split("== defect", 1)[1].split("== parcels", 1)[0]
+    assert "--data" in defect
+    assert "--frr" in defect
+
+    assert main(["evaluate", "-h"]) == 0
+    assert "== notes (factory-models evaluate)" in capsys.readouterr().out
+
+    with pytest.raises(SystemExit) as exc:  # one domain's help is argparse's own
+        main(["quantize", "defect", "--help"])
+    assert exc.value.code == 0
+    assert "--tolerance" in capsys.readouterr().out
+
+    assert main(["train"]) == 2
+    assert "factory-models train --help" in capsys.readouterr().err
