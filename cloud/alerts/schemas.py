@@ -111,3 +111,4 @@ class DefectPublic(BaseModel):
     has_thumbnail: bool
     thumbnail_url: str | None
     crop: CropGeometry | None = Field(description="Maps the box onto the thumbnail; null if unknown")
+    damaged: bool | None = Field(None, description="Parcel results: whether the parcel is damaged")

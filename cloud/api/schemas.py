@@ -118,6 +118,9 @@ class StatsBucket(BaseModel):
     inspected: int = Field(description="Results of defect-inspection models")
     defects: int
     defect_rate: float | None = Field(description="defects / inspected; null when nothing was inspected")
+    parcels: int = Field(0, description="Parcels counted (results of parcel models)")
+    damaged: int = Field(0, description="Parcels flagged as damaged")
+    damaged_rate: float | None = Field(None, description="damaged / parcels; null when no parcel was counted")
 
 
 class LineStats(BaseModel):
@@ -133,6 +136,12 @@ class LineStats(BaseModel):
     defect_rate: float | None
     defects_by_label: dict[str, int] = Field(
         default_factory=dict, description="Defects of the whole range by label, most frequent first"
+    )
+    parcels: int = Field(0, description="Parcels counted over the range (results of parcel models)")
+    damaged: int = Field(0, description="Parcels flagged as damaged over the range")
+    damaged_rate: float | None = Field(None, description="damaged / parcels; null when no parcel was counted")
+    parcels_by_lane: dict[str, int] = Field(
+        default_factory=dict, description="Parcels of the range per sort lane (their label), busiest first"
     )
     buckets: list[StatsBucket]
 

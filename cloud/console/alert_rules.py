@@ -93,6 +93,43 @@ def update_body(f: dict[str, str], kind: str) -> dict[str, Any]:
     return body
 
 
+# The form's words for each field, used in the error messages shown beside them.
+FIELD_NAMES = {"line": "Line", "kind": "Kind", "threshold": "Threshold", "window_s": "Window",
+               "min_results": "Min. results", "enabled": "Enabled"}  # fmt: skip
+
+
+def plain_error(name: str, err: dict[str, Any], msg: str) -> str:
+    """One API validation error in plain words naming the form field ('Threshold must be a number')."""
+    field = FIELD_NAMES.get(name, name or "This rule")
+    kind = str(err.get("type", ""))
+    ctx = err.get("ctx") or {}
+    if kind in ("missing", "string_too_short") or (
+        kind == "string_pattern_mismatch" and err.get("input") == ""
+    ):
+        return f"{field} is required"
+    if kind in ("float_parsing", "float_type", "finite_number"):
+        return f"{field} must be a number"
+    if kind in ("int_parsing", "int_type", "int_from_float"):
+        return f"{field} must be a whole number"
+    bounds = {"greater_than_equal": "at least", "greater_than": "more than",
+              "less_than_equal": "at most", "less_than": "less than"}  # fmt: skip
+    if kind in bounds:
+        limit = next(iter(ctx.values()), "")
+        return (
+            f"{field} must be {bounds[kind]} {limit:g}"
+            if isinstance(limit, int | float)
+            else f"{field}: {msg}"
+        )
+    if kind in ("enum", "literal_error"):
+        return f"{field} must be {ctx.get('expected', 'one of the offered values')}"
+    if kind == "string_pattern_mismatch":
+        return f"{field} must start with a letter or digit and hold only letters, digits and . _ : -"
+    if kind == "string_too_long":
+        return f"{field} is too long (at most {ctx.get('max_length', '?')} characters)"
+    # Per-kind checks start with the field they are about ("window_s: a defect_rate rule needs ...").
+    return f"{field}: {msg.removeprefix(name + ': ')}" if name else msg
+
+
 def field_errors(exc: ApiError) -> tuple[dict[str, str], list[str]]:
     """The API's refusal as (messages per form field, messages about the whole form)."""
     fields: dict[str, str] = {}
@@ -108,6 +145,7 @@ def field_errors(exc: ApiError) -> tuple[dict[str, str], list[str]]:
             head, sep, _ = msg.partition(":")
             name = head if sep and head in CREATE_FIELDS else ""
         if name in CREATE_FIELDS or name == "enabled":
+            msg = plain_error(name, err, msg)
             fields[name] = f"{fields[name]}; {msg}" if name in fields else msg
         else:
             general.append(f"{'.'.join(loc) or 'rule'}: {msg}")

@@ -129,6 +129,8 @@ class LineFeed:
     def _module_parts(self, charts: dict[str, Any]) -> dict[str, Any]:
         return {
             "totals": self._render("totals", charts["stats"]),
-            "charts": self._render("charts", charts["counts"], charts["rates"], charts["labels"]),
-            "breakdown": self._render("breakdown", charts["breakdown"]),
+            "charts": self._render(
+                "charts", charts["counts"], charts["rates"], charts["labels"], charts["stats"]
+            ),
+            "breakdown": self._render("breakdown", charts["breakdown"], charts["stats"]),
         }

@@ -28,6 +28,17 @@ async def _gateway(api: ApiClient, gateway_id: str) -> dict[str, Any]:
     return {"gw": gw, "ota": ota, "results": results["items"], "events": events}
 
 
+async def _gateways(api: ApiClient) -> dict[str, Any]:
+    """The gateways, each with its reported slots: what runs, and how the latest update went."""
+    gateways = await api.get("/gateways")
+    reported: dict[str, dict[str, Any]] = {}
+    for gw in gateways:
+        ota = await api.get_or(None, f"/gateways/{quote(gw['id'])}/ota")
+        if ota and ota.get("reported"):
+            reported[gw["id"]] = ota["reported"].get("slots") or {}
+    return {"gateways": gateways, "reported": reported}
+
+
 async def _models(api: ApiClient) -> dict[str, Any]:
     models = []
     for summary in await api.get("/models"):
@@ -35,13 +46,14 @@ async def _models(api: ApiClient) -> dict[str, Any]:
         latest = await api.get(f"/models/{quote(name)}/versions/{quote(summary['latest'])}")
         versions = await api.get(f"/models/{quote(name)}/versions")
         models.append({**summary, "detail": latest, "all": versions})
-    return {"models": models}
+    return {"models": models, "single": False}
 
 
 async def _model_version(api: ApiClient, name: str, version: str) -> dict[str, Any]:
     detail = await api.get(f"/models/{quote(name)}/versions/{quote(version)}")
     return {
-        "models": [{"name": name, "task": detail["task"], "latest": version, "detail": detail, "all": []}]
+        "models": [{"name": name, "task": detail["task"], "latest": version, "detail": detail, "all": []}],
+        "single": True,  # the version page: its card unfolded
     }
 
 
@@ -75,7 +87,7 @@ def add_pages(router: APIRouter, views: Jinja2Templates) -> None:
     @router.get("/gateways")
     async def gateways(request: Request) -> Response:
         async def build(api: ApiClient, _u: User) -> dict[str, Any]:
-            return {"gateways": await api.get("/gateways")}
+            return await _gateways(api)
 
         return await page(request, "gateways.html", build)
 

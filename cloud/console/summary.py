@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 from cloud.console.api import ApiClient
 from protocol.messages import utcnow
@@ -18,8 +19,40 @@ def _line_models(gateways: list[dict[str, Any]]) -> list[str]:
     return sorted(seen)
 
 
+async def _first_result_at(api: ApiClient, line: str, start: str, now: datetime) -> datetime:
+    """The start of the first second holding a result of ``line`` from ``start`` (a bucket's start) on."""
+    until = min(datetime.fromisoformat(start) + timedelta(seconds=BUCKET_S), now)
+    fine = await api.get(f"/lines/{quote(line)}/stats", since=start, until=until.isoformat(), interval_s=1)
+    first = next((b["start"] for b in fine["buckets"] if b["results"]), start)
+    return datetime.fromisoformat(first)
+
+
+async def throughput_per_min(
+    api: ApiClient, line: str, buckets: list[dict[str, Any]], now: datetime
+) -> float:
+    """Results per minute over the last few minutes, divided by the time they actually cover.
+
+    Right after start-up the line has reported for less than the averaging window: dividing by the
+    whole window would show a fraction of the real rate. The first result's second is looked up
+    (one small query) only when it falls inside the window.
+    """
+    recent = buckets[-THROUGHPUT_MINUTES:]
+    count = int(sum(b["results"] for b in recent))
+    if not recent or not count:
+        return 0.0
+    window_start = datetime.fromisoformat(recent[0]["start"])
+    earlier = any(b["results"] for b in buckets[: -len(recent)])
+    start = window_start
+    if not earlier:
+        first = next(b for b in recent if b["results"])
+        start = max(window_start, await _first_result_at(api, line, first["start"], now))
+    covered_min = max((now - start).total_seconds(), 1.0) / 60
+    return count / covered_min
+
+
 async def overview(api: ApiClient) -> dict[str, Any]:
-    """One tile per line: throughput, last-hour defect rate and its per-minute series, gateways, alerts."""
+    """One tile per line: throughput, last-hour defect (or damaged-parcel) rate and its per-minute
+    series, gateways, alerts."""
     now = utcnow()
     lines = await api.get("/lines")
     gateways = await api.get("/gateways")
@@ -34,10 +67,9 @@ async def overview(api: ApiClient) -> dict[str, Any]:
             interval_s=BUCKET_S,
         )
         buckets = stats["buckets"]
-        # Buckets are whole minutes ending now (they align to 'since'), so the last ones are complete.
-        recent = buckets[-THROUGHPUT_MINUTES:]
-        per_min = sum(b["results"] for b in recent) / max(len(recent), 1)
+        per_min = await throughput_per_min(api, line, buckets, now)
         on_line = [gw for gw in gateways if gw["line"] == line]
+        parcels = bool(stats.get("parcels")) and not stats["inspected"]
         tiles.append(
             {
                 "line": line,
@@ -45,7 +77,11 @@ async def overview(api: ApiClient) -> dict[str, Any]:
                 "throughput_per_min": round(per_min, 1),
                 "defect_rate": stats["defect_rate"],
                 "defects_hour": stats["defects"],
-                "series": [b["defect_rate"] for b in buckets],
+                # A parcel line inspects nothing for defects: its rate is the damaged parcels'.
+                "parcels": parcels,
+                "damaged_rate": stats.get("damaged_rate"),
+                "damaged_hour": stats.get("damaged", 0),
+                "series": [b.get("damaged_rate") if parcels else b["defect_rate"] for b in buckets],
                 "models": _line_models(on_line),
                 "gateways_online": sum(1 for gw in on_line if gw["online"]),
                 "gateways_offline": sum(1 for gw in on_line if not gw["online"]),

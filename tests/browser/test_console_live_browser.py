@@ -108,7 +108,7 @@ def test_admin_create_form_shows_the_api_errors_beside_the_fields(
     )
     assert version in offered
     page.select_option("#version", version)
-    page.fill("input[name=slot]", "defect")
+    page.select_option("select[name=slot]", "defect")  # only the slots the gateways reported are offered
     page.fill("input[name=gateways]", "gw-2")
     page.fill("input[name=waves]", "1,half")
     page.fill("input[name=max_error_rate]", "1.5")

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 
 from cloud.api import create_app
 from cloud.config import CloudSettings
-from protocol.topics import TopicSpace
-from tests.cloud.helpers import T0, seed
+from cloud.db import make_engine, make_sessionmaker, migrate
+from cloud.ingest.service import ingest_messages
+from protocol.messages import ParcelOutput, ResultItem
+from protocol.topics import Channel, TopicSpace
+from tests.cloud.helpers import T0, batch, inbound, item, new_stream, seed, state
 from tests.cloud.testclient import TestClient
 
 
@@ -102,6 +105,7 @@ def test_line_stats_buckets(client: TestClient) -> None:
     assert (stats["results"], stats["defects"]) == (10, 3)
     assert stats["buckets"][0]["start"] == "2026-01-05T08:00:00Z"
     assert stats["defects_by_label"] == {"scratch": 3}
+    assert (stats["parcels"], stats["damaged_rate"], stats["parcels_by_lane"]) == (0, None, {})
     # Counted over the range only: the window of minutes 5-9 holds two of the three.
     window = get(client, "/api/v1/lines/line-1/stats", since=(T0 + timedelta(minutes=5)).isoformat(),
                  until=(T0 + timedelta(minutes=10)).isoformat(), interval_s=300)  # fmt: skip
@@ -141,3 +145,47 @@ def test_lines_dead_letters_health_metrics_docs(client: TestClient) -> None:
     assert 'http_requests_total{method="GET",route="/healthz",status="200"} 1.0' in metrics
     assert client.get("/docs").status_code == 200
     assert "/api/v1/lines/{line}/stats" in get(client, "/openapi.json")["paths"]
+
+
+def parcel(seq: int, at: datetime, lane: str, damaged: bool, line: str = "line-3") -> ResultItem:
+    """A parcel result: its label is the sort lane, and it carries no is_defect."""
+    output = ParcelOutput(label=lane, score=0.99, track_id=seq, damaged=damaged)
+    return item(seq, line=line, at=at, model="parcel-det").model_copy(update={"output": output})
+
+
+@pytest.mark.parametrize("database", ["pg_url", "sqlite_url"])
+def test_line_stats_count_parcels_damaged_and_lanes(
+    database: str, request: pytest.FixtureRequest, topic_space: TopicSpace
+) -> None:
+    url: str = request.getfixturevalue(database)
+    migrate(url)
+    # Minutes 1-6: lanes a, a, b, reject (damaged), a, reject (damaged); minute 20 is out of range.
+    plan = [("a", False), ("a", False), ("b", False), ("reject", True), ("a", False), ("reject", True)]
+    items = [parcel(s, T0 + timedelta(minutes=s), lane, hurt) for s, (lane, hurt) in enumerate(plan, 1)]
+    items.append(parcel(20, T0 + timedelta(minutes=20), "reject", True))
+    engine = make_engine(url)
+    ingest_messages(
+        make_sessionmaker(engine),
+        [
+            inbound(topic_space, "gw-p", Channel.STATE, state("gw-p", True, 1, line="line-3")),
+            inbound(topic_space, "gw-p", Channel.RESULTS, batch("gw-p", new_stream(), items)),
+        ],
+        topic_space,
+    )
+    engine.dispose()
+    with TestClient(create_app(CloudSettings(db_url=url, topic_root=topic_space.root))) as client:
+        until = (T0 + timedelta(minutes=15)).isoformat()
+        stats = get(client, "/api/v1/lines/line-3/stats", since=T0.isoformat(), until=until, interval_s=300)
+        # Parcels are neither inspected nor defects: the defect rate stays empty, the damaged rate does not.
+        assert (stats["results"], stats["inspected"], stats["defect_rate"]) == (6, 0, None)
+        assert stats["defects"] == 0
+        assert (stats["parcels"], stats["damaged"]) == (6, 2)
+        assert stats["damaged_rate"] == pytest.approx(2 / 6)
+        assert stats["parcels_by_lane"] == {"a": 3, "reject": 2, "b": 1}
+        assert list(stats["parcels_by_lane"]) == ["a", "reject", "b"]  # busiest lane first
+        buckets = [(b["parcels"], b["damaged"], b["damaged_rate"]) for b in stats["buckets"]]
+        assert buckets == [(4, 1, 0.25), (2, 1, 0.5), (0, 0, None)]
+        # Only the range counts: from minute 19, the late damaged parcel alone.
+        gw = get(client, "/api/v1/lines/line-3/stats", since=(T0 + timedelta(minutes=19)).isoformat(),
+                 until=until.replace("08:15", "08:25"), interval_s=600)  # fmt: skip
+        assert (gw["parcels"], gw["damaged"], gw["parcels_by_lane"]) == (1, 1, {"reject": 1})

@@ -279,7 +279,7 @@ def test_admin_creates_edits_and_deletes_a_rule_and_api_errors_sit_beside_the_fo
     assert 'data-rule="1"><td>line-1</td><td>defect_rate</td><td>5</td><td>600</td>' in page
     no_window = client.post("/alerts/rules/1", data={"kind": "defect_rate", "threshold": "7"}, headers=ORIGIN)
     assert no_window.status_code == 422
-    assert "window_s: a defect_rate rule needs a window in seconds" in no_window.text
+    assert "Window: a defect_rate rule needs a window in seconds" in no_window.text
     edit = {"kind": "defect_rate", "threshold": "7", "window_s": "300"}  # no 'enabled': unchecked
     assert (
         client.post("/alerts/rules/1", data=edit, headers=ORIGIN, follow_redirects=False).status_code == 303

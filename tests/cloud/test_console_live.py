@@ -108,7 +108,8 @@ def test_line_stream_sends_a_damaged_parcel_to_the_gallery(live: Live) -> None:
         _, second = read_event(lines)
     assert "7 results · 3 defects" in second["parts"]["totals"]  # the defect count did not move
     assert [g["id"] for g in second["gallery"]] == [str(parcel.id)]
-    assert 'alt="defect reject"' in second["gallery"][0]["html"]
+    assert 'alt="damaged parcel"' in second["gallery"][0]["html"]
+    assert 'damaged · <span class="nowrap">lane reject</span>' in second["gallery"][0]["html"]
 
 
 def test_line_stream_is_idle_while_nothing_changes(live: Live) -> None:

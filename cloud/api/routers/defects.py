@@ -59,6 +59,7 @@ def list_defects(
                 has_thumbnail=thumb_id is not None,
                 thumbnail_url=f"/api/v1/results/{result.id}/thumbnail" if thumb_id is not None else None,
                 crop=CropGeometry.model_validate(crop) if crop else None,
+                damaged=bool(result.output.get("damaged")) if result.output.get("kind") == "parcel" else None,
             )
         )
     return out

@@ -60,7 +60,8 @@ def line_stats(
     until: Annotated[AwareDatetime | None, Query(description="End, exclusive (default: now)")] = None,
     interval_s: Annotated[int, Query(ge=1, le=31 * 86400, description="Bucket width in seconds")] = 3600,
 ) -> LineStats:
-    """Results, defects and defect rate per bucket of capture time; empty buckets included."""
+    """Results, defects and defect rate (parcels and damaged parcels on parcel lines) per bucket of
+    capture time; empty buckets included."""
     end = until or utcnow()
     start = (since or end - timedelta(days=1)).replace(microsecond=0)  # buckets align to whole seconds
     if start >= end:
@@ -78,7 +79,7 @@ def line_stats(
     counted = _bucket_counts(session, line, start, end, interval_s)
     buckets = []
     for i in range(count):
-        results, inspected, defects = counted.get(i, (0, 0, 0))
+        results, inspected, defects, parcels, damaged = counted.get(i, (0, 0, 0, 0, 0))
         b_start = start + timedelta(seconds=i * interval_s)
         buckets.append(
             StatsBucket(
@@ -88,11 +89,16 @@ def line_stats(
                 inspected=inspected,
                 defects=defects,
                 defect_rate=defects / inspected if inspected else None,
+                parcels=parcels,
+                damaged=damaged,
+                damaged_rate=damaged / parcels if parcels else None,
             )
         )
     total = sum(b.results for b in buckets)
     inspected = sum(b.inspected for b in buckets)
     defects = sum(b.defects for b in buckets)
+    parcels = sum(b.parcels for b in buckets)
+    damaged = sum(b.damaged for b in buckets)
     return LineStats(
         line=line,
         since=start,
@@ -103,6 +109,10 @@ def line_stats(
         defects=defects,
         defect_rate=defects / inspected if inspected else None,
         defects_by_label=_defects_by_label(session, line, start, end),
+        parcels=parcels,
+        damaged=damaged,
+        damaged_rate=damaged / parcels if parcels else None,
+        parcels_by_lane=_parcels_by_lane(session, line, start, end) if parcels else {},
         buckets=buckets,
     )
 
@@ -117,6 +127,29 @@ def _defects_by_label(session: Session, line: str, start: datetime, end: datetim
         .order_by(literal_column("n").desc(), Result.label)
     )
     return {str(label): int(n) for label, n in session.execute(query)}
+
+
+def _parcels_by_lane(session: Session, line: str, start: datetime, end: datetime) -> dict[str, int]:
+    """Parcels per sort lane: a parcel result's label is the lane it was routed to."""
+    query = (
+        select(Result.label, func.count().label("n"))
+        .where(Result.line == line, _is_parcel())
+        .where(Result.captured_at >= start, Result.captured_at < end)
+        .group_by(Result.label)
+        .order_by(literal_column("n").desc(), Result.label)
+    )
+    return {str(label): int(n) for label, n in session.execute(query)}
+
+
+def _is_parcel() -> ColumnElement[bool]:
+    # Parcel results carry no is_defect: their output's kind says what they are.
+    is_parcel: ColumnElement[bool] = Result.output["kind"].as_string() == "parcel"
+    return is_parcel
+
+
+def _is_damaged() -> ColumnElement[bool]:
+    damaged: ColumnElement[bool] = _is_parcel() & Result.output["damaged"].as_boolean().is_(True)
+    return damaged
 
 
 def _line_exists(session: Session, line: str) -> bool:
@@ -135,8 +168,8 @@ def _epoch_seconds(session: Session) -> ColumnElement[int]:
 
 def _bucket_counts(
     session: Session, line: str, start: datetime, end: datetime, interval_s: int
-) -> dict[int, tuple[int, int, int]]:
-    """{bucket index: (results, inspected, defects)} computed by the database."""
+) -> dict[int, tuple[int, int, int, int, int]]:
+    """{bucket index: (results, inspected, defects, parcels, damaged)} computed by the database."""
     offset = int(start.timestamp())
     # Floor division: "/" is true division in SQLAlchemy 2 and a numeric cast would round.
     bucket = ((_epoch_seconds(session) - offset) // interval_s).label("bucket")
@@ -146,9 +179,14 @@ def _bucket_counts(
             func.count(),
             func.sum(case((Result.is_defect.is_not(None), 1), else_=0)),
             func.sum(case((Result.is_defect.is_(True), 1), else_=0)),
+            func.sum(case((_is_parcel(), 1), else_=0)),
+            func.sum(case((_is_damaged(), 1), else_=0)),
         )
         .where(Result.line == line, Result.captured_at >= start, Result.captured_at < end)
         # By the label: PostgreSQL would not match two renderings of the expression's parameters.
         .group_by(literal_column("bucket"))
     )
-    return {int(b): (int(n), int(i or 0), int(d or 0)) for b, n, i, d in session.execute(query)}
+    return {
+        int(b): (int(n), int(i or 0), int(d or 0), int(p or 0), int(m or 0))
+        for b, n, i, d, p, m in session.execute(query)
+    }
