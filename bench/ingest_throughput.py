@@ -1,151 +1,38 @@
-"""Ingest end to end (publisher -> Mosquitto -> ingest worker -> PostgreSQL -> ack) vs raw COPY.
+"""Ingest end to end (publisher -> Mosquitto -> ingest worker(s) -> PostgreSQL -> ack) vs raw COPY.
 
 Throughput: the same result rows go (a) as ResultBatch messages through the real Mosquitto into
-the real ingest worker, timed from the first publish to the ack covering the last seq, and (b)
-straight into the same table with PostgreSQL COPY. Goal: ingest / COPY >= 0.67.
+the real ingest worker processes, timed from the first publish to the ack covering the last seq,
+and (b) straight into the same table with PostgreSQL COPY. Goal: ingest / COPY >= 0.67 with one
+worker. Each round measures COPY and then ingest with each worker count, on fresh databases; on a
+shared machine the rounds differ, so every round is printed along with the best of each.
 
-Latency: batches published at a fixed 5,000 rows/s; for each batch, publish -> ack covering it
-(the ack goes out right after the database commit), p50 and p99.
+Latency: batches published at a fixed 5,000 rows/s to one worker; for each batch, publish -> ack
+covering it (the ack goes out right after the database commit), p50 and p99.
 """
 
 from __future__ import annotations
 
 import argparse
-import signal
 import statistics
-import subprocess
-import sys
-import threading
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-import paho.mqtt.client as mqtt
-import psycopg
-import sqlalchemy as sa
-from paho.mqtt.enums import CallbackAPIVersion
-
+from bench import ingest_setup
 from bench.common import report
-from cloud.db import migrate
-from protocol.messages import Ack, DefectOutput, ModelRef, ResultBatch, ResultItem, decode, encode
+from bench.ingest_setup import AckWatcher, fresh_database, ingest_process, make_batches, run_copy
+from protocol.messages import ResultBatch, encode
 from protocol.topics import Channel, TopicSpace
 
-BROKER_PORT = 1883  # --broker-port changes it (e.g. a Mosquitto with set_tcp_nodelay)
-ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-MODEL = ModelRef(name="defect-cnn", version="1.0.0", sha256="ab" * 32)
-T0 = datetime(2026, 11, 1, tzinfo=UTC)
-
-
-@contextmanager
-def fresh_database() -> Iterator[str]:
-    name = f"fe_bench_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-        migrate(url)
-        yield url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
-def make_batches(gateway: str, stream: str, rows: int, per_batch: int) -> list[ResultBatch]:
-    batches = []
-    for first in range(1, rows + 1, per_batch):
-        items = tuple(
-            ResultItem(
-                id=uuid.uuid4(),
-                seq=seq,
-                captured_at=T0 + timedelta(milliseconds=seq),
-                inferred_at=T0 + timedelta(milliseconds=seq + 5),
-                line="line-1",
-                station="inspect-1",
-                source="cam1",
-                frame=f"cam1#{seq}",
-                model=MODEL,
-                output=DefectOutput(label="good", is_defect=False, score=0.97, scores={"good": 0.97}),
-                latency_ms=4.2,
-            )
-            for seq in range(first, min(first + per_batch, rows + 1))
-        )
-        batches.append(ResultBatch(gateway_id=gateway, stream=stream, sent_at=T0, items=items))
-    return batches
-
-
-class AckWatcher:
-    """Subscribes to one gateway's ack topic and records when each ack value first arrived."""
-
-    def __init__(self, topics: TopicSpace, gateway: str) -> None:
-        self.acked = 0
-        self.arrivals: list[tuple[float, int]] = []
-        self._cond = threading.Condition()
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-{uuid.uuid4().hex[:8]}")
-        self.client.max_inflight_messages_set(1000)
-        self.client.on_message = self._on_message
-        self.client.connect("127.0.0.1", BROKER_PORT)
-        self.client.loop_start()
-        self.client.subscribe(topics.topic(gateway, Channel.ACK), qos=1)
-        time.sleep(0.3)
-
-    def _on_message(self, _c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
-        ack = decode(Ack, msg.payload)
-        with self._cond:
-            if ack.acked_seq > self.acked:
-                self.acked = ack.acked_seq
-                self.arrivals.append((time.perf_counter(), ack.acked_seq))
-                self._cond.notify_all()
-
-    def wait(self, seq: int, timeout: float) -> None:
-        with self._cond:
-            if not self._cond.wait_for(lambda: self.acked >= seq, timeout):
-                raise RuntimeError(f"ack stuck at {self.acked}, expected {seq}")
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
-
-
-@contextmanager
-def ingest_process(db_url: str, topics: TopicSpace) -> Iterator[None]:
-    """``factory-cloud ingest`` as its own process, as deployed (not sharing this process's GIL)."""
-    argv = [
-        str(Path(sys.executable).parent / "factory-cloud"), "--log-level", "WARNING", "ingest", "--db", db_url,
-        "--broker", f"mqtt://127.0.0.1:{BROKER_PORT}", "--topic-root", topics.root, "--share-group", "",
-        "--ingest-client-id", f"bench-{uuid.uuid4().hex[:6]}",
-    ]  # fmt: skip
-    proc = subprocess.Popen(argv)  # noqa: S603 - our own console script
-    try:
-        # Ready once a warm-up batch is acknowledged (connected, subscribed, DB migrated).
-        warm = make_batches("bench-warmup", uuid.uuid4().hex, 1, 1)[0]
-        watcher = AckWatcher(topics, warm.gateway_id)
-        try:
-            deadline = time.monotonic() + 60
-            while watcher.acked < 1:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("ingest process did not come up")
-                watcher.client.publish(topics.topic(warm.gateway_id, Channel.RESULTS), encode(warm), qos=1)
-                time.sleep(0.5)
-        finally:
-            watcher.close()
-        yield
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(30)
+__all__ = ["fresh_database", "ingest_process", "main"]  # bench.ota_rollout imports the first two
 
 
 def run_ingest(
-    db_url: str, batches: list[ResultBatch], rate_rows_s: float | None
+    db_url: str, batches: list[ResultBatch], rate_rows_s: float | None, workers: int = 1
 ) -> tuple[float, list[float]]:
     """Publish ``batches`` (paced at ``rate_rows_s`` if given); return (seconds, per-batch latencies)."""
     topics = TopicSpace(f"bench-{uuid.uuid4().hex[:8]}/factory/v1")
     gateway = batches[0].gateway_id
-    with ingest_process(db_url, topics):
+    with ingest_process(db_url, topics, workers):
         watcher = AckWatcher(topics, gateway)
         try:
             payloads = [encode(b) for b in batches]
@@ -169,89 +56,59 @@ def run_ingest(
     return elapsed, latencies
 
 
-COLUMNS = [
-    "id",
-    "gateway_id",
-    "stream",
-    "seq",
-    "line",
-    "station",
-    "source",
-    "frame",
-    "model_name",
-    "model_version",
-    "model_sha256",
-    "task",
-    "label",
-    "is_defect",
-    "score",
-    "output",
-    "latency_ms",
-    "captured_at",
-    "inferred_at",
-    "received_at",
-    "replayed",
-]
-
-
-def run_copy(db_url: str, batches: list[ResultBatch]) -> float:
-    """Raw COPY of the same rows (gateway row created first, as ingest would)."""
-    dsn = db_url.replace("postgresql+psycopg://", "postgresql://")
-    now = datetime.now(UTC)
-    with psycopg.connect(dsn) as conn:
-        conn.execute(
-            "INSERT INTO gateways (id, online, session, models, first_seen, last_seen) "
-            "VALUES (%s, false, 0, '[]', %s, %s)",
-            (batches[0].gateway_id, now, now),
-        )
-        conn.commit()
-        start = time.perf_counter()
-        with conn.cursor() as cur, cur.copy(f"COPY results ({', '.join(COLUMNS)}) FROM STDIN") as copy:
-            for batch in batches:
-                for item in batch.items:
-                    out = item.output
-                    copy.write_row(
-                        (
-                            item.id, batch.gateway_id, batch.stream, item.seq, item.line, item.station,
-                            item.source, item.frame, item.model.name, item.model.version, item.model.sha256,
-                            out.kind, out.label, getattr(out, "is_defect", None), out.score,
-                            out.model_dump_json(), item.latency_ms, item.captured_at, item.inferred_at, now,
-                            item.replayed,
-                        )
-                    )  # fmt: skip
-        conn.commit()
-        return time.perf_counter() - start
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=20_000)
     parser.add_argument("--per-batch", type=int, default=200, help="result items per MQTT message")
+    parser.add_argument("--rounds", type=int, default=3, help="COPY + ingest measurements, each printed")
+    parser.add_argument("--workers", default="1,2", help="ingest worker counts to measure, comma-separated")
     parser.add_argument("--rate", type=float, default=5000.0, help="rows/s for the latency run")
     parser.add_argument("--latency-seconds", type=float, default=6.0)
     parser.add_argument("--broker-port", type=int, default=1883, help="Mosquitto on 127.0.0.1:PORT")
     args = parser.parse_args()
-    global BROKER_PORT  # a benchmark script's one knob
-    BROKER_PORT = args.broker_port
-    stream = uuid.uuid4().hex
-    batches = make_batches("bench-gw", stream, args.rows, args.per_batch)
-    with fresh_database() as url:
-        copy_s = run_copy(url, batches)
-    with fresh_database() as url:
-        ingest_s, _ = run_ingest(url, batches, None)
+    try:
+        worker_counts = [int(w) for w in args.workers.split(",")]
+    except ValueError:
+        parser.error(f"--workers: expected comma-separated counts like 1,2, got {args.workers!r}")
+    if not worker_counts or min(worker_counts) < 1 or args.rounds < 1:
+        parser.error("--workers needs counts >= 1 and --rounds at least 1")
+    ingest_setup.BROKER_PORT = args.broker_port  # a benchmark script's one knob
+    copy_rates: list[float] = []
+    ingest_rates: dict[int, list[float]] = {w: [] for w in worker_counts}
+    rows: list[tuple[str, str]] = []
+    for n in range(1, args.rounds + 1):
+        batches = make_batches("bench-gw", uuid.uuid4().hex, args.rows, args.per_batch)
+        with fresh_database() as url:
+            copy_rates.append(args.rows / run_copy(url, batches))
+        line = [f"COPY {copy_rates[-1]:7.0f}"]
+        for workers in worker_counts:
+            with fresh_database() as url:
+                seconds, _ = run_ingest(url, batches, None, workers)
+            ingest_rates[workers].append(args.rows / seconds)
+            rate = ingest_rates[workers][-1]
+            line.append(f"{workers} worker(s) {rate:7.0f} (ratio {rate / copy_rates[-1]:.3f})")
+        rows.append((f"round {n}, rows/s", ", ".join(line)))
+    best_copy = max(copy_rates)
+    rows.append(("raw COPY, best", f"{best_copy:10.0f} rows/s"))
+    for workers, rates in ingest_rates.items():
+        ratios = [r / c for r, c in zip(rates, copy_rates, strict=True)]
+        rows.append(
+            (
+                f"ingest, {workers} worker(s), best",
+                f"{max(rates):10.0f} rows/s (first publish to final ack); ratio of bests "
+                f"{max(rates) / best_copy:.3f}, median round ratio {statistics.median(ratios):.3f} (goal >= 0.67)",
+            )
+        )
     paced_rows = int(args.rate * args.latency_seconds)
     paced = make_batches("bench-gw", uuid.uuid4().hex, paced_rows, max(1, int(args.rate / 50)))
     with fresh_database() as url:
         _, latencies = run_ingest(url, paced, args.rate)
     q = statistics.quantiles(latencies, n=100)
+    rows.append(
+        (f"publish -> commit+ack at {args.rate:.0f} rows/s", f"p50 {q[49]:.1f} ms, p99 {q[98]:.1f} ms")
+    )
     report(
-        f"ingest ({args.rows} rows, {args.per_batch} per message, Mosquitto -> ingest -> PostgreSQL)",
-        [
-            ("raw COPY", f"{args.rows / copy_s:10.0f} rows/s"),
-            ("ingest end to end", f"{args.rows / ingest_s:10.0f} rows/s (first publish to final ack)"),
-            ("ratio ingest / COPY", f"{copy_s / ingest_s:10.3f}   (goal >= 0.67)"),
-            (f"publish -> commit+ack at {args.rate:.0f} rows/s", f"p50 {q[49]:.1f} ms, p99 {q[98]:.1f} ms"),
-        ],
+        f"ingest ({args.rows} rows, {args.per_batch} per message, Mosquitto -> ingest -> PostgreSQL)", rows
     )
 
 

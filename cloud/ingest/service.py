@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud.alerts.thumbnails import store_thumbnails
@@ -28,16 +28,16 @@ from cloud.db.models import (
 )
 from cloud.ingest.bulk import insert_results
 from cloud.ingest.decode import Decoded, Inbound, Rejected, classify
-from protocol.messages import DefectOutput, GatewayState, ResultBatch, Telemetry, utcnow
 from protocol.messages import Event as EventMessage
+from protocol.messages import GatewayState, ResultBatch, Telemetry, utcnow
 from protocol.ota import ReportedState
 from protocol.topics import TopicSpace
 
 log = logging.getLogger(__name__)
 
 StreamKey = tuple[str, str]  # (gateway_id, stream)
-# Seqs read per query while walking for the contiguous ack; bounds memory on long backlogs.
-ACK_WALK_PAGE = 5000
+# Seqs looked at per query while finding the contiguous ack; bounds the work on long backlogs.
+ACK_WALK_PAGE = 20_000
 
 
 @dataclass(slots=True)
@@ -74,8 +74,20 @@ def store(session: Session, valid: Sequence[Decoded], rejected: Sequence[Rejecte
     """Write a batch into ``session`` (the caller commits): results idempotently on their id."""
     outcome = StoreOutcome(rejected=list(rejected))
     now = utcnow()
-    gateways = _lock_gateways(session, {d.gateway_id for d in valid}, now)
-    rows: dict[Any, dict[str, Any]] = {}
+    gateway_ids = sorted({d.gateway_id for d in valid})
+    _ensure_gateways(session, gateway_ids, now)
+    result_batches = [(d.message, d.received_at) for d in valid if isinstance(d.message, ResultBatch)]
+    if result_batches:
+        # Before the gateway rows are locked: the results only need those rows to exist (their
+        # foreign key takes a KEY SHARE lock, which the NO KEY UPDATE lock below does not block),
+        # so workers sharing a gateway's traffic COPY side by side and queue only for the short
+        # gateway updates. Duplicates between them are settled by the results' primary key.
+        outcome.results_inserted = insert_results(session, result_batches)
+        outcome.results_duplicate = sum(len(b.items) for b, _ in result_batches)
+        outcome.results_duplicate -= outcome.results_inserted
+        # After the results, which they reference; a re-delivered thumbnail is skipped like its result.
+        store_thumbnails(session, (i for b, _ in result_batches for i in b.items))
+    gateways = _lock_gateways(session, gateway_ids)
     events: list[dict[str, Any]] = []
     for dec in valid:
         gateway = gateways[dec.gateway_id]
@@ -86,8 +98,6 @@ def store(session: Session, valid: Sequence[Decoded], rejected: Sequence[Rejecte
             outcome.streams.add(key)
             if msg.oldest_held_seq is not None:
                 outcome.floors[key] = max(outcome.floors.get(key, 0), msg.oldest_held_seq - 1)
-            for item_row in _result_rows(msg, dec.received_at):
-                rows.setdefault(item_row["id"], item_row)
             if gateway.line is None:
                 gateway.line = msg.items[0].line
         elif isinstance(msg, GatewayState):
@@ -120,16 +130,6 @@ def store(session: Session, valid: Sequence[Decoded], rejected: Sequence[Rejecte
                 )
                 .values(acked_seq=floor, updated_at=now)
             )
-    if rows:
-        outcome.results_inserted = insert_results(session, list(rows.values()))
-        outcome.results_duplicate = sum(
-            len(d.message.items) for d in valid if isinstance(d.message, ResultBatch)
-        )
-        outcome.results_duplicate -= outcome.results_inserted
-        # After the results, which they reference; a re-delivered thumbnail is skipped like its result.
-        store_thumbnails(
-            session, (i for d in valid if isinstance(d.message, ResultBatch) for i in d.message.items)
-        )
     if events:
         session.execute(table_of(Event).insert(), events)
     if rejected:
@@ -137,17 +137,28 @@ def store(session: Session, valid: Sequence[Decoded], rejected: Sequence[Rejecte
     return outcome
 
 
-def _lock_gateways(session: Session, ids: set[str], now: datetime) -> dict[str, Gateway]:
-    """Ensure a row per gateway exists, then load them locked (sorted, so workers never deadlock)."""
-    if not ids:
-        return {}
-    ordered = sorted(ids)
+def _ensure_gateways(session: Session, ordered: list[str], now: datetime) -> None:
+    """Create a row for each gateway not seen before."""
+    if not ordered:
+        return
     new_rows = [
         {"id": gid, "online": False, "session": 0, "models": [], "first_seen": now, "last_seen": now}
         for gid in ordered
     ]
     session.execute(insert_ignore(session, Gateway), new_rows)
-    query = select(Gateway).where(Gateway.id.in_(ordered)).order_by(Gateway.id).with_for_update()
+
+
+def _lock_gateways(session: Session, ordered: list[str]) -> dict[str, Gateway]:
+    """Load the gateways locked for update, in id order so workers never deadlock on them.
+
+    NO KEY UPDATE (the id never changes here) leaves other workers free to insert results that
+    reference these rows meanwhile.
+    """
+    if not ordered:
+        return {}
+    query = (
+        select(Gateway).where(Gateway.id.in_(ordered)).order_by(Gateway.id).with_for_update(key_share=True)
+    )
     return {g.id: g for g in session.scalars(query)}
 
 
@@ -191,38 +202,6 @@ def _apply_reported(session: Session, msg: ReportedState, received_at: datetime)
     row.slots = {name: s.model_dump(mode="json") for name, s in msg.slots.items()}
     row.timestamp = msg.timestamp
     row.received_at = received_at
-
-
-def _result_rows(batch: ResultBatch, received_at: datetime) -> list[dict[str, Any]]:
-    rows = []
-    for item in batch.items:
-        out = item.output
-        rows.append(
-            {
-                "id": item.id,
-                "gateway_id": batch.gateway_id,
-                "stream": batch.stream,
-                "seq": item.seq,
-                "line": item.line,
-                "station": item.station,
-                "source": item.source,
-                "frame": item.frame,
-                "model_name": item.model.name,
-                "model_version": item.model.version,
-                "model_sha256": item.model.sha256,
-                "task": out.kind,
-                "label": out.label,
-                "is_defect": out.is_defect if isinstance(out, DefectOutput) else None,
-                "score": out.score,
-                "output": out.model_dump(mode="json"),
-                "latency_ms": item.latency_ms,
-                "captured_at": item.captured_at,
-                "inferred_at": item.inferred_at,
-                "received_at": received_at,
-                "replayed": item.replayed,
-            }
-        )
-    return rows
 
 
 def _event_row(msg: EventMessage, received_at: datetime) -> dict[str, Any]:
@@ -274,20 +253,36 @@ def advance_acks(session: Session, streams: Iterable[StreamKey]) -> dict[StreamK
 
 
 def _contiguous_top(session: Session, gateway_id: str, stream: str, start: int) -> int:
+    """The highest seq such that every seq from ``start`` + 1 up to it is stored.
+
+    The database finds it: in the run that continues ``start``, ``seq - row_number()`` equals
+    ``start`` (the first gap makes it larger). Shipping every seq to Python to walk them cost
+    tens of microseconds per row. A window of ``ACK_WALK_PAGE`` seqs bounds the work per query,
+    so a gap is found without reading everything stored beyond it.
+    """
     top = start
     while True:
-        seqs = session.scalars(
+        end = top + ACK_WALK_PAGE
+        window = (
             select(Result.seq)
-            .where(Result.gateway_id == gateway_id, Result.stream == stream, Result.seq > top)
-            .order_by(Result.seq)
-            .limit(ACK_WALK_PAGE)
-        ).all()
-        for seq in seqs:
-            if seq != top + 1:
-                return top
-            top = seq
-        if len(seqs) < ACK_WALK_PAGE:
+            .where(
+                Result.gateway_id == gateway_id,
+                Result.stream == stream,
+                Result.seq > top,
+                Result.seq <= end,
+            )
+            .distinct()  # two ids with one seq must not look like a gap
+            .subquery()
+        )
+        run = select(
+            window.c.seq, (window.c.seq - func.row_number().over(order_by=window.c.seq)).label("shift")
+        ).subquery()
+        found = session.scalar(select(func.max(run.c.seq)).where(run.c.shift == top))
+        if found is None:
             return top
+        if found < end:
+            return int(found)
+        top = end  # the whole window is stored: go on past it
 
 
 def ingest_messages(

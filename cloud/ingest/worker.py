@@ -1,9 +1,10 @@
-"""The MQTT ingest worker: broker -> bounded queue -> one DB writer thread -> acks back to gateways.
+"""The MQTT ingest worker: broker -> bounded queue -> decode thread -> DB writer thread -> acks.
 
-The paho callback only enqueues. The writer drains up to ``ingest_batch_size`` messages (or
-whatever arrived within ``ingest_max_wait_ms``), commits them in one transaction, and then
-publishes each affected stream's cumulative ack. A message is acknowledged end to end only after
-its commit, so anything lost in between (a crash, a stop) is re-sent by the gateway's outbox.
+The paho callback only enqueues. The decode thread validates each message as it comes; the
+writer drains up to ``ingest_batch_size`` decoded messages (or whatever arrived within
+``ingest_max_wait_ms``), commits them in one transaction, and then publishes each affected
+stream's cumulative ack. A message is acknowledged end to end only after its commit, so anything
+lost in between (a crash, a stop) is re-sent by the gateway's outbox.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ from cloud.db.engine import make_engine, make_sessionmaker
 from cloud.db.migrate import migrate
 from cloud.ingest.decode import Decoded, Inbound, Rejected
 from cloud.ingest.metrics import IngestMetrics
-from cloud.ingest.service import StoreOutcome, StreamKey, advance_acks, split, store
+from cloud.ingest.pipeline import Classified, DecodeStage, Drained, EndOfInput, drain
+from cloud.ingest.service import StoreOutcome, StreamKey, advance_acks, store
 from protocol.messages import Ack, encode, utcnow
 from protocol.topics import Channel
 
@@ -55,6 +57,7 @@ class IngestWorker:
         self._engine: Engine | None = None
         self._sessions: sessionmaker[Session] | None = None
         self._client: mqtt.Client | None = None
+        self._decoder: threading.Thread | None = None
         self._writer: threading.Thread | None = None
         self._metrics_server: Any = None
         self._metrics_thread: threading.Thread | None = None
@@ -78,8 +81,19 @@ class IngestWorker:
         if self.settings.migrate_on_start:
             migrate(self.settings.db_url, wait_s=self.settings.db_wait_s, engine=self._engine)
         self._sessions = make_sessionmaker(self._engine)
-        self._writer = threading.Thread(target=self._run_writer, name="ingest-writer", daemon=True)
+        stage = DecodeStage(
+            self._queue,
+            self.topics,
+            self._stop,
+            out_size=self.settings.ingest_batch_size,
+            on_depth=self.metrics.queue_depth.set,
+        )
+        self._decoder = threading.Thread(target=stage.run, name="ingest-decode", daemon=True)
+        self._writer = threading.Thread(
+            target=self._run_writer, args=(stage.out,), name="ingest-writer", daemon=True
+        )
         self._writer.start()
+        self._decoder.start()
         self._client = self._make_client()
         broker = self.settings.broker
         log.info(
@@ -100,6 +114,8 @@ class IngestWorker:
     def stop(self, timeout_s: float = 10.0) -> None:
         """Stop receiving, commit and ack what is queued (one attempt), disconnect, join threads."""
         self._stop.set()
+        if self._decoder is not None:
+            self._decoder.join(timeout_s)
         if self._writer is not None:
             self._writer.join(timeout_s)
             if self._writer.is_alive():
@@ -126,8 +142,9 @@ class IngestWorker:
 
     @property
     def alive(self) -> bool:
-        """Whether the writer thread is running."""
-        return self._writer is not None and self._writer.is_alive()
+        """Whether the decode and writer threads are running."""
+        threads = (self._decoder, self._writer)
+        return all(t is not None and t.is_alive() for t in threads)
 
     @property
     def _subscription(self) -> str:
@@ -202,48 +219,27 @@ class IngestWorker:
 
     # ---- writer thread ---------------------------------------------------------------------
 
-    def _run_writer(self) -> None:
-        while not self._stop.is_set():
-            batch = self._drain()
-            if batch:
-                self._process(batch, final=False)
-        rest = []
+    def _run_writer(self, decoded: queue.Queue[Classified | EndOfInput]) -> None:
+        # Ends at the decode stage's END, which it puts after the last message once stopped.
+        batch_size, max_wait_s = self.settings.ingest_batch_size, self.settings.ingest_max_wait_ms / 1000
         while True:
-            try:
-                rest.append(self._queue.get_nowait())
-            except queue.Empty:
-                break
-        if rest:
-            self._process(rest, final=True)
+            drained = drain(decoded, batch_size, max_wait_s)
+            if drained.size:
+                self._process(drained)
+            if drained.ended:
+                return
 
-    def _drain(self) -> list[Inbound]:
-        try:
-            first = self._queue.get(timeout=0.1)
-        except queue.Empty:
-            return []
-        batch = [first]
-        deadline = time.monotonic() + self.settings.ingest_max_wait_ms / 1000
-        while len(batch) < self.settings.ingest_batch_size:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            try:
-                batch.append(self._queue.get(timeout=remaining))
-            except queue.Empty:
-                break
-        self.metrics.queue_depth.set(self._queue.qsize())
-        return batch
-
-    def _process(self, batch: list[Inbound], final: bool) -> None:
+    def _process(self, drained: Drained) -> None:
         started = time.monotonic()
-        valid, rejected, ignored = split(batch, self.topics)
+        # After stop() every drain is tried once (see _retry); ``ended`` says so explicitly.
+        valid, rejected, final = drained.valid, drained.rejected, drained.ended
         for dec in valid:
             self.metrics.messages.labels(channel=dec.channel.value).inc()
-        outcome = self._retry("commit", final, lambda s: store(s, valid, rejected), len(batch))
+        outcome = self._retry("commit", final, lambda s: store(s, valid, rejected), drained.size)
         if outcome is None:
             return
         self._count(valid, rejected, outcome)
-        outcome.ignored = ignored
+        outcome.ignored = drained.ignored
         acks = self._retry("ack", final, lambda s: advance_acks(s, outcome.streams), len(outcome.streams))
         if acks:
             self._publish_acks(acks)
