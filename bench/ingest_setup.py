@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from paho.mqtt.enums import CallbackAPIVersion
 
 from cloud.db import migrate
+from cloud.ingest.rows import COPY_COLUMNS
 from protocol.messages import Ack, DefectOutput, ModelRef, ResultBatch, ResultItem, decode, encode
 from protocol.topics import Channel, TopicSpace
 
@@ -152,29 +153,8 @@ def _warm_up(topics: TopicSpace, procs: list[subprocess.Popen[bytes]], count: in
             w.close()
 
 
-COLUMNS = [
-    "id",
-    "gateway_id",
-    "stream",
-    "seq",
-    "line",
-    "station",
-    "source",
-    "frame",
-    "model_name",
-    "model_version",
-    "model_sha256",
-    "task",
-    "label",
-    "is_defect",
-    "score",
-    "output",
-    "latency_ms",
-    "captured_at",
-    "inferred_at",
-    "received_at",
-    "replayed",
-]
+# The same column list the ingest worker copies, so the baseline writes exactly its rows.
+COLUMNS = list(COPY_COLUMNS)
 
 
 def run_copy(db_url: str, batches: list[ResultBatch]) -> float:
