@@ -254,10 +254,11 @@ class Agent:
         )
 
     def wait_idle(self, timeout: float) -> bool:
-        """Wait until every finite source is done and the model queues are empty (for replays and tests)."""
+        """Wait until every finite source is done and every frame's results are in the outbox (for
+        replays and tests)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if not any(s.running for s in self.sources) and all(len(w.queue) == 0 for w in self.workers):
+            if not any(s.running for s in self.sources) and all(w.queue.idle for w in self.workers):
                 return True
             time.sleep(0.05)
         return False

@@ -44,10 +44,24 @@ class FrameQueue:
         self._maxsize = maxsize
         self._stop = stop
         self._cond = threading.Condition()
+        # Frames handed out by get_batch and not yet marked done: a queue that is empty while its
+        # consumer still works on the last batch is not idle (results not yet in the outbox).
+        self._unfinished = 0
 
     def __len__(self) -> int:
         with self._cond:
             return len(self._items)
+
+    @property
+    def idle(self) -> bool:
+        """Nothing queued and nothing handed out still being worked on."""
+        with self._cond:
+            return not self._items and self._unfinished == 0
+
+    def done(self, count: int) -> None:
+        """The consumer finished ``count`` frames of a batch (stored, dropped or failed)."""
+        with self._cond:
+            self._unfinished = max(0, self._unfinished - count)
 
     def put(self, frame: Frame, policy: DropPolicy) -> int:
         """Enqueue ``frame``; return how many frames were dropped (0 or 1; 1 also when stopped)."""
@@ -83,6 +97,7 @@ class FrameQueue:
                     break
                 self._cond.wait(timeout=left)
             batch = [self._items.popleft() for _ in range(min(max_items, len(self._items)))]
+            self._unfinished += len(batch)
             self._cond.notify_all()
             return batch
 

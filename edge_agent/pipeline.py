@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Protocol
 
-from edge_agent.frames import FrameQueue
+from edge_agent.frames import Frame, FrameQueue
 from edge_agent.metrics import Metrics
 from edge_agent.outbox import Outbox, ResultDraft
 from edge_agent.runtime import Prediction, Runner
@@ -98,21 +98,27 @@ class InferenceWorker:
                 if self._stop.is_set() and len(self.queue) == 0:
                     return
                 continue
-            with self._runner_lock:
-                runner = self.runner  # read once per batch: the whole batch runs on one model
-            sha = runner.manifest.sha256
             try:
-                predictions = runner.infer(frames)  # a fixed-batch runner loops over frames itself
-            except Exception:
-                # One bad frame or a model bug must not stop the line; it is counted and logged.
-                self.failures += 1
-                if self.observer is not None:
-                    self.observer.failure(sha, len(frames))
-                log.exception("slot %s: inference failed on %d frame(s)", runner.slot, len(frames))
-                continue
+                self._process(frames)
+            finally:
+                self.queue.done(len(frames))
+
+    def _process(self, frames: list[Frame]) -> None:
+        with self._runner_lock:
+            runner = self.runner  # read once per batch: the whole batch runs on one model
+        sha = runner.manifest.sha256
+        try:
+            predictions = runner.infer(frames)  # a fixed-batch runner loops over frames itself
+        except Exception:
+            # One bad frame or a model bug must not stop the line; it is counted and logged.
+            self.failures += 1
             if self.observer is not None:
-                self.observer.batch(sha, predictions)
-            self._store(runner, predictions)
+                self.observer.failure(sha, len(frames))
+            log.exception("slot %s: inference failed on %d frame(s)", runner.slot, len(frames))
+            return
+        if self.observer is not None:
+            self.observer.batch(sha, predictions)
+        self._store(runner, predictions)
 
     def _store(self, runner: Runner, predictions: list[Prediction]) -> None:
         """Write results to the outbox, retrying with backoff: a full or failing disk holds the line

@@ -49,6 +49,22 @@ def test_drop_oldest_keeps_the_newest_and_block_waits_for_room() -> None:
     assert [f.ref for f in queue.get_batch(10, 0)] == ["b", "c"]
 
 
+def test_a_queue_is_not_idle_while_its_last_batch_is_being_worked_on() -> None:
+    """The fault: the queue empties when the worker takes the last batch, before its results are
+    stored; a replay that stopped there would miss them. Idle means taken AND marked done."""
+    queue = FrameQueue(4, threading.Event())
+    assert queue.idle
+    queue.put(_frame("a"), DropPolicy.BLOCK)
+    queue.put(_frame("b"), DropPolicy.BLOCK)
+    batch = queue.get_batch(10, 0)
+    assert len(queue) == 0
+    assert not queue.idle
+    queue.done(1)
+    assert not queue.idle
+    queue.done(len(batch) - 1)
+    assert queue.idle
+
+
 def test_folder_replays_in_name_order_with_file_names_as_refs(tmp_path: Path) -> None:
     names = write_frames(tmp_path, [10, 20, 30])
     (tmp_path / "notes.txt").write_text("not an image")
