@@ -109,7 +109,11 @@ class Event(Base):
     """Something a gateway reported for operators (OTA progress, outbox shedding, errors)."""
 
     __tablename__ = "events"
-    __table_args__ = (Index("ix_events_gateway_timestamp", "gateway_id", "timestamp"),)
+    __table_args__ = (
+        Index("ix_events_gateway_timestamp", "gateway_id", "timestamp"),
+        # The fleet-wide list (GET /events) pages newest first by (timestamp, id).
+        Index("ix_events_timestamp_id", "timestamp", "id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     gateway_id: Mapped[str] = mapped_column(
