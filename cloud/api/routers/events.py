@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -12,6 +9,7 @@ from fastapi import APIRouter, HTTPException, Query
 from pydantic import AwareDatetime
 from sqlalchemy import and_, or_, select
 
+from cloud.api.cursor import decode_cursor, encode_cursor
 from cloud.api.deps import SessionDep
 from cloud.api.schemas import EventPublic, FleetEventPage
 from cloud.db.models import Event, Gateway
@@ -20,23 +18,11 @@ router = APIRouter(prefix="/events", tags=["events"])
 MAX_LIMIT = 1000
 
 
-def encode_cursor(timestamp: datetime, event_id: int) -> str:
-    """An opaque cursor pointing just after the given event in newest-first order."""
-    raw = json.dumps({"t": timestamp.isoformat(), "id": event_id}).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, int]:
-    """Parse a cursor from :func:`encode_cursor`; a 422 names what is wrong with it."""
-    try:
-        raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        timestamp = datetime.fromisoformat(raw["t"])
-        event_id = raw["id"]
-    except (binascii.Error, ValueError, KeyError, TypeError) as exc:
-        raise HTTPException(422, detail=f"cursor {cursor[:40]!r} is not valid: {exc}") from None
-    if not isinstance(event_id, int) or timestamp.tzinfo is None:
+def _decode(cursor: str) -> tuple[datetime, int]:
+    at, event_id = decode_cursor(cursor)
+    if not isinstance(event_id, int):
         raise HTTPException(422, detail=f"cursor {cursor[:40]!r} is not valid: not made by this API")
-    return timestamp, event_id
+    return at, event_id
 
 
 @router.get("", responses={404: {"description": "Unknown gateway"}})
@@ -64,7 +50,7 @@ def list_events(
     if since is not None:
         query = query.where(Event.timestamp >= since)
     if cursor is not None:
-        at, after_id = decode_cursor(cursor)
+        at, after_id = _decode(cursor)
         query = query.where(or_(Event.timestamp < at, and_(Event.timestamp == at, Event.id < after_id)))
     # One row more than asked says whether a next page exists without a count(*).
     rows = session.scalars(query.offset(offset).limit(limit + 1)).all()
