@@ -7,7 +7,6 @@ API refuses them (403) if they post one anyway.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 from urllib.parse import quote
 
@@ -21,8 +20,6 @@ from cloud.console import respond
 from cloud.console.api import ApiClient, ApiError
 from cloud.console.session import User, check_origin, current_user, form
 
-log = logging.getLogger(__name__)
-
 # What a rule's threshold (and window) mean per kind, shown beside the form.
 KIND_HELP = {
     RuleKind.DEFECT_RATE.value: "threshold: percent defective (0-100) over the window",
@@ -30,7 +27,6 @@ KIND_HELP = {
     RuleKind.OUTBOX_BACKLOG.value: "threshold: results waiting in a gateway's outbox",
 }
 CREATE_FIELDS = ("line", "kind", "threshold", "window_s", "min_results")
-FORM_ERRORS = (400, 404, 409, 422)  # answers about the form's content, shown beside it
 
 
 def create_defaults() -> dict[str, str]:
@@ -162,16 +158,9 @@ def add_rule_forms(router: APIRouter, views: Jinja2Templates) -> None:
         request: Request, user: User, api: ApiClient, exc: ApiError, apply: dict[str, Any]
     ) -> Response:
         """The Alerts page again, with the API's errors beside the form and the typed values."""
-        if exc.status not in FORM_ERRORS:
-            return error_page(request, user, exc)
-        log.info("console alert rule form refused (%s): %s", exc.status, exc.detail)
-        try:
-            context = await alerts_context(api, "open")
-        except ApiError as again:
-            return error_page(request, user, again)
-        context.update(apply)
-        page = {"user": user, "page": "alerts.html", **context}
-        return views.TemplateResponse(request, "alerts.html", page, status_code=exc.status)
+        return await respond.refused_form(
+            views, request, user, exc, "alerts.html", lambda: alerts_context(api, "open"), apply
+        )
 
     async def logged_in(request: Request) -> User | None:
         check_origin(request)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 from urllib.parse import quote
@@ -23,9 +22,6 @@ from cloud.console.api import ApiClient, ApiError
 from cloud.console.line_view import LineFeed, line_context
 from cloud.console.respond import Build
 from cloud.console.session import User, check_origin, current_user, form
-
-log = logging.getLogger(__name__)
-FORM_ERRORS = (400, 404, 409, 422)  # the API refused the content: shown next to the form
 
 
 class Feed(Protocol):
@@ -135,17 +131,11 @@ def add_live_pages(router: APIRouter, views: Jinja2Templates, refresh_s: float) 
             try:
                 created = await api.post("/rollouts", rollout_form.request_body(fields))
             except ApiError as exc:
-                if exc.status not in FORM_ERRORS:
-                    return error_page(request, user, exc)
-                log.info("console rollout form refused (%s): %s", exc.status, exc.detail)
                 errors, general = rollout_form.field_errors(exc)
-                try:
-                    context = await rollouts_context(api, fields)
-                except ApiError as again:
-                    return error_page(request, user, again)
-                context.update(errors=errors, general_errors=general)
-                page_context = {"user": user, "page": "rollouts.html", **context}
-                return views.TemplateResponse(request, "rollouts.html", page_context, status_code=exc.status)
+                return await respond.refused_form(
+                    views, request, user, exc, "rollouts.html", lambda: rollouts_context(api, fields),
+                    {"errors": errors, "general_errors": general},
+                )  # fmt: skip
         return RedirectResponse(f"/rollouts/{quote(created['id'], safe='')}", status_code=303)
 
     @router.get("/rollouts/{rollout_id}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote
@@ -13,7 +14,10 @@ from fastapi.templating import Jinja2Templates
 from cloud.console.api import ApiClient, ApiError
 from cloud.console.session import User, current_user
 
+log = logging.getLogger(__name__)
+
 Build = Callable[[ApiClient, User], Awaitable[dict[str, Any]]]
+FORM_ERRORS = (400, 404, 409, 422)  # the API refused the form's content: shown beside the form
 
 
 def error_page(views: Jinja2Templates, request: Request, user: User, exc: ApiError) -> Response:
@@ -36,3 +40,27 @@ async def render_page(views: Jinja2Templates, request: Request, name: str, build
         except ApiError as exc:
             return error_page(views, request, user, exc)
     return views.TemplateResponse(request, name, {"user": user, "page": name, **context})
+
+
+async def refused_form(
+    views: Jinja2Templates,
+    request: Request,
+    user: User,
+    exc: ApiError,
+    name: str,
+    rebuild: Callable[[], Awaitable[dict[str, Any]]],
+    apply: dict[str, Any],
+) -> Response:
+    """Page ``name`` again after the API refused its form: ``rebuild``'s context plus ``apply``
+    (the errors beside the fields, the typed values), with the API's status. Any other refusal
+    (401, 403, 5xx) is the error page."""
+    if exc.status not in FORM_ERRORS:
+        return error_page(views, request, user, exc)
+    log.info("console form on %s refused (%s): %s", name, exc.status, exc.detail)
+    try:
+        context = await rebuild()
+    except ApiError as again:
+        return error_page(views, request, user, again)
+    context.update(apply)
+    page = {"user": user, "page": name, **context}
+    return views.TemplateResponse(request, name, page, status_code=exc.status)
