@@ -73,6 +73,14 @@ class CloudSettings(BaseModel):
         description="MQTT client id of this ingest worker (persistent session); unique per worker. "
         "Defaults to factory-ingest-<hostname>",
     )
+    ingest_session_expiry_s: int = Field(
+        60,
+        ge=0,
+        le=7 * 24 * 3600,
+        description="With a share group: how long the broker keeps a disconnected worker's session. "
+        "Meanwhile it queues that worker's share of the traffic (a restart under the same client id "
+        "gets it); after it the worker leaves the group and the others take its share",
+    )
     ingest_batch_size: int = Field(
         500, ge=1, le=10_000, description="Most messages committed per transaction"
     )

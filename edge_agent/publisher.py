@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 
@@ -16,6 +17,11 @@ log = logging.getLogger(__name__)
 
 # Room for the batch envelope (gateway id, stream, sent_at) around the items.
 _ENVELOPE_BYTES = 1024
+# A re-send waits resend_after_s times a factor drawn from this range, so that gateways stalled by
+# one ingest outage do not all re-send in the same second, and so that a re-send never falls into
+# step with a broker's round-robin over a share group (a member that crashed keeps its share
+# until its session expires; re-sends in step with the rotation would reach only that member).
+_RESEND_JITTER = (1.0, 1.5)
 
 
 class Publisher:
@@ -43,6 +49,8 @@ class Publisher:
         self._metrics = metrics
         self._batch_items = batch_items
         self._resend_after_s = resend_after_s
+        self._resend_wait_s = resend_after_s
+        self._jitter = random.Random()  # noqa: S311 - spreads timing, guards nothing
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="publisher", daemon=True)
         self._pointer = outbox.acked_seq
@@ -97,7 +105,7 @@ class Publisher:
             self._outstanding_since = now if self._pointer > acked else None
         if self._pointer < acked:
             self._pointer = acked  # acked items are gone; never read below the ack
-        if self._outstanding_since is not None and now - self._outstanding_since > self._resend_after_s:
+        if self._outstanding_since is not None and now - self._outstanding_since > self._resend_wait_s:
             log.warning(
                 "publisher: no ack progress for %.1f s (acked %d, sent %d); re-sending",
                 now - self._outstanding_since,
@@ -138,4 +146,5 @@ class Publisher:
         self.batches_sent += 1
         if self._outstanding_since is None:
             self._outstanding_since = time.monotonic()
+            self._resend_wait_s = self._resend_after_s * self._jitter.uniform(*_RESEND_JITTER)
         return True

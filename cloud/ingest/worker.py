@@ -19,6 +19,8 @@ from typing import Any, TypeVar
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from prometheus_client import start_http_server
 from sqlalchemy import Engine
@@ -104,7 +106,14 @@ class IngestWorker:
             broker.tls,
             self._subscription,
         )
-        self._client.connect_async(broker.host, broker.port, keepalive=30)
+        if self.settings.share_group:
+            session = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]  # paho leaves it untyped
+            session.SessionExpiryInterval = self.settings.ingest_session_expiry_s
+            self._client.connect_async(
+                broker.host, broker.port, keepalive=30, clean_start=False, properties=session
+            )
+        else:
+            self._client.connect_async(broker.host, broker.port, keepalive=30)
         self._client.loop_start()
         if self.settings.metrics_port is not None:
             self._metrics_server, self._metrics_thread = start_http_server(
@@ -155,12 +164,23 @@ class IngestWorker:
     # ---- MQTT (paho's network thread) ------------------------------------------------------
 
     def _make_client(self) -> mqtt.Client:
-        client = mqtt.Client(
-            callback_api_version=CallbackAPIVersion.VERSION2,
-            client_id=self.client_id,
-            clean_session=False,
-            protocol=mqtt.MQTTv311,
-        )
+        if self.settings.share_group:
+            # MQTT 5 for its session expiry: brokers may keep handing a disconnected member of a
+            # share group its share (Mosquitto does) for as long as its session lives, so a worker
+            # that crashed or was replaced under another id must not keep a session for ever.
+            client = mqtt.Client(
+                callback_api_version=CallbackAPIVersion.VERSION2,
+                client_id=self.client_id,
+                protocol=mqtt.MQTTv5,
+            )
+        else:
+            # A plain subscription: 3.1.1 also suits the embedded broker, which has no MQTT 5.
+            client = mqtt.Client(
+                callback_api_version=CallbackAPIVersion.VERSION2,
+                client_id=self.client_id,
+                clean_session=False,
+                protocol=mqtt.MQTTv311,
+            )
         if self.settings.broker_username:
             password = self.settings.broker_password
             client.username_pw_set(
