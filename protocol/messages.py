@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal, TypeVar
 from uuid import UUID
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -34,6 +35,32 @@ MAX_THUMBNAIL_B64 = 32 * 1024
 GatewayId = Annotated[str, Field(pattern=GATEWAY_ID_PATTERN, description="Gateway id, one topic level")]
 Sha256Hex = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$", description="Lower-case hex SHA-256")]
 Name = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")]
+
+
+def _no_nul(text: str) -> str:
+    # PostgreSQL text and jsonb cannot hold U+0000: such a message would fail its insert and,
+    # retried, stall ingest for everyone. Refused here, it is a dead letter naming the field.
+    if "\x00" in text:
+        raise ValueError(_NUL_REFUSED)
+    return text
+
+
+_NUL_REFUSED = "contains a NUL character (U+0000), which no text on the wire may hold"
+
+
+Text = Annotated[str, AfterValidator(_no_nul)]
+
+
+def wire_text(text: str, max_length: int) -> str:
+    """``text`` made fit for a :data:`Text` field: control characters as ``\\xNN``, cut to length.
+
+    For text the gateway does not choose (a decoded barcode, an exception's message), which
+    would otherwise make its whole message invalid.
+    """
+    shown = "".join(ch if ch >= " " or ch in "\t\n" else f"\\x{ord(ch):02x}" for ch in text)
+    return shown if len(shown) <= max_length else shown[: max_length - 1] + "\u2026"
+
+
 VersionStr = Annotated[
     str, Field(pattern=r"^\d{1,6}(\.\d{1,6}){0,2}$", description="Monotonic version: MAJOR[.MINOR[.PATCH]]")
 ]
@@ -80,7 +107,7 @@ class GatewayState(WireModel):
     gateway_id: GatewayId
     online: bool
     session: int = Field(ge=0, description="Increments on every agent start (Sparkplug B's bdSeq idea)")
-    agent_version: str = Field(max_length=64)
+    agent_version: Text = Field(max_length=64)
     line: Name | None = None
     models: tuple[LoadedModel, ...] = ()
     timestamp: AwareDatetime
@@ -129,8 +156,8 @@ class ParcelOutput(WireModel):
     angle_deg: float | None = Field(default=None, description="Rotation of the oriented box")
     length_mm: float | None = Field(default=None, ge=0)
     width_mm: float | None = Field(default=None, ge=0)
-    barcode: str | None = Field(default=None, max_length=256)
-    symbology: str | None = Field(default=None, max_length=32)
+    barcode: Text | None = Field(default=None, max_length=256)
+    symbology: Text | None = Field(default=None, max_length=32)
     damaged: bool = False
 
 
@@ -161,7 +188,7 @@ class ResultItem(WireModel):
     line: Name
     station: Name
     source: Name
-    frame: str = Field(min_length=1, max_length=256, description="Source's reference for the input")
+    frame: Text = Field(min_length=1, max_length=256, description="Source's reference for the input")
     model: ModelRef
     output: TaskOutput
     latency_ms: float = Field(ge=0.0)
@@ -241,8 +268,18 @@ class Event(WireModel):
     timestamp: AwareDatetime
     level: Literal["info", "warning", "error"]
     kind: Name
-    message: str = Field(max_length=2000)
-    details: dict[str, EventValue] = Field(default_factory=dict)
+    message: Text = Field(max_length=2000)
+    details: dict[Text, EventValue] = Field(default_factory=dict)
+
+    @field_validator("details")
+    @classmethod
+    def _values_hold_no_nul(cls, details: dict[str, EventValue]) -> dict[str, EventValue]:
+        # Checked here rather than in the union's str member, whose error would come buried
+        # among one complaint per other member of the union.
+        for key, value in details.items():
+            if isinstance(value, str) and "\x00" in value:
+                raise ValueError(f"value of {key!r} {_NUL_REFUSED}")
+        return details
 
 
 # ---- encoding ------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from typing import Literal
 from pydantic import AwareDatetime, Field
 
 from protocol.manifest import ModelManifest
-from protocol.messages import SCHEMA_VERSION, GatewayId, ModelRef, Name, WireModel
+from protocol.messages import SCHEMA_VERSION, GatewayId, ModelRef, Name, Text, WireModel
 from protocol.signing import ManifestSignature
 
 
@@ -32,7 +32,7 @@ class DesiredState(WireModel):
     schema_version: Literal[1] = SCHEMA_VERSION
     gateway_id: GatewayId
     revision: int = Field(ge=1)
-    rollout_id: str | None = Field(default=None, max_length=64)
+    rollout_id: Text | None = Field(default=None, max_length=64)
     slots: dict[Name, ModelOffer]
     issued_at: AwareDatetime
 
@@ -67,7 +67,7 @@ class SlotReport(WireModel):
     previous: ModelRef | None = None
     phase: Phase
     target: ModelRef | None = Field(default=None, description="The version being installed, if any")
-    error: str | None = Field(default=None, max_length=2000)
+    error: Text | None = Field(default=None, max_length=2000)
     health: SlotHealth | None = None
 
 
@@ -77,6 +77,6 @@ class ReportedState(WireModel):
     schema_version: Literal[1] = SCHEMA_VERSION
     gateway_id: GatewayId
     desired_revision: int = Field(ge=0, description="The last desired revision the gateway acted on")
-    rollout_id: str | None = Field(default=None, max_length=64)
+    rollout_id: Text | None = Field(default=None, max_length=64)
     slots: dict[Name, SlotReport]
     timestamp: AwareDatetime

@@ -30,7 +30,7 @@ from edge_agent.ota.verify import (
 from edge_agent.pipeline import InferenceWorker
 from edge_agent.runtime.registry import NO_SETTINGS, SlotSettings
 from protocol.manifest import MANIFEST_SUFFIX, ModelManifest
-from protocol.messages import Event, ModelRef, WireError, decode, encode, utcnow
+from protocol.messages import Event, ModelRef, WireError, decode, encode, utcnow, wire_text
 from protocol.ota import DesiredState, ModelOffer, Phase, ReportedState
 from protocol.signing import TrustStore, trust_store_from
 from protocol.topics import Channel, TopicSpace
@@ -199,7 +199,7 @@ class OtaClient:
             timestamp=utcnow(),
             level=level,
             kind="ota",
-            message=message[:2000],
+            message=wire_text(message, 2000),  # may quote an exception or a server reply
             details={
                 "slot": state.worker.runner.slot,
                 "phase": state.phase,

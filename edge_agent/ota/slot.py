@@ -8,7 +8,7 @@ from edge_agent.ota.health import SlotMonitor
 from edge_agent.ota.store import Pointer, SlotStore
 from edge_agent.pipeline import InferenceWorker
 from protocol.manifest import ModelManifest
-from protocol.messages import ModelRef
+from protocol.messages import ModelRef, wire_text
 from protocol.ota import Phase, SlotHealth, SlotReport
 
 
@@ -61,6 +61,6 @@ class SlotState:
             previous=self.previous,
             phase=self.phase,
             target=self.target,
-            error=self.error[:2000] if self.error else None,
+            error=wire_text(self.error, 2000) if self.error else None,
             health=self.health,
         )

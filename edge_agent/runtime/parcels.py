@@ -44,7 +44,7 @@ from edge_agent.runtime.parcel_routes import ParcelLineSettings, RouteTable, lin
 from edge_agent.runtime.preprocess import to_tensor
 from edge_agent.runtime.tasks import Output
 from protocol.manifest import ModelManifest, Preprocessing, load_manifest
-from protocol.messages import Box, LoadedModel, ModelRef, ParcelOutput
+from protocol.messages import Box, LoadedModel, ModelRef, ParcelOutput, wire_text
 
 log = logging.getLogger(__name__)
 
@@ -321,7 +321,9 @@ class ParcelRunner:
             angle_deg=round(det.angle_deg, 2),
             length_mm=round(length_mm, 1),
             width_mm=round(width_mm, 1),
-            barcode=barcode,
-            symbology=symbology,
+            # Routed on what the label says; sent with control characters (a GS1 separator, a
+            # NUL) spelled out and cut to the wire's limit, so no label can invalidate a result.
+            barcode=None if barcode is None else wire_text(barcode, 256),
+            symbology=None if symbology is None else wire_text(symbology, 32),
             damaged=damaged,
         )

@@ -86,6 +86,41 @@ def test_ingest_bad_messages_go_to_dead_letters_and_valid_ones_still_land(
     assert _rows(cloud_settings.db_url, sa.select(sa.func.count()).select_from(Result)) == [(4,)]
 
 
+def test_a_nul_character_is_a_dead_letter_not_a_stalled_ingest(
+    start_worker: Callable[..., IngestWorker], publisher: Publisher, cloud_settings: CloudSettings
+) -> None:
+    """The fault: text holding U+0000, which PostgreSQL cannot store. Before the wire refused it,
+    the COPY failed and the retried batch stalled ingest for every gateway. The promise kept: the
+    message is parked naming its field, and the valid traffic around it lands."""
+    worker = start_worker()
+    stream = new_stream()
+    with_nul = json.loads(encode(batch("gw-1", stream, [item(2)])))
+    with_nul["items"][0]["frame"] = "cam-1/frame\u0000.jpg"
+    event = {
+        "schema_version": 1,
+        "gateway_id": "gw-1",
+        "timestamp": "2026-01-01T00:00:00+00:00",
+        "level": "info",
+        "kind": "note",
+        "message": "ok",
+        "details": {"text": "a\u0000b"},
+    }
+    publisher.publish("gw-1", Channel.RESULTS, batch("gw-1", stream, [item(1)]))
+    publisher.publish("gw-1", Channel.RESULTS, json.dumps(with_nul).encode())
+    publisher.publish("gw-1", Channel.EVENTS, json.dumps(event).encode())
+    publisher.publish("gw-1", Channel.RESULTS, batch("gw-1", stream, [item(2), item(3)]))
+
+    wait_until(lambda: publisher.ack_of("gw-1", stream) == 3, what="valid items acked around the NUL ones")
+    wait_until(lambda: _dead_counts(worker).get("invalid") == 2, what="both NUL messages parked")
+    assert worker.alive
+    reasons = [
+        r for (r,) in _rows(cloud_settings.db_url, sa.select(DeadLetter.reason).order_by(DeadLetter.id))
+    ]
+    assert "items.0.frame: Value error, contains a NUL" in reasons[0]
+    assert "details: Value error, value of 'text' contains a NUL" in reasons[1]
+    assert _rows(cloud_settings.db_url, sa.select(sa.func.count()).select_from(Result)) == [(3,)]
+
+
 def _dead_counts(worker: IngestWorker) -> dict[str, int]:
     counts: dict[str, int] = {}
     for metric in worker.metrics.registry.collect():

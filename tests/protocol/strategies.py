@@ -20,6 +20,8 @@ from protocol.messages import (
     Telemetry,
 )
 
+# Any text but U+0000, which the wire refuses (PostgreSQL cannot store it).
+wire_chars = st.characters(exclude_characters="\x00", exclude_categories=("Cs",))
 names = st.from_regex(r"\A[A-Za-z0-9][A-Za-z0-9_.:-]{0,20}\Z")
 gateway_ids = st.from_regex(r"\A[A-Za-z0-9][A-Za-z0-9_.-]{0,20}\Z")
 versions = st.tuples(st.integers(0, 999), st.integers(0, 999), st.integers(0, 999)).map(
@@ -42,7 +44,7 @@ states = st.builds(
     gateway_id=gateway_ids,
     online=st.booleans(),
     session=st.integers(0, 2**31),
-    agent_version=st.text(max_size=20),
+    agent_version=st.text(wire_chars, max_size=20),
     line=st.none() | names,
     models=st.lists(loaded, max_size=3).map(tuple),
     timestamp=aware,
@@ -73,7 +75,7 @@ def _item(seq: int) -> st.SearchStrategy[ResultItem]:
         line=names,
         station=names,
         source=names,
-        frame=st.text(min_size=1, max_size=40),
+        frame=st.text(wire_chars, min_size=1, max_size=40),
         model=model_refs,
         output=outputs,
         latency_ms=st.floats(0, 1e6, allow_nan=False),
@@ -113,9 +115,10 @@ events = st.builds(
     timestamp=aware,
     level=st.sampled_from(["info", "warning", "error"]),
     kind=names,
-    message=st.text(max_size=100),
+    message=st.text(wire_chars, max_size=100),
     details=st.dictionaries(
-        st.text(max_size=10), st.none() | st.booleans() | st.integers() | st.text(max_size=10)
+        st.text(wire_chars, max_size=10),
+        st.none() | st.booleans() | st.integers() | st.text(wire_chars, max_size=10),
     ),
 )
 all_messages = st.one_of(states, batches, acks, telemetry, events)

@@ -23,6 +23,7 @@ from protocol.messages import (
     decode,
     encode,
     version_key,
+    wire_text,
 )
 from tests.protocol import strategies as s
 
@@ -104,6 +105,7 @@ _DELETE = object()
         (_mutate(["surprise"], 1), "surprise"),
         (_mutate(["oldest_held_seq"], 2), "oldest_held_seq is above"),
         (_mutate(["oldest_held_seq"], 0), "oldest_held_seq"),
+        (_mutate(["items", 0, "frame"], "cam\x00.jpg"), "items.0.frame: Value error, contains a NUL"),
     ],
 )
 def test_bad_batches_refused_with_reason(payload: bytes, reason: str) -> None:
@@ -148,3 +150,20 @@ def test_messages_are_frozen() -> None:
 def test_version_order(low: str, high: str) -> None:
     assert version_key(low) < version_key(high)
     assert version_key("1") == version_key("1.0.0")
+
+
+@given(st.text(), st.integers(min_value=1, max_value=300))
+def test_wire_text_makes_any_text_fit_a_text_field(text: str, limit: int) -> None:
+    shown = wire_text(text, limit)
+    assert len(shown) <= limit
+    assert not any(ch < " " and ch not in "\t\n" for ch in shown)
+    event = Event(
+        gateway_id="gw-1", timestamp=datetime.now(UTC), level="info", kind="k", message=shown[:2000]
+    )
+    assert decode(Event, encode(event)).message == shown
+    if len(text) <= limit and all(ch >= " " for ch in text):
+        assert shown == text  # printable text that fits goes through unchanged
+
+
+def test_wire_text_spells_out_control_characters() -> None:
+    assert wire_text("01\x1d02\x00", 50) == "01\\x1d02\\x00"
