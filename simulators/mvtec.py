@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -32,6 +33,7 @@ from simulators.camera_line import GOOD, CameraLine, CameraLineConfig
 log = logging.getLogger(__name__)
 
 TEST_SEED_OFFSET = 1000
+PROG = "factory-sim mvtec"
 
 
 def _write_png(path: Path, image: np.ndarray) -> None:
@@ -125,13 +127,78 @@ def add_mvtec_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--unseen", action="store_true", help="Render test/ under the unseen belt and light")
 
 
+class OptionError(ValueError):
+    """A flag of ``factory-sim mvtec`` that cannot give a usable folder; the message names it."""
+
+
+def _check_counts(args: argparse.Namespace) -> None:
+    counts = {
+        "--train": args.train,
+        "--test-good": args.test_good,
+        "--per-type": args.per_type,
+        "--train-per-type": args.train_per_type,
+    }
+    for flag, value in counts.items():
+        if value < 0:
+            raise OptionError(f"image counts must be >= 0, got {flag} {value}")
+    if args.train == 0:
+        raise OptionError("--train 0: the folder needs train/good images to train on (at least 1)")
+    # A test/ with one class only cannot be evaluated; none at all is a train-only folder.
+    if (args.test_good == 0) != (args.per_type == 0):
+        raise OptionError(
+            f"--test-good {args.test_good} with --per-type {args.per_type}: test/ needs both good and "
+            "defective parts; set both to 0 for a folder without test/"
+        )
+    if args.seed < 0:
+        raise OptionError(f"--seed must be >= 0, got {args.seed}")
+
+
+def _prepare_out(out: Path) -> None:
+    """Create ``out`` or say why it cannot be: a file in the way, or a place nobody may write."""
+    if out.exists() and not out.is_dir():
+        raise OptionError(f"--out {out}: is a file, not a folder")
+    blocking = next((p for p in out.parents if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise OptionError(f"--out {out}: cannot create the folder, {blocking} is a file")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OptionError(f"--out {out}: cannot create the folder ({exc.strerror or exc})") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise OptionError(f"--out {out}: the folder is not writable")
+
+
+def _config(args: argparse.Namespace) -> CameraLineConfig:
+    try:
+        return CameraLineConfig(seed=args.seed, width=args.width, height=args.height)
+    except ValueError as exc:
+        reason = str(exc).removeprefix("CameraLineConfig: ")
+        raise OptionError(f"--width {args.width} --height {args.height}: {reason}") from None
+
+
 def run_mvtec(args: argparse.Namespace) -> int:
-    """Write the folder the flags describe; say where and what to do with it."""
-    config = CameraLineConfig(seed=args.seed, width=args.width, height=args.height)
-    test_cfg = replace(config, seed=args.seed + TEST_SEED_OFFSET)
-    if args.unseen:
-        test_cfg = test_cfg.unseen_appearance()
-    write_mvtec(args.out, config, args.train, args.test_good, args.per_type, test_cfg, args.train_per_type)
+    """Write the folder the flags describe; say where and what to do with it.
+
+    A bad flag or an unwritable --out is one line on stderr and exit status 2 (as argparse does
+    for a malformed flag), checked before anything is rendered.
+    """
+    try:
+        _check_counts(args)
+        config = _config(args)
+        _prepare_out(args.out)
+        test_cfg = replace(config, seed=args.seed + TEST_SEED_OFFSET)
+        if args.unseen:
+            test_cfg = test_cfg.unseen_appearance()
+        write_mvtec(
+            args.out, config, args.train, args.test_good, args.per_type, test_cfg, args.train_per_type
+        )
+    except OptionError as exc:
+        sys.stderr.write(f"{PROG}: {exc}\n")
+        raise SystemExit(2) from None
+    except OSError as exc:
+        # A disk that fills or a folder that vanishes while rendering.
+        sys.stderr.write(f"{PROG}: writing {args.out} failed: {exc}\n")
+        raise SystemExit(2) from None
     sys.stdout.write(
         f"wrote an MVTec-layout folder to {args.out}; train on it with:\n"
         f"  factory-models train defect --data {args.out} --out OUT_DIR\n"

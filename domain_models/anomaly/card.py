@@ -1,4 +1,4 @@
-"""MODEL_CARD.md of the bundled anomaly model (no torch)."""
+"""MODEL_CARD.md of the bundled anomaly model, and the tables a user-trained card shares (no torch)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from domain_models.anomaly.type_eval import TypeReport
 from domain_models.common import LATENCY_HEADERS, markdown_table
 
 
-def _figures(reports: Mapping[str, AnomalyReport]) -> str:
+def figures_table(reports: Mapping[str, AnomalyReport]) -> str:
+    """One row of held-out figures per named report."""
     rows = [
         [
             name,
@@ -29,7 +30,8 @@ def _figures(reports: Mapping[str, AnomalyReport]) -> str:
     return markdown_table(headers, rows)
 
 
-def _per_type(reports: Mapping[str, AnomalyReport]) -> str:
+def per_type_table(reports: Mapping[str, AnomalyReport]) -> str:
+    """Image AUROC and recall of each defect type, per named report."""
     rows = [
         [name, kind, f.count, f.image_auroc, f.recall]
         for name, r in reports.items()
@@ -140,10 +142,10 @@ PatchCore compares each patch with every good patch, wherever it was.
 {markdown_table(["fact", "value"], fact_rows)}
 ## Held-out figures (onnxruntime on the exported FP32 artifact)
 
-{_figures(reports)}
+{figures_table(reports)}
 Per defect type (each type against all good test images):
 
-{_per_type(reports)}
+{per_type_table(reports)}
 ## INT8 (static QDQ, per-channel weights, MinMax ranges, scoring head and bank kept FP32): {verdict}
 
 Gate (tolerance 1 point, FP32 minus INT8 on the test set): image AUROC and **best F1** (F1 at each

@@ -21,6 +21,7 @@ DEFAULT_TYPE_FLAG = 0.9
 
 if TYPE_CHECKING:
     from domain_models.anomaly.train import TrainConfig
+    from domain_models.anomaly.type_eval import TypeReport
 
 
 TRAIN_HELP = """\
@@ -35,6 +36,9 @@ Few-shot defect model from an MVTec AD folder:
 With labelled defects a supervised head names the type of each part the anomaly threshold
 flags (labels good, anomaly, <types...>); a part it is unsure of, or a kind nobody labelled,
 stays 'anomaly'. The output says whether labelled defects were found and used.
+
+OUT/MODEL_CARD.md is written with the measured figures; edit its "To fill in" section before
+pushing. `quantize defect` adds its INT8 verdict to that card.
 """
 
 
@@ -115,8 +119,9 @@ def add_arguments(command: str, parser: argparse.ArgumentParser) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from domain_models.anomaly.draft_card import TrainFacts, reproduce_command, write_train_card
     from domain_models.anomaly.evaluate import format_report
-    from domain_models.anomaly.train import train
+    from domain_models.anomaly.train import train_run
 
     try:
         cfg = _train_config(args)
@@ -135,16 +140,31 @@ def _train(args: argparse.Namespace) -> int:
         )
     else:
         sys.stdout.write(f"type head: {labelled.describe()}\n")
-    manifest, report = train(cfg)
+    outcome = train_run(cfg)
+    manifest = outcome.manifest
     sys.stdout.write(f"wrote {manifest}\n")
-    if report is not None:
-        sys.stdout.write(format_report(report, f"{manifest.name} on {args.data}"))
+    types = None
+    if outcome.report is not None:
+        sys.stdout.write(format_report(outcome.report, f"{manifest.name} on {args.data}"))
         if labelled is not None:
-            _write_types(manifest, args.data, args.threads)
+            types = _write_types(manifest, args.data, args.threads)
+    facts = TrainFacts(
+        data=cfg.data,
+        available=outcome.available,
+        fitted=outcome.fitted,
+        held_out=outcome.held_out,
+        calibration=outcome.calibration,
+        labelled=labelled.describe() if labelled is not None else None,
+        coreset=cfg.coreset,
+        frr=cfg.frr,
+        command=reproduce_command(vars(args), type_head=labelled is not None),
+    )
+    card = write_train_card(manifest, facts, outcome.report, types)
+    sys.stdout.write(f"wrote {card} (measured figures; fill in its last section before pushing)\n")
     return 0
 
 
-def _write_types(manifest_path: Path, data: Path, threads: int, json_path: Path | None = None) -> None:
+def _write_types(manifest_path: Path, data: Path, threads: int, json_path: Path | None = None) -> TypeReport:
     """The type head's figures on DATA/test (labelled defects never fitted on)."""
     from domain_models.anomaly.data import open_mvtec
     from domain_models.anomaly.evaluate import open_model
@@ -155,6 +175,7 @@ def _write_types(manifest_path: Path, data: Path, threads: int, json_path: Path 
     sys.stdout.write(format_types(report))
     if json_path is not None:
         json_path.write_text(json.dumps(report.as_dict(), indent=2) + "\n")
+    return report
 
 
 def _train_config(args: argparse.Namespace) -> TrainConfig:
@@ -200,15 +221,22 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _quantize(args: argparse.Namespace) -> int:
+    from domain_models.anomaly.draft_card import record_int8
     from domain_models.anomaly.quantize import quantize_model
 
-    result = quantize_model(args.model, args.data, args.tolerance, args.out, args.calib_images)
+    result = quantize_model(
+        args.model, args.data, args.tolerance, args.out, args.calib_images, latency_threads=(1, 2)
+    )
     for c in result.checks:
         sys.stdout.write(c.describe() + "\n")
+    # Passed or refused, the card says so: a user looking for the INT8 file finds why there is none.
+    card = record_int8(args.model, result)
     if result.manifest is None:
-        sys.stderr.write(f"quantize: INT8 refused, {result.reason()}; nothing written\n")
+        sys.stderr.write(
+            f"quantize: INT8 refused, {result.reason()}; no INT8 model written (the refusal is recorded in {card})\n"
+        )
         return 1
-    sys.stdout.write(f"wrote {result.manifest}\n")
+    sys.stdout.write(f"wrote {result.manifest}; INT8 section in {card}\n")
     return 0
 
 

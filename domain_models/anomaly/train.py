@@ -17,6 +17,7 @@ import logging
 import time
 import warnings
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -114,8 +115,27 @@ def export_onnx(net: AnomalyNet | TypedAnomalyNet, path: Path, spec: Preprocessi
     net.eval()  # the legacy exporter can leave modules in training mode
 
 
+@dataclass(frozen=True)
+class TrainOutcome:
+    """What a training run wrote and the image counts it used (the draft card's data section)."""
+
+    manifest: Path
+    report: AnomalyReport | None
+    available: int  # images in train/good
+    fitted: int  # images the memory bank was fit on
+    held_out: int  # train/good images kept for the threshold
+    calibration: int  # calibration/good images (threshold only)
+    labelled: LabelledDefects | None
+
+
 def train(cfg: TrainConfig) -> tuple[Path, AnomalyReport | None]:
-    """Fit, export, calibrate and write the release; returns the manifest path and test figures."""
+    """Train, export, calibrate; return the manifest path and test figures (see :func:`train_run`)."""
+    outcome = train_run(cfg)
+    return outcome.manifest, outcome.report
+
+
+def train_run(cfg: TrainConfig) -> TrainOutcome:
+    """Fit, export, calibrate and write the release; returns what was written and the counts used."""
     started = time.perf_counter()
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
@@ -191,7 +211,15 @@ def train(cfg: TrainConfig) -> tuple[Path, AnomalyReport | None]:
         extra_thresholds=extra_thresholds,
     )
     log.info("trained %s in %.1f s", manifest_path.name, time.perf_counter() - started)
-    return manifest_path, report
+    return TrainOutcome(
+        manifest=manifest_path,
+        report=report,
+        available=len(folder.train),
+        fitted=len(fit_paths),
+        held_out=n_hold,
+        calibration=len(extra),
+        labelled=labelled,
+    )
 
 
 def _lineage(paths: list[Path], root: Path, labelled: LabelledDefects | None) -> str:

@@ -1,0 +1,238 @@
+"""MODEL_CARD.md of a user-trained defect model: measured facts only, plus what only the user knows.
+
+``factory-models train defect`` writes the draft beside the model; ``quantize defect`` adds (or
+rewrites) its INT8 section, passed or refused, between markers so a second run replaces the first
+and every other line stays as the user edited it. No torch here.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import shlex
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from domain_models.anomaly.card import figures_table, per_type_table, type_section
+from domain_models.anomaly.data import GOOD, MVTecFolder, open_mvtec, read_image
+from domain_models.anomaly.evaluate import AnomalyReport
+from domain_models.anomaly.quantize import QuantizeResult
+from domain_models.anomaly.type_eval import TypeReport
+from domain_models.common import LATENCY_HEADERS, PipelineError, latency_rows, markdown_table
+from edge_agent.runtime.preprocess import to_tensor
+from protocol.manifest import ModelManifest, artifact_path, load_manifest
+
+log = logging.getLogger(__name__)
+
+CARD_NAME = "MODEL_CARD.md"
+TO_FILL_IN = "## To fill in"
+INT8_BEGIN = "<!-- int8: begin (rewritten by factory-models quantize defect) -->"
+INT8_END = "<!-- int8: end -->"
+# Fewer calls than the bundled card's 5 x 40: a training run should not wait long for its card.
+LATENCY_RUNS, LATENCY_REPEATS = 30, 3
+
+
+@dataclass(frozen=True)
+class TrainFacts:
+    """The run's own numbers: image counts, options, and the command that reproduces it."""
+
+    data: Path
+    available: int
+    fitted: int
+    held_out: int
+    calibration: int
+    labelled: str | None  # LabelledDefects.describe(), None without a type head
+    coreset: int
+    frr: float
+    command: Sequence[str]
+
+
+def reproduce_command(args: Mapping[str, object], type_head: bool) -> list[str]:
+    """``factory-models train defect`` with every option that decides the model spelled out."""
+    argv = ["factory-models", "train", "defect"]
+    flags = ["data", "out", "seed", "max_images", "frr", "width", "height", "coreset", "name", "version"]
+    flags.append("threads")  # torch's reductions depend on it, so the same figures need it too
+    if args.get("labelled") is not None:
+        flags.append("labelled")
+    for flag in flags:
+        argv += [f"--{flag.replace('_', '-')}", str(args[flag])]
+    if type_head:
+        flag_value = args["type_flag"]
+        argv += ["--type-confidence", str(args["type_confidence"])]
+        argv += ["--type-flag", "off" if flag_value is None else str(flag_value)]
+    return argv
+
+
+def _test_counts(folder: MVTecFolder) -> dict[str, int]:
+    """Images per test/ kind, good first; empty without test/."""
+    counts = Counter(t.kind for t in folder.test)
+    if not counts:
+        return {}
+    return {GOOD: counts.pop(GOOD, 0), **dict(sorted(counts.items()))}
+
+
+def _latency(manifest_path: Path, manifest: ModelManifest, models: Mapping[str, Path]) -> list[list[str]]:
+    """p50/p90 at 1 and 2 threads on the golden sample (a real part, already beside the model)."""
+    spec = manifest.preprocessing
+    if spec is None or manifest.golden is None:
+        raise PipelineError(f"{manifest_path}: no preprocessing or golden sample to time the model on")
+    image = read_image(manifest_path.parent / manifest.golden.input)
+    feeds = {manifest.inputs[0].name: to_tensor([image], spec)}
+    return latency_rows(models, feeds, threads=(1, 2), runs=LATENCY_RUNS, repeats=LATENCY_REPEATS)
+
+
+def _data_section(facts: TrainFacts, tests: Mapping[str, int], has_masks: bool) -> str:
+    rows: list[list[object]] = [
+        ["data folder", facts.data],
+        ["train/good images found", facts.available],
+        ["used to fit the memory bank", facts.fitted],
+        ["train/good held out for the threshold", facts.held_out],
+        ["calibration/good (threshold only)", facts.calibration],
+        ["labelled defects (type head)", facts.labelled or "none"],
+    ]
+    if tests:
+        rows += [[f"test/{kind}", n] for kind, n in tests.items()]
+        rows.append(["pixel masks (ground_truth/)", "yes" if has_masks else "no"])
+    else:
+        rows.append(["test/", "none: no held-out figures"])
+    return markdown_table(["fact", "value"], rows)
+
+
+def write_train_card(
+    manifest_path: Path,
+    facts: TrainFacts,
+    report: AnomalyReport | None,
+    types: TypeReport | None,
+) -> Path:
+    """Write OUT/MODEL_CARD.md for a freshly trained model; returns its path."""
+    manifest = load_manifest(manifest_path)
+    spec = manifest.preprocessing
+    if spec is None:
+        raise PipelineError(f"{manifest_path}: no preprocessing")
+    onnx_path = artifact_path(manifest_path, manifest)
+    latency = _latency(manifest_path, manifest, {"FP32": onnx_path})
+    folder = open_mvtec(facts.data, min_train=0, need_test=False)
+    held = facts.held_out + facts.calibration
+    allowed = math.floor(facts.frr * held)  # as threshold_at_false_reject counts them
+    kinds = manifest.labels[2:]  # after good and anomaly
+    head = (
+        f"yes, types {', '.join(kinds)}: names a flagged part's type at probability >= "
+        f"{manifest.thresholds.get('type', 0.0):.2f}, else 'anomaly'"
+        if kinds
+        else "no, labels good and anomaly only"
+    )
+    if report is not None:
+        figures = (
+            f"{figures_table({'test/ (FP32)': report})}\nPer defect type (each type against all good test "
+            f"images):\n\n{per_type_table({'test/ (FP32)': report})}"
+        )
+    else:
+        figures = (
+            "No test/ with both good and defective parts, so no held-out figures. Add DATA/test/good and "
+            "DATA/test/<type> and run `factory-models evaluate`.\n"
+        )
+    text = f"""# {manifest.name} {manifest.version}: defect model (draft card)
+
+Written by `factory-models train defect` from measured figures only. The "To fill in" section at the
+end is yours: edit it before pushing the model with this card.
+
+## Data
+
+{_data_section(facts, _test_counts(folder), folder.has_masks)}
+## Method
+
+- Features: EfficientNet-Lite0 (ImageNet weights), truncated; input
+  {spec.resize[0]}x{spec.resize[1]} {spec.color.upper()}, one feature per 8x8-pixel patch.
+- Head: PatchCore, a greedy k-center coreset of {facts.coreset} good patches as the memory bank; the
+  image score is the maximum of the smoothed anomaly map.
+- Type head: {head}.
+- Threshold: {manifest.thresholds["defect"]:.4f} (raw score), the smallest that rejects at most
+  {facts.frr:.1%} of the {held} held-out good images (never fitted on): at most {allowed} of them
+  may reach it, so the highest of the rest sets it (more good images in calibration/good steady it).
+
+## Held-out figures (onnxruntime on the exported FP32 model, at the threshold)
+
+{figures}
+{type_section(types)}## Latency and size (batch 1, onnxruntime CPU)
+
+Measured on the training machine: best of {LATENCY_REPEATS} interleaved runs of {LATENCY_RUNS} calls
+per row on the golden sample; a gateway's own figures depend on its CPU.
+
+{markdown_table(LATENCY_HEADERS, latency)}
+## Reproduce
+
+```
+{shlex.join(facts.command)}
+```
+
+{TO_FILL_IN}
+
+- What the parts are, and which defects matter to the line.
+- The camera: model, lens, lighting, distance, how parts are placed in the frame.
+- Known limits: kinds of defect or appearance the data does not cover.
+"""
+    card = manifest_path.parent / CARD_NAME
+    card.write_text(text)
+    log.info("wrote %s", card)
+    return card
+
+
+def int8_section(result: QuantizeResult) -> str:
+    """The card's INT8 section: the gate as printed, both models' figures, latency and sizes."""
+    if result.manifest is not None:
+        verdict = f"passed the gate, written as `{result.manifest.name}`"
+        why = ""
+    else:
+        verdict = "refused by the gate, not written"
+        why = f"\nRefused: {result.reason()}. The FP32 model is the one to ship.\n"
+    gate = "\n".join(f"- {c.describe()}" for c in result.checks)
+    latency = (
+        markdown_table(LATENCY_HEADERS, [list(r) for r in result.latency])
+        if result.latency
+        else "Not measured.\n"
+    )
+    return f"""{INT8_BEGIN}
+## INT8: {verdict}
+
+Static QDQ, per-channel weights, MinMax activation ranges; the scoring head and memory bank stay
+FP32. Gate (tolerance {result.tolerance:.2f} points, FP32 minus INT8 on test/, 95% paired-bootstrap
+interval that must fit within the tolerance):
+
+{gate}
+{why}
+Each model at its own threshold, set from the same held-out good images at the same false-reject
+rate:
+
+{figures_table({"FP32": result.fp32, "INT8": result.int8})}
+Latency (batch 1, onnxruntime CPU) and size:
+
+{latency}{INT8_END}
+"""
+
+
+def record_int8(manifest_path: Path, result: QuantizeResult) -> Path:
+    """Put the INT8 section into the card beside ``manifest_path``, keeping the rest of it.
+
+    A previous INT8 section is replaced; otherwise it goes before "To fill in" (or at the end).
+    A model without a card (an older release) gets a card holding a title and this section.
+    """
+    card = manifest_path.parent / CARD_NAME
+    section = int8_section(result)
+    if not card.is_file():
+        manifest = load_manifest(manifest_path)
+        card.write_text(f"# {manifest.name} {manifest.version}: INT8 quantization\n\n{section}")
+        return card
+    text = card.read_text()
+    begin, end = text.find(INT8_BEGIN), text.find(INT8_END)
+    if begin >= 0 and end > begin:
+        tail = text[end + len(INT8_END) :].removeprefix("\n")
+        text = text[:begin] + section + tail
+    elif f"\n{TO_FILL_IN}" in text:
+        at = text.index(f"\n{TO_FILL_IN}") + 1
+        text = text[:at] + section + "\n" + text[at:]
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    card.write_text(text)
+    return card
