@@ -1,5 +1,7 @@
 """The live Line, Rollout and Rollouts pages, their SSE streams, and the rollout forms (create, pause/resume/abort).
 
+The streams of the Gateways pages (whose pages are in :mod:`cloud.console.pages`) are here too.
+
 Every stream reads through the API with the logged-in user's token, one batch of calls per tick,
 and sends only the page fragments that changed. When the token stops working (logout, expiry,
 revocation) the stream says ``gone`` and ends, as the Overview's does.
@@ -19,6 +21,7 @@ from fastapi.templating import Jinja2Templates
 
 from cloud.console import respond, rollout_form, rollout_view
 from cloud.console.api import ApiClient, ApiError
+from cloud.console.gateway_view import GatewayFeed, GatewaysFeed
 from cloud.console.line_view import LineFeed, line_context
 from cloud.console.respond import Build
 from cloud.console.session import User, check_origin, current_user, form
@@ -103,6 +106,20 @@ def add_live_pages(router: APIRouter, views: Jinja2Templates, refresh_s: float) 
             "general_errors": [],
         }
         return context | await rollout_form.form_context(api)
+
+    @router.get("/console/gateways/events")
+    async def gateways_events(request: Request, limit: int | None = None) -> Response:
+        """Server-sent ``gateways`` events: the rows that changed (the table when the fleet did)."""
+        user = await streaming_user(request)
+        feed = GatewaysFeed(views.get_template("gateways_parts.html"))
+        return stream_response(request, user, feed, "gateways", refresh_s, limit)
+
+    @router.get("/console/gateways/{gateway_id}/events")
+    async def gateway_events(request: Request, gateway_id: str, limit: int | None = None) -> Response:
+        """Server-sent ``gateway`` events: state, telemetry, OTA, events and results that changed."""
+        user = await streaming_user(request)
+        feed = GatewayFeed(gateway_id, views.get_template("gateway_parts.html"))
+        return stream_response(request, user, feed, "gateway", refresh_s, limit)
 
     @router.get("/rollouts")
     async def rollouts(request: Request) -> Response:

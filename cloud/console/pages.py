@@ -1,6 +1,7 @@
 """The console's pages: each gathers its data through the API as the logged-in user, then renders.
 
-The live Line and Rollout pages and the rollout forms are in :mod:`cloud.console.live`.
+The live Line and Rollout pages and the rollout forms are in :mod:`cloud.console.live`, as are the
+streams of the Gateways pages registered here (what those show: :mod:`cloud.console.gateway_view`).
 """
 
 from __future__ import annotations
@@ -14,29 +15,11 @@ from fastapi.templating import Jinja2Templates
 
 from cloud.console import alert_rules
 from cloud.console.api import ApiClient, ApiError
+from cloud.console.gateway_view import gateway_context, gateways_context
 from cloud.console.line_view import box_style as _box_style  # noqa: F401 - kept importable here
 from cloud.console.respond import Build, error_page, render_page
-from cloud.console.session import User, check_origin, current_user
+from cloud.console.session import check_origin, current_user
 from cloud.console.summary import overview
-
-
-async def _gateway(api: ApiClient, gateway_id: str) -> dict[str, Any]:
-    gw = await api.get(f"/gateways/{quote(gateway_id)}")
-    ota = await api.get(f"/gateways/{quote(gateway_id)}/ota")
-    results = await api.get("/results", gateway=gateway_id, limit=20)
-    events = await api.get_or(None, f"/gateways/{quote(gateway_id)}/events", limit=50)
-    return {"gw": gw, "ota": ota, "results": results["items"], "events": events}
-
-
-async def _gateways(api: ApiClient) -> dict[str, Any]:
-    """The gateways, each with its reported slots: what runs, and how the latest update went."""
-    gateways = await api.get("/gateways")
-    reported: dict[str, dict[str, Any]] = {}
-    for gw in gateways:
-        ota = await api.get_or(None, f"/gateways/{quote(gw['id'])}/ota")
-        if ota and ota.get("reported"):
-            reported[gw["id"]] = ota["reported"].get("slots") or {}
-    return {"gateways": gateways, "reported": reported}
 
 
 async def _models(api: ApiClient) -> dict[str, Any]:
@@ -86,14 +69,11 @@ def add_pages(router: APIRouter, views: Jinja2Templates) -> None:
 
     @router.get("/gateways")
     async def gateways(request: Request) -> Response:
-        async def build(api: ApiClient, _u: User) -> dict[str, Any]:
-            return await _gateways(api)
-
-        return await page(request, "gateways.html", build)
+        return await page(request, "gateways.html", lambda api, _u: gateways_context(api))
 
     @router.get("/gateways/{gateway_id}")
     async def gateway(request: Request, gateway_id: str) -> Response:
-        return await page(request, "gateway.html", lambda api, _u: _gateway(api, gateway_id))
+        return await page(request, "gateway.html", lambda api, _u: gateway_context(api, gateway_id))
 
     @router.get("/models")
     async def models(request: Request) -> Response:

@@ -84,6 +84,14 @@ def test_viewer_sees_the_demo_lines_live_pictures_gateways_and_models(
         expect(page.locator("tr.online", has_text=gw)).to_contain_text("online")
     expect(page.locator("tr.online", has_text="gw-1")).to_contain_text("defect-patchcore")
     expect(page.locator("tr.online", has_text="gw-3")).to_contain_text("parcel-detector")
+    # The list is live: the stream swaps gw-1's row (its last seen moves with every result) in place.
+    page.evaluate("window.__notReloaded = true")
+    last_seen = 'tr[data-gateway="gw-1"] td:nth-child(4)'
+    before = page.locator(last_seen).inner_text()
+    page.wait_for_function(
+        "([sel, before]) => document.querySelector(sel).textContent !== before", arg=[last_seen, before]
+    )
+    assert page.evaluate("window.__notReloaded") is True
     page.screenshot(path=str(screenshots / "gateways.png"), full_page=True)
     page.goto(f"{stack.url}/gateways/gw-1")
     expect(page.locator("main h1")).to_contain_text("Gateway gw-1")

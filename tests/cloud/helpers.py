@@ -7,9 +7,12 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import paho.mqtt.client as mqtt
+from fastapi.testclient import TestClient
 from paho.mqtt.enums import CallbackAPIVersion
+from sqlalchemy import Engine, event
 
 from cloud.db import make_engine, make_sessionmaker, migrate
 from cloud.ingest.decode import Inbound
@@ -209,3 +212,21 @@ def seed(db_url: str, topics: TopicSpace) -> None:
         topics,
     )
     engine.dispose()
+
+
+def count_statements(client: TestClient, path: str) -> tuple[int, Any]:
+    """How many SQL statements answering GET ``path`` ran (API and console alike), and the answer."""
+    engine: Engine = client.app.state.engine  # type: ignore[attr-defined]
+    seen: list[str] = []
+
+    def count(*args: Any) -> None:
+        seen.append(args[2])  # the statement text
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        answer = client.get(path)
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert answer.status_code == 200, answer.text
+    is_json = answer.headers["content-type"].startswith("application/json")
+    return len(seen), answer.json() if is_json else answer.text

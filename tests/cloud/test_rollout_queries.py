@@ -9,8 +9,6 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import event
-from sqlalchemy.engine import Engine
 
 from cloud.api import create_app
 from cloud.config import CloudSettings
@@ -20,7 +18,7 @@ from cloud.ota.ticks import tick_all
 from protocol.messages import ModelRef
 from protocol.ota import ReportedState, SlotHealth, SlotReport
 from protocol.topics import Channel, TopicSpace
-from tests.cloud.helpers import SHA, inbound
+from tests.cloud.helpers import SHA, count_statements, inbound
 from tests.cloud.ota_helpers import RecordingPublisher, bearer, make_release, mint_tokens, register
 from tests.cloud.testclient import TestClient
 
@@ -72,20 +70,8 @@ class Fleet:
         return str(answer.json()["id"])
 
     def statements(self, path: str) -> tuple[int, Any]:
-        """How many SQL statements the API ran to answer GET ``path``, and the answer."""
-        engine: Engine = self.client.app.state.engine  # type: ignore[attr-defined]
-        seen: list[str] = []
-
-        def count(*args: Any) -> None:
-            seen.append(args[2])  # the statement text
-
-        event.listen(engine, "before_cursor_execute", count)
-        try:
-            answer = self.client.get(path)
-        finally:
-            event.remove(engine, "before_cursor_execute", count)
-        assert answer.status_code == 200, answer.text
-        return len(seen), answer.json()
+        """How many SQL statements answering GET ``path`` ran, and the answer."""
+        return count_statements(self.client, path)
 
 
 @pytest.fixture

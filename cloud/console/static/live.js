@@ -1,4 +1,4 @@
-// Live Line, Rollout and Rollouts pages over SSE, and the version picker of the "new rollout" form.
+// Live Line, Rollout(s) and Gateway(s) pages over SSE, and the version picker of the "new rollout" form.
 // The server sends ready-made page fragments (rendered by the same templates as the page), so
 // this file only swaps them in. No library and nothing fetched from elsewhere.
 "use strict";
@@ -12,7 +12,11 @@
   function swapParts(parts) {
     Object.keys(parts || {}).forEach(function (key) {
       var el = document.querySelector('[data-part="' + key + '"]');
-      if (el) { el.replaceChildren(fragment(parts[key])); }
+      if (!el) { return; }
+      // A <details> the user opened stays open across the swap (the gateway page's OTA JSON).
+      var open = Array.prototype.map.call(el.querySelectorAll("details"), function (d) { return d.open; });
+      el.replaceChildren(fragment(parts[key]));
+      el.querySelectorAll("details").forEach(function (d, i) { if (open[i]) { d.open = true; } });
     });
   }
 
@@ -27,6 +31,14 @@
     while (gallery.children.length > keep) { gallery.lastElementChild.remove(); }
     var empty = document.getElementById("gallery-empty");
     if (empty) { empty.remove(); }
+  }
+
+  // Changed rows of the Gateways list, each a whole <tr> (its class says online or offline).
+  function replaceRows(rows) {
+    Object.keys(rows || {}).forEach(function (id) {
+      var row = document.querySelector('tr[data-gateway="' + CSS.escape(id) + '"]');
+      if (row) { row.replaceWith(fragment(rows[id])); }
+    });
   }
 
   function stamp(at) {
@@ -64,6 +76,15 @@
     });
     // The Rollouts list: its table (state and progress of each rollout) as the server rendered it.
     source.addEventListener("rollouts", function (ev) {
+      swapParts(JSON.parse(ev.data).parts);
+    });
+    // The Gateways list: the table when the fleet changed, else the rows that did.
+    source.addEventListener("gateways", function (ev) {
+      var update = JSON.parse(ev.data);
+      swapParts(update.parts);
+      replaceRows(update.rows);
+    });
+    source.addEventListener("gateway", function (ev) {
       swapParts(JSON.parse(ev.data).parts);
     });
     source.addEventListener("gone", function () {
