@@ -57,6 +57,26 @@ def resolve_target(session: Session, req: RolloutCreate) -> list[str]:
     return sorted(chosen)
 
 
+def _no_match(session: Session, req: RolloutCreate) -> str:
+    """Why no gateway matched: each filter given, beside the values the known gateways carry."""
+    known = session.execute(select(Gateway.line, Gateway.site, Gateway.tags)).all()
+    if not known:
+        return "the target matches no gateway: no gateway has connected yet"
+    target, clauses = req.target, []
+    offered = {
+        "line": sorted({row.line for row in known if row.line}),
+        "site": sorted({row.site for row in known if row.site}),
+        "tags": sorted({tag for row in known for tag in row.tags or []}),
+    }
+    for name, asked in (("line", target.line), ("site", target.site), ("tags", target.tags or None)):
+        if asked:
+            have = ", ".join(offered[name][:10]) or "none"
+            clauses.append(f"{name} {asked!r} (gateways have {name}: {have})")
+    if not clauses:
+        return "the target matches no gateway: give gateway ids, a line, a site or tags"
+    return f"the target matches no gateway with {' and '.join(clauses)}"
+
+
 def _slot_problem(session: Session, gateways: list[str], slot: str) -> str | None:
     """Why ``slot`` cannot be updated on some of ``gateways``, or None.
 
@@ -85,7 +105,7 @@ def create_rollout(session: Session, req: RolloutCreate, actor: str) -> Rollout:
         raise RegistryError(404, f"model {req.model_name} version {req.version} is not in the registry")
     gateways = resolve_target(session, req)
     if not gateways:
-        raise RegistryError(422, "the target matches no gateway")
+        raise RegistryError(422, _no_match(session, req))
     problem = _slot_problem(session, gateways, req.slot)
     if problem is not None:
         raise RegistryError(422, problem)

@@ -197,7 +197,12 @@ def test_create_form_shows_registry_and_target_refusals(live: Live) -> None:
         "/rollouts", data={**FULL_FORM, "line": "line-9", "gateways": ""}, headers=ORIGIN
     )
     assert nobody.status_code == 422
-    assert re.search(r'id="error-target"[^>]*>the target matches no gateway<', nobody.text)
+    # Names what was asked beside what the gateways have, so the fix is in the message.
+    assert re.search(
+        r'id="error-target"[^>]*>the target matches no gateway with line &#39;line-9&#39; '
+        r"\(gateways have line: line-1, line-2\)<",
+        nobody.text,
+    )
     assert 'name="line" list="known-lines" value="line-9"' in nobody.text
     # A slot none of the targeted gateways has would be ignored by them: refused, by the slot field.
     no_slot = live.client.post("/rollouts", data={**FULL_FORM, "slot": "parcels"}, headers=ORIGIN)
