@@ -30,11 +30,18 @@ class Box:
 def draw_defect(img: FloatImage, alpha: FloatImage, label: str, tone: float, rng: np.random.Generator) -> Box:
     """Draw one defect on the part; returns the box of the pixels it really changed."""
     h, w = alpha.shape
-    # Defects start well inside the part so most of each one lands on metal, not belt.
-    inner = cv2.erode((alpha > 0.99).astype(np.uint8), np.ones((25, 25), np.uint8))
-    candidates = np.argwhere(inner > 0)
+    # Defects start well inside the part so most of each one lands on metal, not belt. A small
+    # part (small frames) may not survive the full margin: then the largest margin that leaves
+    # some of it, so every frame size the config accepts can carry a defect.
+    solid = (alpha > 0.99).astype(np.uint8)
+    candidates = np.argwhere(solid > 0)
+    for margin in (25, 13, 7, 3):
+        inner = np.argwhere(cv2.erode(solid, np.ones((margin, margin), np.uint8)) > 0)
+        if len(inner):
+            candidates = inner
+            break
     if len(candidates) == 0:
-        raise RuntimeError("part too small to place a defect; raise the frame size")
+        raise RuntimeError("no part in the frame to place a defect on")
     for _ in range(8):
         cy, cx = (float(v) for v in candidates[int(rng.integers(len(candidates)))])
         layer = np.zeros((h, w), np.uint8)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -29,6 +30,9 @@ import cv2
 import numpy as np
 
 from simulators.camera_line import GOOD, CameraLine, CameraLineConfig
+
+# The folders this command writes into --out (and --replace deletes).
+WRITTEN = ("train", "test", "ground_truth")
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +129,12 @@ def add_mvtec_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--width", type=int, default=640, help="Frame width in pixels")
     parser.add_argument("--height", type=int, default=480, help="Frame height in pixels")
     parser.add_argument("--unseen", action="store_true", help="Render test/ under the unseen belt and light")
+    parser.add_argument(
+        "--replace",
+        action="store_true",
+        help=f"Delete the {', '.join(f'{d}/' for d in WRITTEN)} an earlier run left in --out first "
+        "(otherwise such a folder is refused: old images would mix with the new)",
+    )
 
 
 class OptionError(ValueError):
@@ -153,10 +163,19 @@ def _check_counts(args: argparse.Namespace) -> None:
         raise OptionError(f"--seed must be >= 0, got {args.seed}")
 
 
-def _prepare_out(out: Path) -> None:
+def _prepare_out(out: Path, replace_old: bool) -> None:
     """Create ``out`` or say why it cannot be: a file in the way, or a place nobody may write."""
     if out.exists() and not out.is_dir():
         raise OptionError(f"--out {out}: is a file, not a folder")
+    earlier = [out / d for d in WRITTEN if (out / d).exists()]
+    if earlier and not replace_old:
+        shown = ", ".join(f"{d.name}/" for d in earlier)
+        raise OptionError(
+            f"--out {out}: already holds {shown} from an earlier run, whose images would mix with "
+            "the new ones; give an empty folder, or --replace to delete them first"
+        )
+    for folder in earlier:
+        shutil.rmtree(folder)
     blocking = next((p for p in out.parents if p.exists() and not p.is_dir()), None)
     if blocking is not None:
         raise OptionError(f"--out {out}: cannot create the folder, {blocking} is a file")
@@ -185,7 +204,7 @@ def run_mvtec(args: argparse.Namespace) -> int:
     try:
         _check_counts(args)
         config = _config(args)
-        _prepare_out(args.out)
+        _prepare_out(args.out, args.replace)
         test_cfg = replace(config, seed=args.seed + TEST_SEED_OFFSET)
         if args.unseen:
             test_cfg = test_cfg.unseen_appearance()

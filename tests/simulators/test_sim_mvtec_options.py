@@ -95,3 +95,20 @@ def test_an_unwritable_out_is_one_line_from_the_real_command() -> None:
         f"factory-sim mvtec: --out {out}: cannot create the folder (No such file or directory)"
     ]
     assert "Traceback" not in done.stderr
+
+
+def test_an_earlier_folder_is_refused_unless_replaced(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A second, smaller run into the same folder would leave the first run's images mixed in."""
+    out = tmp_path / "x"
+    assert main(["mvtec", "--out", str(out), *SMALL, "--train", "4"]) == 0
+    (out / "notes.txt").write_text("mine")
+    capsys.readouterr()
+    err = _refused(["--out", str(out), *SMALL], capsys)
+    assert "already holds train/, test/, ground_truth/ from an earlier run" in err
+    assert "--replace" in err
+    assert len(list((out / "train" / "good").iterdir())) == 4  # refused: nothing touched
+    assert main(["mvtec", "--out", str(out), *SMALL, "--replace"]) == 0
+    assert len(list((out / "train" / "good").iterdir())) == 2  # only the new run's images
+    assert (out / "notes.txt").read_text() == "mine"  # only the folders it writes are replaced
