@@ -236,6 +236,11 @@ def _quantize(args: argparse.Namespace) -> int:
             f"quantize: INT8 refused, {result.reason()}; no INT8 model written (the refusal is recorded in {card})\n"
         )
         return 1
+    beside_int8 = result.manifest.parent / card.name
+    if beside_int8.resolve() != card.resolve():
+        # The INT8 release went to another folder (--out): it ships with the card too.
+        shutil.copyfile(card, beside_int8)
+        card = beside_int8
     sys.stdout.write(f"wrote {result.manifest}; INT8 section in {card}\n")
     return 0
 
