@@ -41,11 +41,36 @@ def where_written(db_url: str, created: bool) -> str:
     return line
 
 
+def _new_password(username: str, env: Mapping[str, str]) -> str | None:
+    """The new user's password: from the environment, else asked twice on a terminal; None if
+    neither is possible (a script or a pipe: getpass would fail with a traceback)."""
+    if env.get("FACTORY_NEW_PASSWORD"):
+        return env["FACTORY_NEW_PASSWORD"]
+    if not sys.stdin.isatty():
+        return None
+    while True:
+        first = getpass.getpass(f"password for {username}: ")
+        if first and getpass.getpass("again: ") == first:
+            return first
+        print("the two entries differ (or are empty); try again", file=sys.stderr)  # noqa: T201
+
+
 def run_access_command(args: argparse.Namespace, settings: CloudSettings, env: Mapping[str, str]) -> int:
     """Create a user or a token; print the token secret once. Returns the exit code.
 
     Stdout holds only the result (the token secret, for scripts); which database was written,
     and a warning if it did not exist before, go to stderr."""
+    password = ""
+    if args.command == "users":
+        got = _new_password(args.username, env)
+        if got is None:
+            print(  # noqa: T201
+                "factory-cloud: no password for the new user: set FACTORY_NEW_PASSWORD, or run the "
+                "command in a terminal to be asked",
+                file=sys.stderr,
+            )
+            return 2
+        password = got
     path = sqlite_file(settings.db_url)
     created = path is not None and not path.exists()
     if settings.migrate_on_start:
@@ -54,9 +79,6 @@ def run_access_command(args: argparse.Namespace, settings: CloudSettings, env: M
     try:
         with make_sessionmaker(engine).begin() as session:
             if args.command == "users":
-                password = env.get("FACTORY_NEW_PASSWORD") or getpass.getpass(
-                    f"password for {args.username}: "
-                )
                 try:
                     create_user(session, args.username, password, Role.parse(args.role))
                 except AuthError as exc:

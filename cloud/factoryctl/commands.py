@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from cloud.factoryctl.config import CtlConfig, save_config
 from cloud.factoryctl.output import (
     EXIT_AUTH,
     EXIT_ERROR,
+    EXIT_USAGE,
     STATUS_EXIT,
     Context,
     CtlError,
@@ -44,7 +46,11 @@ def run(ctx: Context, client: httpx.Client) -> int:
 
 
 def _login(ctx: Context, client: httpx.Client) -> int:
-    token = ctx.args.token or ctx.env.get("FACTORY_API_TOKEN") or getpass.getpass("API token: ")
+    token = ctx.args.token or ctx.env.get("FACTORY_API_TOKEN")
+    if not token:
+        if not sys.stdin.isatty():
+            raise CtlError("login: no token: give --token or set FACTORY_API_TOKEN", EXIT_USAGE)
+        token = getpass.getpass("API token: ")
     # Check the token before saving it: a typo should fail here, not at the next command.
     call(client, "GET", "/api/v1/models", headers={"Authorization": f"Bearer {token}"})
     save_config(ctx.config_path, CtlConfig(url=ctx.url, token=token))

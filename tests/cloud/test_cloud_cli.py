@@ -201,3 +201,29 @@ def test_devices_show_says_a_refused_update_left_the_old_model_serving(
     assert out[2] == (
         "defect  running 1.0.0 · last update 1.1.0 refused: signature: key 2b1d889d is not trusted"
     )
+
+
+def test_a_password_or_token_that_cannot_be_asked_for_is_a_clear_error(tmp_path: Path) -> None:
+    """Run from a script (no terminal, nothing in the environment), the prompt cannot happen:
+    one line says what to set, the exit status is 2, and no database is created on the way."""
+    db = tmp_path / "cloud.db"
+    env = {k: v for k, v in os.environ.items() if k not in ("FACTORY_NEW_PASSWORD", "FACTORY_API_TOKEN")}
+    bin_dir = Path(sys.executable).parent
+    user = subprocess.run(
+        [bin_dir / "factory-cloud", "users", "create", "carl", "--role", "viewer", "--db", f"sqlite:///{db}"],
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, env=env, timeout=60, check=False,
+    )  # fmt: skip
+    assert user.returncode == 2, user.stderr
+    assert user.stderr.strip() == (
+        "factory-cloud: no password for the new user: set FACTORY_NEW_PASSWORD, or run the command "
+        "in a terminal to be asked"
+    )
+    assert not db.exists()
+    login = subprocess.run(
+        [bin_dir / "factoryctl", "--url", "http://127.0.0.1:1", "login"],
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, env={**env, "HOME": str(tmp_path)},
+        timeout=60, check=False,
+    )  # fmt: skip
+    assert login.returncode == 2, login.stderr
+    assert "login: no token: give --token or set FACTORY_API_TOKEN" in login.stderr
+    assert "Traceback" not in user.stderr + login.stderr
