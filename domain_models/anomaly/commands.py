@@ -42,6 +42,17 @@ pushing. `quantize defect` adds its INT8 verdict to that card.
 """
 
 
+class _DescriptionAndDefaults(argparse.RawDescriptionHelpFormatter):
+    """The layout of TRAIN_HELP kept as written, and each option's default shown where it has one."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        unset = action.default is None or action.default is False or action.default == argparse.SUPPRESS
+        if unset or "default" in text:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
 def _probability_or_off(text: str) -> float | None:
     if text == "off":
         return None
@@ -55,7 +66,7 @@ def add_arguments(command: str, parser: argparse.ArgumentParser) -> None:
     """Options of ``command`` for the defect (anomaly) domain."""
     if command == "train":
         parser.description = TRAIN_HELP
-        parser.formatter_class = argparse.RawDescriptionHelpFormatter
+        parser.formatter_class = _DescriptionAndDefaults
         parser.add_argument(
             "--data",
             type=Path,

@@ -114,7 +114,10 @@ def open_mvtec(root: Path, min_train: int = 10, need_test: bool = True) -> MVTec
         raise DatasetError(f"{root}: not an MVTec AD folder: missing {train_dir} (expected train/good/*.png)")
     train = list_images(train_dir) if train_dir.is_dir() else []
     if len(train) < min_train:
-        raise DatasetError(f"{train_dir}: {len(train)} image(s), at least {min_train} good images are needed")
+        raise DatasetError(
+            f"{train_dir}: {len(train)} image(s) ({', '.join(sorted(IMAGE_SUFFIXES))}), "
+            f"at least {min_train} good images are needed"
+        )
     test: list[TestItem] = []
     test_dir = root / "test"
     if need_test:

@@ -163,6 +163,10 @@ def evaluate_onnx(
     )
 
 
+# Below this share of a defect kind caught at the threshold, the report warns.
+MISSED_RECALL = 0.5
+
+
 def format_report(report: AnomalyReport, title: str) -> str:
     """A console summary of a report."""
     pixel = "n/a (no masks)" if report.pixel_auroc is None else f"{report.pixel_auroc:.4f}"
@@ -177,4 +181,18 @@ def format_report(report: AnomalyReport, title: str) -> str:
         f"  {kind:<12} n={f.count:<4} image AUROC {f.image_auroc:.4f}  recall {f.recall:.4f}"
         for kind, f in report.per_type.items()
     ]
+    # A kind the threshold mostly lets through is easy to miss in a table of good AUROCs; a line
+    # would ship a model blind to it. Say so, with what moves it.
+    missed = [(kind, f) for kind, f in report.per_type.items() if f.count and f.recall < MISSED_RECALL]
+    for kind, f in missed:
+        caught = round(f.recall * f.count)
+        lines.append(
+            f"  WARNING {kind}: only {caught} of {f.count} caught at the threshold (recall {f.recall:.2f}); "
+            f"ranked well (AUROC {f.image_auroc:.2f}) it is the threshold that lets them through: a higher "
+            f"--frr trades false rejects for catches, labelled train/{kind}/ images add a type head"
+            if f.image_auroc >= 0.9
+            else f"  WARNING {kind}: only {caught} of {f.count} caught at the threshold (recall "
+            f"{f.recall:.2f}) and poorly ranked (AUROC {f.image_auroc:.2f}): the model barely sees "
+            f"this kind; labelled train/{kind}/ images add a type head that flags it"
+        )
     return "\n".join(lines) + "\n"

@@ -76,3 +76,24 @@ def test_lite0_features_keep_relu6_and_the_pinned_weights() -> None:
 def test_markdown_table_shape() -> None:
     table = markdown_table(["a", "b"], [[1, 0.5]])
     assert table.splitlines() == ["| a | b |", "|---|---|", "| 1 | 0.5000 |"]
+
+
+def test_the_report_warns_of_a_defect_kind_the_threshold_lets_through() -> None:
+    """A table of good AUROCs can hide a kind caught 0 times in 5: the report names it."""
+    from domain_models.anomaly.evaluate import AnomalyReport, TypeFigures, format_report
+
+    per_type = {
+        "crack": TypeFigures(count=5, image_auroc=0.96, recall=0.0),
+        "hole": TypeFigures(count=4, image_auroc=0.7, recall=0.25),
+        "stain": TypeFigures(count=5, image_auroc=1.0, recall=0.6),
+    }
+    report = AnomalyReport(40, 0.98, None, 1.0, 0.45, 0.62, 0.0, 12.5, 9.0, per_type)
+    warnings = [line.strip() for line in format_report(report, "m").splitlines() if "WARNING" in line]
+    assert len(warnings) == 2  # stain, caught 3 of 5, is not warned about
+    assert warnings[0].startswith(
+        "WARNING crack: only 0 of 5 caught at the threshold (recall 0.00); ranked well"
+    )
+    assert "labelled train/crack/ images" in warnings[0]
+    assert warnings[1].startswith(
+        "WARNING hole: only 1 of 4 caught at the threshold (recall 0.25) and poorly ranked"
+    )

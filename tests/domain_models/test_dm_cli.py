@@ -105,6 +105,10 @@ def test_help_at_every_level_prints_real_help_and_exits_0(capsys) -> None:
     defect = train.split("== defect", 1)[1].split("== parcels", 1)[0]
     assert "--data" in defect
     assert "--frr" in defect
+    squashed = " ".join(defect.split())  # argparse wraps lines at the terminal's width
+    assert "False-reject rate the threshold targets (default: 0.01)" in squashed
+    assert "Split and coreset seed (default: 0)" in squashed  # a zero default is still shown
+    assert "(default: None)" not in squashed  # required flags have none to show
 
     assert main(["evaluate", "-h"]) == 0
     assert "== notes (factory-models evaluate)" in capsys.readouterr().out
