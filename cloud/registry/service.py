@@ -92,6 +92,22 @@ def _signature_warning(
     return None
 
 
+def _what_differs(
+    existing: ModelVersion, manifest: ModelManifest, signature: ManifestSignature, card: str | None
+) -> str:
+    """Which part of a re-pushed version differs from the stored one, in the pusher's words."""
+    parts = []
+    if existing.sha256 != manifest.sha256:
+        parts.append(f"artifact (stored sha256 {existing.sha256[:12]}..., pushed {manifest.sha256[:12]}...)")
+    elif existing.manifest != manifest.model_dump(mode="json"):
+        parts.append("manifest (same artifact)")
+    if existing.signature != signature.model_dump(mode="json"):
+        parts.append("signature (another key, or another manifest)")
+    if (existing.card or "") != (card or ""):
+        parts.append("model card" + (" (this push has none: pass the same --card)" if not card else ""))
+    return " and ".join(parts) or "content"
+
+
 def create_version(
     session: Session,
     settings: CloudSettings,
@@ -112,8 +128,9 @@ def create_version(
             return existing, False
         raise RegistryError(
             409,
-            f"model {manifest.name} version {manifest.version} already exists with different content "
-            f"(artifact sha256 {existing.sha256[:12]}...); versions are immutable: bump the version",
+            f"model {manifest.name} version {manifest.version} already exists with a different "
+            f"{_what_differs(existing, manifest, signature, card)}; versions are immutable: bump the "
+            "version",
         )
     needed = {manifest.sha256: manifest.size_bytes, **{h: None for h in manifest.files.values()}}
     for sha, size in needed.items():

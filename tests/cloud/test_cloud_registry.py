@@ -79,10 +79,20 @@ def test_reupload_same_bytes_is_idempotent_and_different_bytes_conflict(
     changed = make_release(tmp_path / "b", "1.0", key, payload=b"other weights" * 40)
     status, body = upload(admin, changed)
     assert status == 409
-    assert "already exists with different content" in str(body["detail"])
+    assert "already exists with a different artifact (stored sha256 " in str(body["detail"])
     assert "bump the version" in str(body["detail"])
     versions = admin.get("/api/v1/models/defect-cnn/versions").json()
     assert [(v["version"], v["sha256"]) for v in versions] == [("1.0", first.manifest.sha256)]
+    # The same release with another card, or without its card: the message says the card differs.
+    status, body = upload(admin, first, card="# a card")
+    assert status == 409
+    assert str(body["detail"]).startswith(
+        "model defect-cnn version 1.0 already exists with a different model card;"
+    )
+    with_card = make_release(tmp_path / "c", "1.1", key)
+    assert upload(admin, with_card, card="# card")[0] == 201
+    status, body = upload(admin, with_card)
+    assert "different model card (this push has none: pass the same --card)" in str(body["detail"])
 
 
 def test_upload_resumes_from_the_servers_count_and_refuses_wrong_offsets_and_hashes(
