@@ -64,7 +64,8 @@ def request_body(f: dict[str, str]) -> dict[str, Any]:
     body: dict[str, Any] = {
         "model_name": f.get("model_name", ""),
         "version": f.get("version", ""),
-        "slot": f.get("slot", "").strip() or "main",
+        # Empty: the API chooses the slot that runs this model (or its task) on the target.
+        "slot": f.get("slot", "").strip() or None,
         "target": target,
     }
     for name in ("waves", "bake_s"):
@@ -89,7 +90,7 @@ def field_errors(exc: ApiError) -> tuple[dict[str, str], list[str]]:
         message = exc.detail
         if "target" in message:
             fields["target"] = message
-        elif message.startswith("slot "):
+        elif message.startswith("slot ") or " model; slot " in message:
             fields["slot"] = message
         elif "version" in message and "registry" in message:
             fields["version"] = message

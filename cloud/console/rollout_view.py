@@ -40,17 +40,40 @@ def gate_cell(gate: dict[str, Any]) -> dict[str, str]:
         ok = None  # still counting: not a failure, just not judged yet
     cls = "na" if ok is None else ("ok" if ok else "bad")
     measured, limit = _num(gate.get("measured"), kind), _num(gate.get("limit"), kind)
+    if gate["gate"] in SHIFTS:
+        return {"text": shift_text(gate), "cls": cls, "title": SHIFTS[gate["gate"]]}
     if gate["gate"] == "min_inferences":
-        text = f"{measured} of {limit}"
+        text = f"{measured}, at least {limit}"
         title = "health is judged once this many inferences are reported"
     elif gate.get("limit") is None:
         text, title = f"{measured} (no limit)", "this gate is off for this rollout"
     else:
         text, title = f"{measured} / max {limit}", "measured / threshold"
-    if "before" in gate and (gate.get("now") is not None or gate.get("before") is not None):
-        title = f"now {_num(gate.get('now'), kind)}, before the update {_num(gate.get('before'), kind)}"
-        text = f"{text} · now {_num(gate.get('now'), kind)} vs {_num(gate.get('before'), kind)}"
     return {"text": text, "cls": cls, "title": title}
+
+
+# Gates that compare the new model with the old one: what the limit bounds, in words.
+SHIFTS = {
+    "max_defect_rate_shift": "change of the defect rate since the update, either way (limit: the largest)",
+    "max_confidence_drop": "change of mean confidence since the update (limit: the largest fall)",
+}
+
+
+def shift_text(gate: dict[str, Any]) -> str:
+    """A comparison gate signed as now minus before, in points: "-1.1 pts: now 7.2%, before 8.3%".
+
+    The gate judges a size (the defect-rate shift either way, the confidence drop), which alone
+    would hide whether the number rose or fell.
+    """
+    now, before, limit = gate.get("now"), gate.get("before"), gate.get("limit")
+    if now is None or before is None:
+        text = f"now {_num(now, 'ratio')}, before {_num(before, 'ratio')}"
+    else:
+        text = f"{100 * (now - before):+.1f} pts: now {_num(now, 'ratio')}, before {_num(before, 'ratio')}"
+    if limit is None:
+        return f"{text} (no limit)"
+    bound = "±" if gate["gate"] == "max_defect_rate_shift" else "fall of at most "
+    return f"{text} · {bound}{100 * limit:.1f} pts"
 
 
 def _seconds_since(at: str | None, now: datetime) -> float | None:

@@ -73,7 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
     create = rollouts.add_parser("create", help="roll a version out in waves")
     create.add_argument("--model", required=True)
     create.add_argument("--version", required=True)
-    create.add_argument("--slot", default="main")
+    create.add_argument(
+        "--slot",
+        default=None,
+        help="gateway model slot to update; left out: the slot where the targeted gateways run a "
+        "model of this name, else the one slot running a model of its task",
+    )
     create.add_argument("--gateway", action="append", default=[], help="a gateway id (repeatable)")
     create.add_argument("--tag", action="append", default=[], help="gateways with this tag (repeatable)")
     create.add_argument("--line", default=None)

@@ -49,8 +49,8 @@ def call(client: httpx.Client, method: str, path: str, **kwargs: Any) -> Any:
         raise CtlError(f"cannot reach the API at {client.base_url}: {exc}") from None
     if response.status_code >= 400:
         try:
-            detail = response.json().get("detail", response.text)
-        except ValueError:
+            detail = readable_detail(response.json().get("detail", response.text))
+        except (ValueError, AttributeError):
             detail = response.text
         code = response.status_code
         raise CtlError(
@@ -58,6 +58,25 @@ def call(client: httpx.Client, method: str, path: str, **kwargs: Any) -> Any:
             STATUS_EXIT.get(code, EXIT_ERROR),
         )
     return response.json() if response.content else None
+
+
+def readable_detail(detail: Any) -> str:
+    """The API's reason as text: a validation list becomes one line per problem, naming its field.
+
+    FastAPI answers a request that fails validation with a list of {loc, msg, ...}; printed
+    raw it is a Python list a user has to decipher.
+    """
+    if not isinstance(detail, list):
+        return str(detail)
+    lines = []
+    for err in detail:
+        if not isinstance(err, dict):
+            lines.append(str(err))
+            continue
+        loc = [str(part) for part in err.get("loc", []) if part != "body"]
+        msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        lines.append(f"{'.'.join(loc) or 'request'}: {msg}")
+    return "\n  " + "\n  ".join(lines) if len(lines) > 1 else "".join(lines)
 
 
 def table(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:

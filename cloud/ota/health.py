@@ -74,6 +74,9 @@ def gateway_status(
 ) -> tuple[str, str | None]:
     """('installed'|'pending'|'failed'|'unhealthy', reason) of one started gateway.
 
+    Installed means committed on the target: a gateway still in its health window is pending
+    (or unhealthy, when the rollout's own gates already see a problem).
+
     ``reports``: the wave's reported states from :func:`reported_states` (a gateway missing from
     it never reported); without it the gateway's state is read on its own.
     """
@@ -85,14 +88,21 @@ def gateway_status(
     thresholds = Thresholds.model_validate(rollout.thresholds)
     on_target = active.get("name") == target["name"] and active.get("version") == target["version"]
     acted = report is not None and report.desired_revision >= entry.get("revision", 1 << 62)
-    if on_target and slot.get("phase") not in FAILED_PHASES:
+    phase = slot.get("phase")
+    if on_target and phase not in FAILED_PHASES:
         problem = health_problem(slot.get("health"), entry.get("baseline"), thresholds)
-        return ("unhealthy", problem) if problem else ("installed", None)
-    if acted and slot.get("phase") not in BUSY_PHASES:
-        return "failed", slot.get("error") or f"phase {slot.get('phase')}, active {active.get('version')}"
+        if problem:
+            return "unhealthy", problem
+        # Running the target is not installed yet: during its own health window the gateway may
+        # still roll back, so only a committed (no longer busy) slot counts.
+        if phase not in BUSY_PHASES:
+            return "installed", None
+    elif acted and phase not in BUSY_PHASES:
+        return "failed", slot.get("error") or f"phase {phase}, active {active.get('version')}"
     started = rollout.wave_started_at or now
     if (now - started).total_seconds() > thresholds.install_timeout_s:
-        return "failed", f"not installed after {thresholds.install_timeout_s:.0f} s"
+        still = f" (still {phase})" if on_target else ""
+        return "failed", f"not installed after {thresholds.install_timeout_s:.0f} s{still}"
     return "pending", None
 
 

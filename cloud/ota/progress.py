@@ -12,6 +12,7 @@ from cloud.ota.health import gate_values, gateway_status, reported_states, slot_
 from cloud.ota.schemas import GateValue, GatewayProgress, RolloutProgress, Thresholds
 
 BAD = ("failed", "unhealthy")
+ENDED = ("completed", "aborted")
 
 
 def started(row: Rollout) -> list[str]:
@@ -43,27 +44,63 @@ def gateway_progress(
 
 
 def all_progress(session: Session, row: Rollout, now: datetime) -> dict[str, GatewayProgress]:
-    """Every planned gateway of ``row``; the reported states are read in one query per 500 gateways."""
+    """Every planned gateway of ``row``; the reported states are read in one query per 500 gateways.
+
+    An ended rollout shows each gateway as it stood when the rollout ended: today's reports may
+    come from another rollout since, and must not rewrite this one's outcome.
+    """
+    if row.state in ENDED:
+        return {gw: ended_progress(row, gw) for gw in row.plan}
     reports = reported_states(session, started(row))
     return {gw: gateway_progress(session, row, gw, now, reports) for gw in row.plan}
+
+
+def freeze(session: Session, row: Rollout, now: datetime) -> None:
+    """Store each started gateway's outcome in the plan as the rollout ends (completed or aborted)."""
+    reports = reported_states(session, started(row))
+    plan = dict(row.plan)
+    for gw in started(row):
+        final = gateway_progress(session, row, gw, now, reports).model_dump(mode="json", exclude={"wave"})
+        plan[gw] = {**plan[gw], "final": final}
+    row.plan = plan
+
+
+def ended_progress(row: Rollout, gw: str) -> GatewayProgress:
+    """One gateway of an ended rollout: its frozen outcome, or what the rollout's end says of it.
+
+    Rollouts that ended before outcomes were frozen carry none; they are not judged against
+    today's reports either: a completed one installed every gateway, an aborted one gives its reason.
+    """
+    entry = row.plan[gw]
+    wave = entry["wave"] + 1
+    if not entry.get("started"):
+        return GatewayProgress(wave=wave, status="skipped", reason="the rollout ended before this wave")
+    if entry.get("final"):
+        return GatewayProgress.model_validate({**entry["final"], "wave": wave})
+    if row.state == "completed":
+        return GatewayProgress(wave=wave, status="installed", active_version=row.version)
+    return GatewayProgress(wave=wave, status="aborted", reason=row.reason)
 
 
 def summaries(session: Session, rows: Iterable[Rollout], now: datetime) -> dict[str, RolloutProgress]:
     """How far each rollout got, for the list: one batch of reported states for all active ones.
 
     An ended rollout is not judged against today's reports (its gateways may run something else
-    by now): a completed one installed every planned gateway, an aborted one rolled back.
+    by now): its counts come from the outcomes frozen when it ended (see :func:`ended_progress`).
     """
     rows = list(rows)
-    active = [r for r in rows if r.state in ("running", "paused")]
+    active = [r for r in rows if r.state not in ENDED]
     reports = reported_states(session, (gw for r in active for gw in started(r)))
     out: dict[str, RolloutProgress] = {}
     for row in rows:
         begun = started(row)
         progress = RolloutProgress(planned=len(row.plan), started=len(begun))
-        if row.state == "completed":
-            progress.installed = len(row.plan)
-        elif row.state != "aborted":
+        if row.state in ENDED:
+            statuses = [ended_progress(row, gw).status for gw in begun]
+            if row.state == "completed":  # an aborted one sent its gateways back: none stays installed
+                progress.installed = statuses.count("installed")
+            progress.bad = sum(1 for s in statuses if s in BAD)
+        else:
             statuses = [gateway_status(session, row, gw, now, reports)[0] for gw in begun]
             progress.installed = statuses.count("installed")
             progress.bad = sum(1 for s in statuses if s in BAD)

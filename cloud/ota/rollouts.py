@@ -18,16 +18,27 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cloud.config import CloudSettings
-from cloud.db.models import Gateway, GatewayDesired, GatewayReported, ModelVersion, Rollout, RolloutEvent
+from cloud.db.models import GatewayDesired, GatewayReported, ModelVersion, Rollout, RolloutEvent
 from cloud.ota.desired import stage_desired
 from cloud.ota.health import gateway_status, reported_states, slot_of
+from cloud.ota.planning import (
+    ACTIVE_STATES,
+    choose_slot,
+    no_match,
+    overlap_problem,
+    resolve_target,
+    slot_problem,
+    slot_use,
+    task_problem,
+    unknown_gateways,
+)
+from cloud.ota.progress import freeze
 from cloud.ota.schemas import RolloutCreate, Thresholds, wave_sizes
 from cloud.registry.service import RegistryError, offer_for
 from protocol.messages import utcnow
 from protocol.ota import DesiredState, ModelOffer
 
 log = logging.getLogger(__name__)
-ACTIVE_STATES = ("running", "paused")
 REPUBLISH_AFTER_S = 30.0
 
 
@@ -42,81 +53,40 @@ def _version(session: Session, name: str, version: str) -> ModelVersion | None:
     )
 
 
-def resolve_target(session: Session, req: RolloutCreate) -> list[str]:
-    """The gateway ids a request targets, sorted."""
-    chosen = set(req.target.gateways)
-    if req.target.has_filters:
-        for gw in session.scalars(select(Gateway)):
-            if req.target.line and gw.line != req.target.line:
-                continue
-            if req.target.site and gw.site != req.target.site:
-                continue
-            if not set(req.target.tags) <= set(gw.tags or []):
-                continue
-            chosen.add(gw.id)
-    return sorted(chosen)
-
-
-def _no_match(session: Session, req: RolloutCreate) -> str:
-    """Why no gateway matched: each filter given, beside the values the known gateways carry."""
-    known = session.execute(select(Gateway.line, Gateway.site, Gateway.tags)).all()
-    if not known:
-        return "the target matches no gateway: no gateway has connected yet"
-    target, clauses = req.target, []
-    offered = {
-        "line": sorted({row.line for row in known if row.line}),
-        "site": sorted({row.site for row in known if row.site}),
-        "tags": sorted({tag for row in known for tag in row.tags or []}),
-    }
-    for name, asked in (("line", target.line), ("site", target.site), ("tags", target.tags or None)):
-        if asked:
-            have = ", ".join(offered[name][:10]) or "none"
-            clauses.append(f"{name} {asked!r} (gateways have {name}: {have})")
-    if not clauses:
-        return "the target matches no gateway: give gateway ids, a line, a site or tags"
-    return f"the target matches no gateway with {' and '.join(clauses)}"
-
-
-def _slot_problem(session: Session, gateways: list[str], slot: str) -> str | None:
-    """Why ``slot`` cannot be updated on some of ``gateways``, or None.
-
-    A gateway updates only the slots its config declares (a new slot needs its sources wired), so
-    an offer for another slot would be ignored and the rollout would abort for nothing. Gateways
-    that never reported their models are given the benefit of the doubt.
-    """
-    lacking: dict[str, set[str]] = {}
-    for gateway_id, models in session.execute(
-        select(Gateway.id, Gateway.models).where(Gateway.id.in_(gateways))
-    ):
-        slots = {str(m["slot"]) for m in models or [] if isinstance(m, dict) and m.get("slot")}
-        if slots and slot not in slots:
-            lacking[gateway_id] = slots
-    if not lacking:
-        return None
-    names = sorted(lacking)
-    shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
-    have = ", ".join(sorted(set().union(*lacking.values())))
-    return f"slot {slot!r} is not a model slot of {shown} (they have: {have}); pick one of those slots"
-
-
 def create_rollout(session: Session, req: RolloutCreate, actor: str) -> Rollout:
-    """Plan a rollout (gateways assigned to waves in id order); it starts on the next tick."""
-    if _version(session, req.model_name, req.version) is None:
+    """Plan a rollout (gateways assigned to waves in id order); it starts on the next tick.
+
+    Refused (RegistryError) when it could never finish: unknown version or gateway ids, no slot
+    that fits the model, or a slot another running or paused rollout is updating (409).
+    """
+    version = _version(session, req.model_name, req.version)
+    if version is None:
         raise RegistryError(404, f"model {req.model_name} version {req.version} is not in the registry")
+    unknown = unknown_gateways(session, req)
+    if unknown is not None:
+        raise RegistryError(422, unknown)
     gateways = resolve_target(session, req)
     if not gateways:
-        raise RegistryError(422, _no_match(session, req))
-    problem = _slot_problem(session, gateways, req.slot)
+        raise RegistryError(422, no_match(session, req))
+    use = slot_use(session, gateways)
+    slot = choose_slot(req, version, use)
+    problem = slot_problem(use, slot) or task_problem(use, slot, req.model_name, version.task)
     if problem is not None:
         raise RegistryError(422, problem)
-    sizes = wave_sizes(req.waves, len(gateways))
+    overlap = overlap_problem(session, gateways, slot)
+    if overlap is not None:
+        raise RegistryError(409, overlap)
+    try:
+        sizes = wave_sizes(req.waves, len(gateways))
+    except ValueError as exc:
+        raise RegistryError(422, f"waves: {exc}") from None
     plan = {gw: {"wave": next(i for i, n in enumerate(sizes) if idx < n)} for idx, gw in enumerate(gateways)}
     now = utcnow()
     rollout = Rollout(
         id=uuid.uuid4().hex[:12],
         model_name=req.model_name,
         version=req.version,
-        slot=req.slot,
+        slot=slot,
         target=req.target.model_dump(mode="json"),
         waves=sizes,
         bake_s=req.bake_s,
@@ -243,6 +213,7 @@ def advance(
     if rollout.wave + 1 >= len(rollout.waves):
         rollout.state = "completed"
         rollout.updated_at = now
+        freeze(session, rollout, now)
         _event(session, rollout, "completed", f"all {len(rollout.plan)} gateway(s) run {rollout.version}")
         return []
     rollout.wave += 1
@@ -263,6 +234,8 @@ def abort(
         raise RegistryError(
             409, f"rollout {rollout.id} is {rollout.state}; only a running or paused one can abort"
         )
+    # Judged before the state changes: the outcome is what the gateways reported until now.
+    freeze(session, rollout, utcnow())
     rollout.state = "aborted"
     rollout.reason = reason
     rollout.updated_at = utcnow()

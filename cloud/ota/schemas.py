@@ -60,7 +60,12 @@ class RolloutCreate(BaseModel):
 
     model_name: str = Field(description="Registered model name")
     version: str = Field(description="Registered version to roll out")
-    slot: str = Field("main", description="Gateway model slot to update")
+    slot: str | None = Field(
+        None,
+        min_length=1,
+        description="Gateway model slot to update; left out: the slot where the targeted gateways "
+        "run a model of this name, else the one slot running a model of its task",
+    )
     target: Target
     waves: str = Field("1,10%,50%,100%", description="Cumulative wave sizes: counts or percentages")
     bake_s: float = Field(60.0, ge=0, description="How long a wave must stay healthy before the next starts")
@@ -88,7 +93,10 @@ class GatewayProgress(BaseModel):
     """Where one planned gateway of a rollout stands, with the measurements behind its status."""
 
     wave: int = Field(description="Wave number, from 1")
-    status: str = Field(description="waiting, pending, installed, failed or unhealthy")
+    status: str = Field(
+        description="waiting, pending, installed, failed or unhealthy; for an ended rollout the frozen "
+        "outcome, 'skipped' (its wave never started) or 'aborted' (ended before outcomes were kept)"
+    )
     reason: str | None = Field(None, description="Why it failed or is unhealthy")
     phase: str | None = Field(None, description="The slot's reported OTA phase")
     active_version: str | None = Field(None, description="Version the slot runs now")
@@ -101,15 +109,26 @@ class GatewayProgress(BaseModel):
 def wave_sizes(spec: str, total: int) -> list[int]:
     """Cumulative gateway counts per wave, e.g. '1,10%,100%' of 20 -> [1, 2, 20]; the last is all."""
     sizes: list[int] = []
+    # The largest count and percentage so far: waves are cumulative, so a smaller one after a
+    # larger one of the same kind is a mistake, not a wave (counts and percentages may mix).
+    last = {"count": 0.0, "percentage": 0.0}
     for part in (p.strip() for p in spec.split(",")):
+        kind = "percentage" if part.endswith("%") else "count"
         try:
-            n = math.ceil(total * float(part[:-1]) / 100) if part.endswith("%") else int(part)
+            value = float(part[:-1]) if kind == "percentage" else int(part)
         except ValueError:
             raise ValueError(
                 f"wave {part!r} in {spec!r} is neither a count nor a percentage like '10%'"
             ) from None
-        if n <= 0:
+        if value <= 0:
             raise ValueError(f"wave {part!r} in {spec!r} must be positive")
+        if value < last[kind]:
+            raise ValueError(
+                f"wave {part!r} in {spec!r} is smaller than an earlier {kind}: waves are cumulative "
+                "(each says how many gateways run the new version by then), so they must grow"
+            )
+        last[kind] = value
+        n = math.ceil(total * value / 100) if kind == "percentage" else int(value)
         n = min(n, total)
         if not sizes or n > sizes[-1]:
             sizes.append(n)
@@ -126,4 +145,4 @@ class RolloutProgress(BaseModel):
     installed: int | None = Field(
         None, description="Gateways running the new version healthily (None: aborted, rolled back)"
     )
-    bad: int = Field(0, description="Gateways failed or unhealthy (running or paused rollouts)")
+    bad: int = Field(0, description="Gateways failed or unhealthy (ended rollouts: when they ended)")

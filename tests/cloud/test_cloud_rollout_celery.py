@@ -9,11 +9,13 @@ from pathlib import Path
 
 from celery.contrib.testing.worker import start_worker as start_celery_worker
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import Engine, func, select
 
 from bench.ota_fleet import VirtualFleet, wait_for
 from cloud.celery_app import create_celery
 from cloud.config import CloudSettings
 from cloud.db import make_engine, make_sessionmaker, migrate
+from cloud.db.models import GatewayReported
 from cloud.ingest.worker import IngestWorker
 from cloud.ota import rollouts as engine
 from cloud.ota.schemas import RolloutCreate, Target
@@ -24,6 +26,11 @@ from tests.conftest import require_tcp
 
 REDIS = "redis://127.0.0.1:6379/5"
 GATEWAYS = ["gw-a", "gw-b", "gw-c"]
+
+
+def _reported(db: Engine) -> int:
+    with make_sessionmaker(db)() as session:
+        return session.scalar(select(func.count()).select_from(GatewayReported)) or 0
 
 
 def _tick_moves_first_wave(
@@ -45,6 +52,8 @@ def _tick_moves_first_wave(
     # A queue of this test's own, so parallel runs on a shared broker never take each other's tasks.
     app.conf.task_default_queue = f"test-{uuid.uuid4().hex[:8]}"
     try:
+        # A rollout names gateways that connected and picks the slot they run the model in.
+        wait_for(lambda: _reported(db) == len(GATEWAYS), 15, "ingest to store the reported states")
         with make_sessionmaker(db).begin() as session:
             req = RolloutCreate(
                 model_name="defect-cnn", version="2.0", target=Target(gateways=GATEWAYS), waves="1,100%"

@@ -45,14 +45,15 @@ def test_rollout_api_shows_each_gate_measured_against_its_threshold(live: Live) 
     live.tick()  # the first wave starts; the baseline is what gw-a reported before
     revision = live.publisher.published[-1].revision
 
-    # Installed, but too few inferences yet: nothing is judged, the values already show.
+    # Running 1.1 in its own health window (not committed yet: pending), with too few inferences
+    # yet: nothing is judged, the values already show.
     live.report(
         "gw-a", "1.1", revision, SlotHealth(inferences=20, errors=5, p95_latency_ms=300.0), "health_window"
     )
     early = live.client.get(f"/api/v1/rollouts/{rollout}", headers=live.token("vera")).json()["gateways"][
         "gw-a"
     ]
-    assert early["status"] == "installed"
+    assert early["status"] == "pending"
     gates = {g["gate"]: g for g in early["gates"]}
     assert gates["min_inferences"] == {"gate": "min_inferences", "measured": 20, "limit": 50, "ok": False,
                                        "now": None, "before": None}  # fmt: skip
@@ -144,7 +145,7 @@ def test_admin_form_offers_what_the_api_accepts(live: Live) -> None:
     assert '<datalist id="known-lines"><option value="line-1"><option value="line-2"></datalist>' in form
     # The slots the gateways reported in their births, none chosen in advance.
     assert (
-        '<option value="">choose the slot to update</option><option value="main">main</option></select>'
+        '<option value="">where this model (or its task) runs</option><option value="main">main</option></select>'
         in form
     )
     assert 'name="max_error_rate" inputmode="decimal" value="0.05"' in form  # the API's own default

@@ -15,9 +15,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from cloud.api import create_app
 from cloud.config import CloudSettings
+from cloud.db import make_engine, make_sessionmaker
 from cloud.factoryctl import cli as factoryctl
 from cloud.factoryctl import push as push_module
+from cloud.ingest.service import ingest_messages
 from protocol.signing import TrustStore, load_private_key, load_public_key
+from protocol.topics import Channel, TopicSpace
+from tests.cloud.helpers import inbound, state
 from tests.cloud.ota_helpers import RecordingPublisher, make_release, mint_tokens
 from tests.cloud.testclient import TestClient
 
@@ -38,8 +42,20 @@ def ctl(client: TestClient, env: dict[str, str], *argv: str) -> int:
     return factoryctl.main(list(argv), environ=env, client=client)
 
 
+def connect(db_url: str, gateways: list[str]) -> None:
+    """Each of ``gateways`` sends its birth (a defect-cnn model in slot 'main'), as a real one would."""
+    topics = TopicSpace()
+    engine = make_engine(db_url)
+    try:
+        messages = [inbound(topics, gw, Channel.STATE, state(gw, True, 1)) for gw in gateways]
+        ingest_messages(make_sessionmaker(engine), messages, topics)
+    finally:
+        engine.dispose()
+
+
 def test_login_keys_push_show_and_rollout_from_the_command_line(
     live: tuple[TestClient, dict[str, str], dict[str, str], RecordingPublisher],
+    db_url: str,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -122,6 +138,8 @@ def test_login_keys_push_show_and_rollout_from_the_command_line(
     assert ctl(client, env, "models", "list") == 0
     assert capsys.readouterr().out.split("\n")[1].split()[:3] == ["defect-cnn", "defect", "1.0"]
 
+    connect(db_url, ["gw-1", "gw-2"])  # a rollout names gateways that connected (no --slot: 'main')
+
     assert (
         ctl(
             client,
@@ -168,7 +186,7 @@ def test_login_keys_push_show_and_rollout_from_the_command_line(
     assert publisher.published == []  # no wave had started: nothing to roll back
 
     assert ctl(client, env, "--json", "devices", "list") == 0
-    assert json.loads(capsys.readouterr().out) == []
+    assert [d["id"] for d in json.loads(capsys.readouterr().out)] == ["gw-1", "gw-2"]
     assert ctl(client, env, "devices", "show", "gw-unknown") == 4
 
 

@@ -18,11 +18,14 @@ from cloud.ota.ticks import tick_all
 from protocol.messages import ModelRef
 from protocol.ota import ReportedState, SlotHealth, SlotReport
 from protocol.topics import Channel, TopicSpace
-from tests.cloud.helpers import SHA, count_statements, inbound
+from tests.cloud.helpers import SHA, count_statements, inbound, state
 from tests.cloud.ota_helpers import RecordingPublisher, bearer, make_release, mint_tokens, register
 from tests.cloud.testclient import TestClient
 
-FLEET = [f"gw-{i:03d}" for i in range(50)]
+# Two rollouts may not update the same gateway's slot at once: the small one takes the first 5,
+# the large one the other 50.
+FLEET = [f"gw-{i:03d}" for i in range(55)]
+SMALL, LARGE = FLEET[:5], FLEET[5:]
 HEALTHY = SlotHealth(inferences=100, errors=0, p95_latency_ms=30.0, defect_rate=0.1, mean_confidence=0.9)
 
 
@@ -50,6 +53,15 @@ class Fleet:
             )
             for gw, rev in revisions.items()
         ]
+        engine = make_engine(self.settings.db_url)
+        try:
+            ingest_messages(make_sessionmaker(engine), messages, self.topics)
+        finally:
+            engine.dispose()
+
+    def connect(self, gateways: list[str]) -> None:
+        """Each of ``gateways`` sends its birth (and no reported state)."""
+        messages = [inbound(self.topics, gw, Channel.STATE, state(gw, True, 1)) for gw in gateways]
         engine = make_engine(self.settings.db_url)
         try:
             ingest_messages(make_sessionmaker(engine), messages, self.topics)
@@ -86,14 +98,15 @@ def fleet(db_url: str, tmp_path: Path, topic_space: TopicSpace) -> Iterator[Flee
         # Half the fleet reported the old version before; the other half never reported at all,
         # which costs a query of its own per gateway when states are read one by one.
         made.report({gw: 0 for gw in FLEET[::2]}, "1.0")
+        made.connect(FLEET[1::2])  # connected (a rollout refuses unknown ids), no reported state
         yield made
 
 
 def test_rollout_detail_costs_the_same_sql_for_5_and_50_gateways(fleet: Fleet) -> None:
-    small, large = fleet.start(FLEET[:5]), fleet.start(FLEET)
-    # Some of the large rollout's gateways install the new version, so statuses differ.
+    small, large = fleet.start(SMALL), fleet.start(LARGE)
+    # Some of each rollout's gateways install the new version, so statuses differ.
     revisions = {s.gateway_id: s.revision for s in fleet.publisher.published}
-    fleet.report({gw: revisions[gw] for gw in FLEET[:20:2]}, "1.1")
+    fleet.report({gw: revisions[gw] for gw in FLEET[:25:2]}, "1.1")
 
     small_sql, small_body = fleet.statements(f"/api/v1/rollouts/{small}")
     large_sql, large_body = fleet.statements(f"/api/v1/rollouts/{large}")
@@ -104,21 +117,21 @@ def test_rollout_detail_costs_the_same_sql_for_5_and_50_gateways(fleet: Fleet) -
     assert len(statuses) == 50
     assert statuses.count("installed") == 10
     assert statuses.count("pending") == 40
-    assert large_body["gateways"]["gw-002"]["active_version"] == "1.1"
-    assert large_body["gateways"]["gw-004"]["gates"][0] == {
+    assert large_body["gateways"]["gw-006"]["active_version"] == "1.1"
+    assert large_body["gateways"]["gw-008"]["gates"][0] == {
         "gate": "min_inferences", "measured": 100, "limit": 1, "ok": True, "now": None, "before": None,
     }  # fmt: skip
-    assert large_body["gateways"]["gw-001"]["reported_at"] is None  # never reported
+    assert large_body["gateways"]["gw-005"]["reported_at"] is None  # never reported
     small_statuses = [g["status"] for g in small_body["gateways"].values()]
     assert small_statuses == ["installed", "pending", "installed", "pending", "installed"]
 
 
 def test_rollout_list_counts_progress_with_a_bounded_number_of_queries(fleet: Fleet) -> None:
-    small = fleet.start(FLEET[:5])
+    small = fleet.start(SMALL)
     before_sql, _ = fleet.statements("/api/v1/rollouts")
-    large = fleet.start(FLEET)
+    large = fleet.start(LARGE)
     revisions = {s.gateway_id: s.revision for s in fleet.publisher.published}
-    fleet.report({gw: revisions[gw] for gw in FLEET[:20:2]}, "1.1")
+    fleet.report({gw: revisions[gw] for gw in FLEET[:25:2]}, "1.1")
     after_sql, listed = fleet.statements("/api/v1/rollouts")
     assert after_sql == before_sql, (before_sql, after_sql)
     progress = {r["id"]: r["progress"] for r in listed}

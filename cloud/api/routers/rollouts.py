@@ -73,9 +73,17 @@ def _public(session: Session, row: Rollout) -> RolloutDetail:
     )
 
 
-@router.post("", status_code=201)
+@router.post(
+    "",
+    status_code=201,
+    responses={
+        409: {"description": "A running or paused rollout already plans one of the gateway slots"},
+        422: {"description": "Unknown gateway ids, no target, or no slot that fits the model"},
+    },
+)
 def create(body: RolloutCreate, session: SessionDep, who: Admin) -> RolloutDetail:
-    """Plan a rollout; its first wave starts on the next tick."""
+    """Plan a rollout; its first wave starts on the next tick. Without a slot, the slot running
+    this model (else the one running a model of its task) on the targeted gateways is used."""
     try:
         row = engine.create_rollout(session, body, who.name)
     except RegistryError as exc:
