@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 import threading
 import time
 from pathlib import Path
+
+from pydantic import ValidationError
 
 from edge_agent import __version__
 from edge_agent.config import AgentConfig
@@ -14,7 +17,7 @@ from edge_agent.frames import DropPolicy, Frame, FrameQueue
 from edge_agent.link import MqttLink
 from edge_agent.metrics import Health, HealthServer, Metrics
 from edge_agent.ota import OtaClient, SlotStore, boot_manifest
-from edge_agent.outbox import Outbox, ShedReport
+from edge_agent.outbox import EventDraft, Outbox, ShedReport
 from edge_agent.pipeline import InferenceWorker
 from edge_agent.publisher import Publisher
 from edge_agent.runtime import ModelLoadError, Runner, build_runner
@@ -22,8 +25,8 @@ from edge_agent.runtime.registry import SlotSettings
 from edge_agent.sources import Source, build_source
 from edge_agent.telemetry import TelemetryLoop
 from protocol.manifest import ManifestError
-from protocol.messages import Ack, Event, GatewayState, encode, utcnow
-from protocol.topics import Channel, TopicSpace
+from protocol.messages import Ack, GatewayState, utcnow
+from protocol.topics import TopicSpace
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +73,7 @@ class Agent:
         self.telemetry: TelemetryLoop
         self.ota: OtaClient | None = None
         self._boot_errors: dict[str, str] = {}
+        self._noticing: set[int] = set()  # ids of threads queuing a shed notice right now
 
     @property
     def http_port(self) -> int:
@@ -94,8 +98,8 @@ class Agent:
             on_ack=self._on_ack,
             on_desired=self._on_desired if cfg.ota.enabled else None,
         )
-        self.metrics.outbox_depth.set_function(lambda: self.outbox.stats()[0])
-        self.metrics.outbox_bytes.set_function(lambda: self.outbox.stats()[1])
+        self.metrics.outbox_depth.set_function(lambda: self.outbox.total_stats()[0])
+        self.metrics.outbox_bytes.set_function(lambda: self.outbox.total_stats()[1])
         self.metrics.mqtt_connected.set_function(lambda: 1.0 if self.link.connected else 0.0)
         self.publisher = Publisher(
             self.outbox,
@@ -144,6 +148,7 @@ class Agent:
                 self._on_swap,
                 self._stop,
                 self._boot_errors,
+                emit_event=self.emit_event,
             )
             self.ota.start()
         self.http.start()
@@ -212,34 +217,51 @@ class Agent:
         )
 
     def _on_ack(self, ack: Ack) -> None:
+        # The outbox routes the ack to the stream it names (results or events).
         deleted = self.outbox.ack(ack.stream, ack.acked_seq)
-        log.debug("ack up to seq %d: %d item(s) released", ack.acked_seq, deleted)
+        log.debug("ack of stream %s up to seq %d: %d item(s) released", ack.stream, ack.acked_seq, deleted)
+
+    def emit_event(self, draft: EventDraft) -> None:
+        """Queue a gateway event in the outbox's event stream (durable, acked, sent before results)."""
+        try:
+            self.outbox.append_events([draft])
+        except (ValidationError, sqlite3.Error) as exc:
+            # An event must never take down the thread that reports it (inference, OTA).
+            log.error("event %s (%s) not queued: %s", draft.kind, draft.message, exc)
 
     def _on_shed(self, report: ShedReport) -> None:
         self.metrics.shed(report.count)
-        event = Event(
-            gateway_id=self.config.gateway_id,
-            timestamp=utcnow(),
-            level="warning",
+        me = threading.get_ident()
+        if me in self._noticing:
+            # Queuing the shed notice shed more (a cap too small even for the events): a notice
+            # about that notice would shed the one before it, without end. The warning log and
+            # the counter still say it.
+            log.warning("outbox: %d %s item(s) shed while queuing a shed notice", report.count, report.kind)
+            return
+        draft = EventDraft(
             kind="outbox_shed",
+            level="warning",
             message=f"outbox over its {self.config.outbox.max_bytes}-byte cap: shed {report.count} "
-            f"unacknowledged result(s), seq {report.first_seq}..{report.last_seq}",
+            f"unacknowledged {'result' if report.kind == 'results' else 'event'}(s), "
+            f"seq {report.first_seq}..{report.last_seq}",
             details={
                 "stream": report.stream,
+                "items": report.kind,
                 "count": report.count,
                 "bytes": report.bytes,
                 "first_seq": report.first_seq,
                 "last_seq": report.last_seq,
             },
         )
-        # Best effort without waiting for PUBACK: this runs on an inference thread.
-        self.link.publish(
-            self.topics.topic(self.config.gateway_id, Channel.EVENTS), encode(event), qos=1, timeout=0
-        )
+        self._noticing.add(me)
+        try:
+            self.emit_event(draft)
+        finally:
+            self._noticing.discard(me)
 
     def health(self) -> Health:
         """Current health for /healthz."""
-        depth, size = self.outbox.stats()
+        depth, size = self.outbox.total_stats()
         connected = self.link.connected
         failures = sum(w.failures for w in self.workers)
         ok = connected and bool(self.runners) and failures == 0 and self.link.fatal_error is None

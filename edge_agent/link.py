@@ -108,6 +108,9 @@ class MqttLink:
                 )
         self._client.disconnect()
         self._client.loop_stop()
+        # paho leaves its socket and wake-up socket pair to its finaliser; closed here, a stopped
+        # link holds no descriptor, and a long-running process that restarts links leaks none.
+        self._client._reset_sockets()
         self._set_connected(False)
 
     def publish(

@@ -1,4 +1,4 @@
-"""Moves outbox items to the broker in ResultBatch messages, re-sending until the cloud acks."""
+"""Moves outbox items to the broker in EventBatch and ResultBatch messages, re-sending until the cloud acks."""
 
 from __future__ import annotations
 
@@ -6,11 +6,12 @@ import logging
 import random
 import threading
 import time
+from dataclasses import dataclass
 
 from edge_agent.link import MqttLink
 from edge_agent.metrics import Metrics
-from edge_agent.outbox import Outbox
-from protocol.messages import MAX_PAYLOAD_BYTES, ResultBatch, encode, utcnow
+from edge_agent.outbox import Outbox, OutboxStream
+from protocol.messages import MAX_PAYLOAD_BYTES, EventBatch, ResultBatch, encode, utcnow
 from protocol.topics import Channel, TopicSpace
 
 log = logging.getLogger(__name__)
@@ -24,12 +25,26 @@ _ENVELOPE_BYTES = 1024
 _RESEND_JITTER = (1.0, 1.5)
 
 
-class Publisher:
-    """One thread: read after the in-memory "sent" pointer, publish QoS 1, wait for PUBACK.
+@dataclass(slots=True)
+class _Lane:
+    """One outbox stream's publishing state: where sending got to and since when an ack is awaited."""
 
-    The pointer rewinds to the first unacked item on every reconnect and whenever the cloud's
-    ack makes no progress for ``resend_after_s`` while items are outstanding; items published
-    before go out again flagged ``replayed``. Stopping does one last flush of unsent items.
+    source: OutboxStream
+    topic: str
+    pointer: int
+    seen_acked: int
+    outstanding_since: float | None = None
+    resend_wait_s: float = 0.0
+
+
+class Publisher:
+    """One thread: read after each stream's in-memory "sent" pointer, publish QoS 1, wait for PUBACK.
+
+    Two streams, events (alarms) before results: whenever both have unsent items, events go
+    first. Per stream, the pointer rewinds to the first unacked item on every reconnect and
+    whenever the cloud's ack for that stream makes no progress for ``resend_after_s`` while items
+    are outstanding; items published before go out again flagged ``replayed``. Stopping does one
+    last flush of unsent items.
     """
 
     def __init__(
@@ -44,19 +59,22 @@ class Publisher:
     ) -> None:
         self._outbox = outbox
         self._link = link
-        self._topic = topics.topic(gateway_id, Channel.RESULTS)
         self._gateway_id = gateway_id
         self._metrics = metrics
         self._batch_items = batch_items
         self._resend_after_s = resend_after_s
-        self._resend_wait_s = resend_after_s
         self._jitter = random.Random()  # noqa: S311 - spreads timing, guards nothing
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="publisher", daemon=True)
-        self._pointer = outbox.acked_seq
+        channels = {"events": Channel.EVENTS, "results": Channel.RESULTS}
+        # In the outbox's priority order: events first.
+        self._lanes = [
+            _Lane(
+                s, topics.topic(gateway_id, channels[s.kind]), s.acked_seq, s.acked_seq, None, resend_after_s
+            )
+            for s in outbox.streams
+        ]
         self._epoch = -1
-        self._outstanding_since: float | None = None
-        self._seen_acked = outbox.acked_seq
         self._flush_deadline = 0.0
         self.batches_sent = 0
 
@@ -93,58 +111,88 @@ class Publisher:
         if not self._link.connected:
             self._link.wait_connected(0.2)
             return True
-        acked = self._outbox.acked_seq
+        reconnected = self._link.epoch != self._epoch
+        first_connect = self._epoch == -1
+        self._epoch = self._link.epoch
         now = time.monotonic()
-        if self._link.epoch != self._epoch:
-            if self._epoch != -1 or self._pointer > acked:
-                log.info("publisher: (re)connected, re-sending from seq %d", acked + 1)
-            self._epoch = self._link.epoch
-            self._rewind(acked)
-        if acked > self._seen_acked:
-            self._seen_acked = acked
-            self._outstanding_since = now if self._pointer > acked else None
-        if self._pointer < acked:
-            self._pointer = acked  # acked items are gone; never read below the ack
-        if self._outstanding_since is not None and now - self._outstanding_since > self._resend_wait_s:
-            log.warning(
-                "publisher: no ack progress for %.1f s (acked %d, sent %d); re-sending",
-                now - self._outstanding_since,
-                acked,
-                self._pointer,
-            )
-            self._rewind(acked)
+        for lane in self._lanes:
+            self._check_lane(lane, now, reconnected, first_connect)
         return self._send_next()
 
-    def _rewind(self, acked: int) -> None:
-        self._pointer = acked
-        self._outstanding_since = None
+    def _check_lane(self, lane: _Lane, now: float, reconnected: bool, first_connect: bool) -> None:
+        acked = lane.source.acked_seq
+        if reconnected:
+            # Also brings back this stream's ack: the ack topic is retained per gateway, so after
+            # a reconnect only the latest ack of either stream is delivered; the re-send is
+            # answered with a fresh ack for this one.
+            if not first_connect or lane.pointer > acked:
+                log.info("publisher: (re)connected, re-sending %s from seq %d", lane.source.kind, acked + 1)
+            self._rewind(lane, acked)
+        if acked > lane.seen_acked:
+            lane.seen_acked = acked
+            lane.outstanding_since = now if lane.pointer > acked else None
+        if lane.pointer < acked:
+            lane.pointer = acked  # acked items are gone; never read below the ack
+        if lane.outstanding_since is not None and now - lane.outstanding_since > lane.resend_wait_s:
+            log.warning(
+                "publisher: no %s ack progress for %.1f s (acked %d, sent %d); re-sending",
+                lane.source.kind,
+                now - lane.outstanding_since,
+                acked,
+                lane.pointer,
+            )
+            self._rewind(lane, acked)
+
+    @staticmethod
+    def _rewind(lane: _Lane, acked: int) -> None:
+        lane.pointer = acked
+        lane.outstanding_since = None
 
     def _send_next(self) -> bool:
-        entries = self._outbox.read_after(
-            self._pointer, self._batch_items, max_bytes=MAX_PAYLOAD_BYTES - _ENVELOPE_BYTES
+        """Publish one batch of the first stream (in priority order) with unsent items."""
+        return any(self._send_lane(lane) for lane in self._lanes)
+
+    def _send_lane(self, lane: _Lane) -> bool:
+        source = lane.source
+        entries = source.read_after(
+            lane.pointer, self._batch_items, max_bytes=MAX_PAYLOAD_BYTES - _ENVELOPE_BYTES
         )
         if not entries:
             return False
-        batch = ResultBatch(
-            gateway_id=self._gateway_id,
-            stream=self._outbox.stream,
-            sent_at=utcnow(),
-            items=tuple(e.item() for e in entries),
-            # Lets the cloud's contiguous ack step over items this outbox shed (they are gone). An ack
-            # landing between the read and this query may have released the first entries: clamp.
-            oldest_held_seq=min(entries[0].seq, self._outbox.oldest_seq() or entries[0].seq),
-        )
-        if not self._link.publish(self._topic, encode(batch), qos=1):
+        # Lets the cloud's contiguous ack step over items this outbox shed (they are gone). An ack
+        # landing between the read and this query may have released the first entries: clamp.
+        floor = min(entries[0].seq, source.oldest_seq() or entries[0].seq)
+        batch: ResultBatch | EventBatch
+        if source.kind == "events":
+            batch = EventBatch(
+                gateway_id=self._gateway_id,
+                stream=source.stream,
+                sent_at=utcnow(),
+                items=tuple(e.event_item() for e in entries),
+                oldest_held_seq=floor,
+            )
+        else:
+            batch = ResultBatch(
+                gateway_id=self._gateway_id,
+                stream=source.stream,
+                sent_at=utcnow(),
+                items=tuple(e.item() for e in entries),
+                oldest_held_seq=floor,
+            )
+        if not self._link.publish(lane.topic, encode(batch), qos=1):
             self._metrics.publish_error()
             log.warning(
-                "publisher: batch seq %d..%d not acknowledged by the broker", entries[0].seq, entries[-1].seq
+                "publisher: %s batch seq %d..%d not acknowledged by the broker",
+                source.kind,
+                entries[0].seq,
+                entries[-1].seq,
             )
             self._stop.wait(0.5)
             return True
-        self._outbox.mark_sent([e.seq for e in entries])
-        self._pointer = entries[-1].seq
+        source.mark_sent([e.seq for e in entries])
+        lane.pointer = entries[-1].seq
         self.batches_sent += 1
-        if self._outstanding_since is None:
-            self._outstanding_since = time.monotonic()
-            self._resend_wait_s = self._resend_after_s * self._jitter.uniform(*_RESEND_JITTER)
+        if lane.outstanding_since is None:
+            lane.outstanding_since = time.monotonic()
+            lane.resend_wait_s = self._resend_after_s * self._jitter.uniform(*_RESEND_JITTER)
         return True

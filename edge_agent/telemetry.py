@@ -59,7 +59,7 @@ class TelemetryLoop:
         cpu_percent = max(0.0, 100.0 * (cpu - self._last_cpu) / max(now - self._last_wall, 1e-6))
         self._last_cpu, self._last_wall = cpu, now
         totals = self._agent.metrics.snapshot()
-        depth, size = self._agent.outbox.stats()
+        depth, size = self._agent.outbox.total_stats()  # what the byte cap weighs: results and events
         return Telemetry(
             gateway_id=self._agent.config.gateway_id,
             timestamp=utcnow(),

@@ -7,8 +7,9 @@ typo on either side is an error rather than a silently dropped field.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, Protocol, TypeVar
 from uuid import UUID
 
 from pydantic import (
@@ -218,16 +219,28 @@ class ResultBatch(WireModel):
     @field_validator("items")
     @classmethod
     def _unique_seqs(cls, items: tuple[ResultItem, ...]) -> tuple[ResultItem, ...]:
-        seqs = [item.seq for item in items]
-        if len(set(seqs)) != len(seqs):
-            raise ValueError("items carry duplicate seq numbers")
+        _check_unique_seqs([item.seq for item in items])
         return items
 
     @model_validator(mode="after")
     def _floor_below_items(self) -> ResultBatch:
-        if self.oldest_held_seq is not None and self.oldest_held_seq > min(i.seq for i in self.items):
-            raise ValueError("oldest_held_seq is above a seq this batch carries")
+        _check_floor(self.oldest_held_seq, self.items)
         return self
+
+
+class _Sequenced(Protocol):
+    @property
+    def seq(self) -> int: ...
+
+
+def _check_unique_seqs(seqs: list[int]) -> None:
+    if len(set(seqs)) != len(seqs):
+        raise ValueError("items carry duplicate seq numbers")
+
+
+def _check_floor(oldest_held_seq: int | None, items: Sequence[_Sequenced]) -> None:
+    if oldest_held_seq is not None and oldest_held_seq > min(i.seq for i in items):
+        raise ValueError("oldest_held_seq is above a seq this batch carries")
 
 
 class Ack(WireModel):
@@ -274,12 +287,65 @@ class Event(WireModel):
     @field_validator("details")
     @classmethod
     def _values_hold_no_nul(cls, details: dict[str, EventValue]) -> dict[str, EventValue]:
-        # Checked here rather than in the union's str member, whose error would come buried
-        # among one complaint per other member of the union.
-        for key, value in details.items():
-            if isinstance(value, str) and "\x00" in value:
-                raise ValueError(f"value of {key!r} {_NUL_REFUSED}")
-        return details
+        return _details_hold_no_nul(details)
+
+
+def _details_hold_no_nul(details: dict[str, EventValue]) -> dict[str, EventValue]:
+    # Checked here rather than in the union's str member, whose error would come buried
+    # among one complaint per other member of the union.
+    for key, value in details.items():
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError(f"value of {key!r} {_NUL_REFUSED}")
+    return details
+
+
+class EventItem(WireModel):
+    """One gateway event carried by the outbox: ``id`` is globally unique, ``seq`` per event stream."""
+
+    id: UUID
+    seq: int = Field(ge=1)
+    timestamp: AwareDatetime
+    level: Literal["info", "warning", "error"]
+    kind: Name
+    message: Text = Field(max_length=2000)
+    details: dict[Text, EventValue] = Field(default_factory=dict)
+    replayed: bool = False
+
+    @field_validator("details")
+    @classmethod
+    def _values_hold_no_nul(cls, details: dict[str, EventValue]) -> dict[str, EventValue]:
+        return _details_hold_no_nul(details)
+
+
+class EventBatch(WireModel):
+    """Events published together on the ``events`` channel, QoS 1, from the outbox's event stream.
+
+    The event stream is a second stream of the same outbox (its own id and seqs), acknowledged by
+    the same cumulative ``Ack``; the cloud stores each item once by its ``id``. A plain
+    :class:`Event` (from an agent without the event stream) is still accepted on the channel.
+    """
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    gateway_id: GatewayId
+    stream: str = Field(pattern=r"^[0-9a-f]{32}$", description="Event stream id (uuid4 hex)")
+    sent_at: AwareDatetime
+    items: tuple[EventItem, ...] = Field(min_length=1, max_length=MAX_BATCH_ITEMS)
+    oldest_held_seq: int | None = Field(
+        default=None,
+        ge=1,
+        description="Lowest seq of this stream the gateway still holds (see ResultBatch)",
+    )
+
+    @field_validator("items")
+    @classmethod
+    def _unique_seqs(cls, items: tuple[EventItem, ...]) -> tuple[EventItem, ...]:
+        _check_unique_seqs([item.seq for item in items])
+        return items
+
+    @model_validator(mode="after")
+    def _floor_below_items(self) -> EventBatch:
+        _check_floor(self.oldest_held_seq, self.items)
+        return self
 
 
 # ---- encoding ------------------------------------------------------------------------------

@@ -113,6 +113,10 @@ class Event(Base):
         Index("ix_events_gateway_timestamp", "gateway_id", "timestamp"),
         # The fleet-wide list (GET /events) pages newest first by (timestamp, id).
         Index("ix_events_timestamp_id", "timestamp", "id"),
+        # Re-sent events are skipped on their id (ON CONFLICT DO NOTHING); NULL for plain events.
+        Index("ux_events_event_id", "event_id", unique=True),
+        # The contiguous ack of an event stream walks its seqs.
+        Index("ix_events_gateway_stream_seq", "gateway_id", "stream", "seq"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -125,6 +129,11 @@ class Event(Base):
     kind: Mapped[str] = mapped_column(String(NAME_LEN))
     message: Mapped[str] = mapped_column(Text)
     details: Mapped[dict[str, Any]]
+    # Set for events that came through a gateway's outbox (EventBatch); NULL for rows stored
+    # before, and for the plain Event an older agent publishes.
+    event_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    stream: Mapped[str | None] = mapped_column(String(32))
+    seq: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class DeadLetter(Base):

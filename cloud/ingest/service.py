@@ -7,7 +7,7 @@ and the API's seeding use them directly.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Container, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -28,8 +28,9 @@ from cloud.db.models import (
 )
 from cloud.ingest.bulk import insert_results
 from cloud.ingest.decode import Decoded, Inbound, Rejected, classify
+from cloud.ingest.event_rows import event_item_rows, event_row
 from protocol.messages import Event as EventMessage
-from protocol.messages import GatewayState, ResultBatch, Telemetry, utcnow
+from protocol.messages import EventBatch, GatewayState, ResultBatch, Telemetry, utcnow
 from protocol.ota import ReportedState
 from protocol.topics import TopicSpace
 
@@ -46,10 +47,12 @@ class StoreOutcome:
 
     results_inserted: int = 0
     results_duplicate: int = 0
+    events_received: int = 0  # items of event batches, re-sent ones included
     ignored: int = 0
     stale_states: int = 0
     rejected: list[Rejected] = field(default_factory=list)
     streams: set[StreamKey] = field(default_factory=set)
+    event_streams: set[StreamKey] = field(default_factory=set)  # those of ``streams`` holding events
     # Per stream, the highest seq below the gateway's oldest held item: acked before, or shed.
     floors: dict[StreamKey, int] = field(default_factory=dict)
 
@@ -89,6 +92,7 @@ def store(session: Session, valid: Sequence[Decoded], rejected: Sequence[Rejecte
         store_thumbnails(session, (i for b, _ in result_batches for i in b.items))
     gateways = _lock_gateways(session, gateway_ids)
     events: list[dict[str, Any]] = []
+    stream_events: list[dict[str, Any]] = []
     for dec in valid:
         gateway = gateways[dec.gateway_id]
         gateway.last_seen = max(gateway.last_seen, dec.received_at)
@@ -107,8 +111,16 @@ def store(session: Session, valid: Sequence[Decoded], rejected: Sequence[Rejecte
             if gateway.telemetry_at is None or msg.timestamp >= gateway.telemetry_at:
                 gateway.telemetry = msg.model_dump(mode="json")
                 gateway.telemetry_at = msg.timestamp
+        elif isinstance(msg, EventBatch):
+            key = (msg.gateway_id, msg.stream)
+            outcome.streams.add(key)
+            outcome.event_streams.add(key)
+            if msg.oldest_held_seq is not None:
+                outcome.floors[key] = max(outcome.floors.get(key, 0), msg.oldest_held_seq - 1)
+            outcome.events_received += len(msg.items)
+            stream_events.extend(event_item_rows(msg, dec.received_at))
         elif isinstance(msg, EventMessage):
-            events.append(_event_row(msg, dec.received_at))
+            events.append(event_row(msg, dec.received_at))
         elif isinstance(msg, ReportedState):
             _apply_reported(session, msg, dec.received_at)
     session.flush()
@@ -132,6 +144,9 @@ def store(session: Session, valid: Sequence[Decoded], rejected: Sequence[Rejecte
             )
     if events:
         session.execute(table_of(Event).insert(), events)
+    if stream_events:
+        # Re-sent events (a replay, or a batch delivered twice) are skipped on their unique id.
+        session.execute(insert_ignore(session, Event), stream_events)
     if rejected:
         session.execute(table_of(DeadLetter).insert(), [_dead_letter_row(r) for r in rejected])
     return outcome
@@ -204,18 +219,6 @@ def _apply_reported(session: Session, msg: ReportedState, received_at: datetime)
     row.received_at = received_at
 
 
-def _event_row(msg: EventMessage, received_at: datetime) -> dict[str, Any]:
-    return {
-        "gateway_id": msg.gateway_id,
-        "timestamp": msg.timestamp,
-        "received_at": received_at,
-        "level": msg.level,
-        "kind": msg.kind,
-        "message": msg.message,
-        "details": dict(msg.details),
-    }
-
-
 def _dead_letter_row(rej: Rejected) -> dict[str, Any]:
     return {
         "received_at": rej.received_at,
@@ -230,17 +233,25 @@ def _dead_letter_row(rej: Rejected) -> dict[str, Any]:
     }
 
 
-def advance_acks(session: Session, streams: Iterable[StreamKey]) -> dict[StreamKey, int]:
+SeqSource = type[Result] | type[Event]  # the table holding a stream's seqs
+
+
+def advance_acks(
+    session: Session, streams: Iterable[StreamKey], event_streams: Container[StreamKey] = ()
+) -> dict[StreamKey, int]:
     """Raise each stream's acked_seq to its highest contiguous committed seq; return the values.
 
     Reads what is committed in the database rather than what this worker wrote, so it stays
-    right when several workers share a gateway's batches. The stored value only ever grows.
+    right when several workers share a gateway's batches. The stored value only ever grows. The
+    seqs of ``event_streams`` are in ``events``, the others' in ``results``: the batch that named a
+    stream said which it is (stream ids are random per outbox stream, so one is never both).
     """
     acked: dict[StreamKey, int] = {}
     for gateway_id, stream in sorted(streams):
         key_filter = (GatewayStream.gateway_id == gateway_id, GatewayStream.stream == stream)
         current = session.scalar(select(GatewayStream.acked_seq).where(*key_filter)) or 0
-        top = _contiguous_top(session, gateway_id, stream, current)
+        source: SeqSource = Event if (gateway_id, stream) in event_streams else Result
+        top = _contiguous_top(session, source, gateway_id, stream, current)
         if top > current:
             session.execute(
                 update(GatewayStream)
@@ -252,8 +263,8 @@ def advance_acks(session: Session, streams: Iterable[StreamKey]) -> dict[StreamK
     return acked
 
 
-def _contiguous_top(session: Session, gateway_id: str, stream: str, start: int) -> int:
-    """The highest seq such that every seq from ``start`` + 1 up to it is stored.
+def _contiguous_top(session: Session, source: SeqSource, gateway_id: str, stream: str, start: int) -> int:
+    """The highest seq such that every seq from ``start`` + 1 up to it is stored in ``source``.
 
     The database finds it: in the run that continues ``start``, ``seq - row_number()`` equals
     ``start`` (the first gap makes it larger). Shipping every seq to Python to walk them cost
@@ -264,12 +275,12 @@ def _contiguous_top(session: Session, gateway_id: str, stream: str, start: int) 
     while True:
         end = top + ACK_WALK_PAGE
         window = (
-            select(Result.seq)
+            select(source.seq.label("seq"))
             .where(
-                Result.gateway_id == gateway_id,
-                Result.stream == stream,
-                Result.seq > top,
-                Result.seq <= end,
+                source.gateway_id == gateway_id,
+                source.stream == stream,
+                source.seq > top,
+                source.seq <= end,
             )
             .distinct()  # two ids with one seq must not look like a gap
             .subquery()
@@ -294,5 +305,5 @@ def ingest_messages(
         outcome = store(session, valid, rejected)
     outcome.ignored = ignored
     with sessions.begin() as session:
-        acks = advance_acks(session, outcome.streams)
+        acks = advance_acks(session, outcome.streams, outcome.event_streams)
     return outcome, acks

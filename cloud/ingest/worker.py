@@ -260,7 +260,12 @@ class IngestWorker:
             return
         self._count(valid, rejected, outcome)
         outcome.ignored = drained.ignored
-        acks = self._retry("ack", final, lambda s: advance_acks(s, outcome.streams), len(outcome.streams))
+        acks = self._retry(
+            "ack",
+            final,
+            lambda s: advance_acks(s, outcome.streams, outcome.event_streams),
+            len(outcome.streams),
+        )
         if acks:
             self._publish_acks(acks)
         self.metrics.batch_seconds.observe(time.monotonic() - started)

@@ -27,10 +27,11 @@ from edge_agent.ota.verify import (
     smoke_test,
     write_manifest,
 )
+from edge_agent.outbox_streams import EventDraft
 from edge_agent.pipeline import InferenceWorker
 from edge_agent.runtime.registry import NO_SETTINGS, SlotSettings
 from protocol.manifest import MANIFEST_SUFFIX, ModelManifest
-from protocol.messages import Event, ModelRef, WireError, decode, encode, utcnow, wire_text
+from protocol.messages import ModelRef, WireError, decode, encode, utcnow, wire_text
 from protocol.ota import DesiredState, ModelOffer, Phase, ReportedState
 from protocol.signing import TrustStore, trust_store_from
 from protocol.topics import Channel, TopicSpace
@@ -57,8 +58,11 @@ class OtaClient:
         on_swap: Callable[[], None],
         stop: threading.Event,
         boot_errors: dict[str, str] | None = None,
+        *,
+        emit_event: Callable[[EventDraft], None],
     ) -> None:
         self.config = config
+        self._emit_event = emit_event
         self.cfg = config.ota
         self._link = link
         self._factory = factory
@@ -68,7 +72,6 @@ class OtaClient:
         self._stop = stop
         self.trust: TrustStore = trust_store_from(self.cfg.trusted_keys, self.cfg.revoked_keys)
         self._reported_topic = topics.topic(config.gateway_id, Channel.REPORTED)
-        self._events_topic = topics.topic(config.gateway_id, Channel.EVENTS)
         self.slots: dict[str, SlotState] = {}
         for slot, worker in workers.items():
             store = SlotStore(config.models_dir, slot)
@@ -194,11 +197,9 @@ class OtaClient:
         self, state: SlotState, level: Literal["info", "warning", "error"], message: str, **extra: int
     ) -> None:
         target = state.target
-        event = Event(
-            gateway_id=self.config.gateway_id,
-            timestamp=utcnow(),
-            level=level,
+        draft = EventDraft(
             kind="ota",
+            level=level,
             message=wire_text(message, 2000),  # may quote an exception or a server reply
             details={
                 "slot": state.worker.runner.slot,
@@ -209,8 +210,8 @@ class OtaClient:
                 **extra,
             },
         )
-        # Best effort, no PUBACK wait: the retained report is the durable record.
-        self._link.publish(self._events_topic, encode(event), qos=1, timeout=0)
+        # Through the outbox's event stream: a failure reported while the cloud is away arrives later.
+        self._emit_event(draft)
 
     def _pause(self, step: OtaStep, state: SlotState) -> None:
         if self.cfg.test_pause_at != step:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from edge_agent.config import AgentConfig, parse_config
 from protocol.manifest import ModelManifest, sha256_file
-from protocol.messages import Ack, GatewayState, ResultBatch, decode, encode, utcnow
+from protocol.messages import Ack, EventBatch, GatewayState, ResultBatch, decode, encode, utcnow
 from protocol.topics import Channel, TopicSpace
 
 SIZE = 8  # model input is SIZE x SIZE
@@ -148,6 +149,7 @@ class FakeCloud:
         self.telemetry = 0
         self.events: list[bytes] = []
         self._seen: dict[str, set[int]] = {}
+        self._event_ids: set[uuid.UUID] = set()
         self._lock = threading.Lock()
         self._client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id="")
         self._client.on_message = self._on_message
@@ -185,7 +187,29 @@ class FakeCloud:
         elif channel is Channel.TELEMETRY:
             self.telemetry += 1
         elif channel is Channel.EVENTS:
-            self.events.append(payload)
+            self._on_events(client, payload)
+
+    def _on_events(self, client: mqtt.Client, payload: bytes) -> None:
+        """Keep each event once, as the cloud does (by id), as a flat item; ack like results."""
+        if b'"items"' not in payload:
+            self.events.append(payload)  # a plain Event
+            return
+        batch = decode(EventBatch, payload)
+        with self._lock:
+            for event in batch.items:
+                if event.id not in self._event_ids:
+                    self._event_ids.add(event.id)
+                    self.events.append(event.model_dump_json(exclude={"replayed"}).encode())
+            seen = self._seen.setdefault(batch.stream, set())
+            seen.update(event.seq for event in batch.items)
+            contiguous = (batch.oldest_held_seq or 1) - 1
+            while contiguous + 1 in seen:
+                contiguous += 1
+        if self.ack:
+            ack = Ack(
+                gateway_id=self.gateway_id, stream=batch.stream, acked_seq=contiguous, committed_at=utcnow()
+            )
+            client.publish(self.topics.topic(self.gateway_id, Channel.ACK), encode(ack), qos=1)
 
     def items(self) -> list[Any]:
         """Every received item, in arrival order."""

@@ -12,6 +12,8 @@ from protocol.messages import (
     ClassificationOutput,
     DefectOutput,
     Event,
+    EventBatch,
+    EventItem,
     GatewayState,
     LoadedModel,
     ModelRef,
@@ -121,4 +123,34 @@ events = st.builds(
         st.none() | st.booleans() | st.integers() | st.text(wire_chars, max_size=10),
     ),
 )
-all_messages = st.one_of(states, batches, acks, telemetry, events)
+event_details = st.dictionaries(
+    st.text(wire_chars, max_size=10),
+    st.none() | st.booleans() | st.integers() | st.text(wire_chars, max_size=10),
+)
+
+
+def _event_item(seq: int) -> st.SearchStrategy[EventItem]:
+    return st.builds(
+        EventItem,
+        id=st.uuids(),
+        seq=st.just(seq),
+        timestamp=aware,
+        level=st.sampled_from(["info", "warning", "error"]),
+        kind=names,
+        message=st.text(wire_chars, max_size=100),
+        details=event_details,
+        replayed=st.booleans(),
+    )
+
+
+event_batches = st.builds(
+    lambda gw, stream, sent, items, floor: EventBatch(
+        gateway_id=gw, stream=stream, sent_at=sent, items=tuple(items), oldest_held_seq=floor
+    ),
+    gateway_ids,
+    streams,
+    aware,
+    st.integers(1, 4).flatmap(lambda n: st.tuples(*[_event_item(i + 1) for i in range(n)])),
+    st.none() | st.just(1),  # items start at seq 1, so the floor may not be above it
+)
+all_messages = st.one_of(states, batches, acks, telemetry, events, event_batches)
