@@ -20,11 +20,20 @@ from cloud.console import respond
 from cloud.console.api import ApiClient, ApiError
 from cloud.console.session import User, check_origin, current_user, form
 
-# What a rule's threshold (and window) mean per kind, shown beside the form.
+# The rule kinds in words, and what a threshold means per kind (the API's units, shown beside
+# the form): a defect rate is a percent here although rollout gates take fractions.
+KIND_NAMES = {
+    RuleKind.DEFECT_RATE.value: "Defect rate",
+    RuleKind.GATEWAY_OFFLINE.value: "Gateway offline",
+    RuleKind.OUTBOX_BACKLOG.value: "Outbox backlog",
+}
+KIND_UNITS = {RuleKind.DEFECT_RATE.value: "%", RuleKind.GATEWAY_OFFLINE.value: "seconds",
+              RuleKind.OUTBOX_BACKLOG.value: "items"}  # fmt: skip
 KIND_HELP = {
-    RuleKind.DEFECT_RATE.value: "threshold: percent defective (0-100) over the window",
-    RuleKind.GATEWAY_OFFLINE.value: "threshold: seconds a gateway of the line has not been heard",
-    RuleKind.OUTBOX_BACKLOG.value: "threshold: results waiting in a gateway's outbox",
+    RuleKind.DEFECT_RATE.value: "threshold in percent (0-100) of results defective over the window: "
+    "10 means 10%, not 0.1",
+    RuleKind.GATEWAY_OFFLINE.value: "threshold in seconds a gateway of the line has not been heard",
+    RuleKind.OUTBOX_BACKLOG.value: "threshold in items (results) waiting in a gateway's outbox",
 }
 CREATE_FIELDS = ("line", "kind", "threshold", "window_s", "min_results")
 
@@ -41,17 +50,65 @@ def create_defaults() -> dict[str, str]:
     }
 
 
-async def alerts_context(api: ApiClient, show: str) -> dict[str, Any]:
-    """Alerts (open or all), rules, and what the rule forms offer."""
+def threshold_text(threshold: float, kind: str) -> str:
+    """A rule's threshold with its unit ('10%', '60 seconds', '500 items')."""
+    unit = KIND_UNITS.get(kind, "")
+    return f"{threshold:g}{unit}" if unit == "%" else f"{threshold:g} {unit}".rstrip()
+
+
+def window_text(window_s: float | None) -> str:
+    """A defect-rate window in seconds, with minutes when whole ('600 s (10 min)')."""
+    if not window_s:
+        return "-"
+    minutes = window_s / 60
+    return (
+        f"{window_s:g} s ({minutes:g} min)" if minutes >= 1 and minutes == int(minutes) else f"{window_s:g} s"
+    )
+
+
+def small_percent(rule: dict[str, Any]) -> bool:
+    """A defect-rate rule below 1%: most likely a fraction typed where a percent was asked."""
+    return rule.get("kind") == RuleKind.DEFECT_RATE.value and float(rule.get("threshold") or 0) < 1
+
+
+def saved_notice(rules: list[dict[str, Any]] | None, saved: str | None) -> str | None:
+    """After a save, the warning about a defect-rate threshold below 1%, if the saved rule has one."""
+    rule = next((r for r in rules or [] if str(r["id"]) == saved), None)
+    if rule is None or not small_percent(rule):
+        return None
+    t = f"{rule['threshold']:g}"
+    return (
+        f"Saved the defect-rate rule on {rule['line']} with threshold {t}%. The threshold is a percent: "
+        f"{t} means {t}% of results, not {100 * rule['threshold']:g}%. Change it below if you meant "
+        f"{100 * rule['threshold']:g}%."
+    )
+
+
+async def alerts_context(api: ApiClient, show: str, saved: str | None = None) -> dict[str, Any]:
+    """Alerts (open or all), rules, and what the rule forms offer.
+
+    ``saved``: the id of the rule just saved, so the page can question a suspect threshold.
+    """
     alerts = await api.get_or(None, "/alerts", state=show)
     rules = await api.get_or(None, "/alert-rules")
-    lines = sorted({entry["line"] for entry in await api.get("/lines")} | {r["line"] for r in rules or []})
+    known = await api.get("/lines")
+    # A rule may be set up before its line's gateways arrive: allowed, but flagged in the list.
+    staffed = {entry["line"] for entry in known if entry.get("gateways")}
+    for rule in rules or []:
+        rule["no_gateway"] = rule["line"] not in staffed
+        rule["kind_name"] = KIND_NAMES.get(rule["kind"], rule["kind"])
+        rule["threshold_text"] = threshold_text(rule["threshold"], rule["kind"])
+        rule["window_text"] = window_text(rule.get("window_s"))
+        rule["small_percent"] = small_percent(rule)
     return {
         "alerts": alerts,
         "rules": rules,
         "show": show,
-        "lines": lines,
+        "notice": saved_notice(rules, saved),
+        "lines": sorted(entry["line"] for entry in known),
         "kinds": [k.value for k in RuleKind],
+        "kind_names": KIND_NAMES,
+        "kind_units": KIND_UNITS,
         "kind_help": KIND_HELP,
         "values": create_defaults(),
         "errors": {},
@@ -174,7 +231,7 @@ def add_rule_forms(router: APIRouter, views: Jinja2Templates) -> None:
         fields = await form(request)
         async with ApiClient(request.app, user.token) as api:
             try:
-                await api.post("/alert-rules", create_body(fields))
+                made = await api.post("/alert-rules", create_body(fields))
             except ApiError as exc:
                 errors, general = field_errors(exc)
                 values = {**create_defaults(), **fields}
@@ -182,7 +239,7 @@ def add_rule_forms(router: APIRouter, views: Jinja2Templates) -> None:
                     values.pop("enabled")
                 apply = {"values": values, "errors": errors, "general_errors": general}
                 return await refused(request, user, api, exc, apply)
-        return RedirectResponse("/alerts#rules", status_code=303)
+        return RedirectResponse(f"/alerts?saved={quote(str(made['id']))}#rules", status_code=303)
 
     @router.post("/alerts/rules/{rule_id}")
     async def rule_update(request: Request, rule_id: str) -> Response:
@@ -202,7 +259,7 @@ def add_rule_forms(router: APIRouter, views: Jinja2Templates) -> None:
                     "general_errors": [f"rule {rule_id}: {m}" for m in general],
                 }
                 return await refused(request, user, api, exc, apply)
-        return RedirectResponse("/alerts#rules", status_code=303)
+        return RedirectResponse(f"/alerts?saved={quote(rule_id)}#rules", status_code=303)
 
     @router.post("/alerts/rules/{rule_id}/delete")
     async def rule_delete(request: Request, rule_id: str) -> Response:

@@ -10,7 +10,8 @@ from jinja2 import Template
 from cloud.console.api import ApiClient
 
 RESULTS = 20  # recent results on the gateway page
-EVENTS = 50  # recent events on the gateway page
+EVENTS = 50  # recent events (other than OTA steps) on the gateway page
+EVENT_PAGE, EVENT_PAGES = 200, 5  # how the API's events are read to find them
 
 
 async def gateways_context(api: ApiClient) -> dict[str, Any]:
@@ -19,14 +20,39 @@ async def gateways_context(api: ApiClient) -> dict[str, Any]:
     return {"gateways": gateways, "live": "/console/gateways/events"}
 
 
+def is_ota(event: dict[str, Any]) -> bool:
+    """Whether an event belongs under OTA history (the API's own rule for that list)."""
+    return str(event.get("kind", "")).startswith("ota")
+
+
+async def other_events(api: ApiClient, path: str) -> dict[str, Any] | None:
+    """The gateway's newest events that are not OTA steps (those are in its OTA history).
+
+    The API filters by one kind, not "all but OTA", so pages are read until EVENTS others are
+    found: a burst of OTA steps then does not push the other events off the page. None: this
+    server has no events endpoint; the page then says so instead of "no events".
+    """
+    found: list[dict[str, Any]] = []
+    offset: int | None = 0
+    for _ in range(EVENT_PAGES):
+        if offset is None or len(found) >= EVENTS:
+            break
+        page = await api.get_or(None, f"{path}/events", limit=EVENT_PAGE, offset=offset)
+        if page is None:
+            return None
+        found += [e for e in page["items"] if not is_ota(e)]
+        offset = page["next_offset"]
+    more = offset is not None or len(found) > EVENTS
+    return {"items": found[:EVENTS], "next_offset": EVENTS if more else None}
+
+
 async def gateway_context(api: ApiClient, gateway_id: str) -> dict[str, Any]:
     """One gateway: its state and telemetry, OTA picture, recent results and events."""
     path = f"/gateways/{quote(gateway_id, safe='')}"
     gw = await api.get(path)
     ota = await api.get(f"{path}/ota")
     results = await api.get("/results", gateway=gateway_id, limit=RESULTS)
-    # None: this server has no events endpoint; the page then says so instead of "no events".
-    events = await api.get_or(None, f"{path}/events", limit=EVENTS)
+    events = await other_events(api, path)
     return {
         "gw": gw,
         "ota": ota,

@@ -22,26 +22,66 @@ from cloud.console.session import check_origin, current_user
 from cloud.console.summary import overview
 
 
-async def _models(api: ApiClient) -> dict[str, Any]:
+def running_versions(gateways: list[dict[str, Any]]) -> dict[tuple[str, str], list[str]]:
+    """(model, version) -> the gateways reporting it active in some slot, from one fleet listing.
+
+    The same rule as the API's per-version ``running_on``, but for every version at once: a model
+    whose newest version is not rolled out yet still runs its older ones somewhere.
+    """
+    running: dict[tuple[str, str], list[str]] = {}
+    for gw in gateways:
+        for slot in ((gw.get("reported") or {}).get("slots") or {}).values():
+            active = (slot or {}).get("active") or {}
+            key = (str(active.get("name")), str(active.get("version")))
+            if active.get("name") and gw["id"] not in running.setdefault(key, []):
+                running[key].append(gw["id"])
+    return running
+
+
+async def _models(api: ApiClient, only: str | None = None) -> dict[str, Any]:
+    """Every model (or the one named ``only``: the API's 404 if it has no version)."""
     models = []
-    for summary in await api.get("/models"):
+    if only is None:
+        summaries = await api.get("/models")
+    else:
+        listed = await api.get(f"/models/{quote(only, safe='')}/versions")  # oldest first
+        summaries = [{"name": only, "task": listed[-1]["task"], "latest": listed[-1]["version"]}]
+    running = running_versions(await api.get("/gateways", reported="true"))
+    for summary in summaries:
         name = summary["name"]
-        latest = await api.get(f"/models/{quote(name)}/versions/{quote(summary['latest'])}")
-        versions = await api.get(f"/models/{quote(name)}/versions")
-        models.append({**summary, "detail": latest, "all": versions})
-    return {"models": models, "single": False}
+        latest = await api.get(f"/models/{quote(name, safe='')}/versions/{quote(summary['latest'], safe='')}")
+        versions = await api.get(f"/models/{quote(name, safe='')}/versions")
+        for v in versions:
+            v["running_on"] = sorted(running.get((name, v["version"]), []))
+        # Newest first: the versions running somewhere, each with its gateways.
+        deployed = [v for v in reversed(versions) if v["running_on"]]
+        total = len({g for v in deployed for g in v["running_on"]})
+        models.append({**summary, "detail": latest, "all": versions, "deployed": deployed, "gateways": total})
+    return {"models": models, "single": False, "one": only is not None}
 
 
 async def _model_version(api: ApiClient, name: str, version: str) -> dict[str, Any]:
-    detail = await api.get(f"/models/{quote(name)}/versions/{quote(version)}")
+    detail = await api.get(f"/models/{quote(name, safe='')}/versions/{quote(version, safe='')}")
     return {
-        "models": [{"name": name, "task": detail["task"], "latest": version, "detail": detail, "all": []}],
+        "models": [
+            {
+                "name": name,
+                "task": detail["task"],
+                "latest": version,
+                "detail": detail,
+                "all": [],
+                "deployed": [{"version": version, "running_on": detail["running_on"]}]
+                if detail["running_on"]
+                else [],
+                "gateways": len(detail["running_on"]),
+            }
+        ],
         "single": True,  # the version page: its card unfolded
     }
 
 
-async def _alerts(api: ApiClient, show: str) -> dict[str, Any]:
-    return await alert_rules.alerts_context(api, show)
+async def _alerts(api: ApiClient, show: str, saved: str | None) -> dict[str, Any]:
+    return await alert_rules.alerts_context(api, show, saved)
 
 
 def add_pages(router: APIRouter, views: Jinja2Templates) -> None:
@@ -79,15 +119,18 @@ def add_pages(router: APIRouter, views: Jinja2Templates) -> None:
     async def models(request: Request) -> Response:
         return await page(request, "models.html", lambda api, _u: _models(api))
 
+    @router.get("/models/{name}")
+    async def model(request: Request, name: str) -> Response:
+        return await page(request, "models.html", lambda api, _u: _models(api, name))
+
     @router.get("/models/{name}/{version}")
     async def model_version(request: Request, name: str, version: str) -> Response:
         return await page(request, "models.html", lambda api, _u: _model_version(api, name, version))
 
     @router.get("/alerts")
-    async def alerts(request: Request, show: str = "open") -> Response:
-        return await page(
-            request, "alerts.html", lambda api, _u: _alerts(api, show if show == "all" else "open")
-        )
+    async def alerts(request: Request, show: str = "open", saved: str | None = None) -> Response:
+        shown = show if show == "all" else "open"
+        return await page(request, "alerts.html", lambda api, _u: _alerts(api, shown, saved))
 
     @router.post("/alerts/{alert_id}/ack")
     async def alert_ack(request: Request, alert_id: str) -> Response:

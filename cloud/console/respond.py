@@ -20,9 +20,34 @@ Build = Callable[[ApiClient, User], Awaitable[dict[str, Any]]]
 FORM_ERRORS = (400, 404, 409, 422)  # the API refused the form's content: shown beside the form
 
 
+def plain_refusal(status: int, detail: str) -> str:
+    """What went wrong in words for the error page's headline ("There is no model 'x' ...").
+
+    The API's 404s read "<what> '<id>' not found" (or "... does not exist"); its bare "Not Found"
+    means no such path.
+    """
+    if status == 404:
+        if detail == "Not Found":
+            return "There is no such page in the console. Check the address, or start from the Overview."
+        what = detail.removesuffix(" not found").removesuffix(" does not exist")
+        if what != detail and what:
+            return f"There is no {what}: it does not exist or was deleted."
+        return f"Not found: {detail}"
+    if status == 403:
+        return f"Your role may not do this: {detail}"
+    if status == 401:
+        return "Your session has ended. Log in again."
+    return f"The request failed: {detail}"
+
+
 def error_page(views: Jinja2Templates, request: Request, user: User, exc: ApiError) -> Response:
-    """The API's refusal shown as a page with the API's own status and reason."""
-    context = {"status": exc.status, "detail": exc.detail, "user": user}
+    """The API's refusal shown as a page: in words first, the API's status and reason below."""
+    context = {
+        "status": exc.status,
+        "detail": exc.detail,
+        "message": plain_refusal(exc.status, exc.detail),
+        "user": user,
+    }
     return views.TemplateResponse(request, "error.html", context, status_code=exc.status)
 
 

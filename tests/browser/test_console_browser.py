@@ -66,7 +66,7 @@ def test_viewer_sees_the_demo_lines_live_pictures_gateways_and_models(
 
     line = _picture_line(stack)
     page.click(f'[data-line="{line}"]')
-    expect(page.locator("h1")).to_contain_text(f"Line {line}")
+    expect(page.locator("h1")).to_contain_text(f"Line: {line}")
     thumb = page.locator(".gallery a.thumb").first
     expect(thumb).to_be_visible()
     page.wait_for_function("document.querySelector('.gallery a.thumb img').naturalWidth > 0")
@@ -159,22 +159,22 @@ def test_operator_pauses_a_rollout_acknowledges_an_alert_and_reads_gateway_event
     page.goto(f"{stack.url}/alerts")
     expect(page.locator("#create-rule")).to_have_count(0)  # rules are an admin's
     row = page.locator("#alerts tr", has_text="gw-3").first
-    expect(row).to_contain_text("gateway_offline")
+    expect(row).to_contain_text("Gateway offline")
     row.locator("button", has_text="Acknowledge").click()
     expect(page.locator("#alerts tr", has_text="gw-3").first).to_contain_text(stack.users["operator"])
     page.screenshot(path=str(screenshots / "alerts.png"), full_page=True)
     page.goto(f"{stack.url}/")
     expect(page.locator('[data-line="line-3"] [data-k="open_alerts"]')).to_have_text(re.compile(r"[1-9]"))
 
-    # gw-2 reports each OTA step of the rollout's release as an event.
+    # gw-2 reports each OTA step of the rollout's release as an event, listed under OTA history.
     deadline = time.monotonic() + 60
     page.goto(f"{stack.url}/gateways/gw-2")
-    while page.locator("#events tr", has_text="ota").count() == 0:
+    while page.locator("#ota-history tr", has_text="ota").count() == 0:
         assert time.monotonic() < deadline, "gw-2 reported no OTA event within 60 s"
         page.wait_for_timeout(1000)
         page.reload()
-    expect(page.locator("#events")).to_contain_text(stack.release[1])
-    expect(page.locator("#ota-history")).to_contain_text("ota")
+    expect(page.locator("#ota-history")).to_contain_text(stack.release[1])
+    expect(page.locator("#events tr", has_text="ota")).to_have_count(0)
     page.screenshot(path=str(screenshots / "gateway-events.png"), full_page=True)
 
     page.click("text=Log out")
@@ -196,7 +196,7 @@ def test_admin_adds_an_alert_rule_with_the_form(stack: Stack, browser: Browser, 
     expect(page.locator("#create-rule input[name=window_s]")).to_have_value("900")
     page.locator("#create-rule input[name=threshold]").fill("12.5")
     page.locator("#create-rule button[type=submit]").click()
-    row = page.locator("#rule-list tr", has_text="defect_rate").filter(has_text="900")
+    row = page.locator("#rule-list tr", has_text="Defect rate").filter(has_text="900 s")
     expect(row).to_contain_text("line-1")
     expect(row).to_contain_text("12.5")
     expect(row).to_contain_text("enabled")

@@ -276,7 +276,7 @@ def test_admin_creates_edits_and_deletes_a_rule_and_api_errors_sit_beside_the_fo
     created = client.post("/alerts/rules", data=good, headers=ORIGIN, follow_redirects=False)
     assert created.status_code == 303, created.text
     page = client.get("/alerts").text
-    assert 'data-rule="1"><td>line-1</td><td>defect_rate</td><td>5</td><td>600</td>' in page
+    assert 'data-rule="1"><td>line-1</td><td>Defect rate</td><td>5%</td><td>600 s (10 min)</td>' in page
     no_window = client.post("/alerts/rules/1", data={"kind": "defect_rate", "threshold": "7"}, headers=ORIGIN)
     assert no_window.status_code == 422
     assert "Window: a defect_rate rule needs a window in seconds" in no_window.text
@@ -285,7 +285,7 @@ def test_admin_creates_edits_and_deletes_a_rule_and_api_errors_sit_beside_the_fo
         client.post("/alerts/rules/1", data=edit, headers=ORIGIN, follow_redirects=False).status_code == 303
     )
     page = client.get("/alerts").text
-    row = r'data-rule="1"><td>line-1</td><td>defect_rate</td><td>7</td><td>300</td>\s*<td><span class="badge bad">disabled'
+    row = r'data-rule="1"><td>line-1</td><td>Defect rate</td><td>7%</td><td>300 s \(5 min\)</td>\s*<td><span class="badge bad">disabled'
     assert re.search(row, page), page[page.find("data-rule") :][:400]
     gone = client.post("/alerts/rules/1/delete", headers=ORIGIN, follow_redirects=False)
     assert gone.status_code == 303
