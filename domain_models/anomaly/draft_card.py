@@ -17,7 +17,7 @@ from pathlib import Path
 
 from domain_models.anomaly.card import figures_table, per_type_table, type_section
 from domain_models.anomaly.data import GOOD, MVTecFolder, open_mvtec, read_image
-from domain_models.anomaly.evaluate import AnomalyReport
+from domain_models.anomaly.evaluate import AnomalyReport, missed_kinds
 from domain_models.anomaly.quantize import QuantizeResult
 from domain_models.anomaly.type_eval import TypeReport
 from domain_models.common import LATENCY_HEADERS, PipelineError, latency_rows, markdown_table
@@ -100,6 +100,26 @@ def _data_section(facts: TrainFacts, tests: Mapping[str, int], has_masks: bool) 
     return markdown_table(["fact", "value"], rows)
 
 
+def _threads_note(latency: Sequence[Sequence[str]]) -> str:
+    """A word when 2 threads measured slower than 1, which surprises a reader of the table."""
+    p50 = {(row[0], row[1]): float(row[2]) for row in latency}
+    slower = [name for (name, threads), ms in p50.items() if threads == "2" and ms > p50.get((name, "1"), ms)]
+    if not slower:
+        return ""
+    return (
+        f"\n{', '.join(slower)} measured slower at 2 threads than at 1: the machine was busy, or a model "
+        "this small gains nothing from a second thread (a gateway's `threads: 1` is then the better "
+        "setting).\n"
+    )
+
+
+def _known_limits(missed: Sequence[str]) -> str:
+    if not missed:
+        return ""
+    kinds = ", ".join(m.split(":", 1)[0] for m in missed)
+    return f"\n  Measured so far: {kinds} mostly pass the threshold (see Held-out figures)."
+
+
 def write_train_card(
     manifest_path: Path,
     facts: TrainFacts,
@@ -123,11 +143,16 @@ def write_train_card(
         if kinds
         else "no, labels good and anomaly only"
     )
+    missed = missed_kinds(report) if report is not None else []
     if report is not None:
         figures = (
             f"{figures_table({'test/ (FP32)': report})}\nPer defect type (each type against all good test "
             f"images):\n\n{per_type_table({'test/ (FP32)': report})}"
         )
+        if missed:
+            figures += "\n**Kinds the threshold mostly lets through:**\n\n" + "".join(
+                f"- {m}\n" for m in missed
+            )
     else:
         figures = (
             "No test/ with both good and defective parts, so no held-out figures. Add DATA/test/good and "
@@ -160,7 +185,7 @@ end is yours: edit it before pushing the model with this card.
 Measured on the training machine: best of {LATENCY_REPEATS} interleaved runs of {LATENCY_RUNS} calls
 per row on the golden sample; a gateway's own figures depend on its CPU.
 
-{markdown_table(LATENCY_HEADERS, latency)}
+{markdown_table(LATENCY_HEADERS, latency)}{_threads_note(latency)}
 ## Reproduce
 
 ```
@@ -171,7 +196,7 @@ per row on the golden sample; a gateway's own figures depend on its CPU.
 
 - What the parts are, and which defects matter to the line.
 - The camera: model, lens, lighting, distance, how parts are placed in the frame.
-- Known limits: kinds of defect or appearance the data does not cover.
+- Known limits: kinds of defect or appearance the data does not cover.{_known_limits(missed)}
 """
     card = manifest_path.parent / CARD_NAME
     card.write_text(text)
@@ -202,6 +227,10 @@ interval that must fit within the tolerance):
 
 {gate}
 {why}
+"Best F1" is each model's F1 at the threshold that suits it best on these very test images: it
+compares the two models' ranking, which is what quantization can damage. The F1 below (and in
+Held-out figures) is at the shipped threshold, set from good images only, so it is lower.
+
 Each model at its own threshold, set from the same held-out good images at the same false-reject
 rate:
 

@@ -167,6 +167,32 @@ def evaluate_onnx(
 MISSED_RECALL = 0.5
 
 
+def missed_kinds(report: AnomalyReport) -> list[str]:
+    """One sentence per defect kind the threshold mostly lets through, with what moves it.
+
+    A kind caught 0 times in 5 is easy to miss in a table of good AUROCs, and a line would ship
+    a model blind to it; the report and the card both say so.
+    """
+    out = []
+    for kind, f in report.per_type.items():
+        if not f.count or f.recall >= MISSED_RECALL:
+            continue
+        caught = round(f.recall * f.count)
+        head = f"{kind}: only {caught} of {f.count} caught at the threshold (recall {f.recall:.2f})"
+        if f.image_auroc >= 0.9:
+            out.append(
+                f"{head}; ranked well (AUROC {f.image_auroc:.2f}) it is the threshold that lets them "
+                f"through: a higher --frr trades false rejects for catches, labelled train/{kind}/ "
+                "images add a type head"
+            )
+        else:
+            out.append(
+                f"{head} and poorly ranked (AUROC {f.image_auroc:.2f}): the model barely sees this kind; "
+                f"labelled train/{kind}/ images add a type head that flags it"
+            )
+    return out
+
+
 def format_report(report: AnomalyReport, title: str) -> str:
     """A console summary of a report."""
     pixel = "n/a (no masks)" if report.pixel_auroc is None else f"{report.pixel_auroc:.4f}"
@@ -181,18 +207,5 @@ def format_report(report: AnomalyReport, title: str) -> str:
         f"  {kind:<12} n={f.count:<4} image AUROC {f.image_auroc:.4f}  recall {f.recall:.4f}"
         for kind, f in report.per_type.items()
     ]
-    # A kind the threshold mostly lets through is easy to miss in a table of good AUROCs; a line
-    # would ship a model blind to it. Say so, with what moves it.
-    missed = [(kind, f) for kind, f in report.per_type.items() if f.count and f.recall < MISSED_RECALL]
-    for kind, f in missed:
-        caught = round(f.recall * f.count)
-        lines.append(
-            f"  WARNING {kind}: only {caught} of {f.count} caught at the threshold (recall {f.recall:.2f}); "
-            f"ranked well (AUROC {f.image_auroc:.2f}) it is the threshold that lets them through: a higher "
-            f"--frr trades false rejects for catches, labelled train/{kind}/ images add a type head"
-            if f.image_auroc >= 0.9
-            else f"  WARNING {kind}: only {caught} of {f.count} caught at the threshold (recall "
-            f"{f.recall:.2f}) and poorly ranked (AUROC {f.image_auroc:.2f}): the model barely sees "
-            f"this kind; labelled train/{kind}/ images add a type head that flags it"
-        )
+    lines += [f"  WARNING {w}" for w in missed_kinds(report)]
     return "\n".join(lines) + "\n"

@@ -94,6 +94,21 @@ def test_train_writes_a_card_whose_figures_are_the_printed_ones(trained: tuple[P
     assert len(printed_types) == 4
     assert per_type == {kind: [n, auroc, recall] for kind, n, auroc, recall in printed_types}
     assert f"Threshold: {header[2]} (raw score)" in card
+    # The kinds evaluation warns about are in the card too, word for word.
+    warned = re.findall(r"^\s+WARNING (.+)$", printed, re.M)
+    listed = re.findall(r"^- (\w+: only .+)$", _section(card, "## Held-out figures"), re.M)
+    assert listed == warned
+
+
+def test_the_card_explains_slow_threads_and_names_missed_kinds_as_limits() -> None:
+    from domain_models.anomaly.draft_card import _known_limits, _threads_note
+
+    assert _threads_note([["FP32", "1", "8.0", "9.0", "3.5"], ["FP32", "2", "6.0", "7.0", "3.5"]]) == ""
+    slow = _threads_note([["FP32", "1", "8.0", "9.0", "3.5"], ["FP32", "2", "13.2", "41.7", "3.5"]])
+    assert slow.strip().startswith("FP32 measured slower at 2 threads than at 1")
+    assert _known_limits([]) == ""
+    limits = _known_limits(["crack: only 0 of 5 caught ...", "scratch: only 1 of 5 caught ..."])
+    assert "crack, scratch mostly pass the threshold" in limits
 
 
 def test_card_figures_equal_the_evaluate_report(
