@@ -9,6 +9,7 @@ from urllib.parse import quote
 from jinja2 import Template
 
 from cloud.console.api import ApiClient
+from cloud.console.render import milliseconds
 from protocol.messages import utcnow
 
 ENDED = ("completed", "aborted")
@@ -28,7 +29,7 @@ def _num(value: float | None, kind: str) -> str:
     if kind == "ratio":
         return f"{100 * value:.1f}%"
     if kind == "ms":
-        return f"{value:.0f} ms"
+        return milliseconds(value)  # a 0.01 ms limit must not read "0 ms"
     return f"{value:g}"
 
 
@@ -107,6 +108,45 @@ def bake_cell(r: dict[str, Any], now: datetime) -> dict[str, str]:
     return {"text": f"{baked:.0f} s", "title": "every gateway of the wave healthy for this long"}
 
 
+BAD = ("failed", "unhealthy")
+
+
+def judged(g: dict[str, Any]) -> str:
+    """The status a gateway was judged by: for an aborted rollout, the one it had at the abort."""
+    status: str = g.get("at_abort") or g["status"]
+    return status
+
+
+def gate_cells(r: dict[str, Any], g: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """A gateway's gate cells; green verdicts of a gateway still pending at an abort turn grey.
+
+    Its health window never ended, so no gate was judged for good: green would claim a judgement
+    that never happened.
+    """
+    cells = {c["gate"]: gate_cell(c) for c in g.get("gates", [])}
+    if r["state"] == "aborted" and judged(g) == "pending":
+        for cell in cells.values():
+            if cell["cls"] == "ok":
+                cell.update(cls="na", title="not judged: the rollout was aborted during the health window")
+    return cells
+
+
+def failure_row(r: dict[str, Any], current: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+    """The wave gate: failed or unhealthy gateways of the current wave against the limit.
+
+    An aborted rollout's wave was never judged through unless the gate itself tripped: it reads
+    red when it did, grey otherwise, never green.
+    """
+    bad = sum(1 for _, g in current if judged(g) in BAD)
+    ratio = bad / len(current) if current else None
+    limit = r["thresholds"].get("max_failure_ratio")
+    tripped = ratio is not None and limit is not None and ratio > limit
+    cls, note = ("bad" if tripped else "ok"), ""
+    if r["state"] == "aborted" and not tripped:
+        cls, note = "na", "not judged: the rollout was aborted before the wave was judged through"
+    return {"bad": bad, "members": len(current), "ratio": ratio, "limit": limit, "cls": cls, "note": note}
+
+
 def rollout_context(r: dict[str, Any]) -> dict[str, Any]:
     """The page's view of one rollout as the API returned it (``GET /rollouts/{id}``)."""
     now = datetime.fromisoformat(r["as_of"]) if r.get("as_of") else utcnow()
@@ -120,12 +160,11 @@ def rollout_context(r: dict[str, Any]) -> dict[str, Any]:
                 "size": size,
                 "members": len(members),
                 "installed": sum(1 for g in members if g["status"] == "installed"),
-                "bad": sum(1 for g in members if g["status"] in ("failed", "unhealthy")),
+                "bad": sum(1 for g in members if judged(g) in BAD),
                 "current": number == r["wave"] + 1 and r["state"] not in ENDED,
             }
         )
     current = sorted((gw, g) for gw, g in gateways.items() if g["wave"] == r["wave"] + 1)
-    bad = sum(1 for _, g in current if g["status"] in ("failed", "unhealthy"))
     thresholds = r["thresholds"]
     return {
         "r": r,
@@ -133,13 +172,8 @@ def rollout_context(r: dict[str, Any]) -> dict[str, Any]:
         "waves": waves,
         "total": len(gateways),
         "gate_names": [(name, title) for name, (title, _) in GATES.items()],
-        "current": [(gw, g, {c["gate"]: gate_cell(c) for c in g.get("gates", [])}) for gw, g in current],
-        "failure": {
-            "bad": bad,
-            "members": len(current),
-            "ratio": bad / len(current) if current else None,
-            "limit": thresholds.get("max_failure_ratio"),
-        },
+        "current": [(gw, g, gate_cells(r, g)) for gw, g in current],
+        "failure": failure_row(r, current),
         # An ended rollout's last wave no longer runs: its age would only keep growing.
         "wave_age_s": None if r["state"] in ENDED else _seconds_since(r.get("wave_started_at"), now),
         "bake": bake_cell(r, now),

@@ -36,6 +36,28 @@ def wave_text(r: dict[str, Any]) -> str:
     return f"{r['wave'] + 1}/{len(r['waves'])}"
 
 
+REASON_WIDTH = 64  # wide enough for an engine abort's wave, count and the first cause
+
+
+def short(text: str | None, width: int = REASON_WIDTH) -> str | None:
+    """``text`` on one line, cut to ``width`` characters with an ellipsis (the table stays readable)."""
+    if not text:
+        return None
+    line = " ".join(text.split())
+    return line if len(line) <= width else line[: width - 1].rstrip() + "…"
+
+
+def progress_text(r: dict[str, Any]) -> str:
+    """How far a listed rollout got: "3/5 installed, 1 failed" or, aborted, what the abort did."""
+    p = r.get("progress") or {}
+    if not p:
+        return "-"
+    if p.get("installed") is None:
+        return f"{p['started']}/{p['planned']} started; {p.get('outcome') or 'aborted'}"
+    bad = f", {p['bad']} failed or unhealthy" if p.get("bad") else ""
+    return f"{p['installed']}/{p['planned']} installed{bad}"
+
+
 def render_rollout(r: dict[str, Any]) -> str:
     """The human view of one rollout: header, gateways by wave, the last events."""
     lines = [
@@ -117,8 +139,13 @@ def rollouts_command(ctx: Context, client: httpx.Client) -> int:
         return 0
     if a.action == "list":
         data = call(client, "GET", "/api/v1/rollouts")
-        rows = [{**r, "wave": wave_text(r)} for r in data]  # JSON keeps the API's 0-based index
-        emit(ctx, data, rows, columns=("id", "model_name", "version", "state", "wave", "waves", "created_at"))
+        # JSON keeps the API's 0-based index and the whole reason.
+        rows = [
+            {**r, "wave": wave_text(r), "progress": progress_text(r), "reason": short(r.get("reason"))}
+            for r in data
+        ]
+        columns = ("id", "model_name", "version", "state", "wave", "progress", "reason", "created_at")
+        emit(ctx, data, rows, columns=columns)
         return 0
     if a.action in ("pause", "resume", "abort"):
         _show_rollout(

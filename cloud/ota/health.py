@@ -52,16 +52,16 @@ def health_problem(
         return f"error rate {health['errors'] / inferences:.3f} > {t.max_error_rate}"
     p95 = health.get("p95_latency_ms")
     if t.max_p95_latency_ms is not None and p95 is not None and p95 > t.max_p95_latency_ms:
-        return f"p95 latency {p95:.1f} ms > {t.max_p95_latency_ms}"
+        return f"p95 latency {p95:.4g} ms > max {t.max_p95_latency_ms:g} ms"
     base = baseline or {}
     rate, base_rate = health.get("defect_rate"), base.get("defect_rate")
     shift = t.max_defect_rate_shift
     if shift is not None and rate is not None and base_rate is not None and abs(rate - base_rate) > shift:
-        return f"defect rate {rate:.3f} vs {base_rate:.3f} before the update"
+        return f"defect rate {rate:.3f} vs {base_rate:.3f} before the update (shift > max {shift:g})"
     conf, base_conf = health.get("mean_confidence"), base.get("mean_confidence")
     drop = t.max_confidence_drop
     if drop is not None and conf is not None and base_conf is not None and base_conf - conf > drop:
-        return f"mean confidence {conf:.3f} vs {base_conf:.3f} before the update"
+        return f"mean confidence {conf:.3f} vs {base_conf:.3f} before the update (drop > max {drop:g})"
     return None
 
 

@@ -119,7 +119,7 @@ def slot_use(session: Session, gateways: list[str]) -> SlotUse:
     return use
 
 
-def choose_slot(req: RolloutCreate, version: ModelVersion, use: SlotUse) -> str:
+def choose_slot(req: RolloutCreate, version: ModelVersion, use: SlotUse, gateways: list[str]) -> str:
     """The slot to update: the one given, else the one running this model, else the one of its task."""
     if req.slot:
         return req.slot
@@ -134,8 +134,11 @@ def choose_slot(req: RolloutCreate, version: ModelVersion, use: SlotUse) -> str:
         why = f"the targeted gateways run {req.model_name} or {version.task} models in several slots"
         raise _slot_error(f"{why}: {', '.join(candidates)}")
     every = sorted(use.names) or sorted(use.tasks)
-    have = f" (their slots: {', '.join(every)})" if every else " (they reported no model slots yet)"
-    raise _slot_error(f"no targeted gateway runs {req.model_name} or a {version.task} model{have}")
+    one = len(gateways) == 1
+    whose = "its" if one else "their"
+    have = f" ({whose} slots: {', '.join(every)})" if every else f" ({whose} births name no model slot yet)"
+    lacks = "has no slot" if one else "have no slot"
+    raise _slot_error(f"{_some(gateways)} {lacks} running a {version.task} model{have}")
 
 
 def _slot_error(why: str) -> RegistryError:

@@ -9,6 +9,14 @@ from sqlalchemy.orm import Session
 
 from cloud.db.models import GatewayReported, Rollout
 from cloud.ota.health import gate_values, gateway_status, reported_states, slot_of
+from cloud.ota.outcomes import (
+    LEFT_AS_IS,
+    NEVER_LEFT,
+    SENT_BACK,
+    abort_counts,
+    judged_status,
+    outcome_text,
+)
 from cloud.ota.schemas import GateValue, GatewayProgress, RolloutProgress, Thresholds
 
 BAD = ("failed", "unhealthy")
@@ -96,10 +104,16 @@ def summaries(session: Session, rows: Iterable[Rollout], now: datetime) -> dict[
         begun = started(row)
         progress = RolloutProgress(planned=len(row.plan), started=len(begun))
         if row.state in ENDED:
-            statuses = [ended_progress(row, gw).status for gw in begun]
-            if row.state == "completed":  # an aborted one sent its gateways back: none stays installed
+            ended = [ended_progress(row, gw) for gw in begun]
+            statuses = [g.status for g in ended]
+            if row.state == "completed":
                 progress.installed = statuses.count("installed")
-            progress.bad = sum(1 for s in statuses if s in BAD)
+            else:  # none stays installed: say what the abort did instead
+                counts = abort_counts(statuses)
+                progress.sent_back, progress.never_left = counts[SENT_BACK], counts[NEVER_LEFT]
+                progress.left_as_is = counts[LEFT_AS_IS]
+                progress.outcome = outcome_text(counts)
+            progress.bad = sum(1 for g in ended if judged_status(g.status, g.at_abort) in BAD)
         else:
             statuses = [gateway_status(session, row, gw, now, reports)[0] for gw in begun]
             progress.installed = statuses.count("installed")

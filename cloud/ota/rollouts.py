@@ -21,6 +21,8 @@ from cloud.config import CloudSettings
 from cloud.db.models import GatewayDesired, GatewayReported, ModelVersion, Rollout, RolloutEvent
 from cloud.ota.desired import stage_desired
 from cloud.ota.health import gateway_status, reported_states, slot_of
+from cloud.ota.installed import already_notice, already_running, downgrade_problem, running_in_slot
+from cloud.ota.outcomes import mark_aborted
 from cloud.ota.planning import (
     ACTIVE_STATES,
     choose_slot,
@@ -57,7 +59,9 @@ def create_rollout(session: Session, req: RolloutCreate, actor: str) -> Rollout:
     """Plan a rollout (gateways assigned to waves in id order); it starts on the next tick.
 
     Refused (RegistryError) when it could never finish: unknown version or gateway ids, no slot
-    that fits the model, or a slot another running or paused rollout is updating (409).
+    that fits the model, a version not above what a gateway's slot runs (anti-rollback), a slot
+    another running or paused rollout is updating (409). Gateways that already run the version
+    stay in the plan, named by a "notice" event (the response's log and factoryctl show it).
     """
     version = _version(session, req.model_name, req.version)
     if version is None:
@@ -69,13 +73,18 @@ def create_rollout(session: Session, req: RolloutCreate, actor: str) -> Rollout:
     if not gateways:
         raise RegistryError(422, no_match(session, req))
     use = slot_use(session, gateways)
-    slot = choose_slot(req, version, use)
+    slot = choose_slot(req, version, use, gateways)
     problem = slot_problem(use, slot) or task_problem(use, slot, req.model_name, version.task)
     if problem is not None:
         raise RegistryError(422, problem)
+    running = running_in_slot(session, gateways, slot)
+    downgrade = downgrade_problem(running, slot, req.model_name, req.version)
+    if downgrade is not None:
+        raise RegistryError(422, downgrade)
     overlap = overlap_problem(session, gateways, slot)
     if overlap is not None:
         raise RegistryError(409, overlap)
+    already = already_running(running, req.model_name, req.version)
     try:
         sizes = wave_sizes(req.waves, len(gateways))
     except ValueError as exc:
@@ -103,6 +112,11 @@ def create_rollout(session: Session, req: RolloutCreate, actor: str) -> Rollout:
     _event(
         session, rollout, "created", f"{len(gateways)} gateway(s) in {len(sizes)} wave(s) {sizes}", by=actor
     )
+    if already:
+        # Not refused, even when every gateway runs it: such a rollout costs nothing (a gateway
+        # ignores an offer of what it serves) and completes as the gateways report it committed.
+        notice = already_notice(already, req.model_name, req.version)
+        _event(session, rollout, "notice", notice, gateways=already)
     return rollout
 
 
@@ -189,14 +203,11 @@ def advance(
     statuses = {gw: gateway_status(session, rollout, gw, now, reports) for gw in members}
     bad = {gw: f"{s}: {why}" for gw, (s, why) in statuses.items() if s in ("failed", "unhealthy")}
     if bad and len(bad) / len(members) > thresholds.max_failure_ratio:
-        return abort(
-            session,
-            settings,
-            rollout,
-            f"wave {rollout.wave + 1}: {len(bad)}/{len(members)} gateway(s) failed",
-            "engine",
-            bad,
-        )
+        # The first failure in the reason: the list shows why (a refused key, anti-rollback) at a glance.
+        first = min(bad)
+        more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
+        reason = f"wave {rollout.wave + 1}: {len(bad)}/{len(members)} gateway(s) failed ({first} {bad[first]}{more})"
+        return abort(session, settings, rollout, reason, "engine", bad)
     pending = [gw for gw, (s, _) in statuses.items() if s == "pending"]
     if pending:
         return _republish_stale(session, rollout, pending, now, reports)
@@ -241,24 +252,30 @@ def abort(
     rollout.updated_at = utcnow()
     _event(session, rollout, "aborted", reason, by=actor, gateways=details or {})
     by_version: dict[tuple[str, str], list[str]] = {}
+    skipped: dict[str, str] = {}
     for gw, entry in rollout.plan.items():
         previous = entry.get("previous")
         if not entry.get("started"):
             continue
         if not previous:
+            skipped[gw] = "no previous version reported"
             _event(session, rollout, "rollback_skipped", f"{gw}: no previous version reported; left as is")
             continue
         by_version.setdefault((previous["name"], previous["version"]), []).append(gw)
     offers: dict[str, ModelOffer] = {}
+    sent: dict[str, str] = {}
     for (name, version), gws in by_version.items():
         row = _version(session, name, version)
         if row is None:
+            skipped.update(dict.fromkeys(gws, f"{name} {version} is not in the registry"))
             _event(
                 session, rollout, "rollback_skipped", f"{name} {version} is not in the registry", gateways=gws
             )
             continue
         offer = offer_for(settings, row, allow_downgrade=True)
         offers.update(dict.fromkeys(gws, offer))
+        sent.update(dict.fromkeys(gws, f"{name} {version}"))
+    mark_aborted(rollout, sent, skipped)
     states = stage_desired(session, offers, rollout.slot, rollout.id)
     if states:
         _event(

@@ -54,7 +54,13 @@ class Target(BaseModel):
 
 
 class RolloutCreate(BaseModel):
-    """A request to roll ``model_name`` ``version`` out to ``target`` in ``waves``."""
+    """A request to roll ``model_name`` ``version`` out to ``target`` in ``waves``.
+
+    Refused (422) when a targeted gateway's slot runs a version not below ``version`` of any model
+    (gateways install only rising versions per slot; ``abort`` is how a rollout goes back).
+    Gateways that already run ``version`` are accepted and named in a "notice" event of the
+    rollout's log, which the response carries.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -95,9 +101,15 @@ class GatewayProgress(BaseModel):
     wave: int = Field(description="Wave number, from 1")
     status: str = Field(
         description="waiting, pending, installed, failed or unhealthy; for an ended rollout the frozen "
-        "outcome, 'skipped' (its wave never started) or 'aborted' (ended before outcomes were kept)"
+        "outcome, 'skipped' (its wave never started) or 'aborted' (ended before outcomes were kept); "
+        "for an aborted one what the abort did: 'sent_back' (its previous version offered back), "
+        "'left_as_is' (no previous version to offer), 'never_left' (it refused or failed the install) or "
+        "'rolled_back' (its own health window had sent it back already)"
     )
-    reason: str | None = Field(None, description="Why it failed or is unhealthy")
+    reason: str | None = Field(None, description="Why it failed or is unhealthy; what the abort did to it")
+    at_abort: str | None = Field(
+        None, description="Aborted rollouts: the status the gateway had when the rollout was aborted"
+    )
     phase: str | None = Field(None, description="The slot's reported OTA phase")
     active_version: str | None = Field(None, description="Version the slot runs now")
     reported_at: datetime | None = Field(None, description="When the gateway last reported its state")
@@ -146,3 +158,14 @@ class RolloutProgress(BaseModel):
         None, description="Gateways running the new version healthily (None: aborted, rolled back)"
     )
     bad: int = Field(0, description="Gateways failed or unhealthy (ended rollouts: when they ended)")
+    sent_back: int | None = Field(
+        None, description="Aborted rollouts: gateways offered their previous version"
+    )
+    never_left: int | None = Field(
+        None,
+        description="Aborted rollouts: gateways that refused or failed the install, still on their version",
+    )
+    left_as_is: int | None = Field(
+        None, description="Aborted rollouts: gateways with no previous version to offer back"
+    )
+    outcome: str | None = Field(None, description="Aborted rollouts: what the abort did, in a line")

@@ -40,7 +40,7 @@ def test_rollout_api_shows_each_gate_measured_against_its_threshold(live: Live) 
     waiting = live.client.get(f"/api/v1/rollouts/{rollout}", headers=live.token("vera")).json()
     assert waiting["gateways"]["gw-a"] == {
         "wave": 1, "status": "waiting", "reason": None, "phase": None, "active_version": None,
-        "reported_at": None, "gates": [],
+        "reported_at": None, "gates": [], "at_abort": None,
     }  # fmt: skip
     live.tick()  # the first wave starts; the baseline is what gw-a reported before
     revision = live.publisher.published[-1].revision

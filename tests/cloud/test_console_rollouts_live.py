@@ -142,7 +142,8 @@ def test_rollouts_stream_follows_state_and_progress_and_ends_on_logout(live: Liv
         row = re.search(rf'<tr data-rollout="{first_rollout}">.*?</tr>', aborted["parts"]["rollouts"], re.S)
         assert row is not None
         assert "state-aborted" in row.group(0)
-        assert "1/1 started · sent back to their previous version" in row.group(0)
+        assert "1/1 started · <span" in row.group(0)  # the reason given, then what the abort did
+        assert "1 sent back, 0 never left their version" in row.group(0)
 
         client.post("/logout", headers=ORIGIN)
         kind, gone = read_event(lines)

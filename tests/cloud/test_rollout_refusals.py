@@ -87,8 +87,8 @@ def test_slot_left_out_is_refused_when_it_is_ambiguous(yard: Yard) -> None:
     none = yard.post(target={"gateways": ["gw-3"]})
     assert none.status_code == 422, none.text
     assert none.json()["detail"] == (
-        "slot not given and cannot be chosen: no targeted gateway runs defect-cnn or a defect model "
-        "(their slots: notes); give the slot to update"
+        "slot not given and cannot be chosen: gw-3 has no slot running a defect model "
+        "(its slots: notes); give the slot to update"
     )
 
 

@@ -44,8 +44,9 @@ def test_gateway_in_its_health_window_is_pending_and_its_rollback_aborts_the_rol
     yard.tick()
     ended = yard.get(rollout)
     assert ended["state"] == "aborted"
-    assert ended["gateways"]["gw-1"]["status"] == "failed"
-    assert ended["gateways"]["gw-1"]["reason"] == "health: error rate 0.4"
+    assert ended["gateways"]["gw-1"]["status"] == "rolled_back"
+    assert ended["gateways"]["gw-1"]["reason"] == "back on 1.0 by itself: health: error rate 0.4"
+    assert ended["gateways"]["gw-1"]["at_abort"] == "failed"
 
 
 def test_gateway_that_commits_completes_the_rollout(yard: Yard) -> None:
@@ -82,7 +83,10 @@ def test_completed_rollout_keeps_its_outcome_when_the_gateway_later_fails_anothe
     )
     assert [g["gate"] for g in gw["gates"]][0] == "min_inferences"
     assert gw["gates"][0]["measured"] == 100
-    assert yard.listed(rollout)["progress"] == {"planned": 1, "started": 1, "installed": 1, "bad": 0}
+    assert yard.listed(rollout)["progress"] == {
+        "planned": 1, "started": 1, "installed": 1, "bad": 0,
+        "sent_back": None, "never_left": None, "left_as_is": None, "outcome": None,
+    }  # fmt: skip
 
 
 def test_aborted_rollout_keeps_the_failure_it_aborted_on(yard: Yard) -> None:
@@ -95,8 +99,19 @@ def test_aborted_rollout_keeps_the_failure_it_aborted_on(yard: Yard) -> None:
     assert yard.get(rollout)["state"] == "aborted"
     yard.report("gw-1", "1.0", yard.revision("gw-1") + 5, phase="committed")
     gw = yard.get(rollout)["gateways"]["gw-1"]
-    assert (gw["status"], gw["reason"], gw["phase"]) == ("failed", "smoke test of 1.1 failed", "failed")
-    assert yard.listed(rollout)["progress"] == {"planned": 1, "started": 1, "installed": None, "bad": 1}
+    assert (gw["status"], gw["reason"], gw["phase"], gw["at_abort"]) == (
+        "never_left",
+        "never left 1.0: smoke test of 1.1 failed",
+        "failed",
+        "failed",
+    )
+    progress = yard.listed(rollout)["progress"]
+    assert (progress["installed"], progress["bad"], progress["sent_back"], progress["never_left"]) == (
+        None,
+        1,
+        0,
+        1,
+    )
 
 
 def test_rollouts_ended_before_outcomes_were_kept_are_not_judged_on_todays_reports(yard: Yard) -> None:

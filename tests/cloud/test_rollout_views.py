@@ -44,13 +44,14 @@ def test_factoryctl_prints_each_validation_problem_on_a_line_of_its_own(
     per problem, naming the field."""
     assert _ctl(yard, tmp_path, *CREATE, "--bake", "-5", "--max-error-rate", "2") == 1
     err = capsys.readouterr().err
-    assert "\n  bake_s: Input should be greater than or equal to 0\n" in err
-    assert "\n  thresholds.max_error_rate: Input should be less than or equal to 1" in err
+    # Named by the flag the user typed, with its unit, not by the API's field.
+    assert "\n  --bake: Input should be greater than or equal to 0 (seconds)\n" in err
+    assert "\n  --max-error-rate: Input should be less than or equal to 1 (a fraction: 0.05 = 5%)" in err
     assert "[{" not in err
     assert "'loc'" not in err
     assert _ctl(yard, tmp_path, *CREATE, "--waves", "50%,10%") == 1
     err = capsys.readouterr().err
-    assert "HTTP 422: waves: wave '10%' in '50%,10%' is smaller than an earlier percentage" in err
+    assert "HTTP 422: --waves: wave '10%' in '50%,10%' is smaller than an earlier percentage" in err
     assert "\n" not in err.strip()  # a single problem stays on the one line
 
 

@@ -78,12 +78,17 @@ def _public(session: Session, row: Rollout) -> RolloutDetail:
     status_code=201,
     responses={
         409: {"description": "A running or paused rollout already plans one of the gateway slots"},
-        422: {"description": "Unknown gateway ids, no target, or no slot that fits the model"},
+        422: {
+            "description": "Unknown gateway ids, no target, no slot that fits the model, or a slot "
+            "already running an equal or newer version (gateways accept only rising versions per slot)"
+        },
     },
 )
 def create(body: RolloutCreate, session: SessionDep, who: Admin) -> RolloutDetail:
     """Plan a rollout; its first wave starts on the next tick. Without a slot, the slot running
-    this model (else the one running a model of its task) on the targeted gateways is used."""
+    this model (else the one running a model of its task) on the targeted gateways is used.
+    Gateways that already run this very version are named in a ``notice`` event of the rollout
+    (they serve it on; for them the rollout is a no-op)."""
     try:
         row = engine.create_rollout(session, body, who.name)
     except RegistryError as exc:
