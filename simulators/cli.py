@@ -141,13 +141,27 @@ SUBCOMMANDS: dict[str, Subcommand] = {
 }
 
 
+class WithDefaults(argparse.HelpFormatter):
+    """Each option's default shown in its help, unless it has none or the help already says it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        unset = action.default is None or action.default is False or action.default == argparse.SUPPRESS
+        if unset or "default" in text or not action.option_strings:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``factory-sim`` parser with one sub-parser per registered subcommand."""
-    parser = argparse.ArgumentParser(prog="factory-sim", description="Factory line simulators.")
+    parser = argparse.ArgumentParser(
+        prog="factory-sim", description="Factory line simulators.", formatter_class=WithDefaults
+    )
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, command in SUBCOMMANDS.items():
-        command.add_arguments(sub.add_parser(name, help=command.help, description=command.help))
+        made = sub.add_parser(name, help=command.help, description=command.help, formatter_class=WithDefaults)
+        command.add_arguments(made)
     return parser
 
 

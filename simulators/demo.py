@@ -9,7 +9,6 @@ Ctrl-C stops everything in reverse order.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import signal
@@ -21,12 +20,12 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
 from protocol.signing import generate_private_key, private_key_pem, public_key_pem
 from protocol.topics import TOPIC_ROOT
 from simulators.demo_banner import DEMO_PASSWORD, DEMO_USERS, banner
 from simulators.demo_registry import RegistryError, push_bundled
+from simulators.demo_status import StatusLine
 from simulators.fleet import FleetConfig, add_fleet
 from simulators.net import console_script, free_port, port_is_free
 from simulators.supervisor import Service, Supervisor
@@ -65,11 +64,6 @@ def _wait_http(url: str, timeout_s: float, service: Service) -> None:
         except (urllib.error.URLError, OSError):
             time.sleep(0.3)
     raise DemoError(f"{service.name} did not answer {url} within {timeout_s:.0f}s; see {service.log_path}")
-
-
-def _get_json(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - our own local URL
-        return json.load(response)
 
 
 def _start_cloud(supervisor: Supervisor, config: DemoConfig) -> tuple[str, str, str]:
@@ -139,17 +133,6 @@ def _start_cloud(supervisor: Supervisor, config: DemoConfig) -> tuple[str, str, 
     return broker_url, api_url, admin_token
 
 
-def _status(api_url: str) -> str:
-    try:
-        gateways = _get_json(f"{api_url}/api/v1/gateways")
-        lines = _get_json(f"{api_url}/api/v1/lines")
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        return f"API not answering ({exc})"
-    online = sum(1 for gw in gateways if gw.get("online"))
-    per_line = ", ".join(f"{line['line']}: {line['results']}" for line in lines) or "none yet"
-    return f"{online}/{len(gateways)} gateways online; results stored per line: {per_line}"
-
-
 def _demo_signing_key(folder: Path) -> tuple[Path, Path]:
     """The demo engineer's Ed25519 key pair, made once; gateways pin the public half."""
     private, public = folder / "demo-signing.pem", folder / "demo-signing.pub.pem"
@@ -200,6 +183,7 @@ def run_demo(config: DemoConfig) -> int:
         sys.stdout.write(banner(broker_url, api_url, db_shown, gateways, config.workdir, admin_token) + "\n")
         sys.stdout.flush()
         started = time.monotonic()
+        status = StatusLine(config.workdir / "logs" / "ingest.log")
         next_status = started + min(10.0, config.status_every_s)
         while not stopping:
             time.sleep(0.3)
@@ -207,7 +191,7 @@ def run_demo(config: DemoConfig) -> int:
             if config.run_for_s is not None and now - started >= config.run_for_s:
                 break
             if now >= next_status:
-                log.info("%s", _status(api_url))
+                log.info("%s", status.poll(api_url, now))
                 next_status = now + config.status_every_s
     except DemoError as exc:
         log.error("%s", exc)
@@ -231,7 +215,9 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fps", type=float, default=2.0, help="frames per second per camera")
     parser.add_argument("--workdir", type=Path, default=Path("var/demo"), help="databases, configs and logs")
     parser.add_argument("--status-every", type=float, default=15.0, help="seconds between status lines")
-    parser.add_argument("--run-for", type=float, help="stop by itself after this many seconds")
+    parser.add_argument(
+        "--run-for", type=float, help="stop by itself after this many seconds (default: run until Ctrl-C)"
+    )
     parser.add_argument(
         "--topic-root",
         help=f"MQTT topic root of cloud and gateways [env FACTORY_TOPIC_ROOT; default {TOPIC_ROOT}]",

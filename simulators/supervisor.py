@@ -129,17 +129,34 @@ class Supervisor:
             delay = min(MAX_BACKOFF_S, 2.0**service.restarts)
             service.next_start = now + delay
             log.warning(
-                "%s exited with code %s; restarting in %.0fs (log: %s)",
-                service.name,
-                proc.returncode,
-                delay,
+                "%s %s; restarting in %.0fs (log: %s)", service.name, how_it_ended(proc.returncode), delay,
                 service.log_path,
-            )
+            )  # fmt: skip
             return
         if now >= service.next_start:
             service.restarts += 1
             service.next_start = 0.0
             self._spawn(service)
+
+
+def how_it_ended(code: int) -> str:
+    """A process's end in words: 'stopped by signal SIGTERM' rather than a bare exit code.
+
+    Popen reports a process killed by a signal as -N; a shell or a runtime that dies "of" a
+    signal exits with 128+N. Code 0 alone says the process chose to stop.
+    """
+    number = -code if code < 0 else code - 128 if 128 < code < 128 + signal.NSIG else None
+    if number is not None:
+        try:
+            name = signal.Signals(number).name
+        except ValueError:
+            name = f"signal {number}"
+        else:
+            name = f"signal {name}"
+        return f"stopped by {name}" + (f" (exit code {code})" if code > 0 else "")
+    if code == 0:
+        return "exited with code 0 (it stopped by itself, or was stopped from outside the demo)"
+    return f"exited with code {code}"
 
 
 def _group_alive(pgid: int) -> bool:

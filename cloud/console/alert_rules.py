@@ -33,7 +33,14 @@ KIND_HELP = {
     RuleKind.DEFECT_RATE.value: "threshold in percent (0-100) of results defective over the window: "
     "10 means 10%, not 0.1",
     RuleKind.GATEWAY_OFFLINE.value: "threshold in seconds a gateway of the line has not been heard",
-    RuleKind.OUTBOX_BACKLOG.value: "threshold in items (results) waiting in a gateway's outbox",
+    RuleKind.OUTBOX_BACKLOG.value: "threshold in items (results and events) waiting in a gateway's outbox",
+}
+# One short line per kind beside the threshold field; the page's script shows the chosen kind's
+# only, and without the script all three stay visible.
+THRESHOLD_HINTS = {
+    RuleKind.DEFECT_RATE.value: "Defect rate in percent: 10 means 10%, not 0.1.",
+    RuleKind.GATEWAY_OFFLINE.value: "Gateway offline in seconds: 300 means 5 minutes of silence.",
+    RuleKind.OUTBOX_BACKLOG.value: "Outbox backlog in items (results and events) waiting to be sent.",
 }
 CREATE_FIELDS = ("line", "kind", "threshold", "window_s", "min_results")
 
@@ -110,6 +117,7 @@ async def alerts_context(api: ApiClient, show: str, saved: str | None = None) ->
         "kind_names": KIND_NAMES,
         "kind_units": KIND_UNITS,
         "kind_help": KIND_HELP,
+        "threshold_hints": THRESHOLD_HINTS,
         "values": create_defaults(),
         "errors": {},
         "general_errors": [],

@@ -33,6 +33,7 @@ async def other_events(api: ApiClient, path: str) -> dict[str, Any] | None:
     server has no events endpoint; the page then says so instead of "no events".
     """
     found: list[dict[str, Any]] = []
+    ota_steps = 0
     offset: int | None = 0
     for _ in range(EVENT_PAGES):
         if offset is None or len(found) >= EVENTS:
@@ -41,9 +42,11 @@ async def other_events(api: ApiClient, path: str) -> dict[str, Any] | None:
         if page is None:
             return None
         found += [e for e in page["items"] if not is_ota(e)]
+        ota_steps += sum(1 for e in page["items"] if is_ota(e))
         offset = page["next_offset"]
     more = offset is not None or len(found) > EVENTS
-    return {"items": found[:EVENTS], "next_offset": EVENTS if more else None}
+    # ota_steps: so an empty list can say the gateway did report, only OTA steps.
+    return {"items": found[:EVENTS], "next_offset": EVENTS if more else None, "ota_steps": ota_steps}
 
 
 async def gateway_context(api: ApiClient, gateway_id: str) -> dict[str, Any]:

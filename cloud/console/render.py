@@ -70,12 +70,27 @@ def bar_chart(
     return Markup("".join(parts))  # noqa: S704 - numbers and escaped labels only
 
 
+def significant(value: float, digits: int = 3) -> str:
+    """A number with enough digits to tell a small limit from zero: 0.01 -> '0.01', 2.14159 -> '2.14'.
+
+    A fixed '.0f' shows a 0.01 ms limit as '0 ms', as if there were no room at all.
+    """
+    if value == 0 or abs(value) >= 10**digits:
+        return f"{value:.0f}"
+    return f"{value:.{digits}g}"
+
+
+def milliseconds(value: float | None) -> str:
+    """A duration in ms with its unit and enough digits ('0.01 ms', '2.1 ms', '-' for none)."""
+    return "-" if value is None else f"{significant(value)} ms"
+
+
 # The unit of an alert's value per rule kind (see cloud.alerts.rules: a defect rate is in percent).
-_ALERT_UNITS = {"defect_rate": "%", "gateway_offline": " s", "outbox_backlog": " results"}
+_ALERT_UNITS = {"defect_rate": "%", "gateway_offline": " s", "outbox_backlog": " items"}
 
 
 def alert_value(value: float | None, kind: str | None) -> str:
-    """An alert's measured value with its unit ('15.8%', '412 s', '38 results')."""
+    """An alert's measured value with its unit ('15.8%', '412 s', '38 items': results and events)."""
     if value is None:
         return "-"
     number = f"{value:.1f}" if kind == "defect_rate" else f"{value:.0f}"
@@ -154,6 +169,7 @@ def templates() -> Jinja2Templates:
         "actor": actor,
         "target_summary": target_summary,
         "slot_state": slot_state,
+        "ms": milliseconds,
     }
     made.env.globals["alert_value"] = alert_value
     made.env.filters.update(filters)

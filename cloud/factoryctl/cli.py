@@ -71,8 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     rollouts = res.add_parser("rollouts", help="staged rollouts").add_subparsers(dest="action", required=True)
     create = rollouts.add_parser("create", help="roll a version out in waves")
-    create.add_argument("--model", required=True)
-    create.add_argument("--version", required=True)
+    create.add_argument("--model", required=True, help="registered model name")
+    create.add_argument("--version", required=True, help="registered version to roll out")
     create.add_argument(
         "--slot",
         default=None,
@@ -81,15 +81,59 @@ def build_parser() -> argparse.ArgumentParser:
     )
     create.add_argument("--gateway", action="append", default=[], help="a gateway id (repeatable)")
     create.add_argument("--tag", action="append", default=[], help="gateways with this tag (repeatable)")
-    create.add_argument("--line", default=None)
-    create.add_argument("--site", default=None)
-    create.add_argument("--waves", default="1,10%,50%,100%", help="cumulative counts or percentages")
-    create.add_argument("--bake", type=float, default=60.0, help="seconds each wave must stay healthy")
-    create.add_argument("--max-failure-ratio", type=float, default=0.0)
-    create.add_argument("--max-error-rate", type=float, default=0.05)
-    create.add_argument("--max-p95-ms", type=float, default=None)
-    create.add_argument("--max-defect-rate-shift", type=float, default=None)
-    create.add_argument("--install-timeout", type=float, default=600.0)
+    create.add_argument("--line", default=None, help="gateways of this line")
+    create.add_argument("--site", default=None, help="gateways of this site")
+    create.add_argument(
+        "--waves",
+        default="1,10%,50%,100%",
+        help="cumulative wave sizes, counts or percentages of the target (default: %(default)s)",
+    )
+    # Defaults are the API's (cloud.ota.schemas): units are said here because fractions and
+    # percentages are easy to confuse (0.05 is 5%, 5 is refused).
+    create.add_argument(
+        "--bake",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="seconds each wave must stay healthy (default: %(default)g s)",
+    )
+    create.add_argument(
+        "--max-failure-ratio",
+        type=float,
+        metavar="FRACTION",
+        default=0.0,
+        help="largest fraction (0-1) of a wave's gateways that may fail or be unhealthy; "
+        "0.1 = 10%% (default: %(default)g, none may fail)",
+    )
+    create.add_argument(
+        "--max-error-rate",
+        type=float,
+        metavar="FRACTION",
+        default=0.05,
+        help="largest errors/inferences of the new model, a fraction (0-1): 0.05 = 5%% (default: %(default)g)",
+    )
+    create.add_argument(
+        "--max-p95-ms",
+        type=float,
+        metavar="MS",
+        default=None,
+        help="largest p95 inference latency in milliseconds, e.g. 40 (default: no limit)",
+    )
+    create.add_argument(
+        "--max-defect-rate-shift",
+        type=float,
+        metavar="FRACTION",
+        default=None,
+        help="largest change of the defect rate versus before the update, a fraction (0-1): "
+        "0.02 = 2 percentage points (default: no limit)",
+    )
+    create.add_argument(
+        "--install-timeout",
+        type=float,
+        metavar="SECONDS",
+        default=600.0,
+        help="seconds a gateway may take to install before it counts as failed (default: %(default)g s)",
+    )
     rollouts.add_parser("list", help="list rollouts")
     status = rollouts.add_parser("status", help="a rollout's waves, gateways and events")
     status.add_argument("id")

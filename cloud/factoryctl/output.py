@@ -17,6 +17,26 @@ _HINTS = {
     401: " (run 'factoryctl login --url URL' with a valid token)",
     403: " (ask an admin for a token with more rights)",
 }
+# A request's API fields -> (the flag that sets it, its unit), so that a refused value is named
+# as the user typed it ("--bake", not "bake_s") and a misread unit shows at once.
+FieldFlags = Mapping[str, tuple[str, str]]
+ROLLOUT_FLAGS: FieldFlags = {
+    "model_name": ("--model", ""),
+    "version": ("--version", ""),
+    "slot": ("--slot", ""),
+    "target.gateways": ("--gateway", ""),
+    "target.tags": ("--tag", ""),
+    "target.line": ("--line", ""),
+    "target.site": ("--site", ""),
+    "waves": ("--waves", "cumulative counts or percentages, e.g. 1,10%,100%"),
+    "bake_s": ("--bake", "seconds"),
+    "thresholds.max_failure_ratio": ("--max-failure-ratio", "a fraction: 0.1 = 10%"),
+    "thresholds.max_error_rate": ("--max-error-rate", "a fraction: 0.05 = 5%"),
+    "thresholds.max_p95_latency_ms": ("--max-p95-ms", "milliseconds"),
+    "thresholds.max_defect_rate_shift": ("--max-defect-rate-shift", "a fraction: 0.02 = 2 points"),
+    "thresholds.install_timeout_s": ("--install-timeout", "seconds"),
+}
+REQUEST_FLAGS: dict[tuple[str, str], FieldFlags] = {("POST", "/api/v1/rollouts"): ROLLOUT_FLAGS}
 
 
 class CtlError(Exception):
@@ -49,7 +69,8 @@ def call(client: httpx.Client, method: str, path: str, **kwargs: Any) -> Any:
         raise CtlError(f"cannot reach the API at {client.base_url}: {exc}") from None
     if response.status_code >= 400:
         try:
-            detail = readable_detail(response.json().get("detail", response.text))
+            flags = REQUEST_FLAGS.get((method.upper(), path))
+            detail = readable_detail(response.json().get("detail", response.text), flags)
         except (ValueError, AttributeError):
             detail = response.text
         code = response.status_code
@@ -60,11 +81,12 @@ def call(client: httpx.Client, method: str, path: str, **kwargs: Any) -> Any:
     return response.json() if response.content else None
 
 
-def readable_detail(detail: Any) -> str:
+def readable_detail(detail: Any, flags: FieldFlags | None = None) -> str:
     """The API's reason as text: a validation list becomes one line per problem, naming its field.
 
     FastAPI answers a request that fails validation with a list of {loc, msg, ...}; printed
-    raw it is a Python list a user has to decipher.
+    raw it is a Python list a user has to decipher. ``flags``: the request's fields by the
+    command-line flag that set them, named instead of the field, with its unit.
     """
     if not isinstance(detail, list):
         return str(detail)
@@ -75,8 +97,19 @@ def readable_detail(detail: Any) -> str:
             continue
         loc = [str(part) for part in err.get("loc", []) if part != "body"]
         msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
-        lines.append(f"{'.'.join(loc) or 'request'}: {msg}")
+        lines.append(_problem(loc, msg, flags or {}))
     return "\n  " + "\n  ".join(lines) if len(lines) > 1 else "".join(lines)
+
+
+def _problem(loc: list[str], msg: str, flags: FieldFlags) -> str:
+    """'field: message', or '--flag: message (unit)' for a field a flag sets."""
+    # The longest known prefix: 'target.gateways.0' is the first --gateway.
+    for end in range(len(loc), 0, -1):
+        known = flags.get(".".join(loc[:end]))
+        if known is not None:
+            flag, unit = known
+            return f"{flag}: {msg}" + (f" ({unit})" if unit else "")
+    return f"{'.'.join(loc) or 'request'}: {msg}"
 
 
 def table(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:

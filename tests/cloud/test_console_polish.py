@@ -249,5 +249,5 @@ def test_readable_forms_of_raw_values() -> None:
     assert event_details("outbox_shed", {"first_seq": 1, "last_seq": 40}) == "first seq 1 · last seq 40"
     assert event_details("ota", {}) == "-"
     assert alert_value(412.4, "gateway_offline") == "412 s"
-    assert alert_value(38, "outbox_backlog") == "38 results"
+    assert alert_value(38, "outbox_backlog") == "38 items"
     assert alert_value(15.84, "defect_rate") == "15.8%"

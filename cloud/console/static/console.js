@@ -1,4 +1,4 @@
-// The console's only script: live Overview tiles over SSE and their sparklines.
+// The console's page script: live Overview tiles over SSE, their sparklines, the rule form's help.
 // No library and nothing fetched from elsewhere: plants are often offline.
 "use strict";
 (function () {
@@ -74,10 +74,27 @@
     source.addEventListener("gone", function () { source.close(); window.location.assign("/login"); });
   }
 
+  // The alert-rule form: the threshold's unit and help follow the chosen kind. Without this
+  // script every kind's line stays visible, which still reads right.
+  function ruleKindHelp() {
+    var kind = document.getElementById("rule-kind"), unit = document.getElementById("threshold-unit");
+    if (!kind || !unit) { return; }
+    function show() {
+      document.querySelectorAll("#threshold-help .kind-hint").forEach(function (hint) {
+        var chosen = hint.dataset.kind === kind.value;
+        hint.hidden = !chosen;
+        if (chosen) { unit.textContent = "(" + hint.dataset.unit + ")"; }
+      });
+    }
+    kind.addEventListener("change", show);
+    show();
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     document.querySelectorAll(".spark[data-series]").forEach(function (el) {
       sparkline(el, JSON.parse(el.dataset.series));
     });
+    ruleKindHelp();
     live();
   });
 })();
