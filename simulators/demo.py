@@ -66,9 +66,10 @@ def _wait_http(url: str, timeout_s: float, service: Service) -> None:
     raise DemoError(f"{service.name} did not answer {url} within {timeout_s:.0f}s; see {service.log_path}")
 
 
-def _start_cloud(supervisor: Supervisor, config: DemoConfig) -> tuple[str, str, str]:
+def _start_cloud(supervisor: Supervisor, config: DemoConfig, public_key: Path) -> tuple[str, str, str]:
     """Start broker (if embedded), migrate, API, ingest and the Celery worker; return (broker URL,
-    API URL, admin token)."""
+    API URL, admin token). The registry knows the key the gateways trust, so a version signed by
+    another key is flagged at push (factoryctl's warning, the Models page) before any rollout."""
     cloud = console_script("factory-cloud")
     logs = config.workdir / "logs"
     broker_url = config.broker_url
@@ -108,8 +109,15 @@ def _start_cloud(supervisor: Supervisor, config: DemoConfig) -> tuple[str, str, 
     common += ["--artifact-dir", str((config.workdir / "artifacts").resolve()), "--public-url", api_url]
     if not port_is_free(config.api_port):
         raise DemoError(f"port {config.api_port} is taken; pass --api-port to use another")
+    trusted = {"FACTORY_TRUSTED_KEYS": str(public_key.resolve())}
     api = supervisor.add(
-        Service("api", [cloud, "api", *common, "--port", str(config.api_port)], logs / "api.log", tier=1)
+        Service(
+            "api",
+            [cloud, "api", *common, "--port", str(config.api_port)],
+            logs / "api.log",
+            env=trusted,
+            tier=1,
+        )
     )
     supervisor.add(
         Service(
@@ -158,8 +166,8 @@ def run_demo(config: DemoConfig) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     try:
-        broker_url, api_url, admin_token = _start_cloud(supervisor, config)
         signing_key, public_key = _demo_signing_key(config.workdir / "keys")
+        broker_url, api_url, admin_token = _start_cloud(supervisor, config, public_key)
         fleet = FleetConfig(
             count=config.gateways,
             broker_url=broker_url,

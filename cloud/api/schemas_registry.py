@@ -68,6 +68,11 @@ class ModelSummary(BaseModel):
     task: str
     versions: list[str]
     latest: str
+    untrusted: list[str] = Field(
+        default_factory=list,
+        description="Versions whose signature the registry's trusted keys did not verify at push: "
+        "gateways trusting only those keys will refuse them",
+    )
 
 
 class UserCreate(BaseModel):

@@ -35,7 +35,10 @@ def defaults() -> dict[str, str]:
 async def form_context(api: ApiClient) -> dict[str, Any]:
     """Models with their versions, and the lines, sites, tags and gateways a target may name."""
     # Newest version first, so the form proposes the latest of each model.
-    models = [{"name": m["name"], "versions": m["versions"][::-1]} for m in await api.get("/models")]
+    models = [
+        {"name": m["name"], "versions": m["versions"][::-1], "untrusted": m.get("untrusted", [])}
+        for m in await api.get("/models")
+    ]
     gateways = await api.get("/gateways")
     return {
         "models": models,

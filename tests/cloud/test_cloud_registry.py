@@ -140,11 +140,18 @@ def test_download_honours_range_for_resumed_gateway_downloads(
     assert anonymous.get(url, headers={"Range": f"bytes={len(data)}-"}).status_code == 416
 
 
-def test_signature_by_an_untrusted_key_is_stored_with_a_warning(admin: TestClient, tmp_path: Path) -> None:
+def test_signature_by_an_untrusted_key_is_stored_with_a_warning(
+    admin: TestClient, tmp_path: Path, key: Ed25519PrivateKey
+) -> None:
     stranger = Ed25519PrivateKey.generate()
     status, body = upload(admin, make_release(tmp_path / "r", "2.0", stranger))
     assert status == 201
     assert "is not trusted" in str(body["signature_warning"])
+    # The listing says which versions are untrusted, so a rollout form can say so beside them.
+    trusted = make_release(tmp_path / "t", "1.0", key)
+    assert upload(admin, trusted)[0] == 201
+    listed = admin.get("/api/v1/models").json()
+    assert [(m["versions"], m["untrusted"]) for m in listed] == [(["1.0", "2.0"], ["2.0"])]
 
 
 def test_version_with_files_not_uploaded_is_refused(

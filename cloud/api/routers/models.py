@@ -60,7 +60,12 @@ def list_models(
     out = []
     for name, rows in grouped.items():
         versions = sorted((r.version for r in rows), key=version_key)
-        out.append(ModelSummary(name=name, task=rows[0].task, versions=versions, latest=versions[-1]))
+        untrusted = [v for v in versions if any(r.version == v and r.signature_warning for r in rows)]
+        out.append(
+            ModelSummary(
+                name=name, task=rows[0].task, versions=versions, latest=versions[-1], untrusted=untrusted
+            )
+        )
     return out
 
 
