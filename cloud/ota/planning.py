@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from cloud.db.models import Gateway, GatewayReported, ModelVersion, Rollout
@@ -168,6 +168,23 @@ def task_problem(use: SlotUse, slot: str, model: str, task: str) -> str | None:
         return None
     clauses = [f"slot {slot} of {_some(gws)} runs a {t} model" for t, gws in sorted(other.items())]
     return f"{model} is a {task} model; {'; '.join(clauses)}"
+
+
+# Any constant shared by every API process; names the lock in pg_locks.
+_CREATE_LOCK = 0x524F4C4C  # "ROLL"
+
+
+def serialize_creates(session: Session) -> None:
+    """Hold every other rollout create until this transaction ends.
+
+    The overlap check reads committed rollouts, so two creates in flight at once (two admins, two
+    API processes) would both pass it. On PostgreSQL a transaction-scoped advisory lock queues
+    them; on SQLite a no-op write takes the database's single write lock for the same effect.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CREATE_LOCK})
+    else:
+        session.execute(text("UPDATE rollouts SET state = state WHERE 1 = 0"))
 
 
 def overlap_problem(session: Session, gateways: list[str], slot: str) -> str | None:

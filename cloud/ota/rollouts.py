@@ -29,6 +29,7 @@ from cloud.ota.planning import (
     no_match,
     overlap_problem,
     resolve_target,
+    serialize_creates,
     slot_problem,
     slot_use,
     task_problem,
@@ -63,6 +64,7 @@ def create_rollout(session: Session, req: RolloutCreate, actor: str) -> Rollout:
     another running or paused rollout is updating (409). Gateways that already run the version
     stay in the plan, named by a "notice" event (the response's log and factoryctl show it).
     """
+    serialize_creates(session)  # before any check: a create in flight must see the one before it
     version = _version(session, req.model_name, req.version)
     if version is None:
         raise RegistryError(404, f"model {req.model_name} version {req.version} is not in the registry")

@@ -3,11 +3,16 @@ another rollout is updating, a model of another task; and the slot, when left ou
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from cloud.db import make_engine, make_sessionmaker
+from cloud.ota.rollouts import create_rollout
+from cloud.ota.schemas import RolloutCreate, Target
+from cloud.registry.service import RegistryError
 from protocol.topics import TopicSpace
 from tests.cloud.rollout_truth_helpers import Yard, loaded, running_yard
 
@@ -101,3 +106,37 @@ def test_shrinking_waves_are_refused(yard: Yard) -> None:
     assert "wave '10%' in '50%,10%' is smaller than an earlier percentage" in answer.text
     assert yard.post(waves="3,1").status_code == 422
     assert yard.create(waves="1,10%,100%")["waves"] == [1]  # a count then percentages may mix
+
+
+def test_two_creates_in_flight_at_once_let_exactly_one_through(yard: Yard) -> None:
+    """Fault: the overlap check reads committed rollouts, so two creates in flight at once (two
+    admins, two API processes) both passed it and staged one slot twice. Promise: creates queue
+    behind each other; the second sees the first and gets 409."""
+    yard.birth("gw-1", loaded("defect-cnn", "main", "defect"))
+    engine = make_engine(yard.settings.db_url)
+    sessions = make_sessionmaker(engine)
+    req = RolloutCreate(
+        model_name="defect-cnn", version="1.1", target=Target(gateways=["gw-1"]), waves="100%"
+    )
+    outcome: dict[str, object] = {}
+
+    def second_admin() -> None:
+        try:
+            with sessions.begin() as session:
+                outcome["second"] = create_rollout(session, req, "bea").id
+        except RegistryError as exc:
+            outcome["second"] = exc.status
+
+    try:
+        with sessions.begin() as first:
+            first_id = create_rollout(first, req, "ada").id  # planned, not committed yet
+            other = threading.Thread(target=second_admin)
+            other.start()
+            other.join(1.0)
+            assert other.is_alive(), f"the second create did not wait for the first: {outcome}"
+        other.join(30)
+        assert outcome == {"second": 409}
+        listed = yard.client.get("/api/v1/rollouts", headers=yard.admin).json()
+        assert [r["id"] for r in listed] == [first_id]
+    finally:
+        engine.dispose()
