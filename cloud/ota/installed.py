@@ -1,4 +1,4 @@
-"""What each targeted gateway runs in the rollout's slot, and what that rules out before planning.
+"""What the versions active in the rollout's slot (planning.SlotUse.active) rule out before planning.
 
 Gateways install only rising versions per slot (anti-rollback, whatever the model's name), so a
 rollout of a version not above the slot's active one would only be refused gateway by gateway.
@@ -8,33 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
-from cloud.db.models import Gateway, GatewayReported
 from protocol.messages import version_key
 
 SHOWN = 5
 Running = tuple[str, str]  # (model name, version) active in a slot
-
-
-def running_in_slot(session: Session, gateways: Iterable[str], slot: str) -> dict[str, Running]:
-    """Each gateway's active model in ``slot``: its reported state, else its birth; gateways that
-    told neither are left out (given the benefit of the doubt by the checks below)."""
-    ids = sorted(set(gateways))
-    found: dict[str, Running] = {}
-    for gateway_id, models in session.execute(select(Gateway.id, Gateway.models).where(Gateway.id.in_(ids))):
-        for m in models or []:
-            if isinstance(m, dict) and m.get("slot") == slot and m.get("name") and m.get("version"):
-                found[gateway_id] = (str(m["name"]), str(m["version"]))
-    # The reported state is the newer word: it follows every install, a birth only reconnects.
-    for gateway_id, slots in session.execute(
-        select(GatewayReported.gateway_id, GatewayReported.slots).where(GatewayReported.gateway_id.in_(ids))
-    ):
-        active = ((slots or {}).get(slot) or {}).get("active") or {}
-        if active.get("name") and active.get("version"):
-            found[gateway_id] = (str(active["name"]), str(active["version"]))
-    return found
 
 
 def _some(names: Iterable[str]) -> str:

@@ -14,6 +14,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from cloud.db.models import Gateway, GatewayReported, ModelVersion, Rollout
+from cloud.ota.installed import Running
 from cloud.ota.schemas import RolloutCreate
 from cloud.registry.service import RegistryError
 
@@ -91,6 +92,8 @@ class SlotUse:
     names: dict[str, set[str]] = field(default_factory=dict)  # slot -> model names run there
     tasks: dict[str, dict[str, set[str]]] = field(default_factory=dict)  # slot -> task -> gateways
     declared: dict[str, set[str]] = field(default_factory=dict)  # gateway -> its slots (births)
+    # slot -> gateway -> (name, version) active there: the reported state, else the birth.
+    active: dict[str, dict[str, Running]] = field(default_factory=dict)
 
 
 def slot_use(session: Session, gateways: list[str]) -> SlotUse:
@@ -105,17 +108,24 @@ def slot_use(session: Session, gateways: list[str]) -> SlotUse:
             slot = str(m["slot"])
             use.declared.setdefault(gateway_id, set()).add(slot)
             use.names.setdefault(slot, set()).add(str(m.get("name")))
+            if m.get("name") and m.get("version"):
+                use.active.setdefault(slot, {})[gateway_id] = (str(m["name"]), str(m["version"]))
             if m.get("task"):
                 use.tasks.setdefault(slot, {}).setdefault(str(m["task"]), set()).add(gateway_id)
     # Reported states carry the active model per slot (no task): gateways that never sent a
-    # birth with models still tell which slot runs a model of this name.
-    for slots in session.scalars(
-        select(GatewayReported.slots).where(GatewayReported.gateway_id.in_(gateways))
+    # birth with models still tell which slot runs a model of this name. They are also the newer
+    # word on what is active: a report follows every install, a birth only each reconnect.
+    for gateway_id, slots in session.execute(
+        select(GatewayReported.gateway_id, GatewayReported.slots).where(
+            GatewayReported.gateway_id.in_(gateways)
+        )
     ):
         for slot, report in (slots or {}).items():
-            name = ((report or {}).get("active") or {}).get("name")
-            if name:
-                use.names.setdefault(slot, set()).add(str(name))
+            active = (report or {}).get("active") or {}
+            if active.get("name"):
+                use.names.setdefault(slot, set()).add(str(active["name"]))
+            if active.get("name") and active.get("version"):
+                use.active.setdefault(slot, {})[gateway_id] = (str(active["name"]), str(active["version"]))
     return use
 
 

@@ -21,7 +21,7 @@ from cloud.config import CloudSettings
 from cloud.db.models import GatewayDesired, GatewayReported, ModelVersion, Rollout, RolloutEvent
 from cloud.ota.desired import stage_desired
 from cloud.ota.health import gateway_status, reported_states, slot_of
-from cloud.ota.installed import already_notice, already_running, downgrade_problem, running_in_slot
+from cloud.ota.installed import already_notice, already_running, downgrade_problem
 from cloud.ota.outcomes import mark_aborted
 from cloud.ota.planning import (
     ACTIVE_STATES,
@@ -79,7 +79,7 @@ def create_rollout(session: Session, req: RolloutCreate, actor: str) -> Rollout:
     problem = slot_problem(use, slot) or task_problem(use, slot, req.model_name, version.task)
     if problem is not None:
         raise RegistryError(422, problem)
-    running = running_in_slot(session, gateways, slot)
+    running = use.active.get(slot, {})  # gateways that told neither are given the benefit of the doubt
     downgrade = downgrade_problem(running, slot, req.model_name, req.version)
     if downgrade is not None:
         raise RegistryError(422, downgrade)
