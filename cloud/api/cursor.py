@@ -6,8 +6,13 @@ import base64
 import binascii
 import json
 from datetime import datetime
+from typing import Any, TypeVar
 
 from fastapi import HTTPException
+from sqlalchemy import ColumnElement, Select, and_, or_
+from sqlalchemy.orm import InstrumentedAttribute, Session
+
+T = TypeVar("T")
 
 
 def encode_cursor(at: datetime, row_id: str | int) -> str:
@@ -30,3 +35,17 @@ def decode_cursor(cursor: str) -> tuple[datetime, object]:
     if at.tzinfo is None:
         raise HTTPException(422, detail="cursor is not valid: timestamp without timezone")
     return at, row_id
+
+
+def after_cursor(
+    at_column: InstrumentedAttribute[Any], id_column: InstrumentedAttribute[Any], at: datetime, row_id: object
+) -> ColumnElement[bool]:
+    """The rows after a cursor's row in newest-first (timestamp, id) order."""
+    return or_(at_column < at, and_(at_column == at, id_column < row_id))
+
+
+def fetch_page(session: Session, query: Select[T], offset: int, limit: int) -> tuple[list[T], bool]:
+    """Up to ``limit`` rows from ``offset`` and whether more follow: one row more than asked says
+    so without a count(*)."""
+    rows = session.scalars(query.offset(offset).limit(limit + 1)).all()
+    return list(rows[:limit]), len(rows) > limit

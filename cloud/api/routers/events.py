@@ -7,9 +7,9 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import AwareDatetime
-from sqlalchemy import and_, or_, select
+from sqlalchemy import select
 
-from cloud.api.cursor import decode_cursor, encode_cursor
+from cloud.api.cursor import after_cursor, decode_cursor, encode_cursor, fetch_page
 from cloud.api.deps import SessionDep
 from cloud.api.schemas import EventPublic, FleetEventPage
 from cloud.db.models import Event, Gateway
@@ -51,11 +51,9 @@ def list_events(
         query = query.where(Event.timestamp >= since)
     if cursor is not None:
         at, after_id = _decode(cursor)
-        query = query.where(or_(Event.timestamp < at, and_(Event.timestamp == at, Event.id < after_id)))
-    # One row more than asked says whether a next page exists without a count(*).
-    rows = session.scalars(query.offset(offset).limit(limit + 1)).all()
-    items = [EventPublic.model_validate(e) for e in rows[:limit]]
-    more = len(rows) > limit
+        query = query.where(after_cursor(Event.timestamp, Event.id, at, after_id))
+    rows, more = fetch_page(session, query, offset, limit)
+    items = [EventPublic.model_validate(e) for e in rows]
     return FleetEventPage(
         items=items,
         limit=limit,

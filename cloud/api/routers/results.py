@@ -8,9 +8,9 @@ from uuid import UUID
 
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import AwareDatetime
-from sqlalchemy import and_, or_, select
+from sqlalchemy import select
 
-from cloud.api.cursor import decode_cursor, encode_cursor
+from cloud.api.cursor import after_cursor, decode_cursor, encode_cursor, fetch_page
 from cloud.api.deps import SessionDep
 from cloud.api.schemas import ResultPage, ResultPublic
 from cloud.db.models import Result
@@ -69,12 +69,9 @@ def list_results(
         query = query.where(Result.captured_at < until)
     if cursor is not None:
         at, after_id = _decode(cursor)
-        query = query.where(
-            or_(Result.captured_at < at, and_(Result.captured_at == at, Result.id < after_id))
-        )
-    rows = session.scalars(query.offset(offset).limit(limit + 1)).all()
-    items = [ResultPublic.model_validate(r) for r in rows[:limit]]
-    more = len(rows) > limit
+        query = query.where(after_cursor(Result.captured_at, Result.id, at, after_id))
+    rows, more = fetch_page(session, query, offset, limit)
+    items = [ResultPublic.model_validate(r) for r in rows]
     return ResultPage(
         items=items,
         limit=limit,
