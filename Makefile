@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench train-defect clean browser
+.PHONY: demo test lint typecheck unit bench train-defect clean debian
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,13 +15,14 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/factory-sim demo $(ARGS)
 
-test: $(STAMP) browser lint typecheck
+test: $(STAMP) debian lint typecheck
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
-# The console's browser tests drive Debian's Chromium (no browser download at test time).
-browser:
-	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+# Debian packages the tests need: Chromium for the console's browser tests (no browser download
+# at test time) and qemu-user, whose emulated Haswell runs the INT8 checks on the AVX2 kernel path.
+debian:
+	@{ command -v chromium && command -v qemu-x86_64; } >/dev/null 2>&1 || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium qemu-user >/dev/null; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

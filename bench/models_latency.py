@@ -19,6 +19,7 @@ import numpy as np
 from bench.common import report
 from domain_models.common import measure_latency, quantize_static_qdq
 from domain_models.defect.preprocess import preprocess
+from edge_agent.machine import read_machine
 from protocol.manifest import ModelManifest, artifact_path, load_manifest
 from simulators.camera_line import CameraLine, CameraLineConfig
 from simulators.fleet import bundled_manifest
@@ -89,6 +90,16 @@ def main() -> None:
                     f"int8 weights, FP32 compute {c.p50_ms:6.2f} ms   (FP32 graph not bundled: no ratio)",
                 )
             )
+    # INT8 speed depends on the integer kernels the CPU offers (VNNI or only AVX2): say which.
+    machine = read_machine()
+    rows.insert(
+        0,
+        (
+            "measured on",
+            f"{machine.cpu_model or 'unknown CPU'}, class {machine.cpu_class or '?'}, "
+            f"features {','.join(machine.features) or '-'}, {machine.cores or '?'} core(s)",
+        ),
+    )
     report("model latency, batch 1, p50 (FP32 vs INT8)", rows)
 
 

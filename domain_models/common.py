@@ -169,8 +169,20 @@ def quantize_static_qdq(
     method: CalibrationMethod = CalibrationMethod.MinMax,
     exclude_ops: Sequence[str] = (),
     only_prefixes: Sequence[str] = (),
+    fp32_prefixes: Sequence[str] = (),
+    reduce_range: bool = True,
 ) -> Path:
     """Static INT8 in QDQ format: per-channel int8 weights, uint8 activations calibrated on inputs.
+
+    Weights are 7-bit (``reduce_range``) so that the result does not depend on the gateway's CPU.
+    On x86 without VNNI (AVX2: most Atom, Celeron, Ryzen Embedded and older Xeon gateways)
+    onnxruntime multiplies uint8 activations by int8 weights with ``vpmaddubsw``, which adds two
+    products in a saturating int16: 255 x 127 x 2 overflows it, 255 x 64 x 2 does not. With full
+    8-bit weights the bundled PatchCore scored 5.5 points apart on the same image under the AVX2
+    and the AVX-512 VNNI kernels; with 7-bit weights both paths give the same bits
+    (``tests/domain_models/test_int8_portability.py`` runs the AVX2 path under qemu). The bit
+    lost costs most in a network's first convolutions, which see the raw image: ``fp32_prefixes``
+    keeps nodes whose names start with one of them in FP32.
 
     ``calibration`` is a list of feed dicts (input name -> batch of one), e.g. 32-100 real
     images. ``exclude_ops`` keeps those op types in FP32 (e.g. ``["MatMul", "ReduceMin"]``);
@@ -186,7 +198,9 @@ def quantize_static_qdq(
         nodes_to_exclude = [
             n.name
             for n in onnx.load(str(prepared)).graph.node
-            if n.op_type in exclude_ops or (only_prefixes and not n.name.startswith(tuple(only_prefixes)))
+            if n.op_type in exclude_ops
+            or (only_prefixes and not n.name.startswith(tuple(only_prefixes)))
+            or (fp32_prefixes and n.name.startswith(tuple(fp32_prefixes)))
         ]
         quantize_static(
             str(prepared),
@@ -198,8 +212,15 @@ def quantize_static_qdq(
             weight_type=QuantType.QInt8,
             calibrate_method=method,
             nodes_to_exclude=nodes_to_exclude,
+            reduce_range=reduce_range,
         )
-    log.info("quantized %s -> %s (static QDQ, per_channel=%s)", fp32, int8, per_channel)
+    log.info(
+        "quantized %s -> %s (static QDQ, per_channel=%s, reduce_range=%s)",
+        fp32,
+        int8,
+        per_channel,
+        reduce_range,
+    )
     return int8
 
 

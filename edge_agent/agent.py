@@ -15,17 +15,19 @@ from edge_agent import __version__
 from edge_agent.config import AgentConfig
 from edge_agent.frames import DropPolicy, Frame, FrameQueue
 from edge_agent.link import MqttLink
+from edge_agent.machine import read_machine
 from edge_agent.metrics import Health, HealthServer, Metrics
 from edge_agent.ota import OtaClient, SlotStore, boot_manifest
 from edge_agent.outbox import EventDraft, Outbox, ShedReport
 from edge_agent.pipeline import InferenceWorker
 from edge_agent.publisher import Publisher
 from edge_agent.runtime import ModelLoadError, Runner, build_runner
+from edge_agent.runtime.golden import GoldenFigures, GoldenSetError, check_golden_set
 from edge_agent.runtime.registry import SlotSettings
 from edge_agent.sources import Source, build_source
 from edge_agent.telemetry import TelemetryLoop
 from protocol.manifest import ManifestError
-from protocol.messages import Ack, GatewayState, utcnow
+from protocol.messages import Ack, GatewayState, MachineInfo, utcnow, wire_text
 from protocol.topics import TopicSpace
 
 log = logging.getLogger(__name__)
@@ -73,7 +75,9 @@ class Agent:
         self.telemetry: TelemetryLoop
         self.ota: OtaClient | None = None
         self._boot_errors: dict[str, str] = {}
+        self._release_paths: dict[str, Path] = {}  # slot -> manifest of the release loaded at start
         self._noticing: set[int] = set()  # ids of threads queuing a shed notice right now
+        self.machine: MachineInfo | None = None  # read once at start: the hardware does not change
 
     @property
     def http_port(self) -> int:
@@ -88,6 +92,16 @@ class Agent:
         for runner in self.runners:
             runner.warm_up()
         self.session = next_session(cfg.state_dir)
+        self.machine = read_machine()
+        log.info(
+            "machine: %s (%s), %s, %s core(s), %s bytes of memory, features %s",
+            self.machine.cpu_model or "unknown CPU",
+            self.machine.arch or "unknown architecture",
+            self.machine.cpu_class or "no CPU class",
+            self.machine.cores or "?",
+            self.machine.memory_bytes or "?",
+            ",".join(self.machine.features) or "-",
+        )
         self.outbox = Outbox(cfg.state_dir / "outbox.db", cfg.outbox.max_bytes, on_shed=self._on_shed)
         self.link = MqttLink(
             cfg.mqtt,
@@ -129,6 +143,7 @@ class Agent:
                     thumbnails=cfg.thumbnails,
                 )
             )
+        self._check_golden_sets()
         self.sources = [build_source(s, self._dispatch, self._stop) for s in cfg.sources]
         for name in (s.name for s in cfg.sources if s.name not in self._routes):
             log.warning("source %s feeds no model; its frames are counted and discarded", name)
@@ -180,7 +195,9 @@ class Agent:
             log.warning("slot %s: %s", slot, rolled_back)
             self._boot_errors[slot] = rolled_back
         try:
-            return build_runner(manifest, slot, self.config.runtime.threads, settings)
+            runner = build_runner(manifest, slot, self.config.runtime.threads, settings)
+            self._release_paths[slot] = manifest
+            return runner
         except (ModelLoadError, ManifestError) as exc:
             if manifest == factory:
                 raise
@@ -188,7 +205,38 @@ class Agent:
             # with a working factory model beats a gateway that does not start.
             log.error("slot %s: installed release unusable (%s); starting the factory model", slot, exc)
             self._boot_errors[slot] = f"installed release unusable at start: {exc}"
+            self._release_paths[slot] = factory
             return build_runner(factory, slot, self.config.runtime.threads, settings)
+
+    def _check_golden_sets(self) -> None:
+        """Each loaded release's golden set on this CPU, once at start: a warning, not a refusal.
+
+        A release installed over the air passed this check before it served; a model shipped with
+        the gateway never met this CPU, and refusing it would leave the slot with no model at all.
+        """
+        for runner in self.runners:
+            if runner.manifest.golden_set is None:
+                continue
+            ref = f"{runner.manifest.name} {runner.manifest.version}"
+            figures: GoldenFigures | None = None
+            try:
+                figures = check_golden_set(runner, self._release_paths[runner.slot])
+            except (GoldenSetError, RuntimeError, ValueError) as exc:
+                problem = f"golden set could not run: {exc}"
+            else:
+                if figures.passed:
+                    log.info("slot %s: %s: %s", runner.slot, ref, figures.describe())
+                    continue
+                problem = figures.describe()
+            log.warning("slot %s: %s disagrees with its reference on this CPU: %s", runner.slot, ref, problem)
+            self.emit_event(
+                EventDraft(
+                    kind="golden_set",
+                    level="warning",
+                    message=wire_text(f"slot {runner.slot}: {ref} on this CPU: {problem}", 2000),
+                    details={"slot": runner.slot, **(figures.details() if figures else {})},
+                )
+            )
 
     def _on_desired(self, payload: bytes) -> None:
         if self.ota is not None:
@@ -214,6 +262,7 @@ class Agent:
             if self.workers
             else tuple(r.loaded for r in self.runners),
             timestamp=utcnow(),
+            machine=self.machine,
         )
 
     def _on_ack(self, ack: Ack) -> None:

@@ -63,6 +63,52 @@ class GoldenSample(WireModel):
     tolerance: float = Field(default=0.02, ge=0, le=1, description="Largest allowed score difference")
 
 
+GOLDEN_FRAMES_KEY = "frames"  # the array of a golden set's .npz: uint8 BGR frames, (N, H, W, 3)
+
+
+class GoldenReference(WireModel):
+    """What the reference model (FP32) gave for one input of a golden set."""
+
+    label: Name
+    value: float = Field(description="The output's monotone score (edge_agent.runtime.golden.golden_value)")
+    decisive: bool = Field(
+        description="Far enough from the decision threshold that another build must give the same label"
+    )
+    build_value: float = Field(
+        description="What this release itself gave for the input on the machine that built it"
+    )
+
+
+class GoldenSet(WireModel):
+    """Inputs with the FP32 reference's outputs: checked on the gateway's own CPU before a model serves.
+
+    One golden sample proves a model loads and runs; it cannot tell a kernel that computes a little
+    wrong (an INT8 product saturating on a CPU without VNNI) from a sound one. A few dozen inputs
+    can: their scores must rank as the reference's did, every decisive input keep its label, and
+    no score move further from what this release gave on the machine that built it than
+    ``max_build_drift`` (kernels that compute the same integers agree to rounding; a saturating
+    one moves scores by several hundredths).
+    """
+
+    inputs: str = Field(
+        description="File beside the manifest, listed in files: .npz of uint8 BGR frames "
+        f"(key {GOLDEN_FRAMES_KEY!r}) for image tasks, a JSON list of texts for text tasks"
+    )
+    reference: tuple[GoldenReference, ...] = Field(min_length=4, max_length=256)
+    reference_model: str = Field(
+        min_length=1,
+        max_length=200,
+        description="Which build gave the reference, e.g. 'defect-patchcore 1.1.0 FP32'",
+    )
+    min_rank_correlation: float = Field(
+        default=0.95, ge=-1.0, le=1.0, description="Least Spearman correlation of values with the reference's"
+    )
+    max_disagreements: int = Field(default=0, ge=0, description="Most decisive inputs allowed another label")
+    max_build_drift: float = Field(
+        default=0.01, ge=0.0, le=1.0, description="Largest difference of a value from its build_value"
+    )
+
+
 class Lineage(WireModel):
     """Where a model version came from."""
 
@@ -95,6 +141,7 @@ class ModelManifest(WireModel):
     preprocessing: Preprocessing | None = Field(default=None, description="Image tasks: frame -> tensor")
     text: TextPreprocessing | None = Field(default=None, description="Text tasks: note -> token ids")
     golden: GoldenSample | None = None
+    golden_set: GoldenSet | None = Field(default=None, description="Checked on install on the gateway's CPU")
     lineage: Lineage | None = None
     labels: tuple[Name, ...] = Field(min_length=1)
     good_label: Name | None = Field(default=None, description="The label that means 'no defect'")
@@ -119,6 +166,8 @@ class ModelManifest(WireModel):
         for name in [*self.files, *([self.golden.input] if self.golden else [])]:
             if "/" in name or "\\" in name or name.startswith("."):
                 raise ValueError(f"file {name!r} must be a plain file name beside the manifest")
+        if self.golden_set is not None and self.golden_set.inputs not in self.files:
+            raise ValueError(f"golden_set.inputs {self.golden_set.inputs!r} must be listed in files")
         if self.text is not None and self.text.tokenizer not in self.files:
             raise ValueError(f"text.tokenizer {self.text.tokenizer!r} must be listed in files")
         return self

@@ -101,6 +101,49 @@ class LoadedModel(ModelRef):
     task: Name
 
 
+CpuClassName = Annotated[
+    str,
+    Field(
+        pattern=r"^[a-z0-9][a-z0-9-]{0,31}$",
+        description="CPU class, one of protocol.machine.CPU_CLASSES (a newer agent may know more)",
+    ),
+]
+CpuFeature = Annotated[str, Field(pattern=r"^[a-z0-9_]{1,32}$", description="A /proc/cpuinfo flag")]
+
+
+class MachineInfo(WireModel):
+    """The machine a gateway runs on, as its birth reports it; a field it could not read is None.
+
+    ``cpu_class`` is a plain name rather than an enumeration: a class added by a newer agent must
+    not make its whole birth invalid for a cloud that does not know it yet.
+    """
+
+    arch: Text | None = Field(
+        default=None, max_length=32, description="platform.machine(): x86_64, aarch64, ..."
+    )
+    cpu_model: Text | None = Field(
+        default=None, max_length=128, description="e.g. /proc/cpuinfo 'model name'"
+    )
+    cpu_class: CpuClassName | None = Field(
+        default=None,
+        description="protocol.machine.cpu_class of arch and features; None: another architecture",
+    )
+    features: tuple[CpuFeature, ...] = Field(
+        default=(),
+        max_length=32,
+        description="Inference-relevant ISA features present (protocol.machine.INFERENCE_FEATURES)",
+    )
+    cores: int | None = Field(default=None, ge=1, description="Logical CPUs the agent may run on")
+    memory_bytes: int | None = Field(default=None, ge=0, description="Total memory (MemTotal)")
+
+    @field_validator("features")
+    @classmethod
+    def _unique_features(cls, features: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(features)) != len(features):
+            raise ValueError("features are listed more than once")
+        return features
+
+
 class GatewayState(WireModel):
     """Retained birth (``online=True``) or last-will / clean death (``online=False``)."""
 
@@ -112,6 +155,9 @@ class GatewayState(WireModel):
     line: Name | None = None
     models: tuple[LoadedModel, ...] = ()
     timestamp: AwareDatetime
+    machine: MachineInfo | None = Field(
+        default=None, description="The gateway's machine; None from agents older than this field"
+    )
 
 
 # ---- task outputs --------------------------------------------------------------------------

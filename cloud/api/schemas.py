@@ -15,6 +15,23 @@ class PublicModel(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
 
+class MachinePublic(BaseModel):
+    """The machine a gateway runs on, from its latest birth; a field it could not read is null."""
+
+    arch: str | None = Field(None, description="Architecture as the gateway's OS names it: x86_64, aarch64")
+    cpu_model: str | None = Field(None, description="CPU model name")
+    cpu_class: str | None = Field(
+        None,
+        description="CPU class rollouts can target (x86-64-avx512-vnni, x86-64-avx-vnni, x86-64-avx2, "
+        "x86-64, arm64-i8mm, arm64-dotprod, arm64; see protocol/machine.py); null: another architecture",
+    )
+    features: list[str] = Field(
+        default_factory=list, description="Inference-relevant ISA features, /proc/cpuinfo names (avx2, ...)"
+    )
+    cores: int | None = Field(None, description="Logical CPUs the agent may run on")
+    memory_bytes: int | None = Field(None, description="Total memory in bytes")
+
+
 class GatewayPublic(PublicModel):
     """A gateway as the cloud last heard of it."""
 
@@ -31,6 +48,9 @@ class GatewayPublic(PublicModel):
     telemetry_at: datetime | None
     site: str | None = Field(None, description="Admin-managed site")
     tags: list[str] = Field(default_factory=list, description="Admin-managed tags rollouts can target")
+    machine: MachinePublic | None = Field(
+        None, description="CPU, features, cores and memory from the latest birth (null: not reported)"
+    )
 
 
 class GatewayOta(BaseModel):

@@ -101,7 +101,7 @@ class GatewaysFeed:
         return str(getattr(self._parts, macro)(*args))
 
 
-GATEWAY_PARTS = ("status", "state", "ota", "events", "history", "results")
+GATEWAY_PARTS = ("status", "state", "machine", "ota", "events", "history", "results")
 
 
 class GatewayFeed:
@@ -115,8 +115,8 @@ class GatewayFeed:
     async def tick(self, api: ApiClient) -> dict[str, Any] | None:
         """The gateway's online state and changed fragments (None: nothing changed)."""
         ctx = await gateway_context(api, self.gateway_id)
-        args = {"status": ctx["gw"], "state": ctx["gw"], "ota": ctx["ota"], "events": ctx["events"],
-                "history": ctx["ota"], "results": ctx["results"]}  # fmt: skip
+        args = {"status": ctx["gw"], "state": ctx["gw"], "machine": ctx["gw"], "ota": ctx["ota"],
+                "events": ctx["events"], "history": ctx["ota"], "results": ctx["results"]}  # fmt: skip
         parts = {name: str(getattr(self._parts, name)(args[name])) for name in GATEWAY_PARTS}
         changed = {k: v for k, v in parts.items() if self._sent.get(k) != v}
         self._sent.update(changed)

@@ -98,7 +98,7 @@ def alert_value(value: float | None, kind: str | None) -> str:
 
 
 def target_summary(target: dict[str, Any] | None) -> str:
-    """A rollout's target in words: 'gateways gw-2 · line line-1 · site x · tags a, b'."""
+    """A rollout's target in words: 'gateways gw-2 · line line-1 · site x · tags a, b · CPU class c'."""
     target = target or {}
     parts = []
     if target.get("gateways"):
@@ -108,6 +108,8 @@ def target_summary(target: dict[str, Any] | None) -> str:
             parts.append(f"{key} {target[key]}")
     if target.get("tags"):
         parts.append("tags " + ", ".join(str(t) for t in target["tags"]))
+    if target.get("cpu_class"):
+        parts.append("CPU class " + ", ".join(str(c) for c in target["cpu_class"]))
     return " · ".join(parts) or "-"
 
 

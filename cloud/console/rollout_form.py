@@ -11,8 +11,8 @@ from typing import Any, get_args
 from cloud.console.api import ApiClient, ApiError
 from cloud.ota.schemas import RolloutCreate, Thresholds
 
-LIST_FIELDS = ("gateways", "tags")
-TARGET_FIELDS = ("gateways", "tags", "line", "site")
+LIST_FIELDS = ("gateways", "tags", "cpu_class")
+TARGET_FIELDS = ("gateways", "tags", "line", "site", "cpu_class")
 # Thresholds that may be switched off: an empty field sends null (no limit), not the default.
 NULLABLE = tuple(name for name, f in Thresholds.model_fields.items() if type(None) in get_args(f.annotation))
 THRESHOLD_HELP = {name: f.description or "" for name, f in Thresholds.model_fields.items()}
@@ -33,7 +33,7 @@ def defaults() -> dict[str, str]:
 
 
 async def form_context(api: ApiClient) -> dict[str, Any]:
-    """Models with their versions, and the lines, sites, tags and gateways a target may name."""
+    """Models with their versions, and the lines, sites, tags, CPU classes and gateways a target may name."""
     # Newest version first, so the form proposes the latest of each model.
     models = [
         {"name": m["name"], "versions": m["versions"][::-1], "untrusted": m.get("untrusted", [])}
@@ -46,6 +46,7 @@ async def form_context(api: ApiClient) -> dict[str, Any]:
             "lines": sorted({g["line"] for g in gateways if g.get("line")}),
             "sites": sorted({g["site"] for g in gateways if g.get("site")}),
             "tags": sorted({t for g in gateways for t in g.get("tags") or []}),
+            "cpu_classes": sorted({c for g in gateways if (c := (g.get("machine") or {}).get("cpu_class"))}),
             "gateways": sorted(g["id"] for g in gateways),
             "slots": sorted({m["slot"] for g in gateways for m in g.get("models") or [] if m.get("slot")}),
         },

@@ -28,6 +28,7 @@ DEAD_LETTER_PAYLOAD_BYTES = 64 * 1024
 
 GATEWAY_ID_LEN = 64
 NAME_LEN = 128
+CPU_CLASS_LEN = 32  # protocol.messages.CpuClassName's limit
 
 
 class Base(DeclarativeBase):
@@ -52,6 +53,10 @@ class Gateway(Base):
     last_state_at: Mapped[datetime | None]
     telemetry: Mapped[dict[str, Any] | None]
     telemetry_at: Mapped[datetime | None]
+    # The machine from the latest birth (protocol.messages.MachineInfo); its CPU class also in a
+    # column of its own, which rollout targets match on. NULL: an agent that does not report it.
+    machine: Mapped[dict[str, Any] | None]
+    cpu_class: Mapped[str | None] = mapped_column(String(CPU_CLASS_LEN))
     # Admin-managed placement, used by rollout targets; never set from gateway messages.
     site: Mapped[str | None] = mapped_column(String(NAME_LEN))
     tags: Mapped[list[Any]] = mapped_column(default=list, server_default=text("'[]'"))

@@ -4,8 +4,10 @@ factoryctl login --url http://cloud:8000 --token fe_...
 factoryctl keys generate --out ~/.factory/keys/me.pem      # me.pem (private) + me.pub.pem
 factoryctl models push model.onnx --manifest model.manifest.json --key ~/.factory/keys/me.pem --fill
 factoryctl rollouts create --model defect-cnn --version 1.1 --line line-1 --waves 1,10%,100%
+factoryctl rollouts create --model defect-cnn --version 1.2 --cpu-class x86-64-avx512-vnni --waves 1,100%
 factoryctl rollouts status ID --watch
-factoryctl devices list --json
+factoryctl --json devices list
+factoryctl devices show gw-1                               # state, machine (CPU class), OTA
 
 Exit codes: 0 ok, 1 error, 2 usage, 3 not logged in / not allowed, 4 not found, 5 conflict,
 6 a watched rollout aborted, 141 the reader of the output went away (e.g. `| head`).
@@ -24,6 +26,7 @@ import httpx
 
 from cloud.factoryctl.commands import EXIT_AUTH, Context, CtlError, run
 from cloud.factoryctl.config import config_path, load_config
+from protocol.machine import CPU_CLASSES
 
 __all__ = ["CtlError", "build_parser", "main"]
 EXIT_PIPE = 141  # what a shell reports for a tool killed by SIGPIPE
@@ -83,6 +86,14 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--tag", action="append", default=[], help="gateways with this tag (repeatable)")
     create.add_argument("--line", default=None, help="gateways of this line")
     create.add_argument("--site", default=None, help="gateways of this site")
+    create.add_argument(
+        "--cpu-class",
+        action="append",
+        default=[],
+        metavar="CLASS",
+        help="gateways whose birth reports this CPU class, exactly (repeatable; 'devices show' "
+        f"says a gateway's): {', '.join(CPU_CLASSES)}",
+    )
     create.add_argument(
         "--waves",
         default="1,10%,50%,100%",

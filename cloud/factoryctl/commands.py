@@ -156,7 +156,10 @@ def _devices(ctx: Context, client: httpx.Client) -> int:
         if a.resource == "gateways":  # the original command keeps its columns for scripts that parse them
             emit(ctx, rows, columns=("id", "line", "online", "agent_version", "session", "last_seen"))
         else:
-            emit(ctx, rows, columns=("id", "line", "site", "tags", "online", "agent_version", "last_seen"))
+            # JSON keeps the API's nested machine; the table shows the class rollouts target.
+            shown = [{**r, "cpu_class": (r.get("machine") or {}).get("cpu_class")} for r in rows]
+            columns = ("id", "line", "site", "tags", "cpu_class", "online", "agent_version", "last_seen")
+            emit(ctx, rows, shown, columns=columns)
         return 0
     gw = call(client, "GET", f"/api/v1/gateways/{a.id}")
     ota = call(client, "GET", f"/api/v1/gateways/{a.id}/ota")
@@ -167,6 +170,7 @@ def _devices(ctx: Context, client: httpx.Client) -> int:
         f"{gw['id']}  line {cell(gw['line'])}  site {cell(gw['site'])}  tags {cell(gw['tags'])}  "
         f"online {cell(gw['online'])}\n"
     )
+    ctx.out.write(machine_text(gw.get("machine")))
     reported = (ota.get("reported") or {}).get("slots", {})
     rows = [{"slot": name, "state": slot_summary(s)} for name, s in reported.items()]
     ctx.out.write((table(rows, ("slot", "state")) if rows else "no reported OTA state") + "\n")
@@ -178,6 +182,27 @@ def _devices(ctx: Context, client: httpx.Client) -> int:
     for e in ota["history"][:10]:
         ctx.out.write(f"  {e['timestamp']}  {e['level']:7} {e['kind']:20} {e['message']}\n")
     return 0
+
+
+def memory_text(size: int | None) -> str:
+    """Bytes as an operator reads memory: '15.6 GiB', '512 MiB'."""
+    if size is None:
+        return "-"
+    gib = size / 2**30
+    return f"{gib:.1f} GiB" if gib >= 1 else f"{size / 2**20:.0f} MiB"
+
+
+def machine_text(machine: dict[str, Any] | None) -> str:
+    """A gateway's machine as ``devices show`` prints it, a few lines."""
+    if not machine:
+        return "machine: not reported (its agent predates machine reports, or it never sent a birth)\n"
+    arch = f" ({machine['arch']})" if machine.get("arch") else ""
+    return (
+        f"machine: {machine.get('cpu_model') or 'unknown CPU'}{arch}\n"
+        f"  cpu class {cell(machine.get('cpu_class'))}  cores {cell(machine.get('cores'))}  "
+        f"memory {memory_text(machine.get('memory_bytes'))}\n"
+        f"  features {cell(machine.get('features'))}\n"
+    )
 
 
 def _results(ctx: Context, client: httpx.Client) -> int:

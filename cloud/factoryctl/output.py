@@ -28,6 +28,7 @@ ROLLOUT_FLAGS: FieldFlags = {
     "target.tags": ("--tag", ""),
     "target.line": ("--line", ""),
     "target.site": ("--site", ""),
+    "target.cpu_class": ("--cpu-class", ""),
     "waves": ("--waves", "cumulative counts or percentages, e.g. 1,10%,100%"),
     "bake_s": ("--bake", "seconds"),
     "thresholds.max_failure_ratio": ("--max-failure-ratio", "a fraction: 0.1 = 10%"),

@@ -10,7 +10,7 @@ import httpx
 
 from cloud.factoryctl.output import EXIT_ABORTED, EXIT_USAGE, Context, CtlError, call, emit, table
 
-NO_TARGET_HINT = "give --gateway, --line, --site or --tag ('factoryctl devices list' shows them)"
+NO_TARGET_HINT = "give --gateway, --line, --site, --tag or --cpu-class ('factoryctl devices list' shows them)"
 
 
 def _rollout_request(a: argparse.Namespace) -> dict[str, Any]:
@@ -18,7 +18,13 @@ def _rollout_request(a: argparse.Namespace) -> dict[str, Any]:
         "model_name": a.model,
         "version": a.version,
         "slot": a.slot,
-        "target": {"gateways": a.gateway, "tags": a.tag, "line": a.line, "site": a.site},
+        "target": {
+            "gateways": a.gateway,
+            "tags": a.tag,
+            "line": a.line,
+            "site": a.site,
+            "cpu_class": a.cpu_class,
+        },
         "waves": a.waves,
         "bake_s": a.bake,
         "thresholds": {
@@ -128,7 +134,7 @@ def _watch(ctx: Context, client: httpx.Client, rollout_id: str, interval: float)
 def rollouts_command(ctx: Context, client: httpx.Client) -> int:
     a = ctx.args
     if a.action == "create":
-        if not (a.gateway or a.tag or a.line or a.site):
+        if not (a.gateway or a.tag or a.line or a.site or a.cpu_class):
             raise CtlError(f"rollouts create: no target: {NO_TARGET_HINT}", EXIT_USAGE)
         try:
             _show_rollout(ctx, call(client, "POST", "/api/v1/rollouts", json=_rollout_request(a)))

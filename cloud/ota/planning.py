@@ -7,10 +7,11 @@ updating) is refused up front instead of running until its install timeout.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import Row, select, text
 from sqlalchemy.orm import Session
 
 from cloud.db.models import Gateway, GatewayReported, ModelVersion, Rollout
@@ -40,13 +41,15 @@ def resolve_target(session: Session, req: RolloutCreate) -> list[str]:
                 continue
             if not set(req.target.tags) <= set(gw.tags or []):
                 continue
+            if req.target.cpu_class and gw.cpu_class not in req.target.cpu_class:
+                continue
             chosen.add(gw.id)
     return sorted(chosen)
 
 
 def no_match(session: Session, req: RolloutCreate) -> str:
     """Why no gateway matched: each filter given, beside the values the known gateways carry."""
-    known = session.execute(select(Gateway.line, Gateway.site, Gateway.tags)).all()
+    known = session.execute(select(Gateway.line, Gateway.site, Gateway.tags, Gateway.cpu_class)).all()
     if not known:
         return "the target matches no gateway: no gateway has connected yet"
     target, clauses = req.target, []
@@ -54,14 +57,29 @@ def no_match(session: Session, req: RolloutCreate) -> str:
         "line": sorted({row.line for row in known if row.line}),
         "site": sorted({row.site for row in known if row.site}),
         "tags": sorted({tag for row in known for tag in row.tags or []}),
+        "cpu_class": sorted({row.cpu_class for row in known if row.cpu_class}),
     }
-    for name, asked in (("line", target.line), ("site", target.site), ("tags", target.tags or None)):
+    asks = (
+        ("line", target.line),
+        ("site", target.site),
+        ("tags", target.tags or None),
+        ("cpu_class", target.cpu_class or None),
+    )
+    for name, asked in asks:
         if asked:
             have = ", ".join(offered[name][:10]) or "none"
-            clauses.append(f"{name} {asked!r} (gateways have {name}: {have})")
+            clauses.append(f"{name} {asked!r} (gateways have {name}: {have}{_unreported(name, known)})")
     if not clauses:
-        return "the target matches no gateway: give gateway ids, a line, a site or tags"
+        return "the target matches no gateway: give gateway ids, a line, a site, tags or CPU classes"
     return f"the target matches no gateway with {' and '.join(clauses)}"
+
+
+def _unreported(name: str, known: Sequence[Row[Any]]) -> str:
+    """For the CPU class: how many gateways have none (agents that predate it, other CPUs)."""
+    if name != "cpu_class":
+        return ""
+    missing = sum(1 for row in known if not row.cpu_class)
+    return f"; {missing} gateway(s) report no CPU class" if missing else ""
 
 
 def unknown_gateways(session: Session, req: RolloutCreate) -> str | None:

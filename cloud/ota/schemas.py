@@ -7,6 +7,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from protocol.machine import CPU_CLASSES
+
 
 class Thresholds(BaseModel):
     """When a wave counts as gone wrong; the rollout then aborts and rolls the touched gateways back."""
@@ -38,7 +40,7 @@ class Thresholds(BaseModel):
 
 
 class Target(BaseModel):
-    """Which gateways: listed ids, plus those matching every given tag, line and site filter."""
+    """Which gateways: listed ids, plus those matching every given tag, line, site and CPU class filter."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -46,11 +48,27 @@ class Target(BaseModel):
     tags: list[str] = Field(default_factory=list, description="Gateways carrying all of these tags")
     line: str | None = Field(None, description="Gateways of this line")
     site: str | None = Field(None, description="Gateways of this site")
+    cpu_class: list[str] = Field(
+        default_factory=list,
+        description="Gateways whose birth reports one of these CPU classes (exact names: "
+        f"{', '.join(CPU_CLASSES)}; see protocol/machine.py)",
+    )
+
+    @field_validator("cpu_class")
+    @classmethod
+    def _known_cpu_classes(cls, value: list[str]) -> list[str]:
+        # A misspelt class would match no gateway; saying so here names the right spellings.
+        unknown = [name for name in value if name not in CPU_CLASSES]
+        if unknown:
+            raise ValueError(
+                f"unknown CPU class {', '.join(map(repr, unknown))}; the classes are {', '.join(CPU_CLASSES)}"
+            )
+        return value
 
     @property
     def has_filters(self) -> bool:
-        """Whether any tag/line/site filter is set."""
-        return bool(self.tags or self.line or self.site)
+        """Whether any tag/line/site/CPU class filter is set."""
+        return bool(self.tags or self.line or self.site or self.cpu_class)
 
 
 class RolloutCreate(BaseModel):

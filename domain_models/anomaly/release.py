@@ -4,6 +4,7 @@
 <stem>.manifest.json      protocol.manifest.ModelManifest
 <stem>.calibration.json   which held-out good images set the threshold, at which false-reject rate
 <stem>.golden.png         the OTA smoke test's input; expected output in the manifest
+<ref>.golden-set.npz      optional: the golden set checked on the gateway's CPU (domain_models.golden_set)
 """
 
 from __future__ import annotations
@@ -11,11 +12,13 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from domain_models import golden_set
 from domain_models.anomaly.data import read_image
 from domain_models.common import PipelineError, sha256_of, tensor_specs
 from edge_agent.frames import Frame
@@ -70,8 +73,14 @@ def write_release(
     parent_version: str | None = None,
     labels: tuple[str, ...] = LABELS,
     extra_thresholds: dict[str, float] | None = None,
+    golden_set_images: Sequence[Path] = (),
+    golden_set_reference: Path | None = None,
 ) -> Path:
-    """Write the manifest (with golden sample computed by the edge runtime itself); returns its path."""
+    """Write the manifest (with golden sample computed by the edge runtime itself); returns its path.
+
+    With ``golden_set_images`` the release also carries a golden set of up to 32 of them, spread
+    over the sorted list, with ``golden_set_reference``'s outputs (default: the release's own).
+    """
     out = onnx_path.parent
     stem = onnx_path.name.removesuffix(".onnx")
     calib_path = out / f"{stem}.calibration.json"
@@ -126,6 +135,9 @@ def write_release(
         )
         manifest = manifest.model_copy(update={"golden": golden})
         manifest_path.write_text(manifest.model_dump_json(indent=2) + "\n")
+    if golden_set_images:
+        chosen = golden_set.pick(sorted(golden_set_images), golden_set.COUNT)
+        golden_set.attach(manifest_path, [read_image(p) for p in chosen], golden_set_reference)
     log.info("wrote %s", manifest_path)
     return manifest_path
 

@@ -209,6 +209,8 @@ def train_run(cfg: TrainConfig) -> TrainOutcome:
         data_sha256=_lineage(paths + extra, cfg.data, labelled),
         labels=labels,
         extra_thresholds=extra_thresholds,
+        # Checked on each gateway's CPU before the model serves: test parts when there are some.
+        golden_set_images=[t.path for t in full.test] or hold_paths,
     )
     log.info("trained %s in %.1f s", manifest_path.name, time.perf_counter() - started)
     return TrainOutcome(

@@ -23,6 +23,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
+from domain_models import golden_set
 from domain_models.defect.card import write_release
 from domain_models.defect.dataset import Split, render_split
 from domain_models.defect.metrics import DefectMetrics, evaluate_probs
@@ -228,7 +229,7 @@ def run(cfg: TrainConfig) -> Path:
     }
     for name, m in results.items():
         log.info("%s: %s", name, m.headline())
-    return write_release(
+    manifest_path = write_release(
         out=cfg.out,
         onnx_path=onnx_path,
         spec=spec,
@@ -247,6 +248,15 @@ def run(cfg: TrainConfig) -> Path:
             "torch": torch.__version__,
         },
     )
+    attach_golden_set(manifest_path, cfg.seed)
+    return manifest_path
+
+
+def attach_golden_set(manifest_path: Path, seed: int) -> None:
+    """The release's golden set: the first frames of the unseen-seed test line, checked on each
+    gateway's CPU before the model serves."""
+    line = CameraLine(CameraLineConfig(seed=seed + 2000, defect_rate=0.8))
+    golden_set.attach(manifest_path, [line.frame(i).image for i in range(golden_set.COUNT)])
 
 
 def main(argv: list[str] | None = None) -> None:

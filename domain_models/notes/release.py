@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
+from domain_models import golden_set
 from domain_models.common import GateResult, gate, tensor_specs
 from domain_models.notes.data import MAX_LENGTH, URGENCY_KEY_PREFIX
 from domain_models.notes.evaluate import NotesMetrics, OnnxNotes
@@ -48,8 +50,13 @@ def write_release(
     metrics: dict[str, float],
     data_sha256: str | None = None,
     parent_version: str | None = None,
+    golden_texts: Sequence[str] = (),
 ) -> Path:
-    """Copy the graph and tokenizer to ``out`` with a golden note and a manifest; return the manifest."""
+    """Copy the graph and tokenizer to ``out`` with a golden note and a manifest; return the manifest.
+
+    With ``golden_texts`` the release carries a golden set of up to 32 of them (evenly spread),
+    checked on each gateway's CPU before the model serves.
+    """
     out.mkdir(parents=True, exist_ok=True)
     stem = f"{NAME}-{version}"
     artifact = out / f"{stem}.onnx"
@@ -92,5 +99,9 @@ def write_release(
     )
     path = out / f"{stem}{MANIFEST_SUFFIX}"
     path.write_text(manifest.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    if golden_texts:
+        step = max(len(golden_texts) / golden_set.COUNT, 1.0)
+        chosen = [golden_texts[int(i * step)] for i in range(min(golden_set.COUNT, len(golden_texts)))]
+        golden_set.attach(path, chosen)
     log.info("release %s written to %s", stem, out)
     return path

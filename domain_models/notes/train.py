@@ -26,6 +26,7 @@ from domain_models.notes.data import (
     LabelledNotes,
     generated,
     hand_written,
+    load_jsonl,
     model_dir,
     tokenizer_path,
 )
@@ -152,6 +153,8 @@ def package(
         metrics=metrics,
         data_sha256=str(facts["data_sha256"]) if "data_sha256" in facts else None,
         parent_version=PARENT_VERSION,
+        # Hand-written DEV notes (never TEST): checked on each gateway's CPU before the model serves.
+        golden_texts=load_jsonl(DEV).texts,
     )
     evaluation = {
         "facts": facts,

@@ -20,9 +20,11 @@ from edge_agent.ota.health import judge
 from edge_agent.ota.slot import SlotState, ref_of
 from edge_agent.ota.store import Pointer, SlotStore
 from edge_agent.ota.verify import (
+    GoldenSetRefused,
     VerifyError,
     check_offer,
     golden_runner,
+    golden_set_check,
     load_release,
     smoke_test,
     write_manifest,
@@ -184,6 +186,7 @@ class OtaClient:
         phase: Phase,
         message: str,
         level: Literal["info", "warning", "error"] = "info",
+        **details: int | float | bool,
     ) -> None:
         state.phase = phase
         slot = state.worker.runner.slot
@@ -191,10 +194,14 @@ class OtaClient:
             logging.INFO if level == "info" else logging.WARNING, "ota: slot %s: %s: %s", slot, phase, message
         )
         self._publish_report()
-        self._event(state, level, message)
+        self._event(state, level, message, **details)
 
     def _event(
-        self, state: SlotState, level: Literal["info", "warning", "error"], message: str, **extra: int
+        self,
+        state: SlotState,
+        level: Literal["info", "warning", "error"],
+        message: str,
+        **extra: int | float | bool,
     ) -> None:
         target = state.target
         draft = EventDraft(
@@ -244,14 +251,19 @@ class OtaClient:
             runner = load_release(path, slot, self.config.runtime.threads, settings)
             self._set(state, "smoke_testing", f"smoke-testing {m.name} {m.version}")
             self._pause("smoke_testing", state)
-            summary = smoke_test(golden_runner(runner, path, settings), path)
+            reference_runner = golden_runner(runner, path, settings)
+            summary = smoke_test(reference_runner, path)
             log.info("ota: slot %s: smoke test passed: %s", runner.slot, summary)
+            figures = golden_set_check(reference_runner, path)
+            if figures is not None:
+                self._event(state, "info", f"{m.name} {m.version}: {figures.describe()}", **figures.details())
         except (VerifyError, DownloadError) as exc:
             state.error = str(exc)
             if isinstance(exc, VerifyError):
                 state.store.discard_staging(m.sha256)  # keep a cut download's bytes for a retry
             state.store.reject(m.sha256, revision)
-            self._set(state, "failed", f"{m.name} {m.version} refused: {exc}", "error")
+            details = exc.figures.details() if isinstance(exc, GoldenSetRefused) else {}
+            self._set(state, "failed", f"{m.name} {m.version} refused: {exc}", "error", **details)
             return
         self._swap_and_watch(state, staged, m, revision)
 

@@ -10,6 +10,7 @@ import numpy as np
 
 from edge_agent.frames import Frame
 from edge_agent.runtime import Runner, build_runner
+from edge_agent.runtime.golden import GoldenFigures, GoldenSetError, check_golden_set
 from edge_agent.runtime.registry import NO_SETTINGS, SlotSettings
 from protocol.manifest import MANIFEST_SUFFIX, TEXT_TASKS, ManifestError, ModelManifest, load_manifest
 from protocol.messages import utcnow, version_key
@@ -132,3 +133,30 @@ def smoke_test(runner: Runner, manifest_path: Path) -> str:
                 f"smoke test: score of {label!r} is {got}, golden expects {expected} +- {golden.tolerance}"
             )
     return f"golden {golden.input}: {output.label} ({output.score:.3f})"
+
+
+def golden_set_check(runner: Runner, manifest_path: Path) -> GoldenFigures | None:
+    """The release's golden set on this gateway's CPU; refuses a build that computes differently.
+
+    A model can pass its one golden sample and still score every part a little wrong on this CPU
+    (INT8 kernels differ between x86 CPUs with and without VNNI). The golden set's scores must
+    rank as the reference build's did and its decisive labels must hold, within the tolerances the
+    signed manifest states. Returns None for a release without a golden set.
+    """
+    if runner.manifest.golden_set is None:
+        return None
+    try:
+        figures = check_golden_set(runner, manifest_path)
+    except (GoldenSetError, RuntimeError, ValueError) as exc:  # a runner raises RuntimeError subclasses
+        raise VerifyError(f"golden set: {exc}") from None
+    if not figures.passed:
+        raise GoldenSetRefused(figures)
+    return figures
+
+
+class GoldenSetRefused(VerifyError):
+    """A release whose golden set disagrees with its reference on this CPU; carries the figures."""
+
+    def __init__(self, figures: GoldenFigures) -> None:
+        super().__init__(f"golden set on this CPU: {figures.describe()}")
+        self.figures = figures

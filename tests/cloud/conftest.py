@@ -6,6 +6,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +14,7 @@ from cloud.config import CloudSettings
 from cloud.ingest.worker import IngestWorker
 from protocol.topics import TopicSpace
 from tests.cloud.helpers import Publisher, clear_session
+from tests.cloud.rollout_truth_helpers import Yard, running_yard
 
 
 @pytest.fixture
@@ -49,6 +51,13 @@ def start_worker(
         worker.stop()
     for client_id in {w.client_id for w in workers}:
         clear_session(mosquitto, client_id)
+
+
+@pytest.fixture
+def yard(db_url: str, tmp_path: Path, topic_space: TopicSpace) -> Iterator[Yard]:
+    """The API on a fresh database (defect-cnn 1.0 and 1.1 registered) and gateways that speak through ingest."""
+    with running_yard(db_url, tmp_path, topic_space) as running:
+        yield running
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from cloud.config import CloudSettings
 from cloud.db import make_engine, make_sessionmaker
 from cloud.ingest.service import ingest_messages
 from cloud.ota.ticks import tick_all
-from protocol.messages import GatewayState, LoadedModel, ModelRef, WireModel
+from protocol.messages import GatewayState, LoadedModel, MachineInfo, ModelRef, WireModel
 from protocol.ota import ReportedState, SlotHealth, SlotReport
 from protocol.topics import Channel, TopicSpace
 from tests.cloud.helpers import SHA, inbound
@@ -51,8 +51,8 @@ class Yard:
         finally:
             engine.dispose()
 
-    def birth(self, gateway_id: str, *models: LoadedModel) -> None:
-        """``gateway_id`` connects, saying which models it runs in which slot."""
+    def birth(self, gateway_id: str, *models: LoadedModel, machine: MachineInfo | None = None) -> None:
+        """``gateway_id`` connects, saying which models it runs in which slot (and on what machine)."""
         msg = GatewayState(
             gateway_id=gateway_id,
             online=True,
@@ -61,6 +61,7 @@ class Yard:
             line="line-1",
             models=models,
             timestamp=datetime.now(UTC),
+            machine=machine,
         )
         self._ingest(gateway_id, Channel.STATE, msg)
 

@@ -158,7 +158,7 @@ def test_create_form_round_trip(live: Live) -> None:
     rollout = answer.headers["location"].removeprefix("/rollouts/")
     r = live.client.get(f"/api/v1/rollouts/{rollout}", headers=live.token("vera")).json()
     assert (r["model_name"], r["version"], r["slot"], r["bake_s"]) == ("defect-cnn", "1.1", "main", 30.0)
-    assert r["target"] == {"gateways": ["gw-b"], "tags": [], "line": "line-1", "site": None}
+    assert r["target"] == {"gateways": ["gw-b"], "tags": [], "line": "line-1", "site": None, "cpu_class": []}
     assert r["waves"] == [1, 2]
     assert sorted(r["gateways"]) == ["gw-a", "gw-b"]
     assert r["thresholds"] == {

@@ -266,11 +266,11 @@ def test_a_rollout_without_a_target_says_how_to_give_one(
     capsys.readouterr()
     create = ("rollouts", "create", "--model", "defect-cnn", "--version", "1.1.0", "--waves", "1,100%")
     assert ctl(client, env, *create) == 2
-    assert "no target: give --gateway, --line, --site or --tag" in capsys.readouterr().err
+    assert "no target: give --gateway, --line, --site, --tag or --cpu-class" in capsys.readouterr().err
     assert ctl(client, env, *create, "--line", "line-9") == 1
     err = capsys.readouterr().err
     assert "the target matches no gateway" in err
-    assert "give --gateway, --line, --site or --tag" in err
+    assert "give --gateway, --line, --site, --tag or --cpu-class" in err
 
 
 def test_output_into_a_closed_pipe_exits_quietly(

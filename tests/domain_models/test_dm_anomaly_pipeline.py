@@ -24,7 +24,9 @@ from domain_models.anomaly.train import TrainConfig, train
 from domain_models.cli import main
 from domain_models.common import PipelineError, check_manifest_matches_onnx, session
 from edge_agent.frames import Frame
+from edge_agent.runtime import build_runner
 from edge_agent.runtime.anomaly import anomaly_post_process, box_to_source
+from edge_agent.runtime.golden import check_golden_set
 from edge_agent.runtime.model import ModelRunner
 from protocol.manifest import TensorSpec, artifact_path, load_manifest
 from protocol.messages import utcnow
@@ -115,6 +117,20 @@ def test_golden_sample_is_reproduced_by_the_gateway_runtime(tiny_model: Path) ->
         assert abs(output.scores[label] - expected) <= manifest.golden.tolerance
 
 
+def test_release_carries_a_golden_set_the_gateway_runtime_passes(tiny_model: Path) -> None:
+    manifest = load_manifest(tiny_model)
+    golden = manifest.golden_set
+    assert golden is not None
+    assert golden.inputs in manifest.files
+    assert golden.reference_model == f"{manifest.name} {manifest.version}"
+    # The tiny folder has 30 test parts (10 good, 5 of each of 4 kinds): all of them are in the set.
+    assert len(golden.reference) == 30
+    figures = check_golden_set(build_runner(tiny_model, "t"), tiny_model)
+    assert figures.passed, figures.describe()
+    assert figures.build_drift <= 1e-5
+    assert figures.decisive >= 5  # clear goods and clear defects: the label check has inputs to judge
+
+
 def test_agent_box_overlaps_the_true_defect_in_source_pixels(tiny_model: Path) -> None:
     runner = ModelRunner(tiny_model, slot="t")
     # Where the box goes is the promise here, not the operating point (the accuracy tests cover
@@ -191,6 +207,13 @@ def test_int8_passes_a_tolerance_this_folder_resolves(
     fp32 = evaluate_onnx(artifact_path(tiny_model, load_manifest(tiny_model)), spec, 1e9, folder)
     q = evaluate_onnx(artifact_path(result.manifest, int8), spec, int8.thresholds["defect"], folder)
     assert abs(fp32.image_auroc - q.image_auroc) <= 0.05
+    # The INT8 release's golden set holds the FP32 parent's outputs: the gateway checks the
+    # quantization itself on its CPU, and here it passes as the gate did.
+    assert int8.golden_set is not None
+    assert int8.golden_set.reference_model == "defect-patchcore 1.0.0"
+    assert int8.golden_set.min_rank_correlation == 0.95
+    figures = check_golden_set(build_runner(result.manifest, "t"), result.manifest)
+    assert figures.passed, figures.describe()
 
 
 def test_gate_refuses_an_impossible_tolerance_and_writes_nothing(

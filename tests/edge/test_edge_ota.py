@@ -11,8 +11,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
+from domain_models.golden_set import attach as attach_golden_set
 from edge_agent.agent import Agent
 from edge_agent.config import AgentConfig, ConfigError, parse_config
 from protocol.messages import utcnow
@@ -307,5 +309,61 @@ def test_swap_mid_stream_neither_loses_nor_repeats_a_frame(
         switch = versions.index("1.1.0")
         assert set(versions[:switch]) == {"1.0.0"}  # one clean switch, in frame order
         assert set(versions[switch:]) == {"1.1.0"}
+    finally:
+        r.close()
+
+
+def _golden_frames() -> list[np.ndarray]:
+    """Sixteen flat frames from dark to bright: the tiny model's scratch score rises with them."""
+    return [np.full((24, 32, 3), v, np.uint8) for v in range(0, 256, 16)]
+
+
+def test_release_whose_golden_set_matches_its_reference_installs_and_reports_the_figures(rig: Rig) -> None:
+    rig.start()
+    manifest = rig.release("1.1.0")
+    attach_golden_set(manifest, _golden_frames())
+    rig.cloud.desire(rig.signer.offer(manifest, rig.server))
+    rig.wait_phase("committed")
+    checked = [e for e in rig.cloud.ota_events() if "golden_rank_correlation" in e["details"]]
+    assert len(checked) == 1
+    details = checked[0]["details"]
+    assert details["golden_inputs"] == 16
+    assert details["golden_rank_correlation"] == pytest.approx(1.0)
+    assert details["golden_disagreements"] == 0
+    assert details["golden_passed"] is True
+
+
+def test_release_computing_otherwise_than_its_golden_reference_is_refused_with_figures(rig: Rig) -> None:
+    """Fault: the build scores the golden inputs unlike its reference (as INT8 saturating on a CPU
+    without VNNI does). Promise: it never serves; the old model does, and the figures are reported."""
+    rig.start()
+    manifest = rig.release("1.1.0")
+    # The reference calls every frame scratch; this build calls the dark half good.
+    everything_scratch = write_model(rig.tmp / "reference", "tiny-defect", "1.1.0", (-5.0, 5.0))
+    attach_golden_set(manifest, _golden_frames(), reference=everything_scratch)
+    error = rig.refused(manifest, "golden set on this CPU")
+    assert "decisive labels differ" in error
+    failed = [e for e in rig.cloud.ota_events() if e["details"]["phase"] == "failed"]
+    assert failed[-1]["details"]["golden_passed"] is False
+    assert failed[-1]["details"]["golden_disagreements"] >= 1
+
+
+def test_factory_model_disagreeing_with_its_golden_set_starts_with_a_warning_event(
+    tmp_path: Path, mosquitto: tuple[str, int], topic_space: TopicSpace
+) -> None:
+    """Fault: the model shipped with the gateway scores its golden set unlike the reference on this
+    CPU. Promise: the gateway still serves it (no slot left without a model) and says so loudly."""
+    r = Rig(tmp_path, mosquitto, topic_space)
+    everything_scratch = write_model(tmp_path / "reference", "tiny-defect", "1.0.0", (-5.0, 5.0), pad_bytes=1)
+    attach_golden_set(r.factory, _golden_frames(), reference=everything_scratch)
+    r.agent = Agent(r.config)
+    try:
+        r.start()
+        warnings = [json.loads(p) for p in list(r.cloud.events)]
+        golden = [e for e in warnings if e["kind"] == "golden_set"]
+        assert len(golden) == 1
+        assert golden[0]["level"] == "warning"
+        assert golden[0]["details"]["golden_passed"] is False
+        assert r.agent.runners[0].manifest.version == "1.0.0"
     finally:
         r.close()

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 from hypothesis import strategies as st
 
+from protocol.machine import CPU_CLASSES, INFERENCE_FEATURES
 from protocol.messages import (
     Ack,
     Box,
@@ -16,6 +17,7 @@ from protocol.messages import (
     EventItem,
     GatewayState,
     LoadedModel,
+    MachineInfo,
     ModelRef,
     ResultBatch,
     ResultItem,
@@ -41,6 +43,15 @@ counts = st.integers(0, 2**40)
 
 model_refs = st.builds(ModelRef, name=names, version=versions, sha256=sha)
 loaded = st.builds(LoadedModel, name=names, version=versions, sha256=sha, slot=names, task=names)
+machines = st.builds(
+    MachineInfo,
+    arch=st.none() | st.sampled_from(["x86_64", "aarch64", "AMD64", "riscv64"]),
+    cpu_model=st.none() | st.text(wire_chars, min_size=1, max_size=128),
+    cpu_class=st.none() | st.sampled_from(CPU_CLASSES),
+    features=st.lists(st.sampled_from(INFERENCE_FEATURES), unique=True).map(tuple),
+    cores=st.none() | st.integers(1, 1024),
+    memory_bytes=st.none() | counts,
+)
 states = st.builds(
     GatewayState,
     gateway_id=gateway_ids,
@@ -50,6 +61,7 @@ states = st.builds(
     line=st.none() | names,
     models=st.lists(loaded, max_size=3).map(tuple),
     timestamp=aware,
+    machine=st.none() | machines,
 )
 boxes = st.builds(
     Box, x=st.integers(0, 4000), y=st.integers(0, 4000), w=st.integers(0, 4000), h=st.integers(0, 4000)

@@ -153,3 +153,35 @@ def test_image_model_needs_image_preprocessing(tmp_path: Path, artifact: Path) -
     data = _manifest_dict(artifact) | {"preprocessing": None}
     with pytest.raises(ManifestError, match="needs image 'preprocessing'"):
         load_manifest(_write(tmp_path, data))
+
+
+def _golden_set(inputs: str, count: int = 4) -> dict[str, Any]:
+    return {
+        "inputs": inputs,
+        "reference": [
+            {"label": "good", "value": 0.1 * i, "decisive": True, "build_value": 0.1 * i}
+            for i in range(count)
+        ],
+        "reference_model": "defect-cnn 1.0.0",
+    }
+
+
+def test_golden_set_inputs_must_be_a_listed_and_hashed_file(tmp_path: Path, artifact: Path) -> None:
+    data = _manifest_dict(artifact) | {"golden_set": _golden_set("golden-set.npz")}
+    with pytest.raises(ManifestError, match=r"golden_set\.inputs 'golden-set\.npz' must be listed in files"):
+        load_manifest(_write(tmp_path, data))
+    inputs = tmp_path / "golden-set.npz"
+    inputs.write_bytes(b"frames")
+    data["files"] = {"golden-set.npz": sha256_file(inputs)}
+    manifest = load_manifest(_write(tmp_path, data))
+    assert manifest.golden_set is not None
+    assert manifest.golden_set.min_rank_correlation == 0.95  # the default tolerance, stated in the manifest
+    inputs.write_bytes(b"other frames")
+    with pytest.raises(ManifestError, match="golden-set.npz: sha256 does not match"):
+        load_manifest(_write(tmp_path, data))
+
+
+def test_golden_set_needs_a_few_inputs(tmp_path: Path, artifact: Path) -> None:
+    data = _manifest_dict(artifact) | {"golden_set": _golden_set("golden-set.npz", count=3)}
+    with pytest.raises(ManifestError, match="golden_set.reference"):
+        load_manifest(_write(tmp_path, data))

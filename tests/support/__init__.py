@@ -1,0 +1,1 @@
+"""Support code shared by tests (not tests, not fixtures: those live in conftest.py files)."""
