@@ -24,9 +24,11 @@ debian:
 	@{ command -v chromium && command -v qemu-x86_64; } >/dev/null 2>&1 || { apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium qemu-user >/dev/null; }
 
+# lint-imports checks the import table of docs/ARCHITECTURE.md (contracts in pyproject.toml).
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

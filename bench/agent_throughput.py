@@ -22,9 +22,9 @@ import numpy as np
 import onnxruntime as ort
 
 from bench.common import frame_folder, report, timed
-from domain_models.defect.preprocess import preprocess_batch
 from edge_agent.agent import Agent
 from edge_agent.config import parse_config
+from edge_agent.runtime.preprocess import to_tensor
 from protocol.manifest import artifact_path, load_manifest
 from simulators.fleet import bundled_manifest
 
@@ -47,7 +47,7 @@ def bare_infer(images: Iterator[Any], count: int, manifest_path: Path, threads: 
     name = manifest.inputs[0].name
     for _ in range(0, count, batch):
         chunk = list(itertools.islice(images, batch))
-        probs = session.run(None, {name: preprocess_batch(chunk, manifest.preprocessing)})[0]
+        probs = session.run(None, {name: to_tensor(chunk, manifest.preprocessing)})[0]
         np.argmax(probs, axis=1)
 
 

@@ -18,8 +18,8 @@ import numpy as np
 
 from bench.common import report
 from domain_models.common import measure_latency, quantize_static_qdq
-from domain_models.defect.preprocess import preprocess
 from edge_agent.machine import read_machine
+from edge_agent.runtime.preprocess import to_tensor
 from protocol.manifest import ModelManifest, artifact_path, load_manifest
 from simulators.camera_line import CameraLine, CameraLineConfig
 from simulators.fleet import bundled_manifest
@@ -36,7 +36,7 @@ def _image_feeds(manifest: ModelManifest, kind: str, count: int) -> list[dict[st
     else:
         line = CameraLine(CameraLineConfig(seed=4321, defect_rate=0.3))
         images = [line.frame(i).image for i in range(count)]
-    return [{manifest.inputs[0].name: preprocess(img, manifest.preprocessing)} for img in images]
+    return [{manifest.inputs[0].name: to_tensor([img], manifest.preprocessing)} for img in images]
 
 
 def _note_feeds(manifest_path: Path, manifest: ModelManifest) -> dict[str, np.ndarray]:

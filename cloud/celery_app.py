@@ -14,7 +14,7 @@ from typing import Any
 
 from celery import Celery
 
-from cloud.config import CloudSettings
+from cloud.config import CloudSettings, settings_from_environment
 from cloud.tasks import ALERTS_TASK, RETENTION_TASK, ROLLOUT_TICK_TASK, register_tasks
 
 RETENTION_EVERY_S = 24 * 3600.0
@@ -71,8 +71,6 @@ def create_celery(settings: CloudSettings) -> Any:
 
 @cache
 def _app_from_environment() -> Any:
-    from cloud.cli import settings_from_environment  # the CLI layer owns environment parsing
-
     return create_celery(settings_from_environment(os.environ))
 
 

@@ -1,8 +1,8 @@
 """``factory-cloud``: run the API, the ingest worker, the Celery worker, or migrate the database.
 
 Settings come from flags, then ``FACTORY_<FIELD>`` environment variables (e.g. FACTORY_DB_URL,
-FACTORY_BROKER_URL, FACTORY_BROKER_PASSWORD), then defaults. This module is the only place that
-reads the environment.
+FACTORY_BROKER_URL, FACTORY_BROKER_PASSWORD), then defaults, mapped by
+``cloud.config.settings_from_environment``.
 """
 
 from __future__ import annotations
@@ -15,40 +15,16 @@ import sys
 import threading
 from collections.abc import Mapping, Sequence
 from types import FrameType
-from typing import Any
 
 from pydantic import ValidationError
 
-from cloud.config import CloudSettings
+from cloud.config import LIST_FIELDS, CloudSettings, env_name, settings_from_environment
 
 log = logging.getLogger("cloud.cli")
-ENV_PREFIX = "FACTORY_"
 # Short spellings of the most used flags, beside the generated --field-name ones.
 ALIASES = {"db_url": ["--db"], "broker_url": ["--broker"], "api_host": ["--host"], "api_port": ["--port"]}
 # Secrets are accepted from the environment only: a flag would show in `ps` and shell history.
 ENV_ONLY = {"broker_password"}
-LIST_FIELDS = {"trusted_keys"}
-
-
-def env_name(field: str) -> str:
-    """The environment variable of a settings field."""
-    return ENV_PREFIX + field.upper()
-
-
-def settings_from_environment(
-    environ: Mapping[str, str], flags: Mapping[str, Any] | None = None
-) -> CloudSettings:
-    """Build settings: explicit ``flags`` win over ``FACTORY_*`` variables, which win over defaults."""
-    values: dict[str, Any] = {}
-    for field in CloudSettings.model_fields:
-        flag = (flags or {}).get(field)
-        if flag is not None:
-            values[field] = flag
-        elif env_name(field) in environ:
-            raw = environ[env_name(field)]
-            # List settings (trusted_keys) are comma-separated in the environment.
-            values[field] = [v for v in raw.split(",") if v] if field in LIST_FIELDS else raw
-    return CloudSettings.model_validate(values)
 
 
 def _add_settings_flags(parser: argparse.ArgumentParser) -> None:

@@ -1,19 +1,24 @@
 """Settings of every cloud process: one pydantic model built in ``main()`` and passed down.
 
-Nothing here reads the environment; ``cloud.cli`` maps flags and ``FACTORY_*`` variables onto
-this model so that tests construct settings directly, with no environment tricks.
+:func:`settings_from_environment` maps ``FACTORY_*`` variables (and the CLI's flags) onto the
+model; it reads only the mapping it is given, so tests construct settings directly, with no
+environment tricks. ``cloud.cli`` and the stock ``celery -A cloud.celery_app`` entry both use it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from protocol.topics import TOPIC_ROOT, TopicSpace
 
+ENV_PREFIX = "FACTORY_"
+# Settings given as comma-separated lists in the environment; the CLI has no flag for them.
+LIST_FIELDS = frozenset({"trusted_keys"})
 # Values copied from examples and templates; a production deployment must replace them.
 PLACEHOLDER_SECRETS = frozenset({"", "changeme", "changethis", "password", "secret", "admin", "demo"})
 
@@ -173,3 +178,23 @@ class CloudSettings(BaseModel):
     def topics(self) -> TopicSpace:
         """The topic space this deployment uses."""
         return TopicSpace(self.topic_root)
+
+
+def env_name(field: str) -> str:
+    """The environment variable of a settings field."""
+    return ENV_PREFIX + field.upper()
+
+
+def settings_from_environment(
+    environ: Mapping[str, str], flags: Mapping[str, Any] | None = None
+) -> CloudSettings:
+    """Build settings: explicit ``flags`` win over ``FACTORY_*`` variables, which win over defaults."""
+    values: dict[str, Any] = {}
+    for field in CloudSettings.model_fields:
+        flag = (flags or {}).get(field)
+        if flag is not None:
+            values[field] = flag
+        elif env_name(field) in environ:
+            raw = environ[env_name(field)]
+            values[field] = [v for v in raw.split(",") if v] if field in LIST_FIELDS else raw
+    return CloudSettings.model_validate(values)

@@ -10,12 +10,12 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud.alerts.rules import evaluate_all
-from cloud.alerts.thumbnails import trim_per_line
 from cloud.config import CloudSettings
 from cloud.db.engine import make_engine, make_sessionmaker
 from cloud.ota.desired import MqttDesiredPublisher
 from cloud.ota.ticks import tick_all
 from cloud.retention import purge_older_than
+from cloud.thumbnails import trim_per_line
 
 RETENTION_TASK = "cloud.retention"
 ALERTS_TASK = "cloud.alerts.evaluate"

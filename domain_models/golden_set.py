@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from domain_models.common import PipelineError, sha256_of
+from domain_models.common import PipelineError
 from edge_agent.frames import Frame
 from edge_agent.runtime import build_runner
 from edge_agent.runtime.golden import VALUE_DIGITS, GoldenFigures, compare, golden_value, run_inputs
@@ -36,6 +36,7 @@ from protocol.manifest import (
     ManifestError,
     ModelManifest,
     load_manifest,
+    sha256_file,
 )
 from protocol.messages import DefectOutput, utcnow
 
@@ -111,7 +112,7 @@ def attach(
         if min_rank_correlation is not None
         else (MIN_RANK_FP32 if reference is None else MIN_RANK_INT8),
     )
-    files = {**manifest.files, golden.inputs: sha256_of(manifest_path.parent / golden.inputs)}
+    files = {**manifest.files, golden.inputs: sha256_file(manifest_path.parent / golden.inputs)}
     updated = manifest.model_copy(update={"golden_set": golden, "files": files})
     manifest_path.write_text(
         ModelManifest.model_validate(updated.model_dump()).model_dump_json(indent=2) + "\n"

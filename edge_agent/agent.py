@@ -28,7 +28,7 @@ from edge_agent.sources import Source, build_source
 from edge_agent.telemetry import TelemetryLoop
 from protocol.manifest import ManifestError
 from protocol.messages import Ack, GatewayState, MachineInfo, utcnow, wire_text
-from protocol.topics import TopicSpace
+from protocol.topics import Channel, TopicSpace
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +152,15 @@ class Agent:
         except OSError as exc:
             self.outbox.close()
             raise RuntimeError(f"http: cannot listen on {cfg.http.host}:{cfg.http.port}: {exc}") from exc
-        self.telemetry = TelemetryLoop(self, cfg.telemetry_interval_s, self._stop)
+        telemetry_topic = self.topics.topic(cfg.gateway_id, Channel.TELEMETRY)
+        self.telemetry = TelemetryLoop(
+            cfg.gateway_id,
+            self.metrics.snapshot,
+            self.outbox.total_stats,
+            lambda payload: self.link.publish(telemetry_topic, payload, qos=0),
+            cfg.telemetry_interval_s,
+            self._stop,
+        )
         if cfg.ota.enabled:
             self.ota = OtaClient(
                 cfg,

@@ -37,7 +37,7 @@ class Outbox:
     """Thread-safe (one connection behind a lock) durable queue of result and event items.
 
     ``results`` and ``events`` are the two streams; the methods without a stream in their name
-    (``append``, ``read_after``, ...) act on results, as they did before events had a stream.
+    (``append``, ``read_after``, ...) act on results, the stream nearly every caller feeds.
     """
 
     def __init__(
@@ -58,9 +58,9 @@ class Outbox:
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute(_META)
         with transaction(self._db):
-            # The results stream keeps the table and meta keys it had before events joined, so an
-            # outbox written by an older agent opens with its pending results intact.
-            self.results = OutboxStream(self._db, self._lock, "results", "items", "", self._notify)
+            self.results = OutboxStream(
+                self._db, self._lock, "results", "result_items", "result_", self._notify
+            )
             self.events = OutboxStream(self._db, self._lock, "events", "event_items", "event_", self._notify)
         # Priority order: the publisher sends events first, the byte cap sheds results first.
         self.streams: tuple[OutboxStream, OutboxStream] = (self.events, self.results)

@@ -138,7 +138,7 @@ class OutboxStream:
         db.execute(self._sql["create"])
         meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
         if self._key["stream"] not in meta:
-            # A new database, or one written before this stream existed: the stream starts at seq 1.
+            # A new database: the stream starts at seq 1.
             fresh = {"stream": uuid.uuid4().hex, "next_seq": "1", "acked_seq": "0"}
             db.executemany(
                 "INSERT INTO meta (key, value) VALUES (?, ?)",
@@ -259,7 +259,7 @@ def _log_clamp(kind: str, acked_seq: int, assigned: int) -> None:
     log.warning("outbox: %s ack up to seq %d but only %d assigned; clamping", kind, acked_seq, assigned)
 
 
-_TABLES = ("items", "event_items")
+_TABLES = ("result_items", "event_items")
 
 
 def _statements(table: str) -> dict[str, str]:

@@ -1,4 +1,8 @@
-"""Periodic Telemetry messages (QoS 0: the next sample supersedes a lost one)."""
+"""Periodic Telemetry messages (QoS 0: the next sample supersedes a lost one).
+
+The loop is given what it reads (the metrics' totals, the outbox's size) and how it sends, as
+callables, never the agent itself: the agent builds it, so it must not depend on the agent.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +11,10 @@ import os
 import resource
 import threading
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
+from edge_agent.metrics import MetricsSnapshot
 from protocol.messages import Telemetry, encode, utcnow
-from protocol.topics import Channel
-
-if TYPE_CHECKING:
-    from edge_agent.agent import Agent
 
 log = logging.getLogger(__name__)
 
@@ -28,10 +29,25 @@ def rss_bytes() -> int:
 
 
 class TelemetryLoop:
-    """A thread publishing a Telemetry sample every ``interval_s`` until ``stop`` is set."""
+    """A thread publishing a Telemetry sample every ``interval_s`` until ``stop`` is set.
 
-    def __init__(self, agent: Agent, interval_s: float, stop: threading.Event) -> None:
-        self._agent = agent
+    ``totals`` gives the metrics' counters, ``outbox_stats`` the outbox's (items, bytes) over both
+    streams, and ``publish(payload)`` sends one encoded sample at QoS 0, returning whether it went.
+    """
+
+    def __init__(
+        self,
+        gateway_id: str,
+        totals: Callable[[], MetricsSnapshot],
+        outbox_stats: Callable[[], tuple[int, int]],
+        publish: Callable[[bytes], bool],
+        interval_s: float,
+        stop: threading.Event,
+    ) -> None:
+        self._gateway_id = gateway_id
+        self._totals = totals
+        self._outbox_stats = outbox_stats
+        self._publish = publish
         self._interval_s = interval_s
         self._stop = stop
         self._started = time.monotonic()
@@ -58,10 +74,10 @@ class TelemetryLoop:
         now, cpu = time.monotonic(), self._cpu_seconds()
         cpu_percent = max(0.0, 100.0 * (cpu - self._last_cpu) / max(now - self._last_wall, 1e-6))
         self._last_cpu, self._last_wall = cpu, now
-        totals = self._agent.metrics.snapshot()
-        depth, size = self._agent.outbox.total_stats()  # what the byte cap weighs: results and events
+        totals = self._totals()
+        depth, size = self._outbox_stats()  # what the byte cap weighs: results and events
         return Telemetry(
-            gateway_id=self._agent.config.gateway_id,
+            gateway_id=self._gateway_id,
             timestamp=utcnow(),
             uptime_s=now - self._started,
             cpu_percent=round(cpu_percent, 1),
@@ -75,10 +91,9 @@ class TelemetryLoop:
         )
 
     def _run(self) -> None:
-        topic = self._agent.topics.topic(self._agent.config.gateway_id, Channel.TELEMETRY)
         while not self._stop.wait(self._interval_s):
             try:
-                if self._agent.link.publish(topic, encode(self.sample()), qos=0):
+                if self._publish(encode(self.sample())):
                     self.sent += 1
             except Exception:
                 log.exception("telemetry sample failed")

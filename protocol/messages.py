@@ -319,23 +319,6 @@ class Telemetry(WireModel):
 EventValue = str | int | float | bool | None
 
 
-class Event(WireModel):
-    """Something an operator may want to know about (OTA progress, outbox shedding, errors)."""
-
-    schema_version: Literal[1] = SCHEMA_VERSION
-    gateway_id: GatewayId
-    timestamp: AwareDatetime
-    level: Literal["info", "warning", "error"]
-    kind: Name
-    message: Text = Field(max_length=2000)
-    details: dict[Text, EventValue] = Field(default_factory=dict)
-
-    @field_validator("details")
-    @classmethod
-    def _values_hold_no_nul(cls, details: dict[str, EventValue]) -> dict[str, EventValue]:
-        return _details_hold_no_nul(details)
-
-
 def _details_hold_no_nul(details: dict[str, EventValue]) -> dict[str, EventValue]:
     # Checked here rather than in the union's str member, whose error would come buried
     # among one complaint per other member of the union.
@@ -346,7 +329,8 @@ def _details_hold_no_nul(details: dict[str, EventValue]) -> dict[str, EventValue
 
 
 class EventItem(WireModel):
-    """One gateway event carried by the outbox: ``id`` is globally unique, ``seq`` per event stream."""
+    """Something an operator may want to know about (OTA progress, outbox shedding, errors), as
+    carried by the outbox: ``id`` is globally unique, ``seq`` per event stream."""
 
     id: UUID
     seq: int = Field(ge=1)
@@ -367,8 +351,7 @@ class EventBatch(WireModel):
     """Events published together on the ``events`` channel, QoS 1, from the outbox's event stream.
 
     The event stream is a second stream of the same outbox (its own id and seqs), acknowledged by
-    the same cumulative ``Ack``; the cloud stores each item once by its ``id``. A plain
-    :class:`Event` (from an agent without the event stream) is still accepted on the channel.
+    the same cumulative ``Ack``; the cloud stores each item once by its ``id``.
     """
 
     schema_version: Literal[1] = SCHEMA_VERSION

@@ -15,12 +15,10 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from simulators.defects import DEFECT_TYPES, Box, draw_defect
+from protocol.inference import DEFECT_TYPES, GOOD_LABEL
+from simulators.defects import Box, draw_defect
 
 __all__ = [
-    "DEFECT_TYPES",
-    "GOOD",
-    "LABELS",
     "PART_SHAPES",
     "Box",
     "CameraLine",
@@ -29,8 +27,6 @@ __all__ = [
     "SimFrame",
 ]
 
-GOOD = "good"
-LABELS: tuple[str, ...] = (GOOD, *DEFECT_TYPES)
 PART_SHAPES: tuple[str, ...] = ("washer", "plate", "bracket")
 
 BeltStyle = Literal["ribbed", "mesh"]
@@ -152,7 +148,7 @@ class CameraLine:
         # Both draws happen whatever the outcome, and the defect has its own stream, so a frame
         # with a defect is the same frame as without it plus the defect pixels (tests rely on it).
         roll, kind = rng.random(), int(rng.integers(max(len(cfg.defect_types), 1)))
-        label = cfg.defect_types[kind] if cfg.defect_types and roll < cfg.defect_rate else GOOD
+        label = cfg.defect_types[kind] if cfg.defect_types and roll < cfg.defect_rate else GOOD_LABEL
         part = PART_SHAPES[int(rng.integers(len(PART_SHAPES)))]
 
         offset = (index * _BELT_SPEED) % _BELT_PERIOD
@@ -162,7 +158,7 @@ class CameraLine:
         _composite_part(img, alpha, tone, rng)
 
         box: Box | None = None
-        if label != GOOD:
+        if label != GOOD_LABEL:
             box = draw_defect(img, alpha, label, tone, np.random.default_rng([cfg.seed, index, 1]))
         _apply_lighting(img, cfg, rng)
         ny, nx = (int(v) for v in rng.integers(0, _NOISE_PAD, 2))

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-DEFECT_TYPES: tuple[str, ...] = ("scratch", "hole", "stain", "crack")
+from protocol.inference import DEFECT_TYPES
 
 FloatImage = npt.NDArray[np.float32]
 

@@ -29,7 +29,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from simulators.camera_line import GOOD, CameraLine, CameraLineConfig
+from protocol.inference import GOOD_LABEL
+from simulators.camera_line import CameraLine, CameraLineConfig
 
 # The folders this command writes into --out (and --replace deletes).
 WRITTEN = ("train", "test", "ground_truth")
@@ -63,14 +64,14 @@ def write_mvtec(
         raise ValueError("image counts must be >= 0")
     good_line = CameraLine(replace(config, defect_rate=0.0))
     for i in range(train_good):
-        _write_png(out / "train" / GOOD / f"{i:03d}.png", good_line.frame(i).image)
+        _write_png(out / "train" / GOOD_LABEL / f"{i:03d}.png", good_line.frame(i).image)
     # Indices >= train_good: labelled defects are other parts than the good ones.
     _write_defects(out / "train", CameraLine(replace(config, defect_rate=1.0)), train_per_type, train_good)
 
     test_cfg = test_config or replace(config, seed=config.seed + TEST_SEED_OFFSET)
     test_good_line = CameraLine(replace(test_cfg, defect_rate=0.0))
     for i in range(test_good):
-        _write_png(out / "test" / GOOD / f"{i:03d}.png", test_good_line.frame(i).image)
+        _write_png(out / "test" / GOOD_LABEL / f"{i:03d}.png", test_good_line.frame(i).image)
 
     # Indices >= test_good so no defective part is also a test/good part.
     defect_line = CameraLine(replace(test_cfg, defect_rate=1.0))

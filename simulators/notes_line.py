@@ -16,17 +16,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["CATEGORIES", "URGENCIES", "Note", "NotesLine", "stream_notes", "write_notes"]
+from protocol.inference import NOTE_CATEGORIES, NOTE_URGENCIES
 
-CATEGORIES: tuple[str, ...] = (
-    "electrical",
-    "mechanical",
-    "hydraulic_pneumatic",
-    "controls_software",
-    "quality",
-    "safety",
-)
-URGENCIES: tuple[str, ...] = ("low", "medium", "high")
+__all__ = ["Note", "NotesLine", "stream_notes", "write_notes"]
 
 
 def _split(words: str) -> tuple[str, ...]:
@@ -130,7 +122,7 @@ _URGENCY_CUES: dict[str, tuple[str, ...]] = {
 
 # Safety notes are urgent more often than the others; everything else is balanced.
 _URGENCY_WEIGHTS: dict[str, tuple[float, float, float]] = {
-    c: ((0.2, 0.35, 0.45) if c == "safety" else (1 / 3, 1 / 3, 1 / 3)) for c in CATEGORIES
+    c: ((0.2, 0.35, 0.45) if c == "safety" else (1 / 3, 1 / 3, 1 / 3)) for c in NOTE_CATEGORIES
 }
 _PARTS = ("M3", "P12", "CV-4", "ST2", "R1", "HP-7", "AX2", "L4", "B-101", "K7", "FZ9", "PR3")
 _PREFIXES = ("", "", "", "shift 2: ", "L{n} ", "st{n} - ", "night shift ", "op: ", "wo#{w} ")
@@ -179,8 +171,12 @@ class NotesLine:
         if index < 0:
             raise ValueError(f"note index must be >= 0, got {index}")
         rng = random.Random(self.seed * 1_000_003 + index)  # noqa: S311 - simulation, not security
-        category = CATEGORIES[index % len(CATEGORIES)] if rng.random() < 0.5 else rng.choice(CATEGORIES)
-        urgency = rng.choices(URGENCIES, weights=_URGENCY_WEIGHTS[category])[0]
+        category = (
+            NOTE_CATEGORIES[index % len(NOTE_CATEGORIES)]
+            if rng.random() < 0.5
+            else rng.choice(NOTE_CATEGORIES)
+        )
+        urgency = rng.choices(NOTE_URGENCIES, weights=_URGENCY_WEIGHTS[category])[0]
         faults = _FAULTS[category]
         fault = rng.choice(faults if urgency == "high" else [f for f in faults if not f.startswith("!")])
         fault = fault.removeprefix("!")

@@ -1,1 +1,1 @@
-"""Defect thumbnails and alerts: storage, retention, rule evaluation and acknowledgement."""
+"""Alerts: rules, their evaluation and acknowledgement."""

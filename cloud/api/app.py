@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request, Response
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.concurrency import run_in_threadpool
 
+from cloud.api.auth import require
 from cloud.api.routers import (
     access,
     alerts,
@@ -25,7 +26,6 @@ from cloud.api.routers import (
     results,
     rollouts,
 )
-from cloud.auth.deps import require
 from cloud.auth.service import Role
 from cloud.config import CloudSettings
 from cloud.console import router as console_router

@@ -114,6 +114,15 @@ def principal_for_token(session: Session, token: str) -> Principal | None:
     return Principal(f"token:{row.name}", Role[row.role])
 
 
+def revoke_secret(session: Session, token: str) -> bool:
+    """Revoke the token whose secret is ``token`` (a console's logout); whether there is one."""
+    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(token)))
+    if row is None:
+        return False
+    row.revoked = True
+    return True
+
+
 def audit(session: Session, actor: Principal, action: str, target: str, **details: Any) -> None:
     """Record a write in the audit log (in the caller's transaction, so it commits with the write)."""
     session.add(AuditEntry(at=utcnow(), actor=actor.name, action=action, target=target, details=details))

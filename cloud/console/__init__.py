@@ -1,9 +1,10 @@
-"""The operators' web console: server-rendered pages over the cloud's own API, served at ``/``."""
+"""The operators' web console: server-rendered pages over the cloud's own API, served at ``/``.
+
+One module per page in :mod:`cloud.console.pages`, assembled in :mod:`cloud.console.main`.
+"""
 
 from __future__ import annotations
 
-from cloud.console.routes import make_router
+from cloud.console.main import router
 
-router = make_router()
-
-__all__ = ["make_router", "router"]
+__all__ = ["router"]

@@ -1,4 +1,5 @@
-"""The Alerts page's rule forms: admins create, edit and delete rules per line through the API.
+"""What the Alerts page shows, and what its rule forms send: admins create, edit and delete rules
+per line through the API (routes: :mod:`cloud.console.pages.alerts`).
 
 The forms send values as typed; the API alone validates them, and its answers are shown next to
 the field they name with the typed values kept. Roles below admin are offered no form, and the
@@ -8,17 +9,10 @@ API refuses them (403) if they post one anyway.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote
-
-from fastapi import APIRouter, Request, Response
-from fastapi.responses import RedirectResponse
-from fastapi.templating import Jinja2Templates
 
 from cloud.alerts.rules import RuleKind
 from cloud.alerts.schemas import AlertRuleCreate
-from cloud.console import respond
 from cloud.console.api import ApiClient, ApiError
-from cloud.console.session import User, check_origin, current_user, form
 
 # The rule kinds in words, and what a threshold means per kind (the API's units, shown beside
 # the form): a defect rate is a percent here although rollout gates take fractions.
@@ -78,9 +72,9 @@ def small_percent(rule: dict[str, Any]) -> bool:
     return rule.get("kind") == RuleKind.DEFECT_RATE.value and float(rule.get("threshold") or 0) < 1
 
 
-def saved_notice(rules: list[dict[str, Any]] | None, saved: str | None) -> str | None:
+def saved_notice(rules: list[dict[str, Any]], saved: str | None) -> str | None:
     """After a save, the warning about a defect-rate threshold below 1%, if the saved rule has one."""
-    rule = next((r for r in rules or [] if str(r["id"]) == saved), None)
+    rule = next((r for r in rules if str(r["id"]) == saved), None)
     if rule is None or not small_percent(rule):
         return None
     t = f"{rule['threshold']:g}"
@@ -96,12 +90,12 @@ async def alerts_context(api: ApiClient, show: str, saved: str | None = None) ->
 
     ``saved``: the id of the rule just saved, so the page can question a suspect threshold.
     """
-    alerts = await api.get_or(None, "/alerts", state=show)
-    rules = await api.get_or(None, "/alert-rules")
+    alerts = await api.get("/alerts", state=show)
+    rules = await api.get("/alert-rules")
     known = await api.get("/lines")
     # A rule may be set up before its line's gateways arrive: allowed, but flagged in the list.
     staffed = {entry["line"] for entry in known if entry.get("gateways")}
-    for rule in rules or []:
+    for rule in rules:
         rule["no_gateway"] = rule["line"] not in staffed
         rule["kind_name"] = KIND_NAMES.get(rule["kind"], rule["kind"])
         rule["threshold_text"] = threshold_text(rule["threshold"], rule["kind"])
@@ -211,72 +205,3 @@ def field_errors(exc: ApiError) -> tuple[dict[str, str], list[str]]:
         else:
             general.append(f"{'.'.join(loc) or 'rule'}: {msg}")
     return fields, general
-
-
-def add_rule_forms(router: APIRouter, views: Jinja2Templates) -> None:
-    """Register the rule forms' POST routes on ``router``."""
-
-    def error_page(request: Request, user: User, exc: ApiError) -> Response:
-        return respond.error_page(views, request, user, exc)
-
-    async def refused(
-        request: Request, user: User, api: ApiClient, exc: ApiError, apply: dict[str, Any]
-    ) -> Response:
-        """The Alerts page again, with the API's errors beside the form and the typed values."""
-        return await respond.refused_form(
-            views, request, user, exc, "alerts.html", lambda: alerts_context(api, "open"), apply
-        )
-
-    async def logged_in(request: Request) -> User | None:
-        check_origin(request)
-        return await current_user(request)
-
-    @router.post("/alerts/rules")
-    async def rule_create(request: Request) -> Response:
-        user = await logged_in(request)
-        if user is None:
-            return RedirectResponse("/login", status_code=303)
-        fields = await form(request)
-        async with ApiClient(request.app, user.token) as api:
-            try:
-                made = await api.post("/alert-rules", create_body(fields))
-            except ApiError as exc:
-                errors, general = field_errors(exc)
-                values = {**create_defaults(), **fields}
-                if "enabled" not in fields:
-                    values.pop("enabled")
-                apply = {"values": values, "errors": errors, "general_errors": general}
-                return await refused(request, user, api, exc, apply)
-        return RedirectResponse(f"/alerts?saved={quote(str(made['id']))}#rules", status_code=303)
-
-    @router.post("/alerts/rules/{rule_id}")
-    async def rule_update(request: Request, rule_id: str) -> Response:
-        user = await logged_in(request)
-        if user is None:
-            return RedirectResponse("/login", status_code=303)
-        fields = await form(request)
-        path = f"/alert-rules/{quote(rule_id, safe='')}"
-        async with ApiClient(request.app, user.token) as api:
-            try:
-                await api.request("PATCH", path, json=update_body(fields, fields.get("kind", "")))
-            except ApiError as exc:
-                errors, general = field_errors(exc)
-                apply = {
-                    "edit_values": {rule_id: fields},
-                    "edit_errors": {rule_id: errors},
-                    "general_errors": [f"rule {rule_id}: {m}" for m in general],
-                }
-                return await refused(request, user, api, exc, apply)
-        return RedirectResponse(f"/alerts?saved={quote(rule_id)}#rules", status_code=303)
-
-    @router.post("/alerts/rules/{rule_id}/delete")
-    async def rule_delete(request: Request, rule_id: str) -> Response:
-        user = await logged_in(request)
-        if user is None:
-            return RedirectResponse("/login", status_code=303)
-        async with ApiClient(request.app, user.token) as api:
-            try:
-                await api.request("DELETE", f"/alert-rules/{quote(rule_id, safe='')}")
-            except ApiError as exc:
-                return error_page(request, user, exc)
-        return RedirectResponse("/alerts#rules", status_code=303)

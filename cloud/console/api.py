@@ -6,13 +6,10 @@ the API's role checks still decide every read and write.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import httpx
 from fastapi import FastAPI
-
-log = logging.getLogger(__name__)
 
 
 class ApiError(Exception):
@@ -23,11 +20,6 @@ class ApiError(Exception):
         self.status = status
         self.detail = detail
         self.errors = errors  # the API's structured detail (a 422's list of field errors), if any
-
-    @property
-    def missing(self) -> bool:
-        """Whether the endpoint itself does not exist (yet) in this deployment."""
-        return self.status in (404, 405) and self.detail in ("Not Found", "Method Not Allowed")
 
 
 class ApiClient:
@@ -62,15 +54,6 @@ class ApiClient:
     async def get(self, path: str, **params: Any) -> Any:
         """GET ``path`` and return its JSON body."""
         return (await self.request("GET", path, params=params or None)).json()
-
-    async def get_or(self, default: Any, path: str, **params: Any) -> Any:
-        """GET ``path``, or ``default`` when the endpoint is not deployed (an empty state, not an error)."""
-        try:
-            return await self.get(path, **params)
-        except ApiError as exc:
-            if exc.missing:
-                return default
-            raise
 
     async def post(self, path: str, body: Any) -> Any:
         """POST JSON ``body`` to ``path`` and return the JSON answer."""

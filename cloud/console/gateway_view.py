@@ -25,12 +25,11 @@ def is_ota(event: dict[str, Any]) -> bool:
     return str(event.get("kind", "")).startswith("ota")
 
 
-async def other_events(api: ApiClient, path: str) -> dict[str, Any] | None:
+async def other_events(api: ApiClient, path: str) -> dict[str, Any]:
     """The gateway's newest events that are not OTA steps (those are in its OTA history).
 
     The API filters by one kind, not "all but OTA", so pages are read until EVENTS others are
-    found: a burst of OTA steps then does not push the other events off the page. None: this
-    server has no events endpoint; the page then says so instead of "no events".
+    found: a burst of OTA steps then does not push the other events off the page.
     """
     found: list[dict[str, Any]] = []
     ota_steps = 0
@@ -38,9 +37,7 @@ async def other_events(api: ApiClient, path: str) -> dict[str, Any] | None:
     for _ in range(EVENT_PAGES):
         if offset is None or len(found) >= EVENTS:
             break
-        page = await api.get_or(None, f"{path}/events", limit=EVENT_PAGE, offset=offset)
-        if page is None:
-            return None
+        page = await api.get(f"{path}/events", limit=EVENT_PAGE, offset=offset)
         found += [e for e in page["items"] if not is_ota(e)]
         ota_steps += sum(1 for e in page["items"] if is_ota(e))
         offset = page["next_offset"]

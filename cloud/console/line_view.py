@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
@@ -11,8 +10,6 @@ from jinja2 import Template
 
 from cloud.console.api import ApiClient
 from protocol.messages import utcnow
-
-log = logging.getLogger(__name__)
 
 # Selectable ranges of the Line page: (window, bucket width in seconds).
 RANGES = {"1h": (timedelta(hours=1), 60), "6h": (timedelta(hours=6), 600), "24h": (timedelta(days=1), 3600),
@@ -65,13 +62,10 @@ async def line_stats(api: ApiClient, line: str, range_key: str) -> dict[str, Any
 
 async def line_gallery(api: ApiClient, line: str) -> dict[str, Any]:
     """The newest defect pictures of the line, each with the CSS placing its anomaly box."""
-    gallery: list[dict[str, Any]] | None = await api.get_or(
-        None, f"/lines/{quote(line)}/defects", limit=GALLERY_SIZE
-    )
-    for item in gallery or []:
+    gallery: list[dict[str, Any]] = await api.get(f"/lines/{quote(line)}/defects", limit=GALLERY_SIZE)
+    for item in gallery:
         item["box_style"] = box_style(item.get("box"), item.get("crop"))
-    # None means the server has no gallery endpoint: the page says so instead of "no pictures yet".
-    return {"gallery": gallery or [], "gallery_available": gallery is not None}
+    return {"gallery": gallery}
 
 
 async def line_context(api: ApiClient, line: str, range_key: str) -> dict[str, Any]:
@@ -107,7 +101,7 @@ class LineFeed:
         stats = charts["stats"]
         parts: dict[str, Any] = self._module_parts(charts)
         last = stats["buckets"][-1] if stats["buckets"] else {}
-        newest = await api.get_or(None, f"/lines/{quote(self.line)}/defects", limit=1)
+        newest = await api.get(f"/lines/{quote(self.line)}/defects", limit=1)
         defect_key = (stats["defects"], last.get("start"), last.get("defects"), newest and newest[0]["id"])
         new: list[dict[str, str]] = []
         if defect_key != self._defect_key:

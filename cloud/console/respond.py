@@ -1,4 +1,4 @@
-"""Rendering a console page or its error page: shared by every page module."""
+"""How a console page answers: the page itself, the API's refusal as a page, or a form's redirect."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from urllib.parse import quote
 
 from fastapi import Request, Response
 from fastapi.responses import RedirectResponse
-from fastapi.templating import Jinja2Templates
 
 from cloud.console.api import ApiClient, ApiError
+from cloud.console.deps import VIEWS
 from cloud.console.session import User, current_user
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ def plain_refusal(status: int, detail: str) -> str:
     return f"The request failed: {detail}"
 
 
-def error_page(views: Jinja2Templates, request: Request, user: User, exc: ApiError) -> Response:
+def error_page(request: Request, user: User, exc: ApiError) -> Response:
     """The API's refusal shown as a page: in words first, the API's status and reason below."""
     context = {
         "status": exc.status,
@@ -48,10 +48,10 @@ def error_page(views: Jinja2Templates, request: Request, user: User, exc: ApiErr
         "message": plain_refusal(exc.status, exc.detail),
         "user": user,
     }
-    return views.TemplateResponse(request, "error.html", context, status_code=exc.status)
+    return VIEWS.TemplateResponse(request, "error.html", context, status_code=exc.status)
 
 
-async def render_page(views: Jinja2Templates, request: Request, name: str, build: Build) -> Response:
+async def render_page(request: Request, name: str, build: Build) -> Response:
     """Template ``name`` with what ``build`` gathers through the API as the logged-in user.
 
     Without a login the browser goes to the login form and comes back here afterwards.
@@ -63,12 +63,29 @@ async def render_page(views: Jinja2Templates, request: Request, name: str, build
         try:
             context = await build(api, user)
         except ApiError as exc:
-            return error_page(views, request, user, exc)
-    return views.TemplateResponse(request, name, {"user": user, "page": name, **context})
+            return error_page(request, user, exc)
+    return VIEWS.TemplateResponse(request, name, {"user": user, "page": name, **context})
+
+
+def to_login() -> Response:
+    """Where a form posted without a login goes."""
+    return RedirectResponse("/login", status_code=303)
+
+
+async def forward(
+    request: Request, user: User, method: str, path: str, back: str, body: Any = None
+) -> Response:
+    """Send a console form's write to the API as ``user``: the API's refusal is the error page,
+    its success goes ``back``."""
+    async with ApiClient(request.app, user.token) as api:
+        try:
+            await api.request(method, path, json=body)
+        except ApiError as exc:
+            return error_page(request, user, exc)
+    return RedirectResponse(back, status_code=303)
 
 
 async def refused_form(
-    views: Jinja2Templates,
     request: Request,
     user: User,
     exc: ApiError,
@@ -80,12 +97,12 @@ async def refused_form(
     (the errors beside the fields, the typed values), with the API's status. Any other refusal
     (401, 403, 5xx) is the error page."""
     if exc.status not in FORM_ERRORS:
-        return error_page(views, request, user, exc)
+        return error_page(request, user, exc)
     log.info("console form on %s refused (%s): %s", name, exc.status, exc.detail)
     try:
         context = await rebuild()
     except ApiError as again:
-        return error_page(views, request, user, again)
+        return error_page(request, user, again)
     context.update(apply)
     page = {"user": user, "page": name, **context}
-    return views.TemplateResponse(request, name, page, status_code=exc.status)
+    return VIEWS.TemplateResponse(request, name, page, status_code=exc.status)

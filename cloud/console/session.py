@@ -6,12 +6,10 @@ from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
 from fastapi import HTTPException, Request, Response
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
-from cloud.auth.service import Role, hash_token, principal_for_token
-from cloud.db.models import ApiToken
+from cloud.auth.service import Role, principal_for_token, revoke_secret
 
 COOKIE = "fe_console"
 MAX_AGE_S = 12 * 3600  # one shift plus slack
@@ -94,9 +92,7 @@ def check_origin(request: Request) -> None:
 def _revoke(request: Request, token: str) -> None:
     sessions: sessionmaker[Session] = request.app.state.sessions
     with sessions.begin() as session:
-        row = session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(token)))
-        if row is not None:
-            row.revoked = True
+        revoke_secret(session, token)
 
 
 async def revoke(request: Request, token: str) -> None:

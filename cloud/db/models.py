@@ -118,7 +118,7 @@ class Event(Base):
         Index("ix_events_gateway_timestamp", "gateway_id", "timestamp"),
         # The fleet-wide list (GET /events) pages newest first by (timestamp, id).
         Index("ix_events_timestamp_id", "timestamp", "id"),
-        # Re-sent events are skipped on their id (ON CONFLICT DO NOTHING); NULL for plain events.
+        # Re-sent events are skipped on their id (ON CONFLICT DO NOTHING).
         Index("ux_events_event_id", "event_id", unique=True),
         # The contiguous ack of an event stream walks its seqs.
         Index("ix_events_gateway_stream_seq", "gateway_id", "stream", "seq"),
@@ -134,8 +134,8 @@ class Event(Base):
     kind: Mapped[str] = mapped_column(String(NAME_LEN))
     message: Mapped[str] = mapped_column(Text)
     details: Mapped[dict[str, Any]]
-    # Set for events that came through a gateway's outbox (EventBatch); NULL for rows stored
-    # before, and for the plain Event an older agent publishes.
+    # Every event comes through a gateway's outbox (EventBatch) with these; the columns stay
+    # nullable as migration 0006 made them, for rows stored before it.
     event_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     stream: Mapped[str | None] = mapped_column(String(32))
     seq: Mapped[int | None] = mapped_column(BigInteger)

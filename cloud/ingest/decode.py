@@ -10,7 +10,6 @@ from typing import Any
 from protocol.messages import (
     MAX_PAYLOAD_BYTES,
     SCHEMA_VERSION,
-    Event,
     EventBatch,
     GatewayState,
     ResultBatch,
@@ -28,7 +27,7 @@ CHANNEL_MODELS: dict[Channel, type[WireModel]] = {
     Channel.RESULTS: ResultBatch,
     Channel.STATE: GatewayState,
     Channel.TELEMETRY: Telemetry,
-    Channel.EVENTS: Event,  # or EventBatch: see decode_event
+    Channel.EVENTS: EventBatch,
     Channel.REPORTED: ReportedState,
 }
 IGNORED_CHANNELS = frozenset({Channel.ACK, Channel.DESIRED})
@@ -93,10 +92,7 @@ def classify(inbound: Inbound, topics: TopicSpace) -> Decoded | Rejected | None:
         return None
     message: WireModel
     try:
-        if parsed.channel is Channel.EVENTS:
-            message = decode_event(inbound.payload)
-        else:
-            message = decode(CHANNEL_MODELS[parsed.channel], inbound.payload)
+        message = decode(CHANNEL_MODELS[parsed.channel], inbound.payload)
     except WireError as exc:
         # Only a refused payload is parsed a second time, to name the reason for the counter: on
         # the hot path that extra json.loads cost as much as a third of the validation itself.
@@ -109,28 +105,6 @@ def classify(inbound: Inbound, topics: TopicSpace) -> Decoded | Rejected | None:
         )
         return _reject(inbound, REASON_GATEWAY_MISMATCH, reason, parsed.gateway_id)
     return Decoded(parsed.channel, parsed.gateway_id, message, inbound.received_at)
-
-
-def decode_event(payload: bytes) -> EventBatch | Event:
-    """An ``events`` payload: an EventBatch from a gateway's outbox, or an older agent's plain Event."""
-    try:
-        return decode(EventBatch, payload)
-    except WireError as batch_error:
-        try:
-            return decode(Event, payload)
-        except WireError as event_error:
-            # Name the reason of the form the payload meant to be, not a list of both forms' gripes.
-            raise batch_error if _has_items(payload) else event_error from None
-
-
-def _has_items(payload: bytes) -> bool:
-    if len(payload) > MAX_PAYLOAD_BYTES:
-        return False  # refused for its size either way, without parsing it
-    try:
-        raw = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        return False
-    return isinstance(raw, dict) and "items" in raw
 
 
 def _precheck(payload: bytes) -> str | None:

@@ -1,27 +1,11 @@
-"""Rows of the ``events`` table from the two wire forms of a gateway event."""
+"""Rows of the ``events`` table from a gateway's event batch."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from protocol.messages import Event, EventBatch
-
-
-def event_row(msg: Event, received_at: datetime) -> dict[str, Any]:
-    """A plain event (an agent without the outbox event stream): no id, stream or seq."""
-    return {
-        "gateway_id": msg.gateway_id,
-        "timestamp": msg.timestamp,
-        "received_at": received_at,
-        "level": msg.level,
-        "kind": msg.kind,
-        "message": msg.message,
-        "details": dict(msg.details),
-        "event_id": None,
-        "stream": None,
-        "seq": None,
-    }
+from protocol.messages import EventBatch
 
 
 def event_item_rows(batch: EventBatch, received_at: datetime) -> list[dict[str, Any]]:

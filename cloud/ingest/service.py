@@ -15,7 +15,6 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from cloud.alerts.thumbnails import store_thumbnails
 from cloud.db.dialect import insert_ignore, table_of
 from cloud.db.models import (
     DEAD_LETTER_PAYLOAD_BYTES,
@@ -28,8 +27,8 @@ from cloud.db.models import (
 )
 from cloud.ingest.bulk import insert_results
 from cloud.ingest.decode import Decoded, Inbound, Rejected, classify
-from cloud.ingest.event_rows import event_item_rows, event_row
-from protocol.messages import Event as EventMessage
+from cloud.ingest.event_rows import event_item_rows
+from cloud.thumbnails import store_thumbnails
 from protocol.messages import EventBatch, GatewayState, ResultBatch, Telemetry, utcnow
 from protocol.ota import ReportedState
 from protocol.topics import TopicSpace
@@ -91,7 +90,6 @@ def store(session: Session, valid: Sequence[Decoded], rejected: Sequence[Rejecte
         # After the results, which they reference; a re-delivered thumbnail is skipped like its result.
         store_thumbnails(session, (i for b, _ in result_batches for i in b.items))
     gateways = _lock_gateways(session, gateway_ids)
-    events: list[dict[str, Any]] = []
     stream_events: list[dict[str, Any]] = []
     for dec in valid:
         gateway = gateways[dec.gateway_id]
@@ -119,8 +117,6 @@ def store(session: Session, valid: Sequence[Decoded], rejected: Sequence[Rejecte
                 outcome.floors[key] = max(outcome.floors.get(key, 0), msg.oldest_held_seq - 1)
             outcome.events_received += len(msg.items)
             stream_events.extend(event_item_rows(msg, dec.received_at))
-        elif isinstance(msg, EventMessage):
-            events.append(event_row(msg, dec.received_at))
         elif isinstance(msg, ReportedState):
             _apply_reported(session, msg, dec.received_at)
     session.flush()
@@ -142,8 +138,6 @@ def store(session: Session, valid: Sequence[Decoded], rejected: Sequence[Rejecte
                 )
                 .values(acked_seq=floor, updated_at=now)
             )
-    if events:
-        session.execute(table_of(Event).insert(), events)
     if stream_events:
         # Re-sent events (a replay, or a batch delivered twice) are skipped on their unique id.
         session.execute(insert_ignore(session, Event), stream_events)

@@ -6,13 +6,13 @@ becomes readable under its hash only once the whole content hashes right.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
 from cloud.config import CloudSettings
+from protocol.manifest import sha256_file
 
 CHUNK = 1 << 20
 
@@ -71,13 +71,10 @@ class LocalStore:
 
     def finish(self, sha256: str) -> None:
         part = self._partial(sha256)
-        digest = hashlib.sha256()
-        with part.open("rb") as fh:
-            for chunk in iter(lambda: fh.read(CHUNK), b""):
-                digest.update(chunk)
-        if digest.hexdigest() != sha256:
+        actual = sha256_file(part)
+        if actual != sha256:
             part.unlink()  # a corrupt upload must start again from zero
-            raise StoreError(f"upload hashes to {digest.hexdigest()}, not {sha256}; upload it again")
+            raise StoreError(f"upload hashes to {actual}, not {sha256}; upload it again")
         final = self._final(sha256)
         final.parent.mkdir(parents=True, exist_ok=True)
         os.replace(part, final)

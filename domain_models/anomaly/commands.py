@@ -213,7 +213,7 @@ def _train_config(args: argparse.Namespace) -> TrainConfig:
 def _evaluate(args: argparse.Namespace) -> int:
     from domain_models.anomaly.data import open_mvtec
     from domain_models.anomaly.evaluate import evaluate_onnx, format_report, open_model
-    from edge_agent.runtime.anomaly import TYPE_OUTPUT
+    from protocol.inference import TYPE_OUTPUT
 
     manifest, onnx_path = open_model(args.model)
     if manifest.preprocessing is None:

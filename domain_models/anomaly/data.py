@@ -23,7 +23,7 @@ import numpy.typing as npt
 
 from domain_models.common import PipelineError
 
-GOOD = "good"
+GOOD = "good"  # MVTec AD's folder of good parts (train/good, test/good), not a model label
 CALIBRATION = "calibration"
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp"})
 

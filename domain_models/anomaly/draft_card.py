@@ -2,7 +2,8 @@
 
 ``factory-models train defect`` writes the draft beside the model; ``quantize defect`` adds (or
 rewrites) its INT8 section, passed or refused, between markers so a second run replaces the first
-and every other line stays as the user edited it. No torch here.
+and every other line stays as the user edited it. No torch here; the words are in
+``domain_models/templates/anomaly_draft_*.md.j2``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from domain_models.anomaly.data import GOOD, MVTecFolder, open_mvtec, read_image
 from domain_models.anomaly.evaluate import AnomalyReport, missed_kinds
 from domain_models.anomaly.quantize import QuantizeResult
 from domain_models.anomaly.type_eval import TypeReport
-from domain_models.common import LATENCY_HEADERS, PipelineError, latency_rows, markdown_table
+from domain_models.cards import macro, render
+from domain_models.common import LATENCY_HEADERS, PipelineError, latency_rows
 from edge_agent.runtime.preprocess import to_tensor
 from protocol.manifest import ModelManifest, artifact_path, load_manifest
 
@@ -32,6 +34,7 @@ INT8_BEGIN = "<!-- int8: begin (rewritten by factory-models quantize defect) -->
 INT8_END = "<!-- int8: end -->"
 # Fewer calls than the bundled card's 5 x 40: a training run should not wait long for its card.
 LATENCY_RUNS, LATENCY_REPEATS = 30, 3
+NOTES = "anomaly_draft_notes.md.j2"
 
 
 @dataclass(frozen=True)
@@ -83,7 +86,7 @@ def _latency(manifest_path: Path, manifest: ModelManifest, models: Mapping[str, 
     return latency_rows(models, feeds, threads=(1, 2), runs=LATENCY_RUNS, repeats=LATENCY_REPEATS)
 
 
-def _data_section(facts: TrainFacts, tests: Mapping[str, int], has_masks: bool) -> str:
+def _data_rows(facts: TrainFacts, tests: Mapping[str, int], has_masks: bool) -> list[list[object]]:
     rows: list[list[object]] = [
         ["data folder", facts.data],
         ["train/good images found", facts.available],
@@ -97,27 +100,18 @@ def _data_section(facts: TrainFacts, tests: Mapping[str, int], has_masks: bool) 
         rows.append(["pixel masks (ground_truth/)", "yes" if has_masks else "no"])
     else:
         rows.append(["test/", "none: no held-out figures"])
-    return markdown_table(["fact", "value"], rows)
+    return rows
 
 
 def _threads_note(latency: Sequence[Sequence[str]]) -> str:
     """A word when 2 threads measured slower than 1, which surprises a reader of the table."""
     p50 = {(row[0], row[1]): float(row[2]) for row in latency}
     slower = [name for (name, threads), ms in p50.items() if threads == "2" and ms > p50.get((name, "1"), ms)]
-    if not slower:
-        return ""
-    return (
-        f"\n{', '.join(slower)} measured slower at 2 threads than at 1: the machine was busy, or a model "
-        "this small gains nothing from a second thread (a gateway's `threads: 1` is then the better "
-        "setting).\n"
-    )
+    return macro(NOTES, "threads_note")(slower)
 
 
 def _known_limits(missed: Sequence[str]) -> str:
-    if not missed:
-        return ""
-    kinds = ", ".join(m.split(":", 1)[0] for m in missed)
-    return f"\n  Measured so far: {kinds} mostly pass the threshold (see Held-out figures)."
+    return macro(NOTES, "known_limits")([m.split(":", 1)[0] for m in missed])
 
 
 def write_train_card(
@@ -135,69 +129,34 @@ def write_train_card(
     latency = _latency(manifest_path, manifest, {"FP32": onnx_path})
     folder = open_mvtec(facts.data, min_train=0, need_test=False)
     held = facts.held_out + facts.calibration
-    allowed = math.floor(facts.frr * held)  # as threshold_at_false_reject counts them
-    kinds = manifest.labels[2:]  # after good and anomaly
-    head = (
-        f"yes, types {', '.join(kinds)}: names a flagged part's type at probability >= "
-        f"{manifest.thresholds.get('type', 0.0):.2f}, else 'anomaly'"
-        if kinds
-        else "no, labels good and anomaly only"
-    )
     missed = missed_kinds(report) if report is not None else []
-    if report is not None:
-        figures = (
-            f"{figures_table({'test/ (FP32)': report})}\nPer defect type (each type against all good test "
-            f"images):\n\n{per_type_table({'test/ (FP32)': report})}"
-        )
-        if missed:
-            figures += "\n**Kinds the threshold mostly lets through:**\n\n" + "".join(
-                f"- {m}\n" for m in missed
-            )
-    else:
-        figures = (
-            "No test/ with both good and defective parts, so no held-out figures. Add DATA/test/good and "
-            "DATA/test/<type> and run `factory-models evaluate`.\n"
-        )
-    text = f"""# {manifest.name} {manifest.version}: defect model (draft card)
-
-Written by `factory-models train defect` from measured figures only. The "To fill in" section at the
-end is yours: edit it before pushing the model with this card.
-
-## Data
-
-{_data_section(facts, _test_counts(folder), folder.has_masks)}
-## Method
-
-- Features: EfficientNet-Lite0 (ImageNet weights), truncated; input
-  {spec.resize[0]}x{spec.resize[1]} {spec.color.upper()}, one feature per 8x8-pixel patch.
-- Head: PatchCore, a greedy k-center coreset of {facts.coreset} good patches as the memory bank; the
-  image score is the maximum of the smoothed anomaly map.
-- Type head: {head}.
-- Threshold: {manifest.thresholds["defect"]:.4f} (raw score), the smallest that rejects at most
-  {facts.frr:.1%} of the {held} held-out good images (never fitted on): at most {allowed} of them
-  may reach it, so the highest of the rest sets it (more good images in calibration/good steady it).
-
-## Held-out figures (onnxruntime on the exported FP32 model, at the threshold)
-
-{figures}
-{type_section(types)}## Latency and size (batch 1, onnxruntime CPU)
-
-Measured on the training machine: best of {LATENCY_REPEATS} interleaved runs of {LATENCY_RUNS} calls
-per row on the golden sample; a gateway's own figures depend on its CPU.
-
-{markdown_table(LATENCY_HEADERS, latency)}{_threads_note(latency)}
-## Reproduce
-
-```
-{shlex.join(facts.command)}
-```
-
-{TO_FILL_IN}
-
-- What the parts are, and which defects matter to the line.
-- The camera: model, lens, lighting, distance, how parts are placed in the frame.
-- Known limits: kinds of defect or appearance the data does not cover.{_known_limits(missed)}
-"""
+    named = {"test/ (FP32)": report} if report is not None else None
+    text = render(
+        "anomaly_draft_card.md.j2",
+        name=manifest.name,
+        version=manifest.version,
+        data=_data_rows(facts, _test_counts(folder), folder.has_masks),
+        spec=spec,
+        coreset=facts.coreset,
+        kinds=manifest.labels[2:],  # after good and anomaly
+        type_probability=manifest.thresholds.get("type", 0.0),
+        threshold=manifest.thresholds["defect"],
+        frr=facts.frr,
+        held=held,
+        allowed=math.floor(facts.frr * held),  # as threshold_at_false_reject counts them
+        figures=figures_table(named) if named else None,
+        per_type=per_type_table(named) if named else None,
+        missed=missed,
+        type_section=type_section(types),
+        repeats=LATENCY_REPEATS,
+        runs=LATENCY_RUNS,
+        latency_headers=LATENCY_HEADERS,
+        latency=latency,
+        threads_note=_threads_note(latency),
+        command=shlex.join(facts.command),
+        to_fill_in=TO_FILL_IN,
+        known_limits=_known_limits(missed),
+    )
     card = manifest_path.parent / CARD_NAME
     card.write_text(text)
     log.info("wrote %s", card)
@@ -206,39 +165,18 @@ per row on the golden sample; a gateway's own figures depend on its CPU.
 
 def int8_section(result: QuantizeResult) -> str:
     """The card's INT8 section: the gate as printed, both models' figures, latency and sizes."""
-    if result.manifest is not None:
-        verdict = f"passed the gate, written as `{result.manifest.name}`"
-        why = ""
-    else:
-        verdict = "refused by the gate, not written"
-        why = f"\nRefused: {result.reason()}. The FP32 model is the one to ship.\n"
-    gate = "\n".join(f"- {c.describe()}" for c in result.checks)
-    latency = (
-        markdown_table(LATENCY_HEADERS, [list(r) for r in result.latency])
-        if result.latency
-        else "Not measured.\n"
+    return render(
+        "anomaly_draft_int8.md.j2",
+        begin=INT8_BEGIN,
+        end=INT8_END,
+        written=result.manifest.name if result.manifest is not None else None,
+        refusal=result.reason(),
+        tolerance=result.tolerance,
+        gate=[c.describe() for c in result.checks],
+        figures=figures_table({"FP32": result.fp32, "INT8": result.int8}),
+        latency_headers=LATENCY_HEADERS,
+        latency=[list(r) for r in result.latency],
     )
-    return f"""{INT8_BEGIN}
-## INT8: {verdict}
-
-Static QDQ, per-channel weights, MinMax activation ranges; the scoring head and memory bank stay
-FP32. Gate (tolerance {result.tolerance:.2f} points, FP32 minus INT8 on test/, 95% paired-bootstrap
-interval that must fit within the tolerance):
-
-{gate}
-{why}
-"Best F1" is each model's F1 at the threshold that suits it best on these very test images: it
-compares the two models' ranking, which is what quantization can damage. The F1 below (and in
-Held-out figures) is at the shipped threshold, set from good images only, so it is lower.
-
-Each model at its own threshold, set from the same held-out good images at the same false-reject
-rate:
-
-{figures_table({"FP32": result.fp32, "INT8": result.int8})}
-Latency (batch 1, onnxruntime CPU) and size:
-
-{latency}{INT8_END}
-"""
 
 
 def record_int8(manifest_path: Path, result: QuantizeResult) -> Path:

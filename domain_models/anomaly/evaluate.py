@@ -25,8 +25,8 @@ from domain_models.common import (
     roc_auc,
     session,
 )
-from edge_agent.runtime.anomaly import MAP_OUTPUT, SCORE_OUTPUT, TYPE_OUTPUT
 from edge_agent.runtime.preprocess import to_tensor
+from protocol.inference import MAP_OUTPUT, SCORE_OUTPUT, TYPE_OUTPUT
 from protocol.manifest import ManifestError, ModelManifest, Preprocessing, artifact_path, load_manifest
 
 Scores = npt.NDArray[np.float32]

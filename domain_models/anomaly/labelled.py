@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from domain_models.anomaly.data import GOOD, DatasetError, list_images, read_image
-from edge_agent.runtime.anomaly import ANOMALY_LABEL
+from protocol.inference import ANOMALY_LABELS
 
 MIN_PER_TYPE = 3
 MIN_TYPES = 1
@@ -68,10 +68,10 @@ def find_labelled(data: Path, labelled: Path | None = None) -> LabelledDefects |
     by_type: dict[str, tuple[Path, ...]] = {}
     for folder in dirs:
         name = folder.name
-        if name in (GOOD, ANOMALY_LABEL):
+        if name in ANOMALY_LABELS:
             raise DatasetError(
                 f"{folder}: {name!r} cannot be a defect type (the model's own labels are "
-                f"{GOOD!r} and {ANOMALY_LABEL!r}); rename the folder"
+                f"{' and '.join(repr(label) for label in ANOMALY_LABELS)}); rename the folder"
             )
         if not _NAME.match(name) or len(name) > 128:
             raise DatasetError(

@@ -20,15 +20,21 @@ import numpy as np
 
 from domain_models import golden_set
 from domain_models.anomaly.data import read_image
-from domain_models.common import PipelineError, sha256_of, tensor_specs
+from domain_models.common import PipelineError, tensor_specs
 from edge_agent.frames import Frame
 from edge_agent.runtime.model import ModelRunner
-from protocol.manifest import MANIFEST_SUFFIX, GoldenSample, Lineage, ModelManifest, Preprocessing
+from protocol.inference import ANOMALY_LABELS, GOOD_LABEL
+from protocol.manifest import (
+    MANIFEST_SUFFIX,
+    GoldenSample,
+    Lineage,
+    ModelManifest,
+    Preprocessing,
+    sha256_file,
+)
 from protocol.messages import DefectOutput, utcnow
 
 log = logging.getLogger(__name__)
-
-LABELS = ("good", "anomaly")  # + the type head's defect types when it has one
 
 
 @dataclass(frozen=True)
@@ -71,7 +77,7 @@ def write_release(
     description: str,
     data_sha256: str | None = None,
     parent_version: str | None = None,
-    labels: tuple[str, ...] = LABELS,
+    labels: tuple[str, ...] = ANOMALY_LABELS,
     extra_thresholds: dict[str, float] | None = None,
     golden_set_images: Sequence[Path] = (),
     golden_set_reference: Path | None = None,
@@ -85,7 +91,7 @@ def write_release(
     stem = onnx_path.name.removesuffix(".onnx")
     calib_path = out / f"{stem}.calibration.json"
     calibration.write(calib_path)
-    files = {calib_path.name: sha256_of(calib_path)}
+    files = {calib_path.name: sha256_file(calib_path)}
     golden_name = None
     if golden_image is not None:
         golden_name = f"{stem}.golden.png"
@@ -95,7 +101,7 @@ def write_release(
             import cv2
 
             cv2.imwrite(str(out / golden_name), read_image(golden_image))
-        files[golden_name] = sha256_of(out / golden_name)
+        files[golden_name] = sha256_file(out / golden_name)
     inputs, outputs = tensor_specs(onnx_path)
     manifest = ModelManifest(
         name=name,
@@ -103,7 +109,7 @@ def write_release(
         task="defect",
         description=description,
         artifact=onnx_path.name,
-        sha256=sha256_of(onnx_path),
+        sha256=sha256_file(onnx_path),
         size_bytes=onnx_path.stat().st_size,
         files=files,
         inputs=inputs,
@@ -111,7 +117,7 @@ def write_release(
         preprocessing=spec,
         lineage=Lineage(parent_version=parent_version, data_sha256=data_sha256),
         labels=labels,
-        good_label="good",
+        good_label=GOOD_LABEL,
         thresholds={**(extra_thresholds or {}), "defect": calibration.threshold},
         metrics=metrics,
         created_at=utcnow(),
@@ -148,5 +154,5 @@ def data_listing_sha256(paths: list[Path], root: Path) -> str:
 
     digest = hashlib.sha256()
     for p in paths:
-        digest.update(f"{p.relative_to(root).as_posix()} {sha256_of(p)}\n".encode())
+        digest.update(f"{p.relative_to(root).as_posix()} {sha256_file(p)}\n".encode())
     return digest.hexdigest()

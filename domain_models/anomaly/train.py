@@ -29,10 +29,10 @@ from domain_models.anomaly.evaluate import AnomalyReport, evaluate_onnx, run_ima
 from domain_models.anomaly.head import TypedAnomalyNet, fit_type_head
 from domain_models.anomaly.labelled import LabelledDefects, find_labelled
 from domain_models.anomaly.model import MEAN, STD, AnomalyNet, Lite0Features, fit_patchcore
-from domain_models.anomaly.release import LABELS, Calibration, data_listing_sha256, write_release
+from domain_models.anomaly.release import Calibration, data_listing_sha256, write_release
 from domain_models.common import PipelineError, session, threshold_at_false_reject
-from edge_agent.runtime.anomaly import MAP_OUTPUT, SCORE_OUTPUT, TYPE_OUTPUT
 from edge_agent.runtime.preprocess import to_tensor
+from protocol.inference import ANOMALY_LABELS, MAP_OUTPUT, SCORE_OUTPUT, TYPE_OUTPUT
 from protocol.manifest import Preprocessing
 
 log = logging.getLogger(__name__)
@@ -174,12 +174,12 @@ def train_run(cfg: TrainConfig) -> TrainOutcome:
         seed=cfg.seed,
     )
     log.info("threshold %.4f from %d held-out good images at FRR %.3f", threshold, len(hold_paths), cfg.frr)
-    labels: tuple[str, ...] = LABELS
+    labels: tuple[str, ...] = ANOMALY_LABELS
     extra_thresholds: dict[str, float] = {}
     if labelled is not None:
         typed = _attach_head(net, threshold, labelled, hold_paths[: cfg.max_good_for_head], spec)
         export_onnx(typed, onnx_path, spec)  # same score and map, plus defect_type
-        labels, extra_thresholds = LABELS + labelled.types, {"type": cfg.type_confidence}
+        labels, extra_thresholds = ANOMALY_LABELS + labelled.types, {"type": cfg.type_confidence}
         if cfg.type_flag is not None:
             extra_thresholds["type_flag"] = cfg.type_flag
 

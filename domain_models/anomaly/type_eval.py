@@ -25,13 +25,9 @@ import numpy.typing as npt
 
 from domain_models.anomaly.data import GOOD, MVTecFolder, read_image
 from domain_models.common import PipelineError, precision_recall_f1, roc_auc, session
-from edge_agent.runtime.anomaly import (
-    ANOMALY_LABEL,
-    DEFAULT_TYPE_CONFIDENCE,
-    TYPE_OUTPUT,
-    anomaly_post_process,
-)
+from edge_agent.runtime.anomaly import anomaly_post_process
 from edge_agent.runtime.preprocess import to_tensor
+from protocol.inference import ANOMALY_LABEL, DEFAULT_TYPE_CONFIDENCE, GOOD_LABEL, SCORE_OUTPUT, TYPE_OUTPUT
 from protocol.manifest import ModelManifest
 
 SWEEP = (0.5, 0.7, 0.9, 0.97)
@@ -104,7 +100,7 @@ def evaluate_types(
     truth = np.array([k != GOOD for k in kinds])
     if truth.all() or not truth.any():
         raise PipelineError(f"{folder.root / 'test'}: evaluation needs both good and defective test images")
-    good = manifest.good_label or GOOD
+    good = manifest.good_label or GOOD_LABEL
     types = tuple(label for label in manifest.labels if label not in (good, ANOMALY_LABEL))
     confidence = manifest.thresholds.get("type", DEFAULT_TYPE_CONFIDENCE)
     threshold = manifest.thresholds["defect"]
@@ -112,7 +108,7 @@ def evaluate_types(
     for out in _outputs(onnx_path, manifest, [t.path for t in folder.test], threads):
         result = anomaly_post_process(out, manifest, 1)[0]
         probs = np.asarray(out[names.index(TYPE_OUTPUT)])[0]
-        raw.append(float(np.asarray(out[names.index("score")]).reshape(-1)[0]))
+        raw.append(float(np.asarray(out[names.index(SCORE_OUTPUT)]).reshape(-1)[0]))
         p_good.append(float(probs[0]))
         p_top.append(float(probs[1:].max()))
         reported.append(result.label)

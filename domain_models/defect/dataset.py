@@ -14,16 +14,17 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from domain_models.defect.preprocess import resize_and_convert
+from edge_agent.runtime.preprocess import prepare_image
+from protocol.inference import DEFECT_LABELS
 from protocol.manifest import Preprocessing
-from simulators.camera_line import LABELS, CameraLine, CameraLineConfig
+from simulators.camera_line import CameraLine, CameraLineConfig
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Split:
-    """Resized frames ``(N, h, w, C)`` uint8 and their label indices into ``LABELS``."""
+    """Resized frames ``(N, h, w, C)`` uint8 and their label indices into ``DEFECT_LABELS``."""
 
     name: str
     pixels: npt.NDArray[np.uint8]
@@ -40,8 +41,8 @@ def _render_range(
     pixels, labels = [], []
     for index in range(start, stop):
         frame = line.frame(index)
-        pixels.append(resize_and_convert(frame.image, spec))
-        labels.append(LABELS.index(frame.truth.label))
+        pixels.append(prepare_image(frame.image, spec))
+        labels.append(DEFECT_LABELS.index(frame.truth.label))
     return np.stack(pixels), np.asarray(labels, np.int64)
 
 
@@ -70,6 +71,6 @@ def render_split(
         pixels=np.concatenate([p for p, _ in parts]),
         labels=np.concatenate([lab for _, lab in parts]),
     )
-    counts = np.bincount(split.labels, minlength=len(LABELS))
+    counts = np.bincount(split.labels, minlength=len(DEFECT_LABELS))
     log.info("rendered %s: %d frames (seed %d), per class %s", name, count, config.seed, counts.tolist())
     return split

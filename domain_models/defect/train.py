@@ -28,9 +28,10 @@ from domain_models.defect.card import write_release
 from domain_models.defect.dataset import Split, render_split
 from domain_models.defect.metrics import DefectMetrics, evaluate_probs
 from domain_models.defect.model import DefectCNN, WithSoftmax
-from domain_models.defect.preprocess import normalize, preprocess
+from edge_agent.runtime.preprocess import normalize, to_tensor
+from protocol.inference import DEFECT_LABELS, GOOD_LABEL
 from protocol.manifest import Preprocessing
-from simulators.camera_line import GOOD, LABELS, CameraLine, CameraLineConfig
+from simulators.camera_line import CameraLine, CameraLineConfig
 
 log = logging.getLogger("domain_models.defect.train")
 
@@ -84,7 +85,7 @@ def _fit(cfg: TrainConfig, train: Split, val: Split, spec: Preprocessing) -> nn.
     torch.manual_seed(cfg.seed)
     torch.use_deterministic_algorithms(True)
     rng = np.random.default_rng(cfg.seed)
-    model = DefectCNN(num_classes=len(LABELS))
+    model = DefectCNN(num_classes=len(DEFECT_LABELS))
     steps_per_epoch = (len(train) + cfg.batch_size - 1) // cfg.batch_size
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch)
@@ -103,7 +104,9 @@ def _fit(cfg: TrainConfig, train: Split, val: Split, spec: Preprocessing) -> nn.
             opt.step()
             sched.step()
             total_loss += float(loss.detach()) * len(idx)
-        val_metrics = evaluate_probs(_predict(model, val, spec), val.labels, LABELS, GOOD, DEFECT_THRESHOLD)
+        val_metrics = evaluate_probs(
+            _predict(model, val, spec), val.labels, DEFECT_LABELS, GOOD_LABEL, DEFECT_THRESHOLD
+        )
         log.info(
             "epoch %d/%d: loss %.4f, val accuracy %.3f macro-F1 %.3f (%.0f s)",
             epoch, cfg.epochs, total_loss / len(train), val_metrics.accuracy, val_metrics.macro_f1,
@@ -147,13 +150,13 @@ def _onnx_probs(session: ort.InferenceSession, split: Split, spec: Preprocessing
 def _latency_ms(session: ort.InferenceSession, spec: Preprocessing, runs: int = 200) -> dict[str, float]:
     """Single-frame latency on this CPU: model (one thread, as on a small gateway) and preprocessing."""
     frame = CameraLine(CameraLineConfig(seed=0)).frame(0).image
-    x = preprocess(frame, spec)
+    x = to_tensor([frame], spec)
     for _ in range(20):
         session.run(["probs"], {"image": x})
     model_ms, pre_ms = [], []
     for _ in range(runs):
         t0 = time.perf_counter()
-        preprocess(frame, spec)
+        to_tensor([frame], spec)
         t1 = time.perf_counter()
         session.run(["probs"], {"image": x})
         t2 = time.perf_counter()
@@ -224,7 +227,9 @@ def run(cfg: TrainConfig) -> Path:
     options.intra_op_num_threads = 1
     session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
     results: dict[str, DefectMetrics] = {
-        name: evaluate_probs(_onnx_probs(session, split, spec), split.labels, LABELS, GOOD, DEFECT_THRESHOLD)
+        name: evaluate_probs(
+            _onnx_probs(session, split, spec), split.labels, DEFECT_LABELS, GOOD_LABEL, DEFECT_THRESHOLD
+        )
         for name, split in tests.items()
     }
     for name, m in results.items():

@@ -15,14 +15,12 @@ import numpy as np
 import numpy.typing as npt
 
 from domain_models.common import PipelineError, verify_pinned
-from simulators.notes_line import CATEGORIES, URGENCIES, NotesLine
+from protocol.inference import NOTE_CATEGORIES, NOTE_URGENCIES
+from simulators.notes_line import NotesLine
 
 DEV = Path(__file__).parent / "data" / "dev.jsonl"
 TEST = Path(__file__).parent / "data" / "test.jsonl"
-URGENCY_KEY_PREFIX = "urgency."  # manifest thresholds / scores keys for the urgency labels
 MAX_LENGTH = 64  # notes are short; 64 word pieces cover ~40 words, attention cost grows with it
-INPUT_NAMES = ("input_ids", "attention_mask")
-OUTPUT_NAMES = ("category_probs", "urgency_probs", "embedding")
 EMBEDDING_DIM = 384
 
 Ints = npt.NDArray[np.int64]
@@ -50,7 +48,7 @@ def tokenizer_path() -> Path:
 
 @dataclass(frozen=True)
 class LabelledNotes:
-    """Texts with category and urgency indices (into CATEGORIES / URGENCIES)."""
+    """Texts with category and urgency indices (into NOTE_CATEGORIES / NOTE_URGENCIES)."""
 
     texts: list[str]
     category: Ints
@@ -74,8 +72,8 @@ def generated(count: int, seed: int) -> LabelledNotes:
     notes = NotesLine(seed).notes(count)
     return LabelledNotes(
         [n.text for n in notes],
-        np.array([CATEGORIES.index(n.category) for n in notes], np.int64),
-        np.array([URGENCIES.index(n.urgency) for n in notes], np.int64),
+        np.array([NOTE_CATEGORIES.index(n.category) for n in notes], np.int64),
+        np.array([NOTE_URGENCIES.index(n.urgency) for n in notes], np.int64),
     )
 
 
@@ -94,12 +92,12 @@ def load_jsonl(path: Path) -> LabelledNotes:
         try:
             row = json.loads(line)
             texts.append(str(row["text"]))
-            cats.append(CATEGORIES.index(row["category"]))
-            urgs.append(URGENCIES.index(row["urgency"]))
+            cats.append(NOTE_CATEGORIES.index(row["category"]))
+            urgs.append(NOTE_URGENCIES.index(row["urgency"]))
         except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             raise ValueError(
-                f"{path}:{number}: need JSON with text, category in {list(CATEGORIES)}, "
-                f"urgency in {list(URGENCIES)} ({exc})"
+                f"{path}:{number}: need JSON with text, category in {list(NOTE_CATEGORIES)}, "
+                f"urgency in {list(NOTE_URGENCIES)} ({exc})"
             ) from exc
     if not texts:
         raise ValueError(f"{path}: no notes")

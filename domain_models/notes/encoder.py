@@ -16,8 +16,9 @@ import numpy.typing as npt
 import torch
 from torch import nn
 
-from domain_models.notes.data import EMBEDDING_DIM, INPUT_NAMES, MAX_LENGTH, OUTPUT_NAMES
+from domain_models.notes.data import EMBEDDING_DIM, MAX_LENGTH
 from domain_models.notes.head import Heads
+from protocol.inference import CATEGORY_OUTPUT, EMBEDDING_OUTPUT, NOTES_INPUTS, NOTES_OUTPUTS, URGENCY_OUTPUT
 
 log = logging.getLogger(__name__)
 
@@ -91,22 +92,22 @@ def torch_embeddings(net: NotesNet, texts: list[str], tokenizer_file: Path, batc
 def export_onnx(net: NotesNet, path: Path, tokenizer_file: Path) -> None:
     """Export the whole network to ONNX with dynamic batch and sequence length."""
     ids, mask = encode(["spindle motor noisy, check next pm", "line down"], tokenizer_file)
-    dynamic = {"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "sequence"}}
-    dynamic.update({name: {0: "batch"} for name in OUTPUT_NAMES})
+    dynamic = {name: {0: "batch", 1: "sequence"} for name in NOTES_INPUTS}
+    dynamic.update({name: {0: "batch"} for name in NOTES_OUTPUTS})
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.onnx.export(
         net,
         (torch.from_numpy(ids), torch.from_numpy(mask)),
         str(path),
-        input_names=list(INPUT_NAMES),
-        output_names=list(OUTPUT_NAMES),
+        input_names=list(NOTES_INPUTS),
+        output_names=list(NOTES_OUTPUTS),
         dynamic_axes=dynamic,
         opset_version=17,
         dynamo=False,
     )
     net.eval()  # the legacy exporter can leave modules in training mode
     fix_output_dims(
-        path, {"category_probs": net.category.out_features, "urgency_probs": net.urgency.out_features}
+        path, {CATEGORY_OUTPUT: net.category.out_features, URGENCY_OUTPUT: net.urgency.out_features}
     )
     log.info("exported %s (%.1f MB)", path, path.stat().st_size / 1e6)
 
@@ -120,7 +121,7 @@ def fix_output_dims(path: Path, classes: dict[str, int]) -> None:
     import onnx
 
     model = onnx.load(str(path))
-    sizes = {**classes, "embedding": EMBEDDING_DIM}
+    sizes = {**classes, EMBEDDING_OUTPUT: EMBEDDING_DIM}
     for output in model.graph.output:
         if output.name in sizes:
             output.type.tensor_type.shape.dim[1].dim_value = sizes[output.name]

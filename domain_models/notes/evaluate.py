@@ -14,7 +14,7 @@ from tokenizers import Tokenizer
 
 from domain_models.notes.data import LabelledNotes
 from domain_models.notes.head import macro_f1, per_class_f1
-from simulators.notes_line import CATEGORIES, URGENCIES
+from protocol.inference import NOTE_CATEGORIES, NOTE_URGENCIES, NOTES_INPUTS, NOTES_OUTPUTS
 
 Floats = npt.NDArray[np.float32]
 LATENCY_NOTE = "hyd hose on press 4 weeping oil at fitting, check this shift"
@@ -53,11 +53,12 @@ class OnnxNotes:
         outs: list[list[Floats]] = [[], [], []]
         for start in range(0, len(texts), batch):
             enc = self.tokenizer.encode_batch(texts[start : start + batch])
+            ids, mask = NOTES_INPUTS
             feeds = {
-                "input_ids": np.array([e.ids for e in enc], np.int64),
-                "attention_mask": np.array([e.attention_mask for e in enc], np.int64),
+                ids: np.array([e.ids for e in enc], np.int64),
+                mask: np.array([e.attention_mask for e in enc], np.int64),
             }
-            result = self.session.run(["category_probs", "urgency_probs", "embedding"], feeds)
+            result = self.session.run(list(NOTES_OUTPUTS), feeds)
             for acc, value in zip(outs, result, strict=True):
                 acc.append(np.asarray(value, np.float32))
         cat, urg, emb = (np.concatenate(o) for o in outs)
@@ -79,10 +80,10 @@ def score(notes: LabelledNotes, category_probs: Floats, urgency_probs: Floats) -
     cat = category_probs.argmax(axis=1)
     urg = urgency_probs.argmax(axis=1)
     return NotesMetrics(
-        category_macro_f1=macro_f1(notes.category, cat, len(CATEGORIES)),
-        urgency_macro_f1=macro_f1(notes.urgency, urg, len(URGENCIES)),
-        category_f1=per_class_f1(notes.category, cat, CATEGORIES),
-        urgency_f1=per_class_f1(notes.urgency, urg, URGENCIES),
+        category_macro_f1=macro_f1(notes.category, cat, len(NOTE_CATEGORIES)),
+        urgency_macro_f1=macro_f1(notes.urgency, urg, len(NOTE_URGENCIES)),
+        category_f1=per_class_f1(notes.category, cat, NOTE_CATEGORIES),
+        urgency_f1=per_class_f1(notes.urgency, urg, NOTE_URGENCIES),
         count=len(notes),
     )
 

@@ -9,8 +9,9 @@ from pathlib import Path
 
 from domain_models import golden_set
 from domain_models.common import GateResult, gate, tensor_specs
-from domain_models.notes.data import MAX_LENGTH, URGENCY_KEY_PREFIX
+from domain_models.notes.data import MAX_LENGTH
 from domain_models.notes.evaluate import NotesMetrics, OnnxNotes
+from protocol.inference import NOTE_CATEGORIES, NOTE_URGENCIES, URGENCY_PREFIX
 from protocol.manifest import (
     MANIFEST_SUFFIX,
     GoldenSample,
@@ -20,7 +21,6 @@ from protocol.manifest import (
     sha256_file,
 )
 from protocol.messages import utcnow
-from simulators.notes_line import CATEGORIES, URGENCIES
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +66,8 @@ def write_release(
     golden_file = out / f"{stem}.golden.txt"
     golden_file.write_text(GOLDEN_TEXT + "\n", encoding="utf-8")
     cat, urg, _ = OnnxNotes(artifact, out / TOKENIZER_FILE, MAX_LENGTH).run([GOLDEN_TEXT])
-    scores = {c: round(float(p), 6) for c, p in zip(CATEGORIES, cat[0], strict=True)}
-    scores |= {URGENCY_KEY_PREFIX + u: round(float(p), 6) for u, p in zip(URGENCIES, urg[0], strict=True)}
+    scores = {c: round(float(p), 6) for c, p in zip(NOTE_CATEGORIES, cat[0], strict=True)}
+    scores |= {URGENCY_PREFIX + u: round(float(p), 6) for u, p in zip(NOTE_URGENCIES, urg[0], strict=True)}
     inputs, outputs = tensor_specs(artifact)
     manifest = ModelManifest(
         name=NAME,
@@ -87,13 +87,13 @@ def write_release(
         text=TextPreprocessing(tokenizer=TOKENIZER_FILE, max_length=MAX_LENGTH, lowercase=False),
         golden=GoldenSample(
             input=golden_file.name,
-            expected_label=CATEGORIES[int(cat[0].argmax())],
+            expected_label=NOTE_CATEGORIES[int(cat[0].argmax())],
             expected_scores=scores,
             tolerance=0.02,
         ),
         lineage=Lineage(parent_version=parent_version, data_sha256=data_sha256),
-        labels=CATEGORIES,
-        thresholds={URGENCY_KEY_PREFIX + u: float(i) for i, u in enumerate(URGENCIES)},
+        labels=NOTE_CATEGORIES,
+        thresholds={URGENCY_PREFIX + u: float(i) for i, u in enumerate(NOTE_URGENCIES)},
         metrics=metrics,
         created_at=utcnow(),
     )

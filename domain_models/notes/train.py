@@ -34,7 +34,7 @@ from domain_models.notes.evaluate import OnnxNotes, evaluate, latency_table
 from domain_models.notes.gate import CANDIDATES, QuantizeResult, try_variants
 from domain_models.notes.head import Heads, fit_heads
 from domain_models.notes.release import write_release
-from simulators.notes_line import CATEGORIES, URGENCIES
+from protocol.inference import NOTE_CATEGORIES, NOTE_URGENCIES
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ def fit(work: Path, seed: int, n_train: int) -> FitResult:
     net = NotesNet(folder, blank)
     log.info("embedding %d generated notes (seed %d)", n_train, seed)
     x = torch_embeddings(net, train.texts, folder / "tokenizer.json")
-    heads = fit_heads(x, train.category, train.urgency, len(CATEGORIES), len(URGENCIES), seed=seed)
+    heads = fit_heads(x, train.category, train.urgency, len(NOTE_CATEGORIES), len(NOTE_URGENCIES), seed=seed)
     work.mkdir(parents=True, exist_ok=True)
     path = work / "heads.npz"
     heads.save(path)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from domain_models.common import PipelineError, check_manifest_matches_onnx, latency_rows
-from edge_agent.runtime.parcel_damage import DAMAGE_PREFIX, DAMAGE_THRESHOLD
+from protocol.inference import DAMAGE_INPUT, DAMAGE_PREFIX, DAMAGE_THRESHOLD
 from protocol.manifest import MANIFEST_SUFFIX, ManifestError, ModelManifest, artifact_path, load_manifest
 
 if TYPE_CHECKING:  # torch-free at import: the CLI lists commands without loading it
@@ -113,7 +113,7 @@ def release(
     width, height = PREPROCESSING.resize
     feeds = {"image": np.random.default_rng(seed).random((1, 3, height, width), dtype=np.float32)}
     latency = latency_rows({"FP32": fp32, "INT8": int8}, feeds)
-    crop_feeds = {"crops": np.random.default_rng(seed).random((1, 3, 64, 96), dtype=np.float32)}
+    crop_feeds = {DAMAGE_INPUT: np.random.default_rng(seed).random((1, 3, 64, 96), dtype=np.float32)}
     crop_models = {"damage FP32": damage.fp32, **({"damage INT8": damage.int8} if damage.int8 else {})}
     latency += latency_rows(crop_models, crop_feeds)
     meta = json.loads((out / f"{NAME}-{version}.train.json").read_text())

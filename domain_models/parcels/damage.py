@@ -32,8 +32,8 @@ from domain_models.parcels.damage_eval import (
     ships_on,
 )
 from domain_models.parcels.damage_train import DamageSettings, export_onnx, fit
-from edge_agent.runtime.parcel_damage import DAMAGE_PREFIX
 from edge_agent.runtime.parcels import ParcelRunner
+from protocol.inference import DAMAGE_PREFIX
 
 log = logging.getLogger(__name__)
 

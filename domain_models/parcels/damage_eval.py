@@ -83,7 +83,10 @@ def choose_cut(scores: npt.NDArray[np.float64], labels: npt.NDArray[np.bool_]) -
     # A tie spans neighbouring midpoints; their middle lies between the two classes' scores.
     low = float(values[values < tied.min()].max()) if (values < tied.min()).any() else float(tied.min())
     high = float(values[values > tied.max()].min()) if (values > tied.max()).any() else float(tied.max())
-    return round((low + high) / 2, 4)
+    cut = round((low + high) / 2, 4)
+    # Rounding must not move the cut-off past a score: when no cut flags few enough intact boxes
+    # but flagging none, high is the top score + 1e-6, and a cut rounded down flags that box again.
+    return cut if low < cut <= high else (low + high) / 2
 
 
 def ships_on(measured: dict[str, dict[str, float]]) -> bool:

@@ -10,8 +10,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F  # noqa: N812 - the usual name
 
+from protocol.inference import PARCEL_MAPS
+
 INPUT_SIZE = (256, 144)  # (width, height): 960x540 frames / 3.75; both divisible by 16
-MAP_NAMES = ("parcel", "damage")
 
 
 def _conv(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
@@ -33,7 +34,7 @@ class ParcelNet(nn.Module):
         self.e3 = nn.Sequential(_conv(2 * w, 3 * w, stride=2), _conv(3 * w, 3 * w, dilation=2))  # /8
         self.d2 = nn.Sequential(nn.Conv2d(5 * w, 2 * w, 1, bias=False), _conv(2 * w, 2 * w))
         self.d1 = nn.Sequential(nn.Conv2d(3 * w, w, 1, bias=False), _conv(w, w))
-        self.head = nn.Conv2d(w, len(MAP_NAMES), 1)
+        self.head = nn.Conv2d(w, len(PARCEL_MAPS), 1)
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """Pre-sigmoid maps at half the input resolution (the training loss upsamples them)."""

@@ -15,12 +15,13 @@ import numpy as np
 import torch
 from torch.nn import functional as F  # noqa: N812 - the usual name
 
-from domain_models.common import PipelineError, sha256_of, tensor_specs
+from domain_models.common import PipelineError, tensor_specs
 from domain_models.parcels.calibrate import calibrate
 from domain_models.parcels.data import PREPROCESSING, Dataset, build, eval_config
-from domain_models.parcels.model import MAP_NAMES, ParcelNet
-from edge_agent.runtime.parcel_routes import ROUTES_FILE, RouteRule, RouteTable
-from protocol.manifest import MANIFEST_SUFFIX, GoldenSample, Lineage, ModelManifest
+from domain_models.parcels.model import ParcelNet
+from edge_agent.runtime.parcel_routes import RouteRule, RouteTable
+from protocol.inference import ROUTES_FILE
+from protocol.manifest import MANIFEST_SUFFIX, GoldenSample, Lineage, ModelManifest, sha256_file
 from protocol.messages import utcnow
 from simulators.parcel_line import ParcelLine
 
@@ -196,15 +197,15 @@ def write_release(
     image, _ = golden_frame(seed)
     cv2.imwrite(str(out / golden_name), image)
     inputs, outputs = tensor_specs(onnx_path)
-    files = {ROUTES_FILE: sha256_of(routes), golden_name: sha256_of(out / golden_name)}
-    files.update({p.name: sha256_of(p) for p in extra_files})
+    files = {ROUTES_FILE: sha256_file(routes), golden_name: sha256_file(out / golden_name)}
+    files.update({p.name: sha256_file(p) for p in extra_files})
 
     def manifest(golden: GoldenSample | None) -> ModelManifest:
         return ModelManifest(
             name=name, version=version, task="parcels",
             description="Parcel finder (tiny U-Net: parcel + damage maps) for a top camera over a conveyor"
             + ("; damage from a crop classifier" if extra_files else ""),
-            artifact=onnx_path.name, sha256=sha256_of(onnx_path), size_bytes=onnx_path.stat().st_size,
+            artifact=onnx_path.name, sha256=sha256_file(onnx_path), size_bytes=onnx_path.stat().st_size,
             files=files, inputs=inputs, outputs=outputs, preprocessing=PREPROCESSING, golden=golden,
             lineage=Lineage(data_sha256=data_sha256), labels=LANES, thresholds=thresholds or THRESHOLDS,
             metrics=metrics, created_at=utcnow(),
@@ -244,4 +245,4 @@ def train(out: Path, settings: TrainSettings, version: str = "1.0.0") -> tuple[P
     return write_release(onnx_path, out, NAME, version, {}, data.digest, settings.seed, thresholds), net
 
 
-__all__ = ["LANES", "MAP_NAMES", "NAME", "ROUTES", "THRESHOLDS", "TrainSettings", "fit", "train"]
+__all__ = ["LANES", "NAME", "ROUTES", "THRESHOLDS", "TrainSettings", "fit", "train"]

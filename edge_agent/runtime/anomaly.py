@@ -1,16 +1,10 @@
 """Post-processing of an anomaly-detection graph (``score`` [N], ``anomaly_map`` [N, h, w]).
 
-Such a graph (``domain_models.anomaly``) is a ``task: defect`` model fit on good parts only. Its
-raw score is a feature distance; ``thresholds["defect"]`` was calibrated on held-out good parts.
-The wire score is ``raw / (raw + threshold)``: in [0, 1), monotonic, exactly 0.5 at the threshold.
-
-With labelled defects the graph has a third output, ``defect_type`` (N, 1 + K): a softmax over
-(good_label, type_1 .. type_K), the types being ``labels`` minus the good label and "anomaly", in
-order. It only names a part the threshold already flagged, and only when the type's probability
-reaches ``thresholds["type"]`` (0.5 if absent); otherwise the label stays "anomaly". Only when
-the manifest sets ``thresholds["type_flag"]`` does the head also flag a part below the threshold
-whose best type reaches that (higher) probability; it never clears a flag, so a defect kind
-nobody labelled is flagged at least as often as without it.
+Such a graph (``domain_models.anomaly``) is a ``task: defect`` model fit on good parts only; its
+outputs, labels and wire score are defined in ``protocol.inference``. The optional type head only
+names a part the threshold already flagged; with ``thresholds["type_flag"]`` it may also flag a
+part below the threshold, but it never clears a flag, so a defect kind nobody labelled is flagged
+at least as often as without it.
 
 The box is the bounding box of the hottest connected region of the map, in the model's input
 pixels (``preprocessing.resize``); :func:`box_to_source` scales it to the source frame.
@@ -27,14 +21,17 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from protocol.inference import (
+    ANOMALY_LABEL,
+    DEFAULT_TYPE_CONFIDENCE,
+    MAP_OUTPUT,
+    SCORE_OUTPUT,
+    TYPE_OUTPUT,
+    normalized_score,
+)
 from protocol.manifest import ModelManifest
 from protocol.messages import Box, DefectOutput
 
-SCORE_OUTPUT = "score"
-MAP_OUTPUT = "anomaly_map"
-TYPE_OUTPUT = "defect_type"
-ANOMALY_LABEL = "anomaly"
-DEFAULT_TYPE_CONFIDENCE = 0.5
 # The box covers the peak's connected region above median + this share of (peak - median), or
 # above the threshold if higher. Relative to the median, not zero: a patch distance never is
 # zero, so "half the peak" would cover the whole part.
@@ -47,12 +44,6 @@ def is_anomaly_graph(manifest: ModelManifest) -> bool:
     """True when the model's outputs are an anomaly graph's (a score and an anomaly map)."""
     names = {o.name for o in manifest.outputs}
     return {SCORE_OUTPUT, MAP_OUTPUT} <= names
-
-
-def normalized_score(raw: float, threshold: float) -> float:
-    """Raw distance -> [0, 1): 0.5 exactly at the calibrated threshold."""
-    raw = max(float(raw), 0.0)
-    return raw / (raw + threshold) if raw + threshold > 0 else 0.0
 
 
 def hottest_box(amap: Array, level: float, input_size: tuple[int, int]) -> Box:

@@ -20,17 +20,16 @@ import numpy.typing as npt
 
 from edge_agent.frames import Image
 from edge_agent.runtime.model import ModelLoadError, open_session
+from protocol.inference import DAMAGE_INPUT, DAMAGE_OUTPUT, DAMAGE_PREFIX, DAMAGE_THRESHOLD
 from protocol.manifest import ModelManifest, TensorSpec
 
 log = logging.getLogger(__name__)
 
-DAMAGE_PREFIX = "parcel-damage"
-DAMAGE_THRESHOLD = "damage_crop"
 CROP_SIZE = (96, 64)  # (width, height): boxes are 1-2.2x longer than wide, length along x
 CROP_MARGIN = 1.08  # a little belt around the box, so a notched (crushed) corner shows as a notch
 EDGE_PX = 4  # a box closer than this to the frame's left/right edge is cut off: not wholly in view
-INPUT = TensorSpec(name="crops", dtype="float32", shape=("batch", 3, CROP_SIZE[1], CROP_SIZE[0]))
-OUTPUT = TensorSpec(name="damage", dtype="float32", shape=("batch", 1))
+INPUT = TensorSpec(name=DAMAGE_INPUT, dtype="float32", shape=("batch", 3, CROP_SIZE[1], CROP_SIZE[0]))
+OUTPUT = TensorSpec(name=DAMAGE_OUTPUT, dtype="float32", shape=("batch", 1))
 
 Box = tuple[tuple[float, float], tuple[float, float], float]  # (centre, (length, width), angle_deg)
 
@@ -96,7 +95,7 @@ class DamageClassifier:
     def from_release(
         cls, manifest_path: Path, manifest: ModelManifest, threads: int
     ) -> DamageClassifier | None:
-        """The classifier of a release, or None when it ships none (older releases)."""
+        """The classifier of a release, or None when it ships none (the detector's map scores damage)."""
         name = damage_file(manifest_path, manifest)
         if name is None:
             return None

@@ -17,10 +17,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from edge_agent.runtime.model import ModelLoadError
+from protocol.inference import ROUTES_FILE
 from protocol.manifest import ModelManifest
 from protocol.messages import Name
-
-ROUTES_FILE = "parcel-routes.json"
 
 
 class RouteRule(BaseModel):

@@ -43,6 +43,7 @@ from edge_agent.runtime.parcel_damage import DamageClassifier
 from edge_agent.runtime.parcel_routes import ParcelLineSettings, RouteTable, line_facts
 from edge_agent.runtime.preprocess import to_tensor
 from edge_agent.runtime.tasks import Output
+from protocol.inference import PARCEL_MAPS
 from protocol.manifest import ModelManifest, Preprocessing, load_manifest
 from protocol.messages import Box, LoadedModel, ModelRef, ParcelOutput, wire_text
 
@@ -178,7 +179,7 @@ class ParcelRunner:
     def detect(self, image: Image) -> list[Detection]:
         """Oriented parcel boxes in one frame (frame pixels)."""
         maps = self.maps(image)
-        parcel, damage = maps[0], maps[1]
+        parcel, damage = maps[PARCEL_MAPS.index("parcel")], maps[PARCEL_MAPS.index("damage")]
         mh, mw = parcel.shape
         sx, sy = image.shape[1] / mw, image.shape[0] / mh
         n, labels, stats, _ = cv2.connectedComponentsWithStats(

@@ -1,4 +1,10 @@
-"""Frame -> input tensor, exactly as the manifest's preprocessing says."""
+"""Frame -> input tensor, exactly as the manifest's preprocessing says.
+
+The one implementation: the gateway's runners use it, and training and evaluation
+(``domain_models``) use it too, so a model is measured on exactly the gateway's input.
+BGR uint8 frame -> ``cv2.resize`` to (w, h) with INTER_AREA -> colour conversion -> float32
+``* scale`` -> ``(x - mean) / std`` -> NCHW (or NHWC).
+"""
 
 from __future__ import annotations
 
@@ -30,16 +36,14 @@ def prepare_image(image: Image, spec: Preprocessing) -> Image:
     return resized
 
 
-def to_tensor(images: Sequence[Image], spec: Preprocessing, dtype: str = "float32") -> Tensor:
-    """Stack images into a batch tensor in the manifest's layout.
+def normalize(batch: npt.NDArray[np.uint8], spec: Preprocessing) -> npt.NDArray[np.float32]:
+    """Prepared images (N, H, W, C) uint8 -> the float32 input tensor in the manifest's layout.
 
-    float32 inputs get ``x * scale``, then ``(x - mean) / std`` per channel; a uint8 input is
-    fed raw (the model normalizes inside itself).
+    ``x * scale``, then ``(x - mean) / std`` per channel. Training feeds its stored, already
+    prepared frames through here too, so it computes exactly what the gateway does.
     """
-    batch = np.stack([prepare_image(img, spec) for img in images])  # N, H, W, C
-    if dtype == "uint8":
-        out_u8: npt.NDArray[np.uint8] = batch
-        return np.ascontiguousarray(out_u8.transpose(0, 3, 1, 2)) if spec.layout == "NCHW" else out_u8
+    if batch.ndim != 4:
+        raise ValueError(f"expected prepared images of shape (N, H, W, C), got {batch.shape}")
     x: npt.NDArray[np.float32] = batch.astype(np.float32) * np.float32(spec.scale)
     x = np.subtract(x, np.asarray(spec.mean, dtype=np.float32), dtype=np.float32)
     x = np.divide(x, np.asarray(spec.std, dtype=np.float32), dtype=np.float32)
@@ -47,3 +51,16 @@ def to_tensor(images: Sequence[Image], spec: Preprocessing, dtype: str = "float3
         x = x.transpose(0, 3, 1, 2)
     out: npt.NDArray[np.float32] = np.ascontiguousarray(x, dtype=np.float32)
     return out
+
+
+def to_tensor(images: Sequence[Image], spec: Preprocessing, dtype: str = "float32") -> Tensor:
+    """Stack images into a batch tensor in the manifest's layout.
+
+    A float32 input goes through :func:`normalize`; a uint8 input is fed raw (the model
+    normalizes inside itself).
+    """
+    batch = np.stack([prepare_image(img, spec) for img in images])  # N, H, W, C
+    if dtype == "uint8":
+        out_u8: npt.NDArray[np.uint8] = batch
+        return np.ascontiguousarray(out_u8.transpose(0, 3, 1, 2)) if spec.layout == "NCHW" else out_u8
+    return normalize(batch, spec)

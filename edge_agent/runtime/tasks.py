@@ -8,14 +8,13 @@ import numpy as np
 import numpy.typing as npt
 
 from edge_agent.runtime.anomaly import defect_dispatch
+from protocol.inference import DEFAULT_DEFECT_THRESHOLD
 from protocol.manifest import ModelManifest
 from protocol.messages import ClassificationOutput, DefectOutput, NotesOutput, ParcelOutput
 
 Output = DefectOutput | ClassificationOutput | ParcelOutput | NotesOutput
 Array = npt.NDArray[np.float32]
 PostProcess = Callable[[Sequence[Array], ModelManifest, int], list[Output]]
-
-DEFAULT_DEFECT_THRESHOLD = 0.5
 
 
 def _probabilities(outputs: Sequence[Array], manifest: ModelManifest, batch: int) -> Array:

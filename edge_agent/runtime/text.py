@@ -1,9 +1,8 @@
 """The runner of text models (task ``notes``): tokenizers + onnxruntime, no torch on the gateway.
 
 A note arrives as a Frame whose ``text`` is set (its image is empty). The manifest's
-``text.tokenizer`` file tokenizes it; the graph returns ``category_probs`` and ``urgency_probs``.
-``labels`` name the categories in output order; ``thresholds["urgency.<label>"]`` give each
-urgency label's index in ``urgency_probs`` (the manifest has only one label list).
+``text.tokenizer`` file tokenizes it; the graph's inputs, outputs, labels and urgency keys follow
+the ``notes`` contract in ``protocol.inference``.
 """
 
 from __future__ import annotations
@@ -20,15 +19,11 @@ from tokenizers import Tokenizer
 from edge_agent.frames import Frame
 from edge_agent.runtime.model import ModelLoadError, Prediction, open_session
 from edge_agent.runtime.tasks import Array, Output
+from protocol.inference import CATEGORY_OUTPUT, NOTES_INPUTS, URGENCY_OUTPUT, URGENCY_PREFIX
 from protocol.manifest import ModelManifest, load_manifest
 from protocol.messages import LoadedModel, ModelRef, NotesOutput, utcnow
 
 log = logging.getLogger(__name__)
-
-URGENCY_PREFIX = "urgency."
-CATEGORY_OUTPUT = "category_probs"
-URGENCY_OUTPUT = "urgency_probs"
-TEXT_INPUTS = ("input_ids", "attention_mask")
 
 
 def urgency_labels(manifest: ModelManifest, where: str) -> tuple[str, ...]:
@@ -55,9 +50,9 @@ class TextRunner:
         m = self.manifest
         if m.task != "notes" or m.text is None:
             raise ModelLoadError(f"{where}: task {m.task!r} is not a text (notes) model")
-        if tuple(s.name for s in m.inputs) != TEXT_INPUTS:
+        if tuple(s.name for s in m.inputs) != NOTES_INPUTS:
             raise ModelLoadError(
-                f"{where}: a notes model takes inputs {list(TEXT_INPUTS)}, manifest has {[s.name for s in m.inputs]}"
+                f"{where}: a notes model takes inputs {list(NOTES_INPUTS)}, manifest has {[s.name for s in m.inputs]}"
             )
         names = [o.name for o in m.outputs]
         if CATEGORY_OUTPUT not in names or URGENCY_OUTPUT not in names:
@@ -101,9 +96,10 @@ class TextRunner:
                 )
             texts.append(f.text.lower() if self._lowercase else f.text)
         encodings = self._tokenizer.encode_batch(texts)
+        ids, mask = NOTES_INPUTS
         return {
-            "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
-            "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
+            ids: np.array([e.ids for e in encodings], dtype=np.int64),
+            mask: np.array([e.attention_mask for e in encodings], dtype=np.int64),
         }
 
     def forward(self, feeds: dict[str, np.ndarray]) -> list[Array]:

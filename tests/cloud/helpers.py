@@ -7,7 +7,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import paho.mqtt.client as mqtt
 from fastapi.testclient import TestClient
@@ -21,6 +21,9 @@ from protocol.messages import (
     Ack,
     ClassificationOutput,
     DefectOutput,
+    EventBatch,
+    EventItem,
+    EventValue,
     GatewayState,
     LoadedModel,
     ModelRef,
@@ -87,6 +90,27 @@ def state(
         models=(LoadedModel(name="defect-cnn", version="1.0", sha256=SHA, slot="main", task="defect"),),
         timestamp=at or datetime.now(UTC),
     )
+
+
+def gateway_event(
+    gateway_id: str,
+    timestamp: datetime,
+    level: Literal["info", "warning", "error"],
+    kind: str,
+    message: str,
+    details: dict[str, EventValue] | None = None,
+) -> EventBatch:
+    """One gateway event as an agent's outbox sends it: a batch of one item, on a stream of its own."""
+    event = EventItem(
+        id=uuid.uuid4(),
+        seq=1,
+        timestamp=timestamp,
+        level=level,
+        kind=kind,
+        message=message,
+        details=details or {},
+    )
+    return EventBatch(gateway_id=gateway_id, stream=new_stream(), sent_at=datetime.now(UTC), items=(event,))
 
 
 def telemetry(gateway_id: str, inferences: int = 10) -> Telemetry:

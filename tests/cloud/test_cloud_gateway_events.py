@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote
 
 import pytest
@@ -14,26 +14,19 @@ from cloud.api import create_app
 from cloud.config import CloudSettings
 from cloud.db import make_engine, make_sessionmaker
 from cloud.ingest.service import ingest_messages
-from protocol.messages import Event
+from protocol.messages import EventBatch
 from protocol.topics import Channel, TopicSpace
-from tests.cloud.helpers import inbound, state
+from tests.cloud.helpers import gateway_event, inbound, state
 from tests.cloud.ota_helpers import RecordingPublisher, bearer, mint_tokens
 from tests.cloud.testclient import TestClient
 
 T0 = datetime(2026, 11, 29, 8, 0, tzinfo=UTC)
 
 
-def _event(gateway_id: str, n: int, kind: str = "ota", level: str = "info") -> Event:
-    return Event.model_validate(
-        {
-            "gateway_id": gateway_id,
-            "timestamp": T0 + timedelta(seconds=n),
-            "level": level,
-            "kind": kind,
-            "message": f"{kind} step {n}",
-            "details": {"n": n},
-        }
-    )
+def _event(
+    gateway_id: str, n: int, kind: str = "ota", level: Literal["info", "warning", "error"] = "info"
+) -> EventBatch:
+    return gateway_event(gateway_id, T0 + timedelta(seconds=n), level, kind, f"{kind} step {n}", {"n": n})
 
 
 def _seed(db_url: str, topics: TopicSpace) -> None:

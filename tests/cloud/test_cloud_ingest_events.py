@@ -1,5 +1,5 @@
 """Gateway events through the outbox's event stream: stored once by id, acked contiguously per
-stream, and the plain Event of an older agent still accepted."""
+stream."""
 
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ from cloud.db import make_engine, make_sessionmaker, migrate
 from cloud.db.models import DeadLetter, Event, Result
 from cloud.ingest.service import ingest_messages
 from cloud.ingest.worker import IngestWorker
-from protocol.messages import Event as EventMessage
 from protocol.messages import EventBatch, EventItem
 from protocol.topics import Channel, TopicSpace
 from tests.cloud.helpers import T0, Publisher, batch, inbound, item, new_stream, wait_until
@@ -103,25 +102,6 @@ def test_resent_event_batch_is_stored_once_and_acked_contiguously(
     assert publisher.ack_of("gw-ev", events) == 7
 
 
-def test_plain_event_of_an_older_agent_is_still_stored(
-    start_worker: Callable[..., IngestWorker], publisher: Publisher, cloud_settings: CloudSettings
-) -> None:
-    worker = start_worker()
-    old = EventMessage(
-        gateway_id="gw-old",
-        timestamp=T0,
-        level="warning",
-        kind="outbox_shed",
-        message="plain event",
-        details={"count": 3},
-    )
-    publisher.publish("gw-old", Channel.EVENTS, old)
-    # Delivered twice, a plain event has no id to recognise it by: each delivery is a row, as before.
-    wait_until(lambda: len(_events(cloud_settings.db_url)) == 1, what="plain event stored")
-    assert _events(cloud_settings.db_url) == [("plain event", None, None, None)]
-    assert worker.metrics.acks_published._value.get() == 0  # no stream, nothing to acknowledge
-
-
 @pytest.mark.parametrize("dialect", ["postgresql", "sqlite"])
 def test_event_batch_service_is_idempotent_on_both_dialects(
     dialect: str, pg_url: str, sqlite_url: str, topic_space: TopicSpace
@@ -158,7 +138,7 @@ def test_bad_event_batch_is_a_dead_letter_naming_the_field(sqlite_url: str, topi
     with sessions() as session:
         letter = session.scalars(sa.select(DeadLetter)).one()
     assert letter.reason_code == "invalid"
-    assert "items.0.seq" in letter.reason  # the batch's own error, not the plain Event's
+    assert "items.0.seq" in letter.reason
     assert letter.seq == 0
     assert _events(sqlite_url) == []
     engine.dispose()

@@ -13,7 +13,7 @@ from cloud.db.models import DeadLetter, Result
 from cloud.ingest.worker import IngestWorker
 from protocol.messages import MAX_PAYLOAD_BYTES, encode
 from protocol.topics import Channel, TopicSpace
-from tests.cloud.helpers import Publisher, batch, item, new_stream, telemetry, wait_until
+from tests.cloud.helpers import T0, Publisher, batch, gateway_event, item, new_stream, telemetry, wait_until
 
 
 def _rows(db_url: str, query: sa.Select[tuple[int]]) -> list[tuple[object, ...]]:
@@ -96,15 +96,8 @@ def test_a_nul_character_is_a_dead_letter_not_a_stalled_ingest(
     stream = new_stream()
     with_nul = json.loads(encode(batch("gw-1", stream, [item(2)])))
     with_nul["items"][0]["frame"] = "cam-1/frame\u0000.jpg"
-    event = {
-        "schema_version": 1,
-        "gateway_id": "gw-1",
-        "timestamp": "2026-01-01T00:00:00+00:00",
-        "level": "info",
-        "kind": "note",
-        "message": "ok",
-        "details": {"text": "a\u0000b"},
-    }
+    event = json.loads(encode(gateway_event("gw-1", T0, "info", "note", "ok")))
+    event["items"][0]["details"] = {"text": "a\u0000b"}
     publisher.publish("gw-1", Channel.RESULTS, batch("gw-1", stream, [item(1)]))
     publisher.publish("gw-1", Channel.RESULTS, json.dumps(with_nul).encode())
     publisher.publish("gw-1", Channel.EVENTS, json.dumps(event).encode())
@@ -117,7 +110,7 @@ def test_a_nul_character_is_a_dead_letter_not_a_stalled_ingest(
         r for (r,) in _rows(cloud_settings.db_url, sa.select(DeadLetter.reason).order_by(DeadLetter.id))
     ]
     assert "items.0.frame: Value error, contains a NUL" in reasons[0]
-    assert "details: Value error, value of 'text' contains a NUL" in reasons[1]
+    assert "items.0.details: Value error, value of 'text' contains a NUL" in reasons[1]
     assert _rows(cloud_settings.db_url, sa.select(sa.func.count()).select_from(Result)) == [(3,)]
 
 

@@ -12,10 +12,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from cloud.db import make_engine, make_sessionmaker, migrate
 from cloud.db.models import Event, Gateway
 from cloud.ingest.service import ingest_messages
-from protocol.messages import Event as EventMessage
 from protocol.messages import utcnow
 from protocol.topics import Channel, TopicSpace
-from tests.cloud.helpers import inbound, state, telemetry
+from tests.cloud.helpers import gateway_event, inbound, state, telemetry
 
 
 @pytest.fixture
@@ -96,7 +95,7 @@ def test_older_telemetry_does_not_replace_newer(
 
 
 def test_events_are_stored(sessions: sessionmaker[Session], topic_space: TopicSpace) -> None:
-    ev = EventMessage(
+    ev = gateway_event(
         gateway_id="gw-1",
         timestamp=utcnow(),
         level="warning",

@@ -14,7 +14,6 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from cloud.alerts.thumbnails import crop_geometry, trim_per_line
 from cloud.api import create_app
 from cloud.config import CloudSettings
 from cloud.db import make_engine, make_sessionmaker, migrate
@@ -22,6 +21,7 @@ from cloud.db.models import Result, Thumbnail
 from cloud.ingest.service import ingest_messages
 from cloud.ingest.worker import IngestWorker
 from cloud.retention import purge_older_than
+from cloud.thumbnails import crop_geometry, trim_per_line
 from edge_agent.agent import Agent
 from edge_agent.thumbnails import ThumbnailConfig, encode_thumbnail
 from protocol.messages import Box, DefectOutput, ParcelOutput, ResultItem

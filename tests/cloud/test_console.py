@@ -13,13 +13,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from cloud.api import create_app
 from cloud.config import CloudSettings
-from cloud.console.pages import _box_style
+from cloud.console.line_view import box_style as _box_style
 from cloud.db import make_engine, make_sessionmaker
 from cloud.ingest.service import ingest_messages
-from protocol.messages import Event
 from protocol.topics import Channel, TopicSpace
 from tests.cloud.console_helpers import PASSWORD, Seeded, seed_console
-from tests.cloud.helpers import inbound
+from tests.cloud.helpers import gateway_event, inbound
 from tests.cloud.ota_helpers import RecordingPublisher
 from tests.cloud.testclient import TestClient
 
@@ -318,7 +317,7 @@ def test_gateway_page_lists_the_gateways_events(
     client, _ = console
     login(client, "vera")
     assert "No events reported yet." in client.get("/gateways/gw-a").text
-    shed = Event(
+    shed = gateway_event(
         gateway_id="gw-a", timestamp=datetime.now(UTC), level="warning", kind="outbox_shed",
         message="outbox full: shed seq 1-40", details={"first_seq": 1, "last_seq": 40},
     )  # fmt: skip

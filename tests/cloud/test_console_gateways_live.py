@@ -6,10 +6,11 @@ import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 import pytest
 
-from protocol.messages import Event
+from protocol.messages import EventBatch
 from protocol.topics import Channel, TopicSpace
 from tests.cloud.console_live_helpers import (
     BEFORE,
@@ -20,7 +21,7 @@ from tests.cloud.console_live_helpers import (
     read_event,
     running_live,
 )
-from tests.cloud.helpers import state, telemetry
+from tests.cloud.helpers import gateway_event, state, telemetry
 
 
 @pytest.fixture
@@ -35,8 +36,8 @@ def _row(html: str, gateway_id: str) -> str:
     return row.group(0)
 
 
-def _event(kind: str, message: str, level: str = "warning") -> Event:
-    return Event(
+def _event(kind: str, message: str, level: Literal["info", "warning", "error"] = "warning") -> EventBatch:
+    return gateway_event(
         gateway_id="gw-a", timestamp=datetime.now(UTC), level=level, kind=kind, message=message,
         details={"slot": "main"} if kind == "ota" else {},
     )  # fmt: skip

@@ -19,11 +19,11 @@ from cloud.config import CloudSettings
 from cloud.console.render import templates
 from cloud.db import make_engine, make_sessionmaker
 from cloud.ingest.service import ingest_messages
-from protocol.messages import Event, ModelRef, WireModel
+from protocol.messages import EventBatch, ModelRef, WireModel
 from protocol.ota import ReportedState, SlotReport
 from protocol.topics import Channel, TopicSpace
 from tests.cloud.console_helpers import seed_console
-from tests.cloud.helpers import SHA, inbound
+from tests.cloud.helpers import SHA, gateway_event, inbound
 from tests.cloud.ota_helpers import RecordingPublisher, make_release, register
 from tests.cloud.test_console import ORIGIN, login
 from tests.cloud.testclient import TestClient
@@ -74,8 +74,8 @@ def report(gateway_id: str, version: str) -> ReportedState:
     )
 
 
-def event(kind: str, message: str, at: datetime, level: Level = "info") -> Event:
-    return Event(gateway_id="gw-a", timestamp=at, level=level, kind=kind, message=message)
+def event(kind: str, message: str, at: datetime, level: Level = "info") -> EventBatch:
+    return gateway_event(gateway_id="gw-a", timestamp=at, level=level, kind=kind, message=message)
 
 
 def test_models_page_shows_every_version_that_runs_and_where(console: Console) -> None:

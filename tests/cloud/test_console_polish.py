@@ -20,11 +20,11 @@ from cloud.config import CloudSettings
 from cloud.console.render import alert_value, event_details, slot_state, target_summary
 from cloud.db import make_engine, make_sessionmaker
 from cloud.ingest.service import ingest_messages
-from protocol.messages import Box, Event, ModelRef, ParcelOutput, ResultItem, WireModel
+from protocol.messages import Box, ModelRef, ParcelOutput, ResultItem, WireModel
 from protocol.ota import ReportedState, SlotReport
 from protocol.topics import Channel, TopicSpace
 from tests.cloud.console_helpers import Seeded, seed_console
-from tests.cloud.helpers import SHA, batch, inbound, item, new_stream, state
+from tests.cloud.helpers import SHA, batch, gateway_event, inbound, item, new_stream, state
 from tests.cloud.ota_helpers import RecordingPublisher
 from tests.cloud.test_console import ORIGIN, create_rollout, login
 from tests.cloud.testclient import TestClient
@@ -162,7 +162,7 @@ def test_gateway_shows_a_refused_update_beside_the_version_it_still_runs(console
         },
         timestamp=datetime.now(UTC),
     )
-    event = Event(
+    event = gateway_event(
         gateway_id="gw-a", timestamp=datetime.now(UTC), level="error", kind="ota",
         message="defect-cnn 1.2.0 refused", details={"slot": "main", "phase": "failed", "revision": 3,
                                                      "target_version": "1.2.0", "active_version": "1.1.0"},

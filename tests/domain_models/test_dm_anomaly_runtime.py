@@ -9,9 +9,10 @@ import pytest
 
 import domain_models.defect
 from edge_agent.frames import Frame
-from edge_agent.runtime.anomaly import box_to_source, is_anomaly_graph, normalized_score
+from edge_agent.runtime.anomaly import box_to_source, is_anomaly_graph
 from edge_agent.runtime.model import ModelRunner
 from edge_agent.runtime.tasks import TASKS
+from protocol.inference import normalized_score
 from protocol.manifest import ModelManifest, Preprocessing, TensorSpec
 from protocol.messages import Box, DefectOutput, utcnow
 from simulators.camera_line import CameraLine, CameraLineConfig

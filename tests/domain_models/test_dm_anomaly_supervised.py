@@ -27,8 +27,9 @@ from domain_models.anomaly.quantize import quantize_model
 from domain_models.anomaly.type_eval import TypeReport, evaluate_types
 from domain_models.cli import main
 from edge_agent.frames import Frame
-from edge_agent.runtime.anomaly import TYPE_OUTPUT, anomaly_post_process
+from edge_agent.runtime.anomaly import anomaly_post_process
 from edge_agent.runtime.model import ModelRunner
+from protocol.inference import TYPE_OUTPUT
 from protocol.manifest import ModelManifest, load_manifest
 from protocol.messages import DefectOutput, utcnow
 from simulators.camera_line import CameraLineConfig

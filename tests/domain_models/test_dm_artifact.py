@@ -14,9 +14,10 @@ import pytest
 
 import domain_models.defect
 from domain_models.defect.metrics import evaluate_probs
-from domain_models.defect.preprocess import preprocess, preprocess_batch
+from edge_agent.runtime.preprocess import to_tensor
+from protocol.inference import DEFECT_LABELS
 from protocol.manifest import ModelManifest, artifact_path, load_manifest, sha256_file
-from simulators.camera_line import LABELS, CameraLine, CameraLineConfig
+from simulators.camera_line import CameraLine, CameraLineConfig
 
 ARTIFACTS = Path(domain_models.defect.__file__).parent / "artifacts"
 MANIFEST = ARTIFACTS / "defect-cnn-1.0.0.manifest.json"
@@ -43,7 +44,7 @@ def test_manifest_describes_the_release(manifest: ModelManifest) -> None:
     assert manifest.name == "defect-cnn"
     assert manifest.version == "1.0.0"
     assert manifest.task == "defect"
-    assert manifest.labels == LABELS
+    assert manifest.labels == DEFECT_LABELS
     assert manifest.good_label == "good"
     assert manifest.thresholds == {"defect": 0.5}
     assert manifest.sha256 == sha256_file(onnx_file)
@@ -66,10 +67,10 @@ def test_onnx_graph_matches_the_manifest(manifest: ModelManifest) -> None:
     [inp], [out] = model.graph.input, model.graph.output
     width, height = manifest.preprocessing.resize
     assert (inp.name, dims(inp)) == ("image", ("batch", 3, height, width))
-    assert (out.name, dims(out)) == ("probs", ("batch", len(LABELS)))
+    assert (out.name, dims(out)) == ("probs", ("batch", len(DEFECT_LABELS)))
     assert inp.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
     assert [(t.name, t.shape) for t in manifest.inputs] == [("image", ("batch", 3, height, width))]
-    assert [(t.name, t.shape) for t in manifest.outputs] == [("probs", ("batch", len(LABELS)))]
+    assert [(t.name, t.shape) for t in manifest.outputs] == [("probs", ("batch", len(DEFECT_LABELS)))]
 
 
 def test_outputs_are_probabilities_for_any_batch(
@@ -77,10 +78,10 @@ def test_outputs_are_probabilities_for_any_batch(
 ) -> None:
     line = CameraLine(CameraLineConfig(seed=FRESH_SEED))
     frames = [line.frame(i).image for i in range(3)]
-    one = session.run(["probs"], {"image": preprocess(frames[0], manifest.preprocessing)})[0]
-    three = session.run(["probs"], {"image": preprocess_batch(frames, manifest.preprocessing)})[0]
-    assert one.shape == (1, len(LABELS))
-    assert three.shape == (3, len(LABELS))
+    one = session.run(["probs"], {"image": to_tensor(frames[:1], manifest.preprocessing)})[0]
+    three = session.run(["probs"], {"image": to_tensor(frames, manifest.preprocessing)})[0]
+    assert one.shape == (1, len(DEFECT_LABELS))
+    assert three.shape == (3, len(DEFECT_LABELS))
     np.testing.assert_allclose(three.sum(axis=1), 1.0, atol=1e-5)
     assert (three >= 0).all()
     np.testing.assert_allclose(one[0], three[0], atol=1e-5)  # batching does not change answers
@@ -91,10 +92,10 @@ def test_accurate_on_fresh_parts_from_an_unseen_seed(
 ) -> None:
     line = CameraLine(CameraLineConfig(seed=FRESH_SEED, defect_rate=0.8))
     frames = [line.frame(i) for i in range(250)]
-    x = preprocess_batch([f.image for f in frames], manifest.preprocessing)
+    x = to_tensor([f.image for f in frames], manifest.preprocessing)
     probs = session.run(["probs"], {"image": x})[0]
-    truth = np.array([LABELS.index(f.truth.label) for f in frames])
-    m = evaluate_probs(probs, truth, LABELS, "good", manifest.thresholds["defect"])
+    truth = np.array([DEFECT_LABELS.index(f.truth.label) for f in frames])
+    m = evaluate_probs(probs, truth, DEFECT_LABELS, "good", manifest.thresholds["defect"])
     assert m.accuracy >= ACCURACY_FLOOR, m
     assert m.defect_recall >= RECALL_FLOOR, m
     assert m.false_reject_rate <= FALSE_REJECT_CEILING, m

@@ -28,8 +28,9 @@ from domain_models.notes.head import Heads, fit_heads, predict
 from domain_models.notes.quant import VARIANTS
 from domain_models.notes.release import gate_heads
 from domain_models.notes.train import package
+from protocol.inference import NOTE_CATEGORIES, NOTE_URGENCIES
 from protocol.manifest import ModelManifest, artifact_path, load_manifest, sha256_file
-from simulators.notes_line import CATEGORIES, URGENCIES, NotesLine
+from simulators.notes_line import NotesLine
 
 ARTIFACTS = Path(domain_models.notes.__file__).parent / "artifacts"
 MANIFEST = ARTIFACTS / "notes-minilm-1.1.0.manifest.json"
@@ -52,8 +53,8 @@ def model(manifest: ModelManifest) -> OnnxNotes:
 
 def test_manifest_describes_a_small_release_gated_on_handwritten_notes(manifest: ModelManifest) -> None:
     onnx_file = artifact_path(MANIFEST, manifest)
-    assert (manifest.task, manifest.labels) == ("notes", CATEGORIES)
-    assert manifest.thresholds == {f"urgency.{u}": float(i) for i, u in enumerate(URGENCIES)}
+    assert (manifest.task, manifest.labels) == ("notes", NOTE_CATEGORIES)
+    assert manifest.thresholds == {f"urgency.{u}": float(i) for i, u in enumerate(NOTE_URGENCIES)}
     assert manifest.text is not None
     assert manifest.text.tokenizer in manifest.files
     assert manifest.size_bytes == onnx_file.stat().st_size < 30_000_000  # int8 weights; FP32 is ~90 MB
@@ -94,7 +95,7 @@ def test_handwritten_sets_are_valid_balanced_and_disjoint() -> None:
     assert len(dev) >= 234
     assert len(test) >= 300
     for notes in (dev, test):
-        cells = np.bincount(notes.category * len(URGENCIES) + notes.urgency, minlength=18)
+        cells = np.bincount(notes.category * len(NOTE_URGENCIES) + notes.urgency, minlength=18)
         assert cells.min() >= 10, cells  # every category x urgency pair is represented
     assert not {t.lower() for t in dev.texts} & {t.lower() for t in test.texts}
 
@@ -125,7 +126,9 @@ def test_tiny_retrain_of_the_heads_beats_chance_on_handwritten_notes(model: Onnx
     dev = load_jsonl(DEV)
     _, _, x_train = model.run(train.texts)
     _, _, x_test = model.run(dev.texts)
-    heads = fit_heads(x_train, train.category, train.urgency, len(CATEGORIES), len(URGENCIES), seed=123)
+    heads = fit_heads(
+        x_train, train.category, train.urgency, len(NOTE_CATEGORIES), len(NOTE_URGENCIES), seed=123
+    )
     cat, urg = predict(heads, x_test)
     metrics = score(dev, cat, urg)
     assert metrics.category_macro_f1 >= TINY_CATEGORY_FLOOR, metrics
@@ -185,10 +188,13 @@ def _report(name: str, fp32: NotesMetrics, int8: NotesMetrics, tmp_path: Path) -
 def test_gate_refuses_a_variant_that_flips_handwritten_notes_beyond_the_tolerance(tmp_path: Path) -> None:
     """Constructed case on the real DEV labels: FP32 right on every note, INT8 wrong on 6 urgencies."""
     dev = load_jsonl(DEV)
-    eye_c, eye_u = np.eye(len(CATEGORIES), dtype=np.float32), np.eye(len(URGENCIES), dtype=np.float32)
+    eye_c, eye_u = (
+        np.eye(len(NOTE_CATEGORIES), dtype=np.float32),
+        np.eye(len(NOTE_URGENCIES), dtype=np.float32),
+    )
     fp32 = score(dev, eye_c[dev.category], eye_u[dev.urgency])
     flipped = dev.urgency.copy()
-    flipped[:6] = (flipped[:6] + 1) % len(URGENCIES)
+    flipped[:6] = (flipped[:6] + 1) % len(NOTE_URGENCIES)
     int8 = score(dev, eye_c[dev.category], eye_u[flipped])
     gates = gate_heads(fp32, int8, tolerance_points=1.0)
     assert [g.passed for g in gates] == [True, False]
@@ -202,7 +208,7 @@ def test_gate_refuses_a_variant_that_flips_handwritten_notes_beyond_the_toleranc
     assert not (tmp_path / "out").exists()
     # One note flipped is within a point on 234 notes: the gate passes the next variant tried.
     one = dev.urgency.copy()
-    one[0] = (one[0] + 1) % len(URGENCIES)
+    one[0] = (one[0] + 1) % len(NOTE_URGENCIES)
     close = score(dev, eye_c[dev.category], eye_u[one])
     q2 = QuantizeResult(
         fp32, [_report("full", fp32, int8, tmp_path), _report("weights-only", fp32, close, tmp_path)]

@@ -24,8 +24,9 @@ from domain_models.parcels.quantize import frames, parcel_iou, quantize
 from domain_models.parcels.train import NAME, TrainSettings, train, write_release
 from edge_agent.ota.verify import smoke_test
 from edge_agent.runtime.model import ModelLoadError
-from edge_agent.runtime.parcel_damage import DAMAGE_THRESHOLD, DamageClassifier
+from edge_agent.runtime.parcel_damage import DamageClassifier
 from edge_agent.runtime.parcels import ParcelRunner
+from protocol.inference import DAMAGE_THRESHOLD
 from protocol.manifest import artifact_path, load_manifest
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "domain_models" / "parcels" / "artifacts"

@@ -1,4 +1,5 @@
-"""Preprocessing follows the manifest's recipe exactly; the edge-side modules need no torch."""
+"""Preprocessing (the gateway's, which training uses too) follows the manifest's recipe exactly;
+the modules evaluation needs import no torch."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 
 from domain_models.defect.metrics import evaluate_probs
-from domain_models.defect.preprocess import preprocess, preprocess_batch
+from edge_agent.runtime.preprocess import to_tensor
 from protocol.manifest import Preprocessing
 
 LABELS = ("good", "scratch", "hole", "stain", "crack")
@@ -22,7 +23,7 @@ def test_preprocess_is_resize_colour_scale_standardise_nchw() -> None:
     spec = Preprocessing(
         resize=(16, 12), color="rgb", scale=1 / 255, mean=(0.1, 0.2, 0.3), std=(0.5, 0.25, 0.2)
     )
-    x = preprocess(frame, spec)
+    x = to_tensor([frame], spec)
     assert x.shape == (1, 3, 12, 16)
     assert x.dtype == np.float32
     # The same recipe written out by hand, step by step.
@@ -36,7 +37,7 @@ def test_preprocess_is_resize_colour_scale_standardise_nchw() -> None:
 def test_gray_and_nhwc_layouts() -> None:
     frame = np.full((30, 40, 3), 200, np.uint8)
     spec = Preprocessing(resize=(20, 10), color="gray", scale=1.0, mean=(100.0,), std=(50.0,), layout="NHWC")
-    x = preprocess_batch([frame, frame], spec)
+    x = to_tensor([frame, frame], spec)
     assert x.shape == (2, 10, 20, 1)
     np.testing.assert_allclose(x, 2.0)
 
@@ -44,7 +45,7 @@ def test_gray_and_nhwc_layouts() -> None:
 def test_wrong_frame_shape_is_named() -> None:
     spec = Preprocessing(resize=(16, 12))
     with pytest.raises(ValueError, match=r"\(H, W, 3\)"):
-        preprocess(np.zeros((12, 16), np.uint8), spec)
+        to_tensor([np.zeros((12, 16), np.uint8)], spec)
 
 
 def test_metrics_count_rejects_with_the_threshold() -> None:
@@ -63,7 +64,7 @@ def test_metrics_count_rejects_with_the_threshold() -> None:
 
 def test_edge_side_modules_do_not_import_torch() -> None:
     code = (
-        "import sys, domain_models.defect.preprocess, domain_models.defect.metrics; "
+        "import sys, edge_agent.runtime.preprocess, domain_models.defect.metrics; "
         "sys.exit(1 if 'torch' in sys.modules else 0)"
     )
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

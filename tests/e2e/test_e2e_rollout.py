@@ -18,16 +18,18 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud.api import create_app
 from cloud.config import CloudSettings
 from cloud.db import make_engine, make_sessionmaker, migrate
-from cloud.db.models import Rollout
+from cloud.db.models import Gateway, Rollout, RolloutEvent
 from cloud.factoryctl.push import push
 from cloud.ingest.worker import IngestWorker
 from cloud.ota import rollouts as engine
 from cloud.ota.desired import MqttDesiredPublisher
+from cloud.ota.health import reported_states, slot_of
 from cloud.ota.schemas import RolloutCreate, Target, Thresholds
 from cloud.ota.ticks import tick_all
 from edge_agent.agent import Agent
@@ -43,6 +45,7 @@ from tests.edge.test_edge_ota_kit import BRIGHT, DARK, write_model
 
 GATEWAYS = 20
 NAME = "defect-tiny"
+BASELINE = 8  # the agents' min_baseline_inferences
 
 
 @contextmanager
@@ -65,6 +68,36 @@ def _active(agent: Agent) -> str:
     return agent.runners[0].manifest.version
 
 
+def _births_stored(sessions: sessionmaker[Session], gateway_ids: list[str]) -> bool:
+    """Every gateway's birth is in the cloud: online, with the models it serves."""
+    with sessions() as session:
+        rows = list(session.scalars(select(Gateway).where(Gateway.id.in_(gateway_ids))))
+    return len(rows) == len(gateway_ids) and all(row.online and row.models for row in rows)
+
+
+def _baselines_reported(sessions: sessionmaker[Session], gateway_ids: list[str], inferences: int) -> bool:
+    """Every gateway reported at least ``inferences`` on its active model: the baseline both the
+    engine (wave start) and the agent's health window compare the new version with."""
+    with sessions() as session:
+        reports = reported_states(session, gateway_ids)
+    return len(reports) == len(gateway_ids) and all(
+        ((slot_of(report, "defect").get("health") or {}).get("inferences") or 0) >= inferences
+        for report in reports.values()
+    )
+
+
+def _story(sessions: sessionmaker[Session], rollout_id: str) -> str:
+    """The rollout's state, reason and event log, for an assertion message."""
+    with sessions() as session:
+        row = session.get(Rollout, rollout_id)
+        assert row is not None
+        events = session.scalars(
+            select(RolloutEvent).where(RolloutEvent.rollout_id == rollout_id).order_by(RolloutEvent.id)
+        )
+        lines = [f"  {e.at:%H:%M:%S.%f} {e.kind}: {e.message}" for e in events]
+        return "\n".join([f"rollout {rollout_id} {row.state}: {row.reason}", *lines])
+
+
 def _run_rollout(
     sessions: sessionmaker[Session],
     settings: CloudSettings,
@@ -84,7 +117,7 @@ def _run_rollout(
         if state in {"COMPLETED", "ABORTED"}:
             return state
         time.sleep(0.5)
-    raise AssertionError(f"rollout {rollout_id} still {state} after {timeout_s:.0f}s")
+    raise AssertionError(f"still {state} after {timeout_s:.0f}s; {_story(sessions, rollout_id)}")
 
 
 @pytest.mark.slow
@@ -133,29 +166,35 @@ def test_rollout_over_20_real_agents_completes_good_and_aborts_bad(
                     gateway_id=gateway_id,
                     sources=[{"type": "folder", "name": "replay", "path": str(frames), "loop": True, "rate_fps": 8}],
                     ota={"enabled": True, "trusted_keys": [str(pub)], "health_window_s": 4,
-                         "health_window_inferences": 16, "min_baseline_inferences": 8, "report_interval_s": 1},
+                         "health_window_inferences": 16, "min_baseline_inferences": BASELINE, "report_interval_s": 1},
                 )  # fmt: skip
                 agents.append(Agent(config))
                 agents[-1].start()
-            wait_for(lambda: all(a.link.connected for a in agents), 30, "every agent connected")
-            time.sleep(3)  # a baseline of inferences on 1.0.0 for the health comparison
+            ids = [f"gw-{i:02d}" for i in range(GATEWAYS)]
+            # Conditions, not time: a rollout may target only gateways whose birth is stored, and
+            # the health comparison needs a baseline of 1.0.0 inferences on every gateway.
+            wait_for(lambda: all(a.link.connected for a in agents), 60, "every agent connected")
+            wait_for(lambda: _births_stored(sessions, ids), 60, "every birth stored in the cloud")
+            wait_for(lambda: _baselines_reported(sessions, ids, BASELINE), 90, "a baseline on every gateway")
 
             def create(version: str) -> str:
                 req = RolloutCreate(
                     model_name=NAME, version=version, slot="defect",
-                    target=Target(gateways=[f"gw-{i:02d}" for i in range(GATEWAYS)]),
+                    target=Target(gateways=ids),
                     waves="1,25%,100%", bake_s=2,
                     thresholds=Thresholds(max_error_rate=0.05, install_timeout_s=60),
                 )  # fmt: skip
                 with sessions.begin() as session:
                     return engine.create_rollout(session, req, "test").id
 
-            assert _run_rollout(sessions, settings, publisher, create("1.1.0"), 180) == "COMPLETED"
+            good_id = create("1.1.0")
+            state = _run_rollout(sessions, settings, publisher, good_id, 300)
+            assert state == "COMPLETED", _story(sessions, good_id)
             wait_for(lambda: all(_active(a) == "1.1.0" for a in agents), 30, "every agent on 1.1.0")
 
             bad_id = create("1.2.0")
-            state = _run_rollout(sessions, settings, publisher, bad_id, 180)
-            assert state == "ABORTED"
+            state = _run_rollout(sessions, settings, publisher, bad_id, 300)
+            assert state == "ABORTED", _story(sessions, bad_id)
             # Touched gateways rolled back on their own (health window) or were sent back: all
             # serve 1.1.0, none is left on 1.2.0, none without a model.
             wait_for(lambda: all(_active(a) == "1.1.0" for a in agents), 60, "every agent back on 1.1.0")

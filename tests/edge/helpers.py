@@ -191,9 +191,6 @@ class FakeCloud:
 
     def _on_events(self, client: mqtt.Client, payload: bytes) -> None:
         """Keep each event once, as the cloud does (by id), as a flat item; ack like results."""
-        if b'"items"' not in payload:
-            self.events.append(payload)  # a plain Event
-            return
         batch = decode(EventBatch, payload)
         with self._lock:
             for event in batch.items:

@@ -16,10 +16,11 @@ from edge_agent.frames import DropPolicy, Frame
 from edge_agent.runtime.model import ModelLoadError
 from edge_agent.runtime.registry import build_runner
 from edge_agent.runtime.text import TextRunner
+from protocol.inference import NOTE_CATEGORIES, NOTE_URGENCIES
 from protocol.manifest import load_manifest
 from protocol.messages import NotesOutput, utcnow
 from protocol.topics import TopicSpace
-from simulators.notes_line import CATEGORIES, URGENCIES, NotesLine, write_notes
+from simulators.notes_line import NotesLine, write_notes
 
 from .helpers import FakeCloud, agent_config, wait_for
 
@@ -49,8 +50,8 @@ def test_registry_builds_the_text_runner_and_it_gives_the_golden_output(runner: 
     assert set(out.scores) == set(golden.expected_scores)
     for key, expected in golden.expected_scores.items():
         assert out.scores[key] == pytest.approx(expected, abs=golden.tolerance), key
-    assert runner.urgencies == URGENCIES
-    assert out.urgency == max(URGENCIES, key=lambda u: out.scores[f"urgency.{u}"])
+    assert runner.urgencies == NOTE_URGENCIES
+    assert out.urgency == max(NOTE_URGENCIES, key=lambda u: out.scores[f"urgency.{u}"])
 
 
 def test_a_notes_result_does_not_depend_on_the_notes_queued_with_it(runner: TextRunner) -> None:
@@ -176,8 +177,8 @@ def test_a_folder_of_notes_reaches_the_cloud_as_notes_outputs(
     for note in notes:
         item = by_frame[f"note-{note.index:06d}.txt"]
         assert isinstance(item.output, NotesOutput)
-        assert item.output.category in CATEGORIES
-        assert item.output.urgency in URGENCIES
+        assert item.output.category in NOTE_CATEGORIES
+        assert item.output.urgency in NOTE_URGENCIES
         assert item.source == "notes"
         assert item.model.name == "notes-minilm"
         correct += item.output.category == note.category

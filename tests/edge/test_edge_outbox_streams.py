@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 import uuid
 from pathlib import Path
 
@@ -72,27 +71,6 @@ def test_acks_apply_to_the_stream_they_name(tmp_path: Path) -> None:
     assert box.ack(box.events.stream, 50) == 1  # beyond what was assigned: clamped
     assert box.events.acked_seq == 3
     assert box.total_stats()[0] == 1
-    box.close()
-
-
-def test_an_outbox_written_before_events_had_a_stream_opens_with_its_results(tmp_path: Path) -> None:
-    path = tmp_path / "outbox.db"
-    box = Outbox(path, 1 << 20)
-    box.append(_drafts(3))
-    stream = box.stream
-    box.close()
-    # The layout an older agent left: no event table, no event keys.
-    db = sqlite3.connect(path)
-    db.execute("DROP TABLE event_items")
-    db.execute("DELETE FROM meta WHERE key LIKE 'event_%'")
-    db.commit()
-    db.close()
-
-    box = Outbox(path, 1 << 20)
-    assert box.stream == stream
-    assert [e.seq for e in box.read_after(0, 10)] == [1, 2, 3]
-    assert box.events.stream not in (stream, "")
-    assert box.append_events(_events(1)) == [1]
     box.close()
 
 

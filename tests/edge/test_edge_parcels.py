@@ -14,9 +14,11 @@ import pytest
 from domain_models.parcels.data import eval_config
 from edge_agent.frames import Frame
 from edge_agent.runtime.model import ModelLoadError
-from edge_agent.runtime.parcel_routes import ROUTES_FILE, ParcelLineSettings, RouteRule, RouteTable
+from edge_agent.runtime.parcel_routes import ParcelLineSettings, RouteRule, RouteTable
 from edge_agent.runtime.parcels import Detection, ParcelRunner, decode_barcode
 from edge_agent.runtime.registry import SlotSettings, build_runner
+from protocol.inference import DAMAGE_PREFIX, DAMAGE_THRESHOLD, ROUTES_FILE
+from protocol.manifest import sha256_file
 from protocol.messages import ParcelOutput, utcnow
 from simulators.parcel_line import ParcelLine, ParcelLineConfig, ParcelTruth
 
@@ -242,14 +244,14 @@ def test_damage_classifier_flags_damaged_parcels_and_a_damaged_rule_routes_them(
 
 def test_a_release_without_the_damage_file_runs_as_before(tmp_path: Path) -> None:
     data = json.loads(MANIFEST.read_text())
-    damage_files = [n for n in data["files"] if n.startswith("parcel-damage")]
+    damage_files = [n for n in data["files"] if n.startswith(DAMAGE_PREFIX)]
     assert damage_files  # the bundled release ships one
     for name in [data["artifact"], *data["files"]]:
         if name not in damage_files:
             shutil.copy2(ARTIFACTS / name, tmp_path / name)
     for name in damage_files:
         del data["files"][name]
-    del data["thresholds"]["damage_crop"]
+    del data["thresholds"][DAMAGE_THRESHOLD]
     (tmp_path / MANIFEST.name).write_text(json.dumps(data))
     runner = _damage_runner(tmp_path / MANIFEST.name)
     assert runner.damage_model is None
@@ -264,17 +266,15 @@ def test_a_release_without_the_damage_file_runs_as_before(tmp_path: Path) -> Non
 
 
 def test_a_listed_damage_file_that_is_not_a_crop_classifier_is_refused_by_name(tmp_path: Path) -> None:
-    import hashlib
-
     from protocol.manifest import ManifestError
 
     data = json.loads(MANIFEST.read_text())
     for name in [data["artifact"], *data["files"]]:
         shutil.copy2(ARTIFACTS / name, tmp_path / name)
-    (damage_file,) = [n for n in data["files"] if n.startswith("parcel-damage")]
+    (damage_file,) = [n for n in data["files"] if n.startswith(DAMAGE_PREFIX)]
     # The detector's graph in place of the classifier, hashed as the manifest demands.
     shutil.copy2(ARTIFACTS / data["artifact"], tmp_path / damage_file)
-    data["files"][damage_file] = hashlib.sha256((tmp_path / damage_file).read_bytes()).hexdigest()
+    data["files"][damage_file] = sha256_file(tmp_path / damage_file)
     (tmp_path / MANIFEST.name).write_text(json.dumps(data))
     with pytest.raises(ModelLoadError, match=f"damage classifier {damage_file}: .*input names"):
         _damage_runner(tmp_path / MANIFEST.name)

@@ -12,7 +12,6 @@ from protocol.messages import (
     Box,
     ClassificationOutput,
     DefectOutput,
-    Event,
     EventBatch,
     EventItem,
     GatewayState,
@@ -123,18 +122,6 @@ telemetry = st.builds(
     outbox_depth=counts,
     outbox_bytes=counts,
 )
-events = st.builds(
-    Event,
-    gateway_id=gateway_ids,
-    timestamp=aware,
-    level=st.sampled_from(["info", "warning", "error"]),
-    kind=names,
-    message=st.text(wire_chars, max_size=100),
-    details=st.dictionaries(
-        st.text(wire_chars, max_size=10),
-        st.none() | st.booleans() | st.integers() | st.text(wire_chars, max_size=10),
-    ),
-)
 event_details = st.dictionaries(
     st.text(wire_chars, max_size=10),
     st.none() | st.booleans() | st.integers() | st.text(wire_chars, max_size=10),
@@ -165,4 +152,4 @@ event_batches = st.builds(
     st.integers(1, 4).flatmap(lambda n: st.tuples(*[_event_item(i + 1) for i in range(n)])),
     st.none() | st.just(1),  # items start at seq 1, so the floor may not be above it
 )
-all_messages = st.one_of(states, batches, acks, telemetry, events, event_batches)
+all_messages = st.one_of(states, batches, acks, telemetry, event_batches)

@@ -1,4 +1,4 @@
-"""The event stream's wire form: EventBatch beside the plain Event an older agent sends."""
+"""The event stream's wire form: EventBatch, the only form of a gateway event on the wire."""
 
 from __future__ import annotations
 
@@ -10,8 +10,7 @@ from typing import Any
 import pytest
 from hypothesis import given
 
-from cloud.ingest.decode import decode_event
-from protocol.messages import Event, EventBatch, WireError, decode, encode
+from protocol.messages import EventBatch, WireError, decode, encode
 from tests.protocol import strategies as s
 
 T = "2026-01-05T08:00:00+00:00"
@@ -42,14 +41,8 @@ def _batch(items: list[dict[str, Any]], **extra: Any) -> bytes:
 
 
 @given(s.event_batches)
-def test_event_batches_round_trip_and_decode_as_batches_on_the_events_channel(batch: EventBatch) -> None:
+def test_event_batches_round_trip(batch: EventBatch) -> None:
     assert decode(EventBatch, encode(batch)) == batch
-    assert decode_event(encode(batch)) == batch
-
-
-@given(s.events)
-def test_a_plain_event_is_still_accepted_on_the_events_channel(event: Event) -> None:
-    assert decode_event(encode(event)) == event
 
 
 @pytest.mark.parametrize(
@@ -67,23 +60,10 @@ def test_a_plain_event_is_still_accepted_on_the_events_channel(event: Event) -> 
 )
 def test_bad_event_batches_are_refused_naming_what_is_wrong(payload: bytes, reason: str) -> None:
     with pytest.raises(WireError, match=reason):
-        decode_event(payload)
-
-
-def test_a_bad_plain_event_is_refused_with_the_plain_event_reason() -> None:
-    raw = {
-        "schema_version": 1,
-        "gateway_id": "gw-1",
-        "timestamp": T,
-        "level": "loud",
-        "kind": "x",
-        "message": "m",
-    }
-    with pytest.raises(WireError, match="level"):
-        decode_event(json.dumps(raw).encode())
+        decode(EventBatch, payload)
 
 
 def test_an_event_item_needs_an_aware_timestamp() -> None:
     naive = datetime(2026, 1, 5, 8, 0)  # noqa: DTZ001 - the point of the test
     with pytest.raises(WireError, match="items.0.timestamp"):
-        decode_event(_batch([_item(1, timestamp=naive.isoformat())]))
+        decode(EventBatch, _batch([_item(1, timestamp=naive.isoformat())]))

@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 from protocol.messages import (
     MAX_PAYLOAD_BYTES,
     Ack,
-    Event,
+    EventBatch,
+    EventItem,
     GatewayState,
     ResultBatch,
     Telemetry,
@@ -129,7 +130,7 @@ def test_oversize_payload_refused_before_parsing() -> None:
 @given(st.binary(max_size=200))
 def test_arbitrary_bytes_never_crash_decoding(payload: bytes) -> None:
     # Only WireError may escape: anything else would crash an ingest worker.
-    for model in (GatewayState, ResultBatch, Ack, Telemetry, Event):
+    for model in (GatewayState, ResultBatch, Ack, Telemetry, EventBatch):
         reasons: list[str] = []
         try:
             decode(model, payload)
@@ -157,10 +158,10 @@ def test_wire_text_makes_any_text_fit_a_text_field(text: str, limit: int) -> Non
     shown = wire_text(text, limit)
     assert len(shown) <= limit
     assert not any(ch < " " and ch not in "\t\n" for ch in shown)
-    event = Event(
-        gateway_id="gw-1", timestamp=datetime.now(UTC), level="info", kind="k", message=shown[:2000]
+    event = EventItem(
+        id=uuid.uuid4(), seq=1, timestamp=datetime.now(UTC), level="info", kind="k", message=shown[:2000]
     )
-    assert decode(Event, encode(event)).message == shown
+    assert decode(EventItem, encode(event)).message == shown
     if len(text) <= limit and all(ch >= " " for ch in text):
         assert shown == text  # printable text that fits goes through unchanged
 

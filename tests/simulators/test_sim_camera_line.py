@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from simulators.camera_line import DEFECT_TYPES, GOOD, LABELS, PART_SHAPES, CameraLine, CameraLineConfig
+from protocol.inference import DEFECT_LABELS, DEFECT_TYPES, GOOD_LABEL
+from simulators.camera_line import PART_SHAPES, CameraLine, CameraLineConfig
 
 
 def test_frame_depends_only_on_seed_and_index_not_order() -> None:
@@ -34,18 +35,18 @@ def test_defect_rate_and_labels_follow_config() -> None:
         CameraLine(CameraLineConfig(seed=5, defect_rate=0.5, width=320, height=240)).frame(i).truth
         for i in range(120)
     ]
-    defective = [t for t in truths if t.label != GOOD]
+    defective = [t for t in truths if t.label != GOOD_LABEL]
     assert 35 <= len(defective) <= 85
     assert {t.label for t in defective} == set(DEFECT_TYPES)
     assert {t.part for t in truths} == set(PART_SHAPES)
-    assert all((t.box is None) == (t.label == GOOD) for t in truths)
-    assert all(t.label in LABELS for t in truths)
+    assert all((t.box is None) == (t.label == GOOD_LABEL) for t in truths)
+    assert all(t.label in DEFECT_LABELS for t in truths)
 
     never = CameraLine(CameraLineConfig(seed=5, defect_rate=0.0, width=320, height=240))
     always = CameraLine(
         CameraLineConfig(seed=5, defect_rate=1.0, defect_types=("hole",), width=320, height=240)
     )
-    assert all(never.frame(i).truth.label == GOOD for i in range(20))
+    assert all(never.frame(i).truth.label == GOOD_LABEL for i in range(20))
     assert all(always.frame(i).truth.label == "hole" for i in range(20))
 
 

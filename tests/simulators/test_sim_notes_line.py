@@ -8,7 +8,8 @@ import threading
 from collections import Counter
 from pathlib import Path
 
-from simulators.notes_line import CATEGORIES, URGENCIES, NotesLine, stream_notes, write_notes
+from protocol.inference import NOTE_CATEGORIES, NOTE_URGENCIES
+from simulators.notes_line import NotesLine, stream_notes, write_notes
 
 
 def test_a_note_depends_only_on_seed_and_index() -> None:
@@ -23,11 +24,11 @@ def test_every_category_and_urgency_appears_in_a_short_stream() -> None:
     notes = NotesLine(seed=0).notes(600)
     categories = Counter(n.category for n in notes)
     urgencies = Counter(n.urgency for n in notes)
-    assert set(categories) == set(CATEGORIES)
-    assert set(urgencies) == set(URGENCIES)
+    assert set(categories) == set(NOTE_CATEGORIES)
+    assert set(urgencies) == set(NOTE_URGENCIES)
     # Roughly balanced: no class under half its fair share, so no head trains on a sliver.
-    assert min(categories.values()) > 0.5 * 600 / len(CATEGORIES)
-    assert min(urgencies.values()) > 0.5 * 600 / len(URGENCIES)
+    assert min(categories.values()) > 0.5 * 600 / len(NOTE_CATEGORIES)
+    assert min(urgencies.values()) > 0.5 * 600 / len(NOTE_URGENCIES)
 
 
 def test_notes_are_terse_with_numbers_and_some_typos() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, Query
 from sqlalchemy import select
 
+from cloud.api.auth import Admin
 from cloud.api.deps import SessionDep
 from cloud.api.schemas_registry import (
     AuditPublic,
@@ -15,7 +16,6 @@ from cloud.api.schemas_registry import (
     UserCreate,
     UserPublic,
 )
-from cloud.auth.deps import Admin
 from cloud.auth.service import AuthError, Principal, Role, audit, authenticate_user, create_token, create_user
 from cloud.db.models import ApiToken, AuditEntry, User
 

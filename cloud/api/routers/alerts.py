@@ -11,8 +11,8 @@ from sqlalchemy import select
 
 from cloud.alerts import service
 from cloud.alerts.schemas import AlertPublic, AlertRuleCreate, AlertRulePublic, AlertRuleUpdate
+from cloud.api.auth import Admin, Operator, Viewer
 from cloud.api.deps import SessionDep
-from cloud.auth.deps import Admin, Operator, Viewer
 from cloud.db.models import Alert, AlertRule
 
 router = APIRouter(tags=["alerts"])

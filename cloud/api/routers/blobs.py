@@ -15,9 +15,9 @@ from collections.abc import Iterator
 from fastapi import APIRouter, HTTPException, Path, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
+from cloud.api.auth import Admin
 from cloud.api.deps import SessionDep
 from cloud.api.schemas_registry import BlobStatusPublic
-from cloud.auth.deps import Admin
 from cloud.auth.service import audit
 from cloud.db.models import Blob
 from cloud.registry.service import RegistryError, blob_status, put_chunk

@@ -9,8 +9,8 @@ from fastapi import APIRouter, HTTPException, Query, Response
 from sqlalchemy import or_, select
 
 from cloud.alerts.schemas import CropGeometry, DefectPublic
+from cloud.api.auth import Viewer
 from cloud.api.deps import SessionDep
-from cloud.auth.deps import Viewer
 from cloud.db.models import Result, Thumbnail
 
 router = APIRouter(tags=["defects"])

@@ -9,10 +9,10 @@ from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
+from cloud.api.auth import Admin
 from cloud.api.deps import SessionDep
 from cloud.api.schemas import EventPage, EventPublic, GatewayOta, GatewayPublic
 from cloud.api.schemas_registry import GatewayUpdate
-from cloud.auth.deps import Admin
 from cloud.auth.service import audit
 from cloud.db.models import Event, Gateway, GatewayDesired, GatewayReported
 

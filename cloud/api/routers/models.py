@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, Query, Response
 from sqlalchemy import select
 
+from cloud.api.auth import Admin, Viewer
 from cloud.api.deps import SessionDep, SettingsDep
 from cloud.api.schemas_registry import ModelSummary, VersionCreate, VersionPublic, VersionSummary
-from cloud.auth.deps import Admin, Viewer
 from cloud.auth.service import audit
 from cloud.db.models import ModelVersion
 from cloud.registry.service import RegistryError, blob_url, create_version, running_on

@@ -9,9 +9,9 @@ from pydantic import Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from cloud.api.auth import Admin, Operator, Viewer
 from cloud.api.deps import SessionDep, SettingsDep
 from cloud.api.schemas_registry import RolloutAction, RolloutEventPublic, RolloutPublic
-from cloud.auth.deps import Admin, Operator, Viewer
 from cloud.auth.service import audit
 from cloud.db.models import Rollout, RolloutEvent
 from cloud.ota import rollouts as engine

@@ -59,7 +59,7 @@
       setText(tile, "models", t.models.join(", ") || "-");
       setText(tile, "gateways_online", String(t.gateways_online));
       setText(tile, "gateways_offline", String(t.gateways_offline));
-      setText(tile, "open_alerts", t.open_alerts === null ? "-" : String(t.open_alerts));
+      setText(tile, "open_alerts", String(t.open_alerts));
       sparkline(tile.querySelector(".spark"), t.series);
     });
     var stamp = document.getElementById("updated");

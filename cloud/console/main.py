@@ -1,0 +1,25 @@
+"""The console's router: every page module's routes under one router, served at ``/``.
+
+Hidden from the API's OpenAPI schema: the console is HTML for people, not an API.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from cloud.console.pages import (
+    alerts,
+    assets,
+    gateway,
+    gateways,
+    line,
+    login,
+    models,
+    overview,
+    rollout,
+    rollouts,
+)
+
+router = APIRouter(include_in_schema=False)
+for page in (login, overview, line, gateways, gateway, models, rollouts, rollout, alerts, assets):
+    router.include_router(page.router)
