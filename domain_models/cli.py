@@ -60,16 +60,27 @@ def load_domain(name: str) -> ModuleType:
 
 
 def _task_of(manifest: Path) -> str:
+    if manifest.suffix.lower() == ".onnx":
+        raise SystemExit(f"factory-models: {manifest} is the model graph; {_manifest_hint(manifest)}")
     try:
         data = json.loads(manifest.read_text())
     except FileNotFoundError:
         raise SystemExit(f"factory-models: manifest {manifest} not found") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise SystemExit(f"factory-models: {manifest} is not a JSON manifest: {exc}") from None
+        raise SystemExit(
+            f"factory-models: {manifest} is not a JSON manifest ({exc}); {_manifest_hint(manifest)}"
+        ) from None
     task = data.get("task") if isinstance(data, dict) else None
     if not isinstance(task, str):
         raise SystemExit(f"factory-models: {manifest} has no 'task' field")
     return task
+
+
+def _manifest_hint(path: Path) -> str:
+    """'pass the .manifest.json', naming the ones beside ``path`` when there are any."""
+    beside = sorted(p.name for p in path.parent.glob("*.manifest.json")) if path.parent.is_dir() else []
+    named = f" (beside it: {', '.join(beside[:4])})" if beside else ""
+    return f"pass the release's <name>.manifest.json with --model{named}"
 
 
 def _parser(command: str, domain: str | None, module: ModuleType | None) -> argparse.ArgumentParser:

@@ -16,6 +16,9 @@ from pydantic import AwareDatetime, Field, ValidationError, model_validator
 from protocol.messages import SCHEMA_VERSION, Name, Sha256Hex, VersionStr, WireModel
 
 MANIFEST_SUFFIX = ".manifest.json"
+# Ends each line of a model card that its writer left for a person to fill in; factoryctl refuses
+# to push a card that still has one (a version's card cannot change once pushed).
+CARD_PROMPT_MARK = "(to fill in)"
 
 
 class TensorSpec(WireModel):

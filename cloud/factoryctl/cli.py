@@ -66,6 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
     push.add_argument("--manifest", type=Path, required=True, help="its manifest JSON")
     push.add_argument("--key", type=Path, default=None, help="Ed25519 private key [env FACTORY_SIGNING_KEY]")
     push.add_argument("--card", type=Path, default=None, help="model card, Markdown")
+    push.add_argument(
+        "--card-unfilled",
+        action="store_true",
+        help="push a card that still has lines marked '(to fill in)' (a version's card cannot change later)",
+    )
     push.add_argument("--fill", action="store_true", help="fill artifact/sha256/size/file hashes from disk")
     models.add_parser("list", help="list models").add_argument("--search", default=None, help="name contains")
     show = models.add_parser("show", help="one model's versions, or one version in full")

@@ -24,8 +24,9 @@ from cloud.factoryctl.output import (
     emit,
     table,
 )
-from cloud.factoryctl.push import PushError, prepare_manifest, push, sign
+from cloud.factoryctl.push import PushError, prepare_manifest, push, sign, unfilled_card_lines
 from cloud.factoryctl.rollouts import rollouts_command
+from protocol.manifest import CARD_PROMPT_MARK
 from protocol.signing import SignatureError, generate_private_key, key_id, private_key_pem, public_key_pem
 
 __all__ = ["EXIT_AUTH", "Context", "CtlError", "run"]
@@ -111,6 +112,14 @@ def _models(ctx: Context, client: httpx.Client) -> int:
             manifest = prepare_manifest(a.artifact, a.manifest, a.fill)
             signature = sign(manifest, key_path)
             card = a.card.read_text() if a.card else None
+            prompts = unfilled_card_lines(card) if card else []
+            if prompts and not a.card_unfilled:
+                raise CtlError(
+                    f"{a.card}: {len(prompts)} line(s) still marked '{CARD_PROMPT_MARK}', e.g. "
+                    f"{prompts[0]!r}: fill them in first, or pass --card-unfilled; a pushed version's card "
+                    "cannot change later (nothing was uploaded)",
+                    EXIT_USAGE,
+                )
             version, created = push(client, a.artifact, manifest, signature, card, _progress(ctx))
         except PushError as exc:
             raise CtlError(str(exc), STATUS_EXIT.get(exc.status or 0, EXIT_ERROR)) from None

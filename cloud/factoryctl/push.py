@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from protocol.manifest import ModelManifest, sha256_file
+from protocol.manifest import CARD_PROMPT_MARK, ModelManifest, sha256_file
 from protocol.signing import ManifestSignature, load_private_key, sign_manifest
 
 CHUNK_BYTES = 4 << 20
@@ -30,6 +30,9 @@ class PushError(Exception):
 
 def prepare_manifest(artifact: Path, manifest_path: Path, fill: bool) -> ModelManifest:
     """Read the manifest; with ``fill`` set its artifact name, sha256, size and file hashes from disk."""
+    for path, what in ((manifest_path, "manifest"), (artifact, "artifact")):
+        if not path.is_file():
+            raise PushError(f"{what} {path} not found{_nearby(path)}")
     try:
         raw: dict[str, Any] = json.loads(manifest_path.read_text())
     except (OSError, ValueError) as exc:
@@ -48,6 +51,20 @@ def prepare_manifest(artifact: Path, manifest_path: Path, fill: bool) -> ModelMa
             f"{artifact} does not match the manifest's sha256/size_bytes; pass --fill to compute them"
         )
     return manifest
+
+
+def _nearby(path: Path) -> str:
+    """'; beside it: a, b' when the folder exists, or which part of the path does not."""
+    folder = path.parent
+    if not folder.is_dir():
+        return f" (no folder {folder})"
+    names = sorted(p.name for p in folder.iterdir() if p.suffix == path.suffix)[:5]
+    return f" (in {folder}: {', '.join(names)})" if names else f" ({folder} holds no {path.suffix} file)"
+
+
+def unfilled_card_lines(card: str) -> list[str]:
+    """The lines of a model card still marked as prompts to fill in (CARD_PROMPT_MARK)."""
+    return [line.strip() for line in card.splitlines() if CARD_PROMPT_MARK in line]
 
 
 def sign(manifest: ModelManifest, key_path: Path) -> ManifestSignature:
@@ -100,10 +117,19 @@ def push(
     card: str | None = None,
     progress: Progress | None = None,
 ) -> tuple[dict[str, Any], bool]:
-    """Upload the files and register the version; (version, created)."""
-    upload_blob(client, artifact, manifest.sha256, progress)
-    for name, sha in manifest.files.items():
-        upload_blob(client, artifact.parent / name, sha, progress)
+    """Upload the files and register the version; (version, created).
+
+    A version the registry already holds is registered again without uploading anything: the
+    registry answers at once that it is identical, or what differs (versions are immutable), instead
+    of after every file went up again.
+    """
+    exists = client.get(f"/api/v1/models/{manifest.name}/versions/{manifest.version}")
+    if exists.status_code == 404:
+        upload_blob(client, artifact, manifest.sha256, progress)
+        for name, sha in manifest.files.items():
+            upload_blob(client, artifact.parent / name, sha, progress)
+    else:
+        _check(exists, f"looking up {manifest.name} {manifest.version}")
     body = {
         "manifest": manifest.model_dump(mode="json"),
         "signature": signature.model_dump(mode="json"),

@@ -130,6 +130,10 @@ def add_arguments(command: str, parser: argparse.ArgumentParser) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from domain_models.anomaly.data import MIN_TRAIN_GOOD, open_mvtec
+
+    # The folder first, before anything slow (torch takes seconds to import) or beside the point.
+    open_mvtec(args.data, min_train=MIN_TRAIN_GOOD, need_test=False)
     from domain_models.anomaly.draft_card import TrainFacts, reproduce_command, write_train_card
     from domain_models.anomaly.evaluate import format_report
     from domain_models.anomaly.train import train_run

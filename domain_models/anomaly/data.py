@@ -102,6 +102,11 @@ class MVTecFolder:
         return bool(defects) and all(t.mask is not None for t in defects)
 
 
+MIN_FIT = 8  # fewer good images than this cannot describe "normal"
+MIN_HOLDOUT = 5  # and fewer than this held out cannot set a threshold
+MIN_TRAIN_GOOD = MIN_FIT + MIN_HOLDOUT
+
+
 def open_mvtec(root: Path, min_train: int = 10, need_test: bool = True) -> MVTecFolder:
     """Validate and list an MVTec AD folder; raises DatasetError naming the first missing piece.
 

@@ -24,7 +24,7 @@ from domain_models.anomaly.type_eval import TypeReport
 from domain_models.cards import macro, render
 from domain_models.common import LATENCY_HEADERS, PipelineError, latency_rows
 from edge_agent.runtime.preprocess import to_tensor
-from protocol.manifest import ModelManifest, artifact_path, load_manifest
+from protocol.manifest import CARD_PROMPT_MARK, ModelManifest, artifact_path, load_manifest
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +155,7 @@ def write_train_card(
         threads_note=_threads_note(latency),
         command=shlex.join(facts.command),
         to_fill_in=TO_FILL_IN,
+        prompt_mark=CARD_PROMPT_MARK,
         known_limits=_known_limits(missed),
     )
     card = manifest_path.parent / CARD_NAME

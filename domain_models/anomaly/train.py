@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from domain_models.anomaly.data import calibration_images, open_mvtec, read_image
+from domain_models.anomaly.data import MIN_FIT, MIN_HOLDOUT, calibration_images, open_mvtec, read_image
 from domain_models.anomaly.evaluate import AnomalyReport, evaluate_onnx, run_images
 from domain_models.anomaly.head import TypedAnomalyNet, fit_type_head
 from domain_models.anomaly.labelled import LabelledDefects, find_labelled
@@ -36,9 +36,6 @@ from protocol.inference import ANOMALY_LABELS, MAP_OUTPUT, SCORE_OUTPUT, TYPE_OU
 from protocol.manifest import Preprocessing
 
 log = logging.getLogger(__name__)
-
-MIN_FIT = 8  # fewer good images than this cannot describe "normal"
-MIN_HOLDOUT = 5
 
 
 class TrainConfig(BaseModel):

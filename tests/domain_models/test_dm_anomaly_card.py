@@ -22,7 +22,7 @@ from domain_models.anomaly.data import CALIBRATION, GOOD
 from domain_models.anomaly.draft_card import CARD_NAME, INT8_BEGIN, INT8_END, TO_FILL_IN, record_int8
 from domain_models.anomaly.quantize import quantize_model
 from domain_models.cli import main
-from protocol.manifest import artifact_path, load_manifest
+from protocol.manifest import CARD_PROMPT_MARK, artifact_path, load_manifest
 from simulators.camera_line import CameraLineConfig
 from simulators.mvtec import TEST_SEED_OFFSET, write_mvtec
 
@@ -191,6 +191,8 @@ def test_card_reproduce_command_names_every_option_and_the_seed(
     assert options["--type-flag"] == "0.9"
     assert TO_FILL_IN in card
     assert "The camera" in _section(card, TO_FILL_IN)
+    # Each prompt is marked, so factoryctl refuses to push the card before a person answered it.
+    assert _section(card, TO_FILL_IN).count(CARD_PROMPT_MARK) == 3
 
 
 def test_quantize_records_a_refusal_then_a_pass_in_the_card(

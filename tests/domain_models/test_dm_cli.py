@@ -31,10 +31,12 @@ def _good_folder(root: Path, count: int) -> Path:
 def test_train_on_a_non_mvtec_folder_names_the_missing_folder(tmp_path: Path, capsys) -> None:
     (tmp_path / "images").mkdir()
     code = main(["train", "defect", "--data", str(tmp_path), "--out", str(tmp_path / "out")])
-    err = capsys.readouterr().err
+    out, err = capsys.readouterr()
     assert code == 2
     assert "not an MVTec AD folder" in err
     assert str(tmp_path / "train" / "good") in err
+    # The folder is the problem: nothing about labelled defects or the model is said first.
+    assert out == ""
 
 
 def test_too_few_good_images_are_refused_with_the_count(tmp_path: Path, capsys) -> None:
@@ -87,6 +89,15 @@ def test_unknown_domain_and_command_are_named(capsys) -> None:
 def test_evaluate_of_a_missing_manifest_says_so(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match="not found"):
         main(["evaluate", "--model", str(tmp_path / "nope.manifest.json"), "--data", str(tmp_path)])
+
+
+def test_evaluate_of_the_onnx_file_says_to_pass_the_manifest_beside_it(tmp_path: Path) -> None:
+    (tmp_path / "m-1.0.0.onnx").write_bytes(b"\x08\x07onnx bytes")
+    (tmp_path / "m-1.0.0.manifest.json").write_text("{}")
+    with pytest.raises(
+        SystemExit, match=r"is the model graph; pass .* with --model \(beside it: m-1.0.0.manifest.json\)"
+    ):
+        main(["evaluate", "--model", str(tmp_path / "m-1.0.0.onnx"), "--data", str(tmp_path)])
 
 
 def test_help_at_every_level_prints_real_help_and_exits_0(capsys) -> None:
