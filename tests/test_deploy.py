@@ -1,6 +1,8 @@
 """deploy/ and docker-compose.yml: there is no Docker engine here, so check what can be checked:
-the files parse, every command a container or unit runs exists and accepts its flags, and every
-file they mount or include is in the repository (or is documented as made by the operator)."""
+the files parse, every command a container or unit runs exists and accepts its flags, every
+setting the cloud containers get is one the cloud reads, and every file they mount or include is
+in the repository (or is documented as made by the operator). Every example config in the
+repository is checked somewhere, by name."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import pytest
 import yaml
 
 from cloud.cli import build_parser as cloud_parser
+from cloud.config import CloudSettings, env_name, settings_from_environment
 from edge_agent.main import _parser as agent_parser
 from simulators.cli import build_parser as sim_parser
 
@@ -25,6 +28,13 @@ PARSERS: dict[str, Callable[[], argparse.ArgumentParser]] = {
     "edge-agent": agent_parser,
 }
 OPERATOR_MADE = {"deploy/mosquitto/passwd", "deploy/mosquitto/certs", "deploy/mosquitto/certs/ca.crt"}
+# Every example config of the repository, and what checks it.
+EXAMPLES = {
+    "edge_agent/gateway.example.yaml": "tests/edge/test_example_config.py loads it and runs an agent on it",
+    "deploy/mosquitto/passwd.example": "comments only: the mosquitto_passwd commands that make "
+    "deploy/mosquitto/passwd (OPERATOR_MADE), which Mosquitto reads, not our code",
+}
+NOT_OURS = {".git", ".venv", "var", "test-artifacts", "node_modules"}
 
 
 def _scripts() -> set[str]:
@@ -91,3 +101,27 @@ def test_mosquitto_acl_confines_gateways_to_their_subtree() -> None:
     assert patterns, "the ACL must have per-gateway patterns"
     assert all(p[2].startswith("factory/v1/%u/") for p in patterns), "a pattern reaches beyond %u's subtree"
     assert {p[2].rsplit("/", 1)[1] for p in patterns if p[1] == "read"} == {"ack", "desired"}
+
+
+def test_compose_cloud_settings_are_settings_the_cloud_reads() -> None:
+    """Every FACTORY_* variable of the cloud containers names a setting, and together they make
+    settings the production profile accepts (TLS to the broker, real credentials)."""
+    environment = _compose()["x-cloud"]["environment"]
+    assert isinstance(environment, dict)
+    # ${NAME:?message}: what the operator exports before `docker compose up`.
+    values = {k: re.sub(r"\$\{\w+:\?[^}]*\}", "an-operator-secret", str(v)) for k, v in environment.items()}
+    known = {env_name(field) for field in CloudSettings.model_fields}
+    assert set(values) <= known, f"settings the cloud does not read: {sorted(set(values) - known)}"
+    settings = settings_from_environment(values)
+    assert settings.profile == "production"
+    assert settings.broker.tls
+
+
+def test_every_example_config_is_checked() -> None:
+    found = {path.name for path in ROOT.glob("*.example*")} | {
+        path.relative_to(ROOT).as_posix()
+        for top in ROOT.iterdir()
+        if top.is_dir() and top.name not in NOT_OURS
+        for path in top.rglob("*.example*")
+    }
+    assert found == set(EXAMPLES), f"example configs without a check: {sorted(found - set(EXAMPLES))}"
