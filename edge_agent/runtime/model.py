@@ -86,7 +86,26 @@ def open_session(manifest_path: Path, manifest: ModelManifest, threads: int) -> 
     return session
 
 
-class ModelRunner:
+class ReleaseIdentity:
+    """What every runner says about the release it serves: in each result and in the birth."""
+
+    slot: str
+    manifest: ModelManifest
+
+    @property
+    def ref(self) -> ModelRef:
+        """The exact model identity reported with each result."""
+        m = self.manifest
+        return ModelRef(name=m.name, version=m.version, sha256=m.sha256)
+
+    @property
+    def loaded(self) -> LoadedModel:
+        """The model as reported in the birth message."""
+        m = self.manifest
+        return LoadedModel(name=m.name, version=m.version, sha256=m.sha256, slot=self.slot, task=m.task)
+
+
+class ModelRunner(ReleaseIdentity):
     """A loaded, verified model ready to run batches of frames."""
 
     def __init__(self, manifest_path: Path, slot: str, threads: int = 1) -> None:
@@ -146,18 +165,6 @@ class ModelRunner:
     def max_batch(self) -> int | None:
         """None when the batch dimension is dynamic, else the fixed batch size (1)."""
         return None if self.dynamic_batch else 1
-
-    @property
-    def ref(self) -> ModelRef:
-        """The exact model identity reported with each result."""
-        m = self.manifest
-        return ModelRef(name=m.name, version=m.version, sha256=m.sha256)
-
-    @property
-    def loaded(self) -> LoadedModel:
-        """The model as reported in the birth message."""
-        m = self.manifest
-        return LoadedModel(name=m.name, version=m.version, sha256=m.sha256, slot=self.slot, task=m.task)
 
     def pre_process(self, frames: Sequence[Frame]) -> Tensor:
         """Frames -> one input tensor."""

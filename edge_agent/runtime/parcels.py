@@ -38,14 +38,14 @@ import numpy.typing as npt
 import zxingcpp
 
 from edge_agent.frames import Frame, Image
-from edge_agent.runtime.model import ModelLoadError, Prediction, open_session
+from edge_agent.runtime.model import ModelLoadError, Prediction, ReleaseIdentity, open_session
 from edge_agent.runtime.parcel_damage import DamageClassifier
 from edge_agent.runtime.parcel_routes import ParcelLineSettings, RouteTable, line_facts
 from edge_agent.runtime.preprocess import to_tensor
 from edge_agent.runtime.tasks import Output
 from protocol.inference import PARCEL_MAPS
 from protocol.manifest import ModelManifest, Preprocessing, load_manifest
-from protocol.messages import Box, LoadedModel, ModelRef, ParcelOutput, wire_text
+from protocol.messages import Box, ParcelOutput, wire_text
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +122,7 @@ def decode_barcode(image: Image, det: Detection) -> tuple[str, str] | None:
     return None
 
 
-class ParcelRunner:
+class ParcelRunner(ReleaseIdentity):
     """Runs a ``parcels`` model and the line logic; one tracker per frame source."""
 
     def __init__(
@@ -152,18 +152,6 @@ class ParcelRunner:
         self._sources: dict[str, _SourceState] = {}
         log.info("slot %s: loaded parcel model %s %s (%d thread(s)); %s",
                  slot, m.name, m.version, threads, facts.describe())  # fmt: skip
-
-    @property
-    def ref(self) -> ModelRef:
-        """The exact model identity reported with each result."""
-        m = self.manifest
-        return ModelRef(name=m.name, version=m.version, sha256=m.sha256)
-
-    @property
-    def loaded(self) -> LoadedModel:
-        """The model as reported in the birth message."""
-        m = self.manifest
-        return LoadedModel(name=m.name, version=m.version, sha256=m.sha256, slot=self.slot, task=m.task)
 
     def warm_up(self) -> None:
         """Run one black frame through the detector (no tracker state is touched)."""

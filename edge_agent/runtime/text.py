@@ -17,11 +17,11 @@ import numpy as np
 from tokenizers import Tokenizer
 
 from edge_agent.frames import Frame
-from edge_agent.runtime.model import ModelLoadError, Prediction, open_session
+from edge_agent.runtime.model import ModelLoadError, Prediction, ReleaseIdentity, open_session
 from edge_agent.runtime.tasks import Array, Output
 from protocol.inference import CATEGORY_OUTPUT, NOTES_INPUTS, URGENCY_OUTPUT, URGENCY_PREFIX
 from protocol.manifest import ModelManifest, load_manifest
-from protocol.messages import LoadedModel, ModelRef, NotesOutput, utcnow
+from protocol.messages import NotesOutput, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ def urgency_labels(manifest: ModelManifest, where: str) -> tuple[str, ...]:
     return tuple(label for _, label in pairs)
 
 
-class TextRunner:
+class TextRunner(ReleaseIdentity):
     """A verified notes model: tokenize -> forward -> NotesOutput."""
 
     def __init__(self, manifest_path: Path, slot: str, threads: int = 1) -> None:
@@ -73,18 +73,6 @@ class TextRunner:
         # Notes trickle in; consistency (and the golden check) beats the small batching gain.
         self.dynamic_batch = False
         log.info("slot %s: loaded %s %s (notes, %d thread(s))", slot, m.name, m.version, threads)
-
-    @property
-    def ref(self) -> ModelRef:
-        """The exact model identity reported with each result."""
-        m = self.manifest
-        return ModelRef(name=m.name, version=m.version, sha256=m.sha256)
-
-    @property
-    def loaded(self) -> LoadedModel:
-        """The model as reported in the birth message."""
-        m = self.manifest
-        return LoadedModel(name=m.name, version=m.version, sha256=m.sha256, slot=self.slot, task=m.task)
 
     def pre_process(self, frames: Sequence[Frame]) -> dict[str, np.ndarray]:
         """Frames' texts -> padded token ids and attention mask."""
