@@ -1,4 +1,5 @@
-"""Fixtures of the cloud tests: settings per test, a running ingest worker, a test publisher."""
+"""Fixtures of the cloud tests: settings per test, a running ingest worker, a test publisher, sessions on
+a fresh database, a yard of gateways, and the console over a seeded database with a release to roll out."""
 
 from __future__ import annotations
 
@@ -9,12 +10,15 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy.orm import Session, sessionmaker
 
 from cloud.config import CloudSettings
+from cloud.db import make_engine, make_sessionmaker, migrate
 from cloud.ingest.worker import IngestWorker
 from protocol.topics import TopicSpace
-from tests.cloud.helpers import Publisher, clear_session
-from tests.cloud.rollout_truth_helpers import Yard, running_yard
+from tests.support.console_live import Live, running_live
+from tests.support.mqtt import Publisher, clear_session
+from tests.support.yard import Yard, running_yard
 
 
 @pytest.fixture
@@ -58,6 +62,22 @@ def yard(db_url: str, tmp_path: Path, topic_space: TopicSpace) -> Iterator[Yard]
     """The API on a fresh database (defect-cnn 1.0 and 1.1 registered) and gateways that speak through ingest."""
     with running_yard(db_url, tmp_path, topic_space) as running:
         yield running
+
+
+@pytest.fixture
+def live(db_url: str, tmp_path: Path, topic_space: TopicSpace) -> Iterator[Live]:
+    """The API and console on a seeded database, plus a version 1.1 to roll out."""
+    with running_live(db_url, tmp_path, topic_space) as running:
+        yield running
+
+
+@pytest.fixture
+def sessions(db_url: str) -> Iterator[sessionmaker[Session]]:
+    """Sessions on a fresh, migrated database."""
+    migrate(db_url)
+    engine = make_engine(db_url)
+    yield make_sessionmaker(engine)
+    engine.dispose()
 
 
 @pytest.fixture

@@ -16,11 +16,10 @@ from cloud.factoryctl import cli as factoryctl
 from cloud.ingest.service import ingest_messages
 from protocol.messages import GatewayState, MachineInfo, utcnow
 from protocol.topics import Channel
-from tests.cloud.console_helpers import PASSWORD
-from tests.cloud.helpers import inbound, state
-from tests.cloud.rollout_truth_helpers import Yard, loaded
+from tests.support.console import ORIGIN, PASSWORD
+from tests.support.messages import inbound, state
+from tests.support.yard import Yard, loaded
 
-ORIGIN = {"Origin": "http://testserver"}
 XEON = MachineInfo(
     arch="x86_64",
     cpu_model="Intel(R) Xeon(R) Gold 6248 CPU @ 2.50GHz",

@@ -21,7 +21,7 @@ from protocol.topics import TopicSpace
 from simulators.camera_line import CameraLine, CameraLineConfig
 from simulators.fleet import bundled_manifest
 from simulators.writers import write_frames
-from tests.cloud.testclient import TestClient
+from tests.support.testclient import TestClient
 
 
 @dataclass(frozen=True)

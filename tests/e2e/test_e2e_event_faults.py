@@ -21,7 +21,6 @@ from protocol.ota import DesiredState, ModelOffer
 from protocol.signing import sign_manifest
 from protocol.topics import Channel, TopicSpace
 from simulators.fleet import bundled_manifest
-from tests.cloud.helpers import Publisher, clear_session
 from tests.e2e.stack import (
     Truth,
     agent_config,
@@ -32,7 +31,8 @@ from tests.e2e.stack import (
     start_ingest,
     wait_for,
 )
-from tests.edge.test_edge_ota_kit import Signer
+from tests.support.mqtt import Publisher, clear_session
+from tests.support.ota_kit import Signer
 
 FRAMES = 30
 

@@ -15,7 +15,6 @@ import pytest
 
 from protocol.topics import TopicSpace
 from simulators.net import free_port
-from tests.cloud.helpers import clear_session
 from tests.e2e.stack import (
     Truth,
     agent_config,
@@ -26,6 +25,7 @@ from tests.e2e.stack import (
     start_ingest,
     wait_for,
 )
+from tests.support.mqtt import clear_session
 
 FRAMES = 60
 

@@ -18,7 +18,6 @@ from cloud.embedded_broker import EmbeddedBroker
 from protocol.manifest import load_manifest
 from protocol.topics import TopicSpace
 from simulators.fleet import bundled_manifest
-from tests.cloud.helpers import clear_session
 from tests.e2e.stack import (
     Truth,
     agent_config,
@@ -29,6 +28,7 @@ from tests.e2e.stack import (
     start_ingest,
     wait_for,
 )
+from tests.support.mqtt import clear_session
 
 FRAMES = 40
 

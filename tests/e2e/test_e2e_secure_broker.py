@@ -23,7 +23,6 @@ from pydantic import SecretStr
 from protocol.messages import encode
 from protocol.topics import Channel, TopicSpace
 from simulators.net import free_port
-from tests.cloud.helpers import batch, item, new_stream
 from tests.e2e.stack import (
     Truth,
     agent_config,
@@ -34,6 +33,7 @@ from tests.e2e.stack import (
     start_ingest,
     wait_for,
 )
+from tests.support.messages import batch, item, new_stream
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "mosquitto"
 PASSWORDS = {"factory-cloud": "cloud-secret", "gw-1": "gw1-secret", "gw-2": "gw2-secret"}

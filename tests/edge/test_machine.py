@@ -15,8 +15,9 @@ from edge_agent.machine import parse_cpuinfo, parse_meminfo, read_machine, usabl
 from protocol.machine import cpu_class
 from protocol.messages import MachineInfo
 from protocol.topics import TopicSpace
-
-from .helpers import FakeCloud, agent_config, build_model, wait_for, write_frames
+from tests.support.agent import agent_config, build_model, write_frames
+from tests.support.fake_cloud import FakeCloud
+from tests.support.waiting import wait_for
 
 # Two vCPUs of a Cascade Lake Xeon (AVX-512 VNNI), as a cloud VM's kernel prints them.
 INTEL_XEON_VNNI = """\

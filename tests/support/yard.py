@@ -1,0 +1,142 @@
+"""A yard of gateways fed through the real ingest path, and the rollout API over the real database."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from cloud.api import create_app
+from cloud.config import CloudSettings
+from cloud.db import make_engine, make_sessionmaker
+from cloud.ingest.service import ingest_messages
+from cloud.ota.ticks import tick_all
+from protocol.messages import GatewayState, LoadedModel, MachineInfo, ModelRef, WireModel
+from protocol.ota import ReportedState, SlotHealth, SlotReport
+from protocol.topics import Channel, TopicSpace
+from tests.support.messages import SHA, inbound
+from tests.support.releases import RecordingPublisher, make_release, register
+from tests.support.testclient import TestClient
+from tests.support.tokens import bearer, mint_tokens
+
+HEALTHY = SlotHealth(inferences=100, errors=0, p95_latency_ms=30.0, defect_rate=0.1, mean_confidence=0.9)
+
+
+def loaded(name: str, slot: str, task: str, version: str = "1.0") -> LoadedModel:
+    """A model a gateway's birth says it runs in ``slot``."""
+    return LoadedModel(name=name, version=version, sha256=SHA, slot=slot, task=task)
+
+
+@dataclass
+class Yard:
+    """The API, its database and a way to make gateways speak."""
+
+    client: TestClient
+    settings: CloudSettings
+    topics: TopicSpace
+    admin: dict[str, str]
+    publisher: RecordingPublisher
+
+    def _ingest(self, gateway_id: str, channel: Channel, msg: WireModel) -> None:
+        engine = make_engine(self.settings.db_url)
+        try:
+            ingest_messages(
+                make_sessionmaker(engine), [inbound(self.topics, gateway_id, channel, msg)], self.topics
+            )
+        finally:
+            engine.dispose()
+
+    def birth(self, gateway_id: str, *models: LoadedModel, machine: MachineInfo | None = None) -> None:
+        """``gateway_id`` connects, saying which models it runs in which slot (and on what machine)."""
+        msg = GatewayState(
+            gateway_id=gateway_id,
+            online=True,
+            session=1,
+            agent_version="0.1.0",
+            line="line-1",
+            models=models,
+            timestamp=datetime.now(UTC),
+            machine=machine,
+        )
+        self._ingest(gateway_id, Channel.STATE, msg)
+
+    def report(
+        self,
+        gateway_id: str,
+        version: str,
+        revision: int,
+        phase: str = "committed",
+        slot: str = "main",
+        error: str | None = None,
+    ) -> None:
+        """``gateway_id`` reports ``slot`` running defect-cnn ``version`` in ``phase``."""
+        report = SlotReport(
+            active=ModelRef(name="defect-cnn", version=version, sha256=SHA),
+            phase=phase,
+            health=HEALTHY,
+            error=error,
+        )
+        msg = ReportedState(
+            gateway_id=gateway_id,
+            desired_revision=revision,
+            slots={slot: report},
+            timestamp=datetime.now(UTC),
+        )
+        self._ingest(gateway_id, Channel.REPORTED, msg)
+
+    def tick(self) -> None:
+        engine = make_engine(self.settings.db_url)
+        try:
+            tick_all(make_sessionmaker(engine), self.settings, self.publisher)
+        finally:
+            engine.dispose()
+
+    def revision(self, gateway_id: str) -> int:
+        """The revision of the last desired state published to ``gateway_id``."""
+        return [s for s in self.publisher.published if s.gateway_id == gateway_id][-1].revision
+
+    def post(self, **body: Any) -> httpx.Response:
+        request = {"model_name": "defect-cnn", "version": "1.1", "target": {"gateways": ["gw-1"]},
+                   "waves": "100%", "bake_s": 0, **body}  # fmt: skip
+        return self.client.post("/api/v1/rollouts", json=request, headers=self.admin)
+
+    def create(self, **body: Any) -> dict[str, Any]:
+        answer = self.post(**body)
+        assert answer.status_code == 201, answer.text
+        created: dict[str, Any] = answer.json()
+        return created
+
+    def get(self, rollout_id: str) -> dict[str, Any]:
+        answer = self.client.get(f"/api/v1/rollouts/{rollout_id}", headers=self.admin)
+        assert answer.status_code == 200, answer.text
+        got: dict[str, Any] = answer.json()
+        return got
+
+    def listed(self, rollout_id: str) -> dict[str, Any]:
+        rows = self.client.get("/api/v1/rollouts", headers=self.admin).json()
+        row: dict[str, Any] = next(r for r in rows if r["id"] == rollout_id)
+        return row
+
+    def act(self, rollout_id: str, action: str) -> None:
+        answer = self.client.post(f"/api/v1/rollouts/{rollout_id}/{action}", json={}, headers=self.admin)
+        assert answer.status_code == 200, answer.text
+
+
+@contextmanager
+def running_yard(db_url: str, tmp_path: Path, topics: TopicSpace) -> Iterator[Yard]:
+    """The API on a fresh database with defect-cnn 1.0 and 1.1 (task defect) registered."""
+    settings = CloudSettings(db_url=db_url, artifact_dir=str(tmp_path / "artifacts"))
+    admin = mint_tokens(db_url)["admin"]  # also migrates
+    key = Ed25519PrivateKey.generate()
+    register(settings, make_release(tmp_path / "old", "1.0", key))
+    register(settings, make_release(tmp_path / "new", "1.1", key))
+    register(settings, make_release(tmp_path / "other", "2.0", key, name="scratch-net"))
+    publisher = RecordingPublisher()
+    with TestClient(create_app(settings, publisher)) as client:
+        yield Yard(client, settings, topics, bearer(admin), publisher)
