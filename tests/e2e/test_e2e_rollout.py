@@ -37,11 +37,11 @@ from protocol.manifest import load_manifest
 from protocol.signing import generate_private_key, public_key_pem, sign_manifest
 from protocol.topics import TopicSpace
 from simulators.net import free_port
-from tests.cloud.helpers import clear_session
-from tests.cloud.ota_helpers import bearer, mint_tokens
 from tests.e2e.stack import wait_for
-from tests.edge.helpers import agent_config, write_frames
-from tests.edge.test_edge_ota_kit import BRIGHT, DARK, write_model
+from tests.support.agent import agent_config, write_frames
+from tests.support.mqtt import clear_session
+from tests.support.ota_kit import BRIGHT, DARK, write_model
+from tests.support.tokens import bearer, mint_tokens
 
 GATEWAYS = 20
 NAME = "defect-tiny"
