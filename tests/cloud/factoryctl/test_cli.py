@@ -7,8 +7,10 @@ import json
 import stat
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -295,97 +297,78 @@ def test_output_into_a_closed_pipe_exits_quietly(
     assert capsys.readouterr().err == ""  # no traceback, no message
 
 
-def test_push_names_a_mistyped_path_and_what_the_folder_holds(
-    live: tuple[TestClient, dict[str, str], dict[str, str], RecordingPublisher],
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
+@dataclass
+class Pushing:
+    """An admin's factoryctl environment, a signing key and a release ready to push."""
+
+    client: TestClient
+    env: dict[str, str]
+    viewer: dict[str, str]
+    release: Any
+    card: Path
+
+    def push(self, *extra: str, manifest: Path | None = None) -> int:
+        manifest = manifest or self.release.manifest_path
+        key = str(self.card.parent / "k.pem")
+        argv = ("models", "push", str(self.release.artifact), "--manifest", str(manifest), "--key", key)
+        return ctl(self.client, self.env, *argv, *extra)
+
+
+@pytest.fixture
+def pushing(
+    live: tuple[TestClient, dict[str, str], dict[str, str], RecordingPublisher], tmp_path: Path
+) -> Pushing:
     client, tokens, env, _ = live
-    env = {**env, "FACTORY_API_TOKEN": tokens["admin"]}
-    key = tmp_path / "k.pem"
-    assert ctl(client, env, "keys", "generate", "--out", str(key)) == 0
+    admin = {**env, "FACTORY_API_TOKEN": tokens["admin"]}
+    assert ctl(client, admin, "keys", "generate", "--out", str(tmp_path / "k.pem")) == 0
     release = make_release(tmp_path / "rel", "1.1.0", Ed25519PrivateKey.generate())
-    typo = release.manifest_path.with_name("defect-cnn-1.1.O.manifest.json")
-    args = ("models", "push", str(release.artifact), "--manifest", str(typo), "--key", str(key))
-    assert ctl(client, env, *args) == 1
+    viewer = {**env, "FACTORY_API_TOKEN": tokens["viewer"]}
+    return Pushing(client, admin, viewer, release, tmp_path / "MODEL_CARD.md")
+
+
+def test_push_names_a_mistyped_path_and_what_the_folder_holds(
+    pushing: Pushing, capsys: pytest.CaptureFixture[str]
+) -> None:
+    typo = pushing.release.manifest_path.with_name("defect-cnn-1.1.O.manifest.json")
+    assert pushing.push(manifest=typo) == 1
     err = capsys.readouterr().err
     assert f"manifest {typo} not found" in err
-    assert release.manifest_path.name in err  # what is there instead
+    assert pushing.release.manifest_path.name in err  # what is there instead
     assert "Errno" not in err
 
 
 def test_push_refuses_a_card_with_prompts_left_and_uploads_nothing(
-    live: tuple[TestClient, dict[str, str], dict[str, str], RecordingPublisher],
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
+    pushing: Pushing, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    client, tokens, env, _ = live
-    env = {**env, "FACTORY_API_TOKEN": tokens["admin"]}
-    key = tmp_path / "k.pem"
-    assert ctl(client, env, "keys", "generate", "--out", str(key)) == 0
-    release = make_release(tmp_path / "rel", "1.1.0", Ed25519PrivateKey.generate())
-    card = tmp_path / "MODEL_CARD.md"
-    card.write_text(f"# card\n\n## To fill in\n\n- What the parts are. {CARD_PROMPT_MARK}\n")
+    pushing.card.write_text(f"# card\n\n## To fill in\n\n- What the parts are. {CARD_PROMPT_MARK}\n")
     uploads: list[str] = []
     real_upload = push_module.upload_blob
     monkeypatch.setattr(
         push_module, "upload_blob", lambda c, p, *a, **k: (uploads.append(p.name), real_upload(c, p, *a, **k))
     )
-    push = (
-        "models",
-        "push",
-        str(release.artifact),
-        "--manifest",
-        str(release.manifest_path),
-        "--key",
-        str(key),
-    )
-    assert ctl(client, env, *push, "--card", str(card)) == 2
+    assert pushing.push("--card", str(pushing.card)) == 2
     assert "1 line(s) still marked '(to fill in)'" in capsys.readouterr().err
     assert uploads == []
-    assert ctl(client, viewer_env(env, tokens), "models", "show", "defect-cnn") == 4  # nothing registered
-    card.write_text("# card\n\n## About\n\n- Brackets from press 4.\n")
-    assert ctl(client, env, *push, "--card", str(card)) == 0
+    assert ctl(pushing.client, pushing.viewer, "models", "show", "defect-cnn") == 4  # nothing registered
+    pushing.card.write_text("# card\n\n## About\n\n- Brackets from press 4.\n")
+    assert pushing.push("--card", str(pushing.card)) == 0
     assert uploads  # the filled card went up with the files
 
 
 def test_pushing_an_existing_version_again_answers_without_uploading(
-    live: tuple[TestClient, dict[str, str], dict[str, str], RecordingPublisher],
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
+    pushing: Pushing, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    client, tokens, env, _ = live
-    env = {**env, "FACTORY_API_TOKEN": tokens["admin"]}
-    key = tmp_path / "k.pem"
-    assert ctl(client, env, "keys", "generate", "--out", str(key)) == 0
-    release = make_release(tmp_path / "rel", "1.1.0", Ed25519PrivateKey.generate())
-    card = tmp_path / "MODEL_CARD.md"
-    card.write_text("# card\n\nBrackets from press 4.\n")
-    push = (
-        "models",
-        "push",
-        str(release.artifact),
-        "--manifest",
-        str(release.manifest_path),
-        "--key",
-        str(key),
-    )
-    assert ctl(client, env, *push, "--card", str(card)) == 0
+    pushing.card.write_text("# card\n\nBrackets from press 4.\n")
+    assert pushing.push("--card", str(pushing.card)) == 0
     uploads: list[str] = []
     monkeypatch.setattr(push_module, "upload_blob", lambda c, p, *a, **k: uploads.append(p.name))
     capsys.readouterr()
-    assert ctl(client, env, *push, "--card", str(card)) == 0
+    assert pushing.push("--card", str(pushing.card)) == 0
     assert "already registered (identical)" in capsys.readouterr().out
-    card.write_text("# card\n\nBrackets from press 5.\n")
-    assert ctl(client, env, *push, "--card", str(card)) != 0
+    pushing.card.write_text("# card\n\nBrackets from press 5.\n")
+    assert pushing.push("--card", str(pushing.card)) != 0
     assert "different model card" in capsys.readouterr().err
     assert uploads == []
-
-
-def viewer_env(env: dict[str, str], tokens: dict[str, str]) -> dict[str, str]:
-    return {**env, "FACTORY_API_TOKEN": tokens["viewer"]}
 
 
 @pytest.fixture
