@@ -46,6 +46,20 @@ from tests.support.tokens import bearer, mint_tokens
 GATEWAYS = 20
 NAME = "defect-tiny"
 BASELINE = 8  # the agents' min_baseline_inferences
+# What the 20 agents send is sized for one ingest worker on a loaded 2-core machine. At 8 frames/s
+# each, telemetry every 0.5 s and re-sends after 1 s without an ack (the single-agent test
+# defaults), they offered ~220 messages/s; where the ingest stored fewer, its queue filled (20,000
+# messages), every agent re-sent its whole unacked window each second, and the gateways' reported
+# states waited behind that backlog: 15/15 gateways of wave 3 had committed 1.1.0 within 13 s, yet
+# the engine aborted the rollout on "not installed after 60 s". 2 frames/s, telemetry every 5 s
+# and the agent's default 10 s re-send offer ~65. A health window ends after 16 inferences (8 s);
+# its 30 s cap only bounds a stalled agent, so no shift is judged on a handful of frames.
+FPS = 2
+AGENT_LOAD = {"outbox": {"batch_items": 20, "resend_after_s": 10.0}, "telemetry_interval_s": 5}
+# A gateway installs on its own CPU; here a wave's 15 agents install in one interpreter on 2 cores,
+# one after the other in effect, so the limit is the wave's, not one gateway's. The bad version
+# must still be stopped by its health window (asserted below), never by this timeout.
+INSTALL_TIMEOUT_S = 180
 
 
 @contextmanager
@@ -121,6 +135,7 @@ def _run_rollout(
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # 20 agents on 2 cores: about 100 s here, several minutes on a slower machine
 def test_rollout_over_20_real_agents_completes_good_and_aborts_bad(
     tmp_path: Path, pg_url: str, mosquitto: tuple[str, int], topic_space: TopicSpace
 ) -> None:
@@ -164,9 +179,10 @@ def test_rollout_over_20_real_agents_completes_good_and_aborts_bad(
                 config = agent_config(
                     tmp_path / gateway_id, mosquitto, topic_space, old, frames,
                     gateway_id=gateway_id,
-                    sources=[{"type": "folder", "name": "replay", "path": str(frames), "loop": True, "rate_fps": 8}],
-                    ota={"enabled": True, "trusted_keys": [str(pub)], "health_window_s": 4,
+                    sources=[{"type": "folder", "name": "replay", "path": str(frames), "loop": True, "rate_fps": FPS}],
+                    ota={"enabled": True, "trusted_keys": [str(pub)], "health_window_s": 30,
                          "health_window_inferences": 16, "min_baseline_inferences": BASELINE, "report_interval_s": 1},
+                    **AGENT_LOAD,
                 )  # fmt: skip
                 agents.append(Agent(config))
                 agents[-1].start()
@@ -182,7 +198,7 @@ def test_rollout_over_20_real_agents_completes_good_and_aborts_bad(
                     model_name=NAME, version=version, slot="defect",
                     target=Target(gateways=ids),
                     waves="1,25%,100%", bake_s=2,
-                    thresholds=Thresholds(max_error_rate=0.05, install_timeout_s=60),
+                    thresholds=Thresholds(max_error_rate=0.05, install_timeout_s=INSTALL_TIMEOUT_S),
                 )  # fmt: skip
                 with sessions.begin() as session:
                     return engine.create_rollout(session, req, "test").id
@@ -190,7 +206,7 @@ def test_rollout_over_20_real_agents_completes_good_and_aborts_bad(
             good_id = create("1.1.0")
             state = _run_rollout(sessions, settings, publisher, good_id, 300)
             assert state == "COMPLETED", _story(sessions, good_id)
-            wait_for(lambda: all(_active(a) == "1.1.0" for a in agents), 30, "every agent on 1.1.0")
+            wait_for(lambda: all(_active(a) == "1.1.0" for a in agents), 60, "every agent on 1.1.0")
 
             bad_id = create("1.2.0")
             state = _run_rollout(sessions, settings, publisher, bad_id, 300)
@@ -204,6 +220,7 @@ def test_rollout_over_20_real_agents_completes_good_and_aborts_bad(
                 assert aborted.wave == 0, "the bad version must stop in the first wave (0-based)"
                 assert aborted.reason is not None
                 assert "wave 1: 1/1 gateway(s)" in aborted.reason, aborted.reason
+                assert "health window: defect rate" in aborted.reason, aborted.reason
     finally:
         for agent in agents:
             agent.stop()
