@@ -29,7 +29,7 @@ from edge_agent.runtime.parcels import ParcelRunner
 from protocol.inference import DAMAGE_THRESHOLD
 from protocol.manifest import artifact_path, load_manifest
 
-ARTIFACTS = Path(__file__).resolve().parents[2] / "domain_models" / "parcels" / "artifacts"
+ARTIFACTS = Path(__file__).resolve().parents[3] / "domain_models" / "parcels" / "artifacts"
 # The module's fixture retrains a detector and a crop classifier (tiny, on a shared CPU).
 pytestmark = pytest.mark.timeout(900)
 BUNDLED = "1.1.0"
