@@ -1,23 +1,28 @@
 """The inference contract: what each task's tensors are named and what its labels and scores mean.
 
 A release's manifest (``protocol.manifest``) lists its tensors, labels and thresholds; this module
-says which names, label sets and threshold keys each task relies on, so the gateway's runners
-(``edge_agent.runtime``), the training and evaluation code (``domain_models``) and the simulators'
-ground truth read one definition. Wire scores are always in [0, 1].
+says which names, label sets and threshold keys (the ``*_KEY`` constants, and
+:data:`URGENCY_PREFIX`) each task relies on, so the gateway's runners (``edge_agent.runtime``),
+the training and evaluation code (``domain_models``) and the simulators' ground truth read one
+definition. Wire scores are always in [0, 1].
 
 ``defect``, classifier graph
     One output (N, len(labels)): a softmax over ``labels`` in order; ``good_label`` passes a part.
     The top label is a defect only when it is not the good label and its probability reaches
     ``thresholds[label]``, else ``thresholds["defect"]``, else :data:`DEFAULT_DEFECT_THRESHOLD`;
-    otherwise the result is the good label with the good label's probability as its score. The
-    simulated camera line and the bundled classifier use :data:`DEFECT_LABELS`
-    (:data:`GOOD_LABEL` and the :data:`DEFECT_TYPES`).
+    otherwise the result is the good label with the good label's probability as its score. When
+    the top label is a defect label, the result's ``threshold`` is the cut-off it was judged
+    against (a defect then reads as "scratch 0.83, cut-off 0.50"). The simulated camera line and
+    the bundled classifier use :data:`DEFECT_LABELS` (:data:`GOOD_LABEL` and the
+    :data:`DEFECT_TYPES`).
 
 ``defect``, anomaly graph (fit on good parts only)
     Outputs :data:`SCORE_OUTPUT` (N,), a raw feature distance, and :data:`MAP_OUTPUT`
     (N, h, w), the anomaly map over the model's input; ``thresholds["defect"]`` is the raw
     distance calibrated on held-out good parts. The wire score is :func:`normalized_score`:
-    ``raw / (raw + threshold)``, monotonic and exactly 0.5 at the threshold. Labels are
+    ``raw / (raw + threshold)``, monotonic and exactly 0.5 at the threshold; the result also
+    carries the raw distance (``raw_score``) and ``threshold``, so a score reads as a multiple of
+    the threshold (``raw_score / threshold``: 1.0 and up is a defect). Labels are
     :data:`ANOMALY_LABELS` (the good label and :data:`ANOMALY_LABEL`), followed by the defect
     types of an optional supervised head, :data:`TYPE_OUTPUT` (N, 1 + K): a softmax over (good,
     type_1 .. type_K) in ``labels`` order. A flagged part is named after its type when the type's
@@ -44,7 +49,8 @@ ground truth read one definition. Wire scores are always in [0, 1].
     list its sort table as :data:`ROUTES_FILE` and one crop classifier ``<DAMAGE_PREFIX>*.onnx``
     among its files: input :data:`DAMAGE_INPUT` (N, 3, 64, 96) RGB in [0, 1], output
     :data:`DAMAGE_OUTPUT` (N, 1) = P(damaged), cut-off ``thresholds[DAMAGE_THRESHOLD]`` applied
-    to a parcel's mean score.
+    to a parcel's mean score. A parcel's result carries that mean (``damage_score``, over the
+    frames it was wholly in view) and the cut-off applied (``damage_threshold``).
 """
 
 from __future__ import annotations
@@ -54,6 +60,10 @@ from __future__ import annotations
 GOOD_LABEL = "good"
 DEFECT_TYPES: tuple[str, ...] = ("scratch", "hole", "stain", "crack")
 DEFECT_LABELS: tuple[str, ...] = (GOOD_LABEL, *DEFECT_TYPES)
+# The manifest ``thresholds`` keys a task reads are named ``*_KEY`` (a manifest has one flat
+# mapping): here the cut-off of every defect label without one of its own (anomaly graphs: the raw
+# distance), used at DEFAULT_DEFECT_THRESHOLD when absent.
+DEFECT_KEY = "defect"
 DEFAULT_DEFECT_THRESHOLD = 0.5
 
 # ---- defect: anomaly graphs ----------------------------------------------------------------
@@ -63,7 +73,9 @@ MAP_OUTPUT = "anomaly_map"
 TYPE_OUTPUT = "defect_type"
 ANOMALY_LABEL = "anomaly"
 ANOMALY_LABELS: tuple[str, ...] = (GOOD_LABEL, ANOMALY_LABEL)  # + the type head's types when it has one
+TYPE_CONFIDENCE_KEY = "type"  # least type probability that names a flagged part's type
 DEFAULT_TYPE_CONFIDENCE = 0.5
+TYPE_FLAG_KEY = "type_flag"  # optional: the type probability that flags a part on its own
 
 
 def normalized_score(raw: float, threshold: float) -> float:
@@ -89,12 +101,23 @@ NOTE_CATEGORIES: tuple[str, ...] = (
     "safety",
 )
 NOTE_URGENCIES: tuple[str, ...] = ("low", "medium", "high")
+# The urgency that needs someone now: the cloud counts such notes apart and the console highlights them.
+HIGH_URGENCY = NOTE_URGENCIES[-1]
 
 # ---- parcels -------------------------------------------------------------------------------
 
 PARCEL_MAPS: tuple[str, ...] = ("parcel", "damage")
+PARCEL_KEY = "parcel"  # cut-off of the parcel map
+DAMAGE_MAP_KEY = "damage"  # cut-off of the damage map
+MIN_AREA_KEY = "min_area"  # smallest parcel blob, model pixels
+LENGTH_OFFSET_KEY = "length_offset_px"  # the detector's mean size bias, subtracted
+WIDTH_OFFSET_KEY = "width_offset_px"
+BIRTH_WINDOW_KEY = "birth_window"  # fraction of the width past the counting line that still counts
+# The line's camera calibration and counting line: the gateway config's values first.
+MM_PER_PX_KEY = "mm_per_px"
+COUNT_LINE_X_KEY = "count_line_x"
 ROUTES_FILE = "parcel-routes.json"
 DAMAGE_PREFIX = "parcel-damage"
-DAMAGE_THRESHOLD = "damage_crop"
+DAMAGE_THRESHOLD = "damage_crop"  # the manifest thresholds key of the crop classifier's cut-off
 DAMAGE_INPUT = "crops"
 DAMAGE_OUTPUT = "damage"

@@ -32,6 +32,14 @@ MAX_PAYLOAD_BYTES = 1024 * 1024
 MAX_BATCH_ITEMS = 1000
 # A defect crop for the console: small on purpose (a 160x120 JPEG is ~6 KB); base64 adds a third.
 MAX_THUMBNAIL_B64 = 32 * 1024
+# Where a thumbnail sits in its source frame rides inside the JPEG, as a comment segment (FF FE)
+# right after SOI: this prefix, then a JSON object of these integer keys (the crop's x, y, w, h in
+# frame pixels, the frame's size, the JPEG's own size). So the result needs no extra fields, and
+# the cloud maps a box (frame pixels) onto the picture: thumbnail x = (box x - x) * tw / w.
+CROP_COMMENT_PREFIX = b"factory-edge-crop:"
+CROP_GEOMETRY_KEYS = ("x", "y", "w", "h", "frame_w", "frame_h", "tw", "th")
+# A maintenance note's own words ride with its triage; as long as a notes source keeps by default.
+MAX_NOTE_CHARS = 4000
 
 GatewayId = Annotated[str, Field(pattern=GATEWAY_ID_PATTERN, description="Gateway id, one topic level")]
 Sha256Hex = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$", description="Lower-case hex SHA-256")]
@@ -155,12 +163,14 @@ class GatewayState(WireModel):
     line: Name | None = None
     models: tuple[LoadedModel, ...] = ()
     timestamp: AwareDatetime
-    machine: MachineInfo | None = Field(
-        default=None, description="The gateway's machine; None from agents older than this field"
-    )
+    machine: MachineInfo = Field(description="The gateway's machine (what could not be read is null)")
 
 
 # ---- task outputs --------------------------------------------------------------------------
+
+
+# A number measured at the gateway: NaN or infinity would go out as null and fail the whole batch.
+Finite = Annotated[float, Field(allow_inf_nan=False)]
 
 
 class Box(WireModel):
@@ -181,6 +191,14 @@ class DefectOutput(WireModel):
     score: float = Field(ge=0.0, le=1.0, description="Confidence in ``label`` (or anomaly score)")
     scores: dict[Name, float] = Field(default_factory=dict)
     box: Box | None = None
+    raw_score: Finite | None = Field(
+        default=None, ge=0.0, description="Anomaly graphs: the raw distance, a defect from ``threshold`` up"
+    )
+    threshold: Finite | None = Field(
+        default=None,
+        description="The cut-off the verdict was judged against: an anomaly graph's raw distance "
+        "threshold; a classifier's probability cut-off of its top label, when that is a defect label",
+    )
 
 
 class ClassificationOutput(WireModel):
@@ -206,6 +224,10 @@ class ParcelOutput(WireModel):
     barcode: Text | None = Field(default=None, max_length=256)
     symbology: Text | None = Field(default=None, max_length=32)
     damaged: bool = False
+    damage_score: Finite | None = Field(
+        default=None, ge=0.0, description="Mean damage score over the frames the parcel was wholly in view"
+    )
+    damage_threshold: Finite | None = Field(default=None, description="Damaged from this damage score up")
 
 
 class NotesOutput(WireModel):
@@ -218,11 +240,22 @@ class NotesOutput(WireModel):
     urgency: Name
     urgency_score: float = Field(ge=0.0, le=1.0)
     scores: dict[Name, float] = Field(default_factory=dict)
+    text: Text | None = Field(
+        default=None,
+        max_length=MAX_NOTE_CHARS,
+        description="The note as written (control characters shown as \\xNN, longer notes cut); "
+        "None from agents older than this field",
+    )
 
 
 TaskOutput = Annotated[
     DefectOutput | ClassificationOutput | ParcelOutput | NotesOutput, Field(discriminator="kind")
 ]
+# The tasks a stored result can be of: each output's ``kind`` (the cloud files results under it).
+RESULT_TASKS: tuple[str, ...] = tuple(
+    str(output.model_fields["kind"].default)
+    for output in (DefectOutput, ClassificationOutput, ParcelOutput, NotesOutput)
+)
 
 
 class ResultItem(WireModel):
@@ -299,6 +332,19 @@ class Ack(WireModel):
     committed_at: AwareDatetime
 
 
+DriftState = Literal["ok", "suspected", "confirmed"]
+
+
+class SlotDrift(WireModel):
+    """One slot's drift verdict in telemetry (protocol.drift; transitions are ``model_drift`` events)."""
+
+    slot: Name
+    state: DriftState
+    moved: tuple[Name, ...] = Field(default=(), max_length=16, description="Signals over their thresholds")
+    ratio: float = Field(ge=0.0, allow_inf_nan=False, description="Largest statistic / its threshold")
+    frames: int = Field(ge=0, description="Frames in the window (the verdict waits for a full window)")
+
+
 class Telemetry(WireModel):
     """Periodic gateway health, not kept through the outbox (the next sample supersedes it)."""
 
@@ -314,6 +360,9 @@ class Telemetry(WireModel):
     publish_errors: int = Field(ge=0)
     outbox_depth: int = Field(ge=0)
     outbox_bytes: int = Field(ge=0)
+    drift: tuple[SlotDrift, ...] = Field(
+        default=(), max_length=64, description="Per slot whose release carries a drift reference"
+    )
 
 
 EventValue = str | int | float | bool | None

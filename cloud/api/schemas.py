@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from cloud.dispositions.schemas import DispositionBrief, DispositionPublic, ReviewCounts
 
 
 class PublicModel(BaseModel):
@@ -108,6 +110,7 @@ class ResultPublic(PublicModel):
     inferred_at: datetime
     received_at: datetime
     replayed: bool
+    disposition: DispositionBrief | None = Field(None, description="An operator's current verdict, if any")
 
 
 class ResultPage(BaseModel):
@@ -141,16 +144,22 @@ class StatsBucket(BaseModel):
     parcels: int = Field(0, description="Parcels counted (results of parcel models)")
     damaged: int = Field(0, description="Parcels flagged as damaged")
     damaged_rate: float | None = Field(None, description="damaged / parcels; null when no parcel was counted")
+    notes: int = Field(0, description="Maintenance notes written (results of notes models)")
+    urgent_notes: int = Field(0, description="Notes of the highest urgency")
 
 
 class LineStats(BaseModel):
     """Defect statistics of one line over ``[since, until)``."""
 
     line: str
+    task: str | None = Field(None, description="The one task counted; null: every task")
     since: datetime
     until: datetime
     interval_s: int
     results: int
+    results_by_task: dict[str, int] = Field(
+        default_factory=dict, description="Results of the range per task, most frequent first"
+    )
     inspected: int
     defects: int
     defect_rate: float | None
@@ -162,6 +171,12 @@ class LineStats(BaseModel):
     damaged_rate: float | None = Field(None, description="damaged / parcels; null when no parcel was counted")
     parcels_by_lane: dict[str, int] = Field(
         default_factory=dict, description="Parcels of the range per sort lane (their label), busiest first"
+    )
+    notes: int = Field(0, description="Maintenance notes written over the range")
+    urgent_notes: int = Field(0, description="Notes of the highest urgency over the range")
+    review: ReviewCounts = Field(
+        default_factory=ReviewCounts,
+        description="Operators' dispositions of the range's results and the false-reject rate they give",
     )
     buckets: list[StatsBucket]
 
@@ -207,3 +222,22 @@ class FleetEventPage(BaseModel):
         description="Offset of the next page; null on the last page or with a cursor"
     )
     next_cursor: str | None = Field(description="Opaque cursor of the next page (stable while events arrive)")
+
+
+Item = TypeVar("Item", bound=BaseModel)
+
+
+class NewestFirstPage(BaseModel, Generic[Item]):
+    """A page of a newest-first list (``cloud.api.cursor.newest_first_page``) and how to fetch the next."""
+
+    items: list[Item]
+    limit: int
+    offset: int
+    next_offset: int | None = Field(
+        description="Offset of the next page; null on the last page or with a cursor"
+    )
+    next_cursor: str | None = Field(description="Opaque cursor of the next page")
+
+
+class DispositionPage(NewestFirstPage[DispositionPublic]):
+    """A page of dispositions, most recently set first."""

@@ -15,11 +15,12 @@ from cloud.console.pages import (
     line,
     login,
     models,
+    notes,
     overview,
     rollout,
     rollouts,
 )
 
 router = APIRouter(include_in_schema=False)
-for page in (login, overview, line, gateways, gateway, models, rollouts, rollout, alerts, assets):
+for page in (login, overview, line, notes, gateways, gateway, models, rollouts, rollout, alerts, assets):
     router.include_router(page.router)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import quote
 
 from cloud.console.api import ApiClient
+from cloud.console.line_tasks import NOTES, split_stats, stats_path
 from protocol.messages import utcnow
 
 WINDOW = timedelta(hours=1)
@@ -19,40 +19,54 @@ def _line_models(gateways: list[dict[str, Any]]) -> list[str]:
     return sorted(seen)
 
 
-async def _first_result_at(api: ApiClient, line: str, start: str, now: datetime) -> datetime:
-    """The start of the first second holding a result of ``line`` from ``start`` (a bucket's start) on."""
+async def _first_result_at(api: ApiClient, line: str, task: str, start: str, now: datetime) -> datetime:
+    """The start of the first second holding a ``task`` result of ``line`` from ``start`` (a bucket's
+    start) on."""
     until = min(datetime.fromisoformat(start) + timedelta(seconds=BUCKET_S), now)
-    fine = await api.get(f"/lines/{quote(line)}/stats", since=start, until=until.isoformat(), interval_s=1)
+    fine = await api.get(stats_path(line), since=start, until=until.isoformat(), interval_s=1, task=task)
     first = next((b["start"] for b in fine["buckets"] if b["results"]), start)
     return datetime.fromisoformat(first)
 
 
 async def throughput_per_min(
-    api: ApiClient, line: str, buckets: list[dict[str, Any]], now: datetime
+    api: ApiClient, line: str, task: str, counts: list[tuple[str, int]], now: datetime
 ) -> float:
-    """Results per minute over the last few minutes, divided by the time they actually cover.
+    """``task`` results per minute over the last few minutes, divided by the time they actually cover.
 
-    Right after start-up the line has reported for less than the averaging window: dividing by the
-    whole window would show a fraction of the real rate. The first result's second is looked up
-    (one small query) only when it falls inside the window.
+    ``counts`` are (bucket start, results of the task) per minute. Right after start-up the line
+    has reported for less than the averaging window: dividing by the whole window would show a
+    fraction of the real rate. The first result's second is looked up (one small query) only when
+    it falls inside the window.
     """
-    recent = buckets[-THROUGHPUT_MINUTES:]
-    count = int(sum(b["results"] for b in recent))
+    recent = counts[-THROUGHPUT_MINUTES:]
+    count = sum(n for _, n in recent)
     if not recent or not count:
         return 0.0
-    window_start = datetime.fromisoformat(recent[0]["start"])
-    earlier = any(b["results"] for b in buckets[: -len(recent)])
+    window_start = datetime.fromisoformat(recent[0][0])
+    earlier = any(n for _, n in counts[: -len(recent)])
     start = window_start
     if not earlier:
-        first = next(b for b in recent if b["results"])
-        start = max(window_start, await _first_result_at(api, line, first["start"], now))
+        first = next(at for at, n in recent if n)
+        start = max(window_start, await _first_result_at(api, line, task, first, now))
     covered_min = max((now - start).total_seconds(), 1.0) / 60
     return count / covered_min
 
 
+async def _notes_figures(api: ApiClient, line: str, every: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """The line's maintenance notes of the hour, counted apart from its production figures."""
+    counts = [(b["start"], int(b["notes"])) for b in every["buckets"]]
+    per_min = await throughput_per_min(api, line, NOTES, counts, now) if every["notes"] else 0.0
+    return {
+        "notes": bool(every["notes"]),
+        "notes_hour": every["notes"],
+        "notes_per_min": round(per_min, 1),
+        "urgent_notes_hour": every["urgent_notes"],
+    }
+
+
 async def overview(api: ApiClient) -> dict[str, Any]:
     """One tile per line: throughput, last-hour defect (or damaged-parcel) rate and its per-minute
-    series, gateways, alerts."""
+    series of the line's production task, gateways, alerts, and its maintenance notes apart."""
     now = utcnow()
     lines = await api.get("/lines")
     gateways = await api.get("/gateways")
@@ -60,14 +74,12 @@ async def overview(api: ApiClient) -> dict[str, Any]:
     tiles = []
     for entry in lines:
         line = entry["line"]
-        stats = await api.get(
-            f"/lines/{line}/stats",
-            since=(now - WINDOW).isoformat(),
-            until=now.isoformat(),
-            interval_s=BUCKET_S,
+        stats, every = await split_stats(
+            api, line, since=(now - WINDOW).isoformat(), until=now.isoformat(), interval_s=BUCKET_S
         )
         buckets = stats["buckets"]
-        per_min = await throughput_per_min(api, line, buckets, now)
+        counts = [(b["start"], int(b["results"])) for b in buckets]
+        per_min = await throughput_per_min(api, line, stats["task"], counts, now)
         on_line = [gw for gw in gateways if gw["line"] == line]
         parcels = bool(stats.get("parcels")) and not stats["inspected"]
         tiles.append(
@@ -87,6 +99,7 @@ async def overview(api: ApiClient) -> dict[str, Any]:
                 "gateways_offline": sum(1 for gw in on_line if not gw["online"]),
                 "open_alerts": sum(1 for a in alerts if a["line"] == line),
                 "last_result_at": entry["last_result_at"],
+                **await _notes_figures(api, line, every, now),
             }
         )
     # alerts_available is part of the summary's format; alerts are always served.

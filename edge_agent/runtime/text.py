@@ -21,7 +21,7 @@ from edge_agent.runtime.model import ModelLoadError, Prediction, ReleaseIdentity
 from edge_agent.runtime.tasks import Array, Output
 from protocol.inference import CATEGORY_OUTPUT, NOTES_INPUTS, URGENCY_OUTPUT, URGENCY_PREFIX
 from protocol.manifest import ModelManifest, load_manifest
-from protocol.messages import NotesOutput, utcnow
+from protocol.messages import MAX_NOTE_CHARS, NotesOutput, utcnow, wire_text
 
 log = logging.getLogger(__name__)
 
@@ -95,9 +95,16 @@ class TextRunner(ReleaseIdentity):
         outputs: list[Array] = self._session.run([CATEGORY_OUTPUT, URGENCY_OUTPUT], feeds)
         return outputs
 
-    def post_process(self, outputs: Sequence[Array], batch: int) -> list[NotesOutput]:
-        """Probabilities -> NotesOutput (scores: categories by name, urgencies as ``urgency.<label>``)."""
+    def post_process(
+        self, outputs: Sequence[Array], batch: int, texts: Sequence[str | None] | None = None
+    ) -> list[NotesOutput]:
+        """Probabilities -> NotesOutput (scores: categories by name, urgencies as ``urgency.<label>``).
+
+        ``texts`` are the notes themselves, carried in the result so the cloud can show what was
+        written, not only how it was triaged.
+        """
         m = self.manifest
+        notes = list(texts) if texts is not None else [None] * batch
         cat = np.clip(np.asarray(outputs[0], np.float32), 0.0, 1.0)
         urg = np.clip(np.asarray(outputs[1], np.float32), 0.0, 1.0)
         if cat.shape != (batch, len(m.labels)) or urg.shape != (batch, len(self.urgencies)):
@@ -106,7 +113,7 @@ class TextRunner(ReleaseIdentity):
                 f"({batch}, {len(m.labels)}) / ({batch}, {len(self.urgencies)})"
             )
         results = []
-        for c_row, u_row in zip(cat, urg, strict=True):
+        for c_row, u_row, text in zip(cat, urg, notes, strict=True):
             c, u = int(c_row.argmax()), int(u_row.argmax())
             scores = {label: round(float(p), 6) for label, p in zip(m.labels, c_row, strict=True)}
             scores |= {
@@ -120,6 +127,7 @@ class TextRunner(ReleaseIdentity):
                     urgency=self.urgencies[u],
                     urgency_score=float(u_row[u]),
                     scores=scores,
+                    text=None if text is None else wire_text(text, MAX_NOTE_CHARS),
                 )
             )
         return results
@@ -131,7 +139,8 @@ class TextRunner(ReleaseIdentity):
         if len(frames) > 1:
             return [p for f in frames for p in self.infer([f])]
         started = time.perf_counter()
-        outputs = self.post_process(self.forward(self.pre_process(frames)), len(frames))
+        texts = [f.text for f in frames]
+        outputs = self.post_process(self.forward(self.pre_process(frames)), len(frames), texts)
         latency_ms = (time.perf_counter() - started) * 1000.0
         # Prediction.output is typed for image tasks; NotesOutput is a wire TaskOutput like them.
         return [Prediction(f, cast(Output, o), latency_ms) for f, o in zip(frames, outputs, strict=True)]

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from playwright.sync_api import Browser, Page, expect
 
 from cloud.config import CloudSettings
 from cloud.factoryctl.push import push, sign
@@ -60,6 +61,19 @@ class Stack:
         answer = httpx.get(f"{self.url}/api/v1{path}", params=params, headers=headers, timeout=30)
         answer.raise_for_status()
         return answer.json()
+
+
+def log_in(browser: Browser, stack: Stack, role: str, path: str, timeout_ms: int = 30_000) -> Page:
+    """A new page of ``browser`` at ``path`` of the demo, logged in as its ``role`` user on the way."""
+    page = browser.new_page(viewport={"width": 1366, "height": 768})
+    page.set_default_timeout(timeout_ms)
+    page.goto(f"{stack.url}{path}")
+    page.fill("input[name=username]", stack.users[role])
+    page.fill("input[name=password]", stack.password)
+    page.click("button[type=submit]")
+    expect(page.locator("#who")).to_contain_text(stack.users[role])
+    expect(page).to_have_url(f"{stack.url}{path}")
+    return page
 
 
 def push_release(url: str, token: str, key: Path, folder: Path) -> tuple[str, str]:

@@ -5,19 +5,26 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from protocol.messages import (
+    MAX_NOTE_CHARS,
     MAX_PAYLOAD_BYTES,
+    RESULT_TASKS,
     Ack,
+    DefectOutput,
     EventBatch,
     EventItem,
     GatewayState,
+    NotesOutput,
+    ParcelOutput,
     ResultBatch,
+    TaskOutput,
     Telemetry,
     WireError,
     WireModel,
@@ -168,3 +175,38 @@ def test_wire_text_makes_any_text_fit_a_text_field(text: str, limit: int) -> Non
 
 def test_wire_text_spells_out_control_characters() -> None:
     assert wire_text("01\x1d02\x00", 50) == "01\\x1d02\\x00"
+
+
+def test_result_tasks_are_the_kinds_of_every_task_output() -> None:
+    union, _ = get_args(TaskOutput)
+    kinds = [output.model_fields["kind"].default for output in get_args(union)]
+    assert sorted(RESULT_TASKS) == sorted(kinds)
+
+
+def test_a_note_carries_its_words_bounded_and_older_agents_send_none() -> None:
+    triage: dict[str, Any] = {"label": "safety", "score": 0.9, "category": "safety", "urgency": "high",
+                              "urgency_score": 0.8}  # fmt: skip
+    note = NotesOutput(**triage, text="Guard door\topen\nsee C:\\log")
+    assert decode(NotesOutput, encode(note)).text == "Guard door\topen\nsee C:\\log"
+    assert NotesOutput(**triage).text is None
+    assert len(NotesOutput(**triage, text="x" * MAX_NOTE_CHARS).text or "") == MAX_NOTE_CHARS
+    with pytest.raises(ValidationError, match=rf"text\n.* at most {MAX_NOTE_CHARS} "):
+        NotesOutput(**triage, text="x" * (MAX_NOTE_CHARS + 1))
+    with pytest.raises(ValidationError, match="NUL character"):
+        NotesOutput(**triage, text="oil\x00leak")
+
+
+def test_a_score_travels_with_what_it_was_judged_against_and_older_agents_send_none() -> None:
+    defect = DefectOutput(label="anomaly", is_defect=True, score=0.58, raw_score=52.7, threshold=37.66)
+    assert decode(DefectOutput, encode(defect)) == defect
+    assert DefectOutput(label="good", is_defect=False, score=0.9).threshold is None
+    parcel = ParcelOutput(label="reject", score=0.9, track_id=1, damaged=True, damage_score=0.7,
+                          damage_threshold=0.44)  # fmt: skip
+    assert decode(ParcelOutput, encode(parcel)) == parcel
+    # NaN would go out as null and dead-letter the whole batch: refused where it is made, by name.
+    with pytest.raises(ValidationError, match="raw_score"):
+        DefectOutput(label="anomaly", is_defect=True, score=0.5, raw_score=float("nan"), threshold=1.0)
+    with pytest.raises(ValidationError, match="raw_score"):
+        DefectOutput(label="anomaly", is_defect=True, score=0.5, raw_score=-1.0, threshold=1.0)
+    with pytest.raises(ValidationError, match="damage_threshold"):
+        ParcelOutput(label="x", score=0.5, track_id=1, damage_threshold=float("inf"))

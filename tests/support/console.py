@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,9 +20,10 @@ from cloud.db import make_engine, make_sessionmaker, migrate
 from cloud.ingest.service import ingest_messages
 from cloud.registry.service import create_version, put_chunk
 from cloud.registry.store import LocalStore
+from protocol.inference import normalized_score
 from protocol.messages import Box, DefectOutput, ParcelOutput, ResultItem, WireModel
 from protocol.topics import Channel, TopicSpace
-from tests.support.messages import batch, inbound, item, new_stream, state, telemetry
+from tests.support.messages import batch, inbound, item, new_stream, note, state, telemetry
 from tests.support.releases import make_release
 from tests.support.testclient import TestClient
 
@@ -93,7 +95,16 @@ def seed_console(settings: CloudSettings, topics: TopicSpace, key: Ed25519Privat
 ORIGIN = {"Origin": "http://testserver"}
 
 
-PAGES = ["/", "/lines/line-1", "/gateways", "/gateways/gw-a", "/models", "/rollouts", "/alerts"]
+PAGES = [
+    "/",
+    "/lines/line-1",
+    "/lines/line-1/notes",
+    "/gateways",
+    "/gateways/gw-a",
+    "/models",
+    "/rollouts",
+    "/alerts",
+]
 
 
 def login(client: TestClient, user: str) -> None:
@@ -117,9 +128,27 @@ def create_rollout(client: TestClient) -> str:
     return str(rollouts.json()[0]["id"])
 
 
+def anomaly_result(seq: int, raw: float, threshold: float, at: datetime | None = None) -> ResultItem:
+    """A result of gw-a's anomaly model on line-1, as ``edge_agent.runtime.anomaly`` reports one."""
+    squashed = round(normalized_score(raw, threshold), 6)
+    flagged = raw >= threshold
+    out = DefectOutput(label="anomaly" if flagged else "good", is_defect=flagged,
+                       score=squashed if flagged else round(1 - squashed, 6),
+                       scores={"anomaly": squashed, "good": round(1 - squashed, 6)},
+                       box=Box(x=4, y=4, w=20, h=10) if flagged else None, raw_score=raw, threshold=threshold)  # fmt: skip
+    found = item(seq, at=at or datetime.now(UTC), model="defect-patchcore")
+    return found.model_copy(update={"output": out, **({"thumbnail_jpeg": _jpeg()} if flagged else {})})
+
+
+PARCEL_BARCODE = "3104729"  # what the damaged parcel's label reads
+
+
 def parcel(seq: int, at: datetime, lane: str, damaged: bool) -> ResultItem:
-    """A parcel counted on line-3: its label is the sort lane; damaged ones carry a picture."""
-    out = ParcelOutput(label=lane, score=0.99, track_id=seq, damaged=damaged, box=Box(x=4, y=4, w=20, h=10))
+    """A parcel counted on line-3: its label is the sort lane; damaged ones carry a picture, and
+    their label was read (barcode ``PARCEL_BARCODE``)."""
+    out = ParcelOutput(label=lane, score=0.99, track_id=seq, damaged=damaged, box=Box(x=4, y=4, w=20, h=10),
+                       barcode=PARCEL_BARCODE if damaged else None, symbology="code128" if damaged else None,
+                       damage_score=0.71 if damaged else 0.05, damage_threshold=0.44)  # fmt: skip
     extra = {"thumbnail_jpeg": _jpeg()} if damaged else {}
     return item(seq, line="line-3", at=at, model="parcel-det").model_copy(update={"output": out, **extra})
 
@@ -131,6 +160,26 @@ def seed_parcels(console: Console) -> None:
     items = [parcel(s, now - timedelta(minutes=6 - s), lane, hurt) for s, (lane, hurt) in enumerate(plan, 1)]
     console.ingest("gw-p", Channel.STATE, state("gw-p", True, 1, line="line-3"))
     console.ingest("gw-p", Channel.RESULTS, batch("gw-p", new_stream(), items))
+
+
+# line-1's maintenance notes in the console tests: (minutes ago, text, category, urgency).
+CONSOLE_NOTES = (
+    (9, "Chain guard <b>loose</b> & rattling", "mechanical", "low"),
+    (7, "Sparks at drive 4 - isolate now", "electrical", "high"),
+    (5, "Air leak at valve block V2", "hydraulic_pneumatic", "medium"),
+    (3, "Emergency stop on cell 2 does not latch", "safety", "high"),
+)
+
+
+def seed_notes(ingest: Callable[[str, Channel, WireModel], None]) -> list[ResultItem]:
+    """gw-a writes :data:`CONSOLE_NOTES` on line-1 beside its camera; returns them, oldest first."""
+    now = datetime.now(UTC)
+    notes = [
+        note(s, text, at=now - timedelta(minutes=ago), category=category, urgency=urgency)
+        for s, (ago, text, category, urgency) in enumerate(CONSOLE_NOTES, start=1)
+    ]
+    ingest("gw-a", Channel.RESULTS, batch("gw-a", new_stream(), notes))
+    return notes
 
 
 @dataclass

@@ -12,9 +12,26 @@ from sqlalchemy import Engine, event
 from cloud.db import make_engine, make_sessionmaker, migrate
 from cloud.ingest.service import ingest_messages
 from protocol.topics import Channel, TopicSpace
-from tests.support.messages import T0, batch, inbound, item, new_stream, state, telemetry
+from tests.support.messages import (
+    T0,
+    batch,
+    gateway_event,
+    inbound,
+    item,
+    new_stream,
+    note,
+    state,
+    telemetry,
+)
 
 STREAM = new_stream()
+# line-1's maintenance notes, written beside its camera: (seconds after T0, text, category, urgency).
+NOTES = (
+    (150, "Hydraulic oil leak under press 3\nsee photo in C:\\shift\tlog", "hydraulic_pneumatic", "medium"),
+    (270, "Guard door interlock bypassed on cell 2", "safety", "high"),
+    (390, "Förderband quietscht am Einlauf", "mechanical", "low"),
+    (510, "Smoke from control cabinet 2", "electrical", "high"),
+)
 
 
 def seed(db_url: str, topics: TopicSpace) -> None:
@@ -35,6 +52,31 @@ def seed(db_url: str, topics: TopicSpace) -> None:
             inbound(topics, "gw-b", Channel.STATE, state("gw-b", False, 4, line="line-2")),
             inbound(topics, "gw-b", Channel.RESULTS, batch("gw-b", STREAM, line2)),
             inbound(topics, "gw-b", Channel.RESULTS, b"garbage"),
+        ],
+        topics,
+    )
+    engine.dispose()
+
+
+def seed_notes_and_events(db_url: str, topics: TopicSpace) -> None:
+    """On top of :func:`seed`: line-1's :data:`NOTES` from gw-a's notes source, and three gateway
+    events (gw-a: info ``ota`` at T0 + 1 min, warning ``outbox_shed`` at + 2 min; gw-b: error
+    ``ota`` at + 3 min)."""
+    notes = [
+        note(s, text, at=T0 + timedelta(seconds=at), category=category, urgency=urgency)
+        for s, (at, text, category, urgency) in enumerate(NOTES, start=1)
+    ]
+    events = [
+        ("gw-a", gateway_event("gw-a", T0 + timedelta(minutes=1), "info", "ota", "downloading")),
+        ("gw-a", gateway_event("gw-a", T0 + timedelta(minutes=2), "warning", "outbox_shed", "shed 5")),
+        ("gw-b", gateway_event("gw-b", T0 + timedelta(minutes=3), "error", "ota", "smoke test failed")),
+    ]
+    engine = make_engine(db_url)
+    ingest_messages(
+        make_sessionmaker(engine),
+        [
+            inbound(topics, "gw-a", Channel.RESULTS, batch("gw-a", new_stream(), notes)),
+            *(inbound(topics, gw, Channel.EVENTS, event) for gw, event in events),
         ],
         topics,
     )

@@ -7,7 +7,9 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
+from cloud.db import make_engine, make_sessionmaker
 from cloud.ingest.decode import Inbound
+from cloud.ingest.service import ingest_messages
 from protocol.messages import (
     ClassificationOutput,
     DefectOutput,
@@ -16,7 +18,9 @@ from protocol.messages import (
     EventValue,
     GatewayState,
     LoadedModel,
+    MachineInfo,
     ModelRef,
+    NotesOutput,
     ResultBatch,
     ResultItem,
     Telemetry,
@@ -24,6 +28,7 @@ from protocol.messages import (
     encode,
 )
 from protocol.topics import Channel, TopicSpace
+from tests.support.machines import GATEWAY_MACHINE
 
 SHA = "ab" * 32
 T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
@@ -61,13 +66,36 @@ def item(
     )
 
 
+def note(
+    seq: int,
+    text: str | None,
+    *,
+    line: str = "line-1",
+    at: datetime | None = None,
+    category: str = "mechanical",
+    urgency: str = "low",
+) -> ResultItem:
+    """One maintenance note as a notes model's result (``text`` None: an agent that predates note texts)."""
+    output = NotesOutput(
+        label=category, score=0.8, category=category, urgency=urgency, urgency_score=0.7, text=text
+    )
+    return item(seq, line=line, at=at, model="notes-minilm").model_copy(
+        update={"output": output, "source": "notes", "frame": f"note-{seq:06d}.txt"}
+    )
+
+
 def batch(gateway_id: str, stream: str, items: Iterable[ResultItem]) -> ResultBatch:
     """A result batch of ``items``."""
     return ResultBatch(gateway_id=gateway_id, stream=stream, sent_at=datetime.now(UTC), items=tuple(items))
 
 
 def state(
-    gateway_id: str, online: bool, session: int, at: datetime | None = None, line: str = "line-1"
+    gateway_id: str,
+    online: bool,
+    session: int,
+    at: datetime | None = None,
+    line: str = "line-1",
+    machine: MachineInfo = GATEWAY_MACHINE,
 ) -> GatewayState:
     """A birth (online) or death message."""
     return GatewayState(
@@ -78,6 +106,7 @@ def state(
         line=line,
         models=(LoadedModel(name="defect-cnn", version="1.0", sha256=SHA, slot="main", task="defect"),),
         timestamp=at or datetime.now(UTC),
+        machine=machine,
     )
 
 
@@ -123,6 +152,16 @@ def inbound(topics: TopicSpace, gateway_id: str, channel: Channel, msg: WireMode
     """A received message as the worker would see it, for calling the service directly."""
     payload = msg if isinstance(msg, bytes) else encode(msg)
     return Inbound(topics.topic(gateway_id, channel), payload, datetime.now(UTC))
+
+
+def ingest(db_url: str, topics: TopicSpace, gateway_id: str, channel: Channel, *messages: WireModel) -> None:
+    """Store ``messages`` of ``gateway_id`` through the ingest service, as a worker would."""
+    engine = make_engine(db_url)
+    try:
+        found = [inbound(topics, gateway_id, channel, m) for m in messages]
+        ingest_messages(make_sessionmaker(engine), found, topics)
+    finally:
+        engine.dispose()
 
 
 def new_stream() -> str:

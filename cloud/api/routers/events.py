@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import AwareDatetime
 from sqlalchemy import select
 
-from cloud.api.cursor import after_cursor, decode_cursor, encode_cursor, fetch_page
+from cloud.api.cursor import Keyset, newest_first_page
 from cloud.api.deps import SessionDep
 from cloud.api.schemas import EventPublic, FleetEventPage
 from cloud.db.models import Event, Gateway
@@ -18,11 +17,13 @@ router = APIRouter(prefix="/events", tags=["events"])
 MAX_LIMIT = 1000
 
 
-def _decode(cursor: str) -> tuple[datetime, int]:
-    at, event_id = decode_cursor(cursor)
-    if not isinstance(event_id, int):
-        raise HTTPException(422, detail=f"cursor {cursor[:40]!r} is not valid: not made by this API")
-    return at, event_id
+def _event_id(raw: object) -> int:
+    if not isinstance(raw, int):
+        raise ValueError("not made by this API")
+    return raw
+
+
+KEYS = Keyset(Event.timestamp, Event.id, dump_id=int, load_id=_event_id)
 
 
 @router.get("", responses={404: {"description": "Unknown gateway"}})
@@ -39,25 +40,13 @@ def list_events(
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
 ) -> FleetEventPage:
     """What gateways reported (OTA steps, outbox shedding, errors), newest first across the fleet."""
-    if cursor is not None and offset:
-        raise HTTPException(422, detail="use either cursor or offset, not both")
     if gateway is not None and session.get(Gateway, gateway) is None:
         raise HTTPException(404, detail=f"gateway {gateway!r} not found")
-    query = select(Event).order_by(Event.timestamp.desc(), Event.id.desc())
+    query = select(Event)
     for column, value in ((Event.gateway_id, gateway), (Event.kind, kind), (Event.level, level)):
         if value is not None:
             query = query.where(column == value)
     if since is not None:
         query = query.where(Event.timestamp >= since)
-    if cursor is not None:
-        at, after_id = _decode(cursor)
-        query = query.where(after_cursor(Event.timestamp, Event.id, at, after_id))
-    rows, more = fetch_page(session, query, offset, limit)
-    items = [EventPublic.model_validate(e) for e in rows]
-    return FleetEventPage(
-        items=items,
-        limit=limit,
-        offset=offset,
-        next_offset=offset + limit if more and cursor is None else None,
-        next_cursor=encode_cursor(items[-1].timestamp, items[-1].id) if more else None,
-    )
+    rows, paging = newest_first_page(session, query, KEYS, cursor, offset, limit)
+    return FleetEventPage(items=[EventPublic.model_validate(e) for e in rows], **paging)

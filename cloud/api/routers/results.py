@@ -2,29 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import AwareDatetime
-from sqlalchemy import select
+from sqlalchemy import SQLColumnExpression, select
 
-from cloud.api.cursor import after_cursor, decode_cursor, encode_cursor, fetch_page
+from cloud.api.cursor import Keyset, newest_first_page
 from cloud.api.deps import SessionDep
+from cloud.api.filters import NOTES, TASK_HELP, TASK_SCHEMA, check_task, note_urgency
 from cloud.api.schemas import ResultPage, ResultPublic
 from cloud.db.models import Result
 
 router = APIRouter(prefix="/results", tags=["results"])
 MAX_LIMIT = 1000
-
-
-def _decode(cursor: str) -> tuple[datetime, UUID]:
-    at, raw_id = decode_cursor(cursor)
-    try:
-        return at, UUID(str(raw_id))
-    except ValueError as exc:
-        raise HTTPException(422, detail=f"cursor {cursor[:40]!r} is not valid: {exc}") from None
+KEYS = Keyset(Result.captured_at, Result.id, dump_id=str, load_id=lambda raw: UUID(str(raw)))
 
 
 @router.get("")
@@ -32,10 +25,20 @@ def list_results(
     session: SessionDep,
     gateway: Annotated[str | None, Query(description="Only results of this gateway")] = None,
     line: Annotated[str | None, Query(description="Only results of this line")] = None,
+    task: Annotated[
+        str | None,
+        Query(description=TASK_HELP, json_schema_extra=TASK_SCHEMA),
+    ] = None,
     model: Annotated[str | None, Query(description="Only results of this model name")] = None,
     label: Annotated[str | None, Query(description="Only results with this label")] = None,
     is_defect: Annotated[
         bool | None, Query(description="Only defective (true) or good (false) parts")
+    ] = None,
+    category: Annotated[
+        str | None, Query(description="Only maintenance notes of this category (implies task=notes)")
+    ] = None,
+    urgency: Annotated[
+        str | None, Query(description="Only maintenance notes of this urgency (implies task=notes)")
     ] = None,
     since: Annotated[
         AwareDatetime | None, Query(description="Captured at or after (ISO 8601 with zone)")
@@ -50,32 +53,27 @@ def list_results(
         raise HTTPException(
             422, detail=f"since ({since.isoformat()}) must be before until ({until.isoformat()})"
         )
-    if cursor is not None and offset:
-        raise HTTPException(422, detail="use either cursor or offset, not both")
-    query = select(Result).order_by(Result.captured_at.desc(), Result.id.desc())
-    filters = {
-        Result.gateway_id: gateway,
-        Result.line: line,
-        Result.model_name: model,
-        Result.label: label,
-        Result.is_defect: is_defect,
-    }
-    for column, value in filters.items():
+    task = check_task(task)
+    notes_only = category is not None or urgency is not None
+    if notes_only and task not in (None, NOTES):
+        raise HTTPException(422, detail=f"category and urgency filter notes; task {task!r} has neither")
+    query = select(Result)
+    filters: list[tuple[SQLColumnExpression[Any], object]] = [
+        (Result.gateway_id, gateway),
+        (Result.line, line),
+        (Result.task, NOTES if notes_only else task),
+        (Result.model_name, model),
+        (Result.label, label),
+        (Result.is_defect, is_defect),
+        (Result.label, category),  # a note's label is its category
+        (note_urgency(), urgency),
+    ]
+    for column, value in filters:
         if value is not None:
             query = query.where(column == value)
     if since is not None:
         query = query.where(Result.captured_at >= since)
     if until is not None:
         query = query.where(Result.captured_at < until)
-    if cursor is not None:
-        at, after_id = _decode(cursor)
-        query = query.where(after_cursor(Result.captured_at, Result.id, at, after_id))
-    rows, more = fetch_page(session, query, offset, limit)
-    items = [ResultPublic.model_validate(r) for r in rows]
-    return ResultPage(
-        items=items,
-        limit=limit,
-        offset=offset,
-        next_offset=offset + limit if more and cursor is None else None,
-        next_cursor=encode_cursor(items[-1].captured_at, str(items[-1].id)) if more else None,
-    )
+    rows, paging = newest_first_page(session, query, KEYS, cursor, offset, limit)
+    return ResultPage(items=[ResultPublic.model_validate(r) for r in rows], **paging)

@@ -60,6 +60,9 @@
       setText(tile, "gateways_online", String(t.gateways_online));
       setText(tile, "gateways_offline", String(t.gateways_offline));
       setText(tile, "open_alerts", String(t.open_alerts));
+      setText(tile, "notes_hour", String(t.notes_hour));
+      setText(tile, "notes_per_min", t.notes_per_min.toFixed(1));
+      setText(tile, "urgent_notes_hour", String(t.urgent_notes_hour));
       sparkline(tile.querySelector(".spark"), t.series);
     });
     var stamp = document.getElementById("updated");

@@ -1,4 +1,5 @@
-// Live Line, Rollout(s) and Gateway(s) pages over SSE, and the version picker of the "new rollout" form.
+// Live Line, Notes, Rollout(s) and Gateway(s) pages over SSE, the Line page's disposition buttons, and
+// the version picker of the "new rollout" form.
 // The server sends ready-made page fragments (rendered by the same templates as the page), so
 // this file only swaps them in. No library and nothing fetched from elsewhere.
 "use strict";
@@ -20,17 +21,54 @@
     });
   }
 
-  // New defect pictures go to the front of the gallery; the oldest fall off the end.
-  function addToGallery(items, keep) {
-    var gallery = document.getElementById("gallery");
-    if (!gallery || !items.length) { return; }
+  // New entries (defect pictures, notes) go to the front of their list; the oldest fall off the end.
+  function prependNew(listId, items, keep) {
+    var list = document.getElementById(listId);
+    if (!list || !items || !items.length) { return; }
     items.forEach(function (item) {
-      if (gallery.querySelector('figure[data-id="' + CSS.escape(item.id) + '"]')) { return; }
-      gallery.prepend(fragment(item.html));
+      if (list.querySelector(':scope > [data-id="' + CSS.escape(item.id) + '"]')) { return; }
+      list.prepend(fragment(item.html));
     });
-    while (gallery.children.length > keep) { gallery.lastElementChild.remove(); }
-    var empty = document.getElementById("gallery-empty");
+    while (list.children.length > keep) { list.lastElementChild.remove(); }
+    var empty = document.getElementById(listId + "-empty");
     if (empty) { empty.remove(); }
+  }
+
+  // Gallery tiles drawn anew (an operator set a disposition): replaced where they stand, except a
+  // tile the user is working in (typing its note), which the next answer or reload brings up to date.
+  function redrawTiles(items) {
+    (items || []).forEach(function (item) {
+      var tile = document.querySelector('#gallery > [data-id="' + CSS.escape(item.id) + '"]');
+      if (tile && !tile.contains(document.activeElement)) { tile.replaceWith(fragment(item.html)); }
+    });
+  }
+
+  // A gallery tile's disposition buttons: posted in the background and the tile's disposition block
+  // swapped for the answer, so the page keeps its place. Without this script the form posts
+  // and the page comes back.
+  function dispositionForms() {
+    document.addEventListener("submit", function (ev) {
+      var form = ev.target;
+      if (!form.matches || !form.matches("form.dispo-form")) { return; }
+      ev.preventDefault();
+      var body = new URLSearchParams(new FormData(form));
+      if (ev.submitter && ev.submitter.name) { body.set(ev.submitter.name, ev.submitter.value); }
+      var block = form.closest(".dispo");
+      function refused(text) {
+        var error = block.querySelector(".error") || document.createElement("p");
+        error.className = "error";
+        error.setAttribute("role", "alert");
+        error.textContent = text;
+        block.prepend(error);
+      }
+      fetch(form.action, {method: "POST", body: body, headers: {"X-Console-Fragment": "disposition"}})
+        .then(function (answer) {
+          return answer.text().then(function (text) {
+            if (answer.ok) { block.replaceWith(fragment(text)); } else { refused(text); }
+          });
+        })
+        .catch(function (err) { refused("Not saved: " + err.message); });
+    });
   }
 
   // Changed rows of the Gateways list, each a whole <tr> (its class says online or offline).
@@ -65,8 +103,15 @@
     source.addEventListener("line", function (ev) {
       var update = JSON.parse(ev.data);
       swapParts(update.parts);
-      addToGallery(update.gallery, update.keep);
+      prependNew("gallery", update.gallery, update.keep);
+      redrawTiles(update.redrawn);
       stamp(update.at);
+    });
+    // A line's Notes page: notes it has not shown yet, newest at the top, and its counts.
+    source.addEventListener("notes", function (ev) {
+      var update = JSON.parse(ev.data);
+      swapParts(update.parts);
+      prependNew("notes", update.notes, update.keep);
     });
     source.addEventListener("rollout", function (ev) {
       var update = JSON.parse(ev.data);
@@ -125,5 +170,6 @@
   document.addEventListener("DOMContentLoaded", function () {
     live();
     versionPicker();
+    dispositionForms();
   });
 })();

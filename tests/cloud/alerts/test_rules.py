@@ -15,7 +15,7 @@ from cloud.auth.service import Principal, Role
 from cloud.db.models import Alert
 from cloud.ingest.service import ingest_messages
 from protocol.topics import Channel, TopicSpace
-from tests.support.messages import T0, backlog_telemetry, batch, inbound, item, new_stream, state
+from tests.support.messages import T0, backlog_telemetry, batch, inbound, item, new_stream, note, state
 
 ADMIN = Principal("token:test-admin", Role.admin)
 
@@ -88,6 +88,22 @@ def test_defect_rate_rule_needs_min_results_in_the_window(
     )
     _rule(sessions, line="line-1", kind="defect_rate", threshold=10, window_s=600, min_results=5)
     assert evaluate_all(sessions, T0 + timedelta(seconds=1)).opened == 0
+
+
+def test_defect_rate_rule_counts_inspected_parts_not_the_notes_written_on_the_line(
+    sessions: sessionmaker[Session], topic_space: TopicSpace
+) -> None:
+    parts = [item(s, at=T0 + timedelta(seconds=s), defect=s % 2 == 0) for s in range(1, 7)]  # 3/6
+    notes = [note(s, "belt squeals", at=T0 + timedelta(seconds=s)) for s in range(7, 27)]
+    ingest_messages(
+        sessions,
+        [inbound(topic_space, "gw-a", Channel.RESULTS, batch("gw-a", new_stream(), parts + notes))],
+        topic_space,
+    )
+    _rule(sessions, line="line-1", kind="defect_rate", threshold=20, window_s=600, min_results=5)
+    assert evaluate_all(sessions, T0 + timedelta(minutes=1)).opened == 1
+    [alert] = _alerts(sessions)
+    assert "50.0% (3/6)" in alert.message  # with the notes it would read 3/26, under the threshold
 
 
 def test_gateway_offline_rule_opens_per_gateway_and_closes_when_it_is_heard_again(

@@ -11,9 +11,9 @@ from cloud.ingest.service import ingest_messages
 from protocol.messages import EventBatch, ModelRef
 from protocol.ota import ReportedState, SlotReport
 from protocol.topics import Channel, TopicSpace
-from tests.support.console import ORIGIN, Console, login
+from tests.support.console import ORIGIN, Console, anomaly_result, login, seed_notes
 from tests.support.console_live import BEFORE, Live, events_of, read_event
-from tests.support.messages import SHA, gateway_event, inbound, state, telemetry
+from tests.support.messages import SHA, batch, gateway_event, inbound, new_stream, state, telemetry
 
 
 def test_gateway_page_lists_the_gateways_events(
@@ -40,6 +40,32 @@ def test_gateway_page_lists_the_gateways_events(
     assert "outbox full: shed seq 1-40" in row.group(0)
     assert '<span class="badge bad">warning</span>' in row.group(0)
     assert "No events reported yet." not in page
+
+
+def test_gateway_page_shows_a_notes_words_and_urgency_where_a_score_would_stand(console: Console) -> None:
+    seed_notes(console.ingest)
+    login(console.client, "vera")
+    page = console.client.get("/gateways/gw-a").text
+    row = re.search(r"<tr>(?:(?!</tr>).)*Sparks at drive 4(?:(?!</tr>).)*</tr>", page, re.S)
+    assert row is not None, page
+    assert '<span class="badge urgency urgency-high">high urgency</span>' in row.group(0)
+    assert '<td class="note-text">Sparks at drive 4 - isolate now</td>' in row.group(0)
+    assert "0.80" not in row.group(0)  # the category's confidence is not shown as if it meant something
+
+
+def test_gateway_results_say_what_each_score_means_beside_its_threshold(console: Console) -> None:
+    calm, hot = anomaly_result(1, raw=18.8, threshold=37.66), anomaly_result(2, raw=38.0, threshold=37.66)
+    console.ingest("gw-a", Channel.RESULTS, batch("gw-a", new_stream(), [calm, hot]))
+    login(console.client, "vera")
+    page = console.client.get("/gateways/gw-a").text
+    rows = re.findall(r"<tr>(?:(?!</tr>).)*defect-patchcore(?:(?!</tr>).)*</tr>", page, re.S)
+    assert len(rows) == 2, page
+    hot_row, calm_row = rows  # newest first
+    # Just over the threshold reads as such, not as a rounded "1.0" that could be either side.
+    assert "1.01× threshold · defect" in hot_row
+    assert "0.5× threshold · good" in calm_row
+    assert 'title="anomaly score 18.8 against the threshold 37.66;' in calm_row
+    assert "<th>Score meaning / note</th>" in page
 
 
 Level = Literal["info", "warning", "error"]

@@ -16,8 +16,11 @@ from protocol.messages import Box, DefectOutput, ParcelOutput
 from protocol.topics import Channel
 from tests.support.console import (
     ORIGIN,
+    PARCEL_BARCODE,
     Console,
+    anomaly_result,
     login,
+    seed_notes,
     seed_parcels,
 )
 from tests.support.console_live import Live, events_of, read_event
@@ -56,7 +59,7 @@ def test_line_stream_sends_the_page_then_only_new_results(live: Live) -> None:
         # A new defect with its picture arrives through ingest while the stream is open.
         box = Box(x=100, y=60, w=40, h=20)
         frame = np.full((240, 320, 3), 90, dtype=np.uint8)
-        jpeg = encode_thumbnail(frame, box, ThumbnailConfig())  # as the agent does, crop geometry inside
+        jpeg = encode_thumbnail(frame, box, ThumbnailConfig(margin=0.5))  # as the agent does, geometry inside
         assert jpeg is not None
         new = item(1, at=datetime.now(UTC), defect=True, label="dent").model_copy(
             update={
@@ -74,6 +77,24 @@ def test_line_stream_sends_the_page_then_only_new_results(live: Live) -> None:
     assert 'alt="defect dent"' in second["gallery"][0]["html"]
     # The anomaly box sits inside its crop (box + 50% margin each side: a quarter in, half wide).
     assert 'class="box" style="left:25.0%;top:25.0%;width:50.0%;height:50.0%"' in second["gallery"][0]["html"]
+
+
+def test_line_page_counts_notes_apart_and_links_to_them(live: Live) -> None:
+    login(live.client, "vera")
+    assert 'data-part="notes"></p>' in live.client.get("/lines/line-1").text  # no notes yet: nothing said
+    with live.client.stream("GET", "/console/lines/line-1/events?range=7d&limit=50") as stream:
+        lines = stream.iter_lines()
+        _, first = read_event(lines)
+        assert first["parts"]["notes"] == ""
+        seed_notes(lambda gw, channel, msg: live.ingest(gw, channel, msg))
+        _, second = read_event(lines)
+    notes = second["parts"]["notes"]
+    assert "Maintenance notes in this range: 4," in notes
+    assert "2 of high urgency" in notes
+    assert '<a href="/lines/line-1/notes">View notes</a>' in notes
+    # The camera's totals did not take the notes in: 6 results, as before.
+    assert "totals" not in second["parts"]
+    assert "6 results · 3 defects" in live.client.get("/lines/line-1").text
 
 
 def test_line_stream_sends_a_damaged_parcel_to_the_gallery(live: Live) -> None:
@@ -94,10 +115,12 @@ def test_line_stream_sends_a_damaged_parcel_to_the_gallery(live: Live) -> None:
         )
         live.ingest("gw-a", Channel.RESULTS, batch("gw-a", new_stream(), [parcel]))
         _, second = read_event(lines)
-    assert "7 results · 3 defects" in second["parts"]["totals"]  # the defect count did not move
+    # Neither the defect count nor the camera's result count moved: a parcel is no part inspected here.
+    assert "totals" not in second["parts"]
     assert [g["id"] for g in second["gallery"]] == [str(parcel.id)]
     assert 'alt="damaged parcel"' in second["gallery"][0]["html"]
-    assert 'damaged · <span class="nowrap">lane reject</span>' in second["gallery"][0]["html"]
+    assert '<span class="nowrap lane">lane reject</span>' in second["gallery"][0]["html"]
+    assert "barcode not read" in second["gallery"][0]["html"]  # this parcel's label was not read
 
 
 def test_line_stream_is_idle_while_nothing_changes(live: Live) -> None:
@@ -185,9 +208,27 @@ def test_parcel_line_page_counts_parcels_damage_and_lanes(console: Console) -> N
         ("b", "1"),
         ("reject", "1"),
     ]
-    # The gallery's damaged parcel says what it is, not a bare label and detector score.
-    assert 'damaged · <span class="nowrap">lane reject</span>' in page
+    # The gallery's damaged parcel says what it is, its lane and barcode, not a bare label and score.
+    assert "damaged · damage 0.71 (cut-off 0.44)" in page
+    assert '<span class="nowrap lane">lane reject</span>' in page
+    assert f'barcode <code title="code128">{PARCEL_BARCODE}</code>' in page
     assert "reject · 0.99" not in page
     # The damaged share chart has its top value: one damaged parcel of one in its minute.
     assert "<h3>Damaged parcels (share of parcels)</h3>" in page
     assert '<span class="ymax" title="highest bar">100.0%</span>' in page
+
+
+def test_gallery_says_a_score_as_a_multiple_of_its_threshold_with_the_raw_numbers_beside(
+    console: Console,
+) -> None:
+    flagged = anomaly_result(1, raw=52.7, threshold=37.66)  # squashed onto the wire as 0.58
+    console.ingest("gw-a", Channel.RESULTS, batch("gw-a", new_stream(), [flagged]))
+    login(console.client, "vera")
+    page = console.client.get("/lines/line-1").text
+    figure = re.search(rf'<figure data-id="{flagged.id}">.*?</figure>', page, re.S)
+    assert figure is not None, page
+    caption = figure.group(0)
+    assert "anomaly · " in caption
+    assert "1.4× threshold · defect</span>" in caption
+    assert 'title="anomaly score 52.7 against the threshold 37.66;' in caption
+    assert "0.58" not in caption  # the squashed wire score means nothing to a shift lead

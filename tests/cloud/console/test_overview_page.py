@@ -14,7 +14,7 @@ from tests.support.console import (
     login,
     seed_parcels,
 )
-from tests.support.messages import batch, item, new_stream, state
+from tests.support.messages import batch, item, new_stream, note, state
 from tests.support.testclient import TestClient
 
 
@@ -28,8 +28,7 @@ def test_overview_tile_of_a_parcel_line_shows_the_damaged_rate(console: Console)
     assert [v for v in tile["series"] if v is not None] == [0.0, 0.0, 0.0, 1.0]
     assert summary["line-1"]["parcels"] is False
     page = console.client.get("/").text
-    card = page[page.index('data-line="line-3"') :]
-    card = card[: card.index("</a>")]
+    card = next(c for c in page.split('<div class="tile card"') if c.startswith(' data-line="line-3"'))
     assert "Damaged parcels (1 h)" in card
     assert '<span data-k="damaged_rate">25.0%</span>' in card
     assert "damaged parcels, last hour" in card
@@ -57,6 +56,35 @@ def test_throughput_at_start_up_is_divided_by_the_time_covered(console: Console)
     console.ingest("gw-o", Channel.STATE, state("gw-o", True, 1, line="line-5"))
     console.ingest("gw-o", Channel.RESULTS, batch("gw-o", new_stream(), older))
     assert _summary(console.client)["line-5"]["throughput_per_min"] == pytest.approx(0.2)
+
+
+def test_a_lines_notes_are_counted_apart_from_its_results_and_linked_from_its_tile(console: Console) -> None:
+    now = datetime.now(UTC)
+    # line-7: a camera (one part 20 min ago, four in the last five minutes) and maintenance notes
+    # (one 30 min ago, two in the last five minutes, one urgent); no time near the five-minute edge.
+    parts = [item(s, line="line-7", at=now - timedelta(minutes=m)) for s, m in enumerate((20, 4, 3, 2, 1), 1)]
+    notes = [
+        note(s, f"note {s}", line="line-7", at=now - timedelta(minutes=m), urgency=u)
+        for s, (m, u) in enumerate(((30, "low"), (3.5, "high"), (2.5, "medium")), start=6)
+    ]
+    console.ingest("gw-n", Channel.STATE, state("gw-n", True, 1, line="line-7"))
+    console.ingest("gw-n", Channel.RESULTS, batch("gw-n", new_stream(), parts + notes))
+    login(console.client, "vera")
+    tile = _summary(console.client)["line-7"]
+    # The camera's figures alone: 5 parts in the hour, 4 in five minutes (with the notes: 1.2/min).
+    assert (tile["results_hour"], tile["throughput_per_min"]) == (5, 0.8)
+    # The notes have their own.
+    assert (tile["notes"], tile["notes_hour"], tile["notes_per_min"], tile["urgent_notes_hour"]) == (
+        True, 3, 0.4, 1
+    )  # fmt: skip
+    page = console.client.get("/").text
+    card = next(c for c in page.split('<div class="tile card"') if c.startswith(' data-line="line-7"'))
+    assert '<a class="tile-link" href="/lines/line-7">line-7</a>' in card
+    assert '<span data-k="notes_hour">3</span>' in card
+    assert '<span data-k="urgent_notes_hour">1</span> high urgency' in card
+    assert '<a class="tile-notes" href="/lines/line-7/notes">Maintenance notes of line-7</a>' in card
+    line2 = next(c for c in page.split('<div class="tile card"') if c.startswith(' data-line="line-2"'))
+    assert "tile-notes" not in line2
 
 
 def test_events_stream_pushes_a_summary_per_line(console: Console) -> None:

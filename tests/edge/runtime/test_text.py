@@ -15,7 +15,7 @@ from edge_agent.runtime.registry import build_runner
 from edge_agent.runtime.text import TextRunner
 from protocol.inference import NOTE_URGENCIES
 from protocol.manifest import load_manifest
-from protocol.messages import NotesOutput, utcnow
+from protocol.messages import MAX_NOTE_CHARS, NotesOutput, utcnow
 from simulators.notes_line import NotesLine
 
 ARTIFACTS = Path(domain_models.notes.__file__).parent / "artifacts"
@@ -57,6 +57,18 @@ def test_a_notes_result_does_not_depend_on_the_notes_queued_with_it(runner: Text
         assert isinstance(b, NotesOutput)
         assert isinstance(s, NotesOutput)
         assert b == s  # dynamic INT8 scales per batch, so the runner must run notes one by one
+
+
+def test_a_notes_result_carries_the_note_as_written_made_fit_for_the_wire(runner: TextRunner) -> None:
+    (plain,) = runner.infer([_note("Hydraulic leak at press 4\n\tsee log")])
+    assert isinstance(plain.output, NotesOutput)
+    assert plain.output.text == "Hydraulic leak at press 4\n\tsee log"
+    (long,) = runner.infer([_note("belt slips \x07 " * 400)])  # 5,200 characters with a bell in each
+    assert isinstance(long.output, NotesOutput)
+    text = long.output.text or ""
+    assert len(text) == MAX_NOTE_CHARS
+    assert text.startswith("belt slips \\x07 belt slips")  # the bell spelled out, not sent raw
+    assert text.endswith("\u2026")  # and the cut said
 
 
 def test_a_frame_without_text_is_refused_naming_slot_and_frame(runner: TextRunner) -> None:
