@@ -1,7 +1,7 @@
 """Thumbnails of flagged results: validated and stored at ingest, trimmed per line by retention.
 
-The agent writes the crop's geometry into the JPEG as a comment segment (see
-``edge_agent.thumbnails``); it is read here once and kept as JSON next to the bytes.
+The agent writes the crop's geometry into the JPEG as a comment segment (the form is
+``protocol.messages.CROP_COMMENT_PREFIX``'s); it is read here once and kept as JSON next to the bytes.
 """
 
 from __future__ import annotations
@@ -19,13 +19,11 @@ from sqlalchemy.orm import Session
 
 from cloud.db.dialect import insert_ignore
 from cloud.db.models import Thumbnail
-from protocol.messages import MAX_THUMBNAIL_B64, ResultItem
+from protocol.messages import CROP_COMMENT_PREFIX, CROP_GEOMETRY_KEYS, MAX_THUMBNAIL_B64, ResultItem
 
 log = logging.getLogger(__name__)
 
-CROP_COMMENT_PREFIX = b"factory-edge-crop:"  # the same bytes as edge_agent.thumbnails writes
 MAX_THUMBNAIL_BYTES = MAX_THUMBNAIL_B64 * 3 // 4
-GEOMETRY_KEYS = ("x", "y", "w", "h", "frame_w", "frame_h", "tw", "th")
 # Kept per line by default: a gallery needs the recent ones, not a year of crops.
 DEFAULT_KEEP_PER_LINE = 2000
 
@@ -61,10 +59,10 @@ def crop_geometry(jpeg: bytes) -> dict[str, int] | None:
         return None
     if not isinstance(data, dict):
         return None
-    values = [data.get(k) for k in GEOMETRY_KEYS]
+    values = [data.get(k) for k in CROP_GEOMETRY_KEYS]
     if not all(isinstance(v, int) and v >= 0 for v in values):
         return None
-    return {k: cast(int, v) for k, v in zip(GEOMETRY_KEYS, values, strict=True)}
+    return {k: cast(int, v) for k, v in zip(CROP_GEOMETRY_KEYS, values, strict=True)}
 
 
 def thumbnail_rows(items: Iterable[ResultItem]) -> list[dict[str, Any]]:

@@ -1,10 +1,15 @@
 """Small JPEG crops of flagged items for the console's defect gallery, rate-limited per slot.
 
+The crop shows the whole subject with a margin: for a defect, the part it is on (found in the
+picture by :func:`edge_agent.part_finder.find_part`, the defect box included), so the picture is
+the part a shift lead can recognise, not a corner of it against the belt; for a parcel, the
+parcel's box, shipping label and all. A defect whose part does not stand out from the belt (or
+fills the frame) gets the whole frame.
+
 The crop rides the durable outbox inside ``ResultItem.thumbnail_jpeg``, so a thumbnail is lost
 only if its result is. Where the crop sits in the source frame is written into the JPEG itself, as
-a comment segment (``CROP_COMMENT_PREFIX`` + JSON: x, y, w, h of the crop in frame pixels, frame_w,
-frame_h, and the JPEG's own tw, th): the wire format needs no extra fields and the cloud can map
-a DefectOutput box (frame pixels) onto the picture.
+a comment segment (``protocol.messages.CROP_COMMENT_PREFIX`` + JSON of ``CROP_GEOMETRY_KEYS``):
+the wire format needs no extra fields and the cloud can map a box (frame pixels) onto the picture.
 """
 
 from __future__ import annotations
@@ -24,11 +29,19 @@ import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
 from edge_agent.frames import Image
-from protocol.messages import MAX_THUMBNAIL_B64, Box, DefectOutput, ParcelOutput, TaskOutput
+from edge_agent.part_finder import find_part
+from protocol.messages import (
+    CROP_COMMENT_PREFIX,
+    CROP_GEOMETRY_KEYS,
+    MAX_THUMBNAIL_B64,
+    Box,
+    DefectOutput,
+    ParcelOutput,
+    TaskOutput,
+)
 
 log = logging.getLogger(__name__)
 
-CROP_COMMENT_PREFIX = b"factory-edge-crop:"
 # Base64 grows bytes by 4/3; the protocol caps the base64 text.
 MAX_JPEG_BYTES = MAX_THUMBNAIL_B64 * 3 // 4
 # Lower qualities tried when a crop is over the byte cap (busy textures compress badly).
@@ -53,7 +66,10 @@ class ThumbnailConfig(BaseModel):
         description="Largest JPEG; a crop that stays bigger at the lowest quality is not sent",
     )
     margin: float = Field(
-        default=0.5, ge=0, le=4, description="Context around a box, as a fraction of its size per side"
+        default=0.15,
+        ge=0,
+        le=4,
+        description="Context around the part or parcel shown, as a fraction of its size per side",
     )
 
 
@@ -64,6 +80,25 @@ def is_flagged(output: TaskOutput) -> bool:
     if isinstance(output, ParcelOutput):
         return output.damaged
     return False
+
+
+def subject_box(output: TaskOutput, image: Image) -> Box | None:
+    """What a flagged result's picture shows (frame pixels); None: the whole frame.
+
+    A defect: its part, stretched to hold the defect box should the part's edge cut through it
+    (the console draws that box on the picture). A parcel: its box, which holds its label.
+    """
+    if isinstance(output, ParcelOutput):
+        return output.box
+    if not isinstance(output, DefectOutput):
+        return None
+    part = find_part(image, output.box)
+    if part is None or output.box is None:
+        return part
+    box = output.box
+    x0, y0 = min(part.x, box.x), min(part.y, box.y)
+    x1, y1 = max(part.x + part.w, box.x + box.w), max(part.y + part.h, box.y + box.h)
+    return Box(x=x0, y=y0, w=x1 - x0, h=y1 - y0)
 
 
 def crop_rect(box: Box | None, frame_w: int, frame_h: int, margin: float) -> tuple[int, int, int, int]:
@@ -84,7 +119,7 @@ def _with_comment(jpeg: bytes, comment: bytes) -> bytes:
 
 
 def encode_thumbnail(image: Image, box: Box | None, cfg: ThumbnailConfig) -> bytes | None:
-    """A JPEG crop of ``image`` (BGR) around ``box`` with its geometry comment; None if too big."""
+    """A JPEG crop of ``image`` (BGR) around ``box``, its subject, with its geometry; None if too big."""
     if image.ndim < 2 or image.size == 0:
         return None
     frame_h, frame_w = image.shape[:2]
@@ -94,7 +129,7 @@ def encode_thumbnail(image: Image, box: Box | None, cfg: ThumbnailConfig) -> byt
     tw, th = max(1, round(w * scale)), max(1, round(h * scale))
     if (tw, th) != (w, h):
         crop = cv2.resize(crop, (tw, th), interpolation=cv2.INTER_AREA)
-    geometry = {"x": x, "y": y, "w": w, "h": h, "frame_w": frame_w, "frame_h": frame_h, "tw": tw, "th": th}
+    geometry = dict(zip(CROP_GEOMETRY_KEYS, (x, y, w, h, frame_w, frame_h, tw, th), strict=True))
     comment = CROP_COMMENT_PREFIX + json.dumps(geometry, separators=(",", ":")).encode()
     for quality in (cfg.quality, *(q for q in _FALLBACK_QUALITIES if q < cfg.quality)):
         ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(crop), [cv2.IMWRITE_JPEG_QUALITY, quality])
@@ -141,9 +176,8 @@ class Thumbnailer:
         if not self._limiter.allow():
             self.skipped += 1
             return None
-        box = output.box if isinstance(output, DefectOutput | ParcelOutput) else None
         try:
-            jpeg = encode_thumbnail(image, box, self.cfg)
+            jpeg = encode_thumbnail(image, subject_box(output, image), self.cfg)
         except Exception:
             # A thumbnail is a convenience: no failure of it may cost the result it belongs to.
             log.exception("cannot encode a thumbnail for a flagged result; sending the result without one")

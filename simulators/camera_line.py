@@ -3,12 +3,12 @@
 Frame ``i`` of a line depends only on ``(seed, i)`` and the appearance settings, never on which
 frames were rendered before, so a test, a training run and a live stream agree on every pixel.
 A configurable share of parts carries one defect (scratch, hole, stain, crack); the ground truth
-names the label and the defect's bounding box in pixels.
+names the label, the defect's bounding box and the part's bounding box in pixels.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import cv2
@@ -48,20 +48,22 @@ _NOISE_PAD = 64  # the sensor-noise bank is this much larger than a frame, for p
 
 @dataclass(frozen=True)
 class FrameTruth:
-    """What is really in a frame: the part, its label and, for a defect, where it is."""
+    """What is really in a frame: the part and where it lies, its label and, for a defect, where it is."""
 
     index: int
     label: str
     part: str
     box: Box | None
+    part_box: Box | None = None  # the part's bounds (anti-aliased edge included)
 
     def to_dict(self) -> dict[str, object]:
-        """A JSON-ready dict: ``{"index", "label", "part", "box": [x, y, w, h] | None}``."""
+        """A JSON-ready dict: ``{"index", "label", "part", "box": [x, y, w, h] | None, "part_box"}``."""
         return {
             "index": self.index,
             "label": self.label,
             "part": self.part,
             "box": None if self.box is None else self.box.as_list(),
+            "part_box": None if self.part_box is None else self.part_box.as_list(),
         }
 
 
@@ -114,16 +116,7 @@ class CameraLineConfig:
 
     def unseen_appearance(self) -> CameraLineConfig:
         """The same line under a belt and light never used for training, for honest evaluation."""
-        return CameraLineConfig(
-            seed=self.seed,
-            width=self.width,
-            height=self.height,
-            defect_rate=self.defect_rate,
-            defect_types=self.defect_types,
-            belt="mesh",
-            lighting="warm",
-            noise_sigma=(3.0, 7.0),
-        )
+        return replace(self, belt="mesh", lighting="warm", noise_sigma=(3.0, 7.0))
 
 
 class CameraLine:
@@ -165,9 +158,9 @@ class CameraLine:
         sigma = np.float32(rng.uniform(*cfg.noise_sigma))
         img += self._noise[ny : ny + cfg.height, nx : nx + cfg.width] * sigma
         out = np.clip(img + 0.5, 0, 255).astype(np.uint8)
-        return SimFrame(
-            index=index, image=out, truth=FrameTruth(index=index, label=label, part=part, box=box)
-        )
+        part_box = Box(*(int(v) for v in cv2.boundingRect((alpha > 0).astype(np.uint8))))
+        truth = FrameTruth(index=index, label=label, part=part, box=box, part_box=part_box)
+        return SimFrame(index=index, image=out, truth=truth)
 
 
 def _belt_texture(cfg: CameraLineConfig) -> FloatImage:

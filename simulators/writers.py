@@ -1,8 +1,8 @@
 """Write simulated frames to disk: a folder of PNGs with ``labels.jsonl``, or an MJPG video.
 
 Every frame's ground truth goes beside it, one JSON object per line:
-``{"file": "frame_000001.png", "index": 0, "label": "scratch", "part": "plate", "box": [x, y, w, h]}``
-(``box`` is null for a good part).
+``{"file": "frame_000001.png", "index": 0, "label": "scratch", "part": "plate", "box": [x, y, w, h],
+"part_box": [x, y, w, h]}`` (``box`` is null for a good part; ``part_box`` bounds the part).
 """
 
 from __future__ import annotations

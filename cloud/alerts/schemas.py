@@ -9,6 +9,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from cloud.alerts.rules import RuleKind
+from cloud.dispositions.schemas import DispositionBrief
 from protocol.messages import Name
 
 
@@ -112,3 +113,9 @@ class DefectPublic(BaseModel):
     thumbnail_url: str | None
     crop: CropGeometry | None = Field(description="Maps the box onto the thumbnail; null if unknown")
     damaged: bool | None = Field(None, description="Parcel results: whether the parcel is damaged")
+    output: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The task output as the gateway sent it: scores, the threshold they were judged "
+        "against, a parcel's barcode and lane",
+    )
+    disposition: DispositionBrief | None = Field(None, description="An operator's current verdict, if any")

@@ -11,6 +11,8 @@ from fastapi.templating import Jinja2Templates
 from markdown_it import MarkdownIt
 from markupsafe import Markup, escape
 
+from cloud.console.score_meaning import score_meaning_html
+
 HERE = Path(__file__).parent
 # 'html': False makes raw HTML in a model card show as text, so a card cannot inject script.
 _MARKDOWN = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")
@@ -172,6 +174,7 @@ def templates() -> Jinja2Templates:
         "target_summary": target_summary,
         "slot_state": slot_state,
         "ms": milliseconds,
+        "score_meaning": score_meaning_html,
     }
     made.env.globals["alert_value"] = alert_value
     made.env.filters.update(filters)

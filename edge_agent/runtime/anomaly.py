@@ -24,8 +24,11 @@ import numpy.typing as npt
 from protocol.inference import (
     ANOMALY_LABEL,
     DEFAULT_TYPE_CONFIDENCE,
+    DEFECT_KEY,
     MAP_OUTPUT,
     SCORE_OUTPUT,
+    TYPE_CONFIDENCE_KEY,
+    TYPE_FLAG_KEY,
     TYPE_OUTPUT,
     normalized_score,
 )
@@ -102,16 +105,18 @@ def anomaly_post_process(outputs: Sequence[Array], manifest: ModelManifest, batc
             f"{where}: got score {raw.shape} and anomaly_map {maps.shape}, expected ({batch},) and ({batch}, h, w)"
         )
     good = manifest.good_label
-    threshold = manifest.thresholds.get("defect")
+    threshold = manifest.thresholds.get(DEFECT_KEY)
     if good is None or threshold is None or threshold <= 0:
-        raise ValueError(f"{where}: an anomaly model needs good_label and a positive thresholds['defect']")
+        raise ValueError(
+            f"{where}: an anomaly model needs good_label and a positive thresholds[{DEFECT_KEY!r}]"
+        )
     bad = next((label for label in manifest.labels if label != good), ANOMALY_LABEL)
     if manifest.preprocessing is None:
         raise ValueError(f"{where}: an anomaly model needs image preprocessing")
     input_size = manifest.preprocessing.resize
     type_probs, types = _type_probs(outputs, manifest, batch, bad)
-    confidence = manifest.thresholds.get("type", DEFAULT_TYPE_CONFIDENCE)
-    type_flag = manifest.thresholds.get("type_flag")
+    confidence = manifest.thresholds.get(TYPE_CONFIDENCE_KEY, DEFAULT_TYPE_CONFIDENCE)
+    type_flag = manifest.thresholds.get(TYPE_FLAG_KEY)
     results: list[DefectOutput] = []
     for i, (value, amap) in enumerate(zip(raw, maps, strict=True)):
         score = normalized_score(float(value), threshold)
@@ -140,6 +145,9 @@ def anomaly_post_process(outputs: Sequence[Array], manifest: ModelManifest, batc
                 score=round(confident, 6),
                 scores=scores,
                 box=box,
+                # What the score means: raw / threshold is the part's distance in thresholds.
+                raw_score=round(max(float(value), 0.0), 6),
+                threshold=threshold,
             )
         )
     return results

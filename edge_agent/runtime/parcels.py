@@ -26,6 +26,7 @@ unset there falls back to the release (``thresholds[...]``, ``files["parcel-rout
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -43,7 +44,15 @@ from edge_agent.runtime.parcel_damage import DamageClassifier
 from edge_agent.runtime.parcel_routes import ParcelLineSettings, RouteTable, line_facts
 from edge_agent.runtime.preprocess import to_tensor
 from edge_agent.runtime.tasks import Output
-from protocol.inference import PARCEL_MAPS
+from protocol.inference import (
+    BIRTH_WINDOW_KEY,
+    DAMAGE_MAP_KEY,
+    LENGTH_OFFSET_KEY,
+    MIN_AREA_KEY,
+    PARCEL_KEY,
+    PARCEL_MAPS,
+    WIDTH_OFFSET_KEY,
+)
 from protocol.manifest import ModelManifest, Preprocessing, load_manifest
 from protocol.messages import Box, ParcelOutput, wire_text
 
@@ -141,14 +150,14 @@ class ParcelRunner(ReleaseIdentity):
         self.dynamic_batch = isinstance(m.inputs[0].shape[0], str)
         t = m.thresholds
         self.mm_per_px, self.line_x = facts.mm_per_px, facts.count_line_x
-        self.parcel_thr, self.damage_thr = t.get("parcel", 0.5), t.get("damage", 0.5)
+        self.parcel_thr, self.damage_thr = t.get(PARCEL_KEY, 0.5), t.get(DAMAGE_MAP_KEY, 0.5)
         # A release's crop classifier (parcel_damage.py) replaces the damage map's score and cut-off.
         self.damage_model = DamageClassifier.from_release(manifest_path, m, threads)
         if self.damage_model is not None:
             self.damage_thr = self.damage_model.threshold
-        self.min_area = t.get("min_area", 150.0)
-        self.size_offset = (t.get("length_offset_px", 0.0), t.get("width_offset_px", 0.0))
-        self.birth_window = t.get("birth_window", 0.05)
+        self.min_area = t.get(MIN_AREA_KEY, 150.0)
+        self.size_offset = (t.get(LENGTH_OFFSET_KEY, 0.0), t.get(WIDTH_OFFSET_KEY, 0.0))
+        self.birth_window = t.get(BIRTH_WINDOW_KEY, 0.05)
         self._sources: dict[str, _SourceState] = {}
         log.info("slot %s: loaded parcel model %s %s (%d thread(s)); %s",
                  slot, m.name, m.version, threads, facts.describe())  # fmt: skip
@@ -295,7 +304,8 @@ class ParcelRunner(ReleaseIdentity):
         length_mm, width_mm = det.size[0] * self.mm_per_px, det.size[1] * self.mm_per_px
         # The mean over the frames seen: the calibration's per-frame cut-off applies, and one noisy
         # frame does not flag a box.
-        damaged = bool(track.damage) and float(np.mean(track.damage)) >= self.damage_thr
+        damage = float(np.mean(track.damage)) if track.damage else None
+        damaged = damage is not None and damage >= self.damage_thr
         read = track.barcode()
         barcode, symbology = read if read else (None, None)
         (cx, cy), (length, width) = det.center, det.size
@@ -315,4 +325,7 @@ class ParcelRunner(ReleaseIdentity):
             barcode=None if barcode is None else wire_text(barcode, 256),
             symbology=None if symbology is None else wire_text(symbology, 32),
             damaged=damaged,
+            # The evidence beside the verdict, so the console can say how damaged and against what.
+            damage_score=None if damage is None else round(max(damage, 0.0), 6),
+            damage_threshold=self.damage_thr if math.isfinite(self.damage_thr) else None,
         )

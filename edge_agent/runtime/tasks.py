@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
 import numpy.typing as npt
 
 from edge_agent.runtime.anomaly import defect_dispatch
-from protocol.inference import DEFAULT_DEFECT_THRESHOLD
+from protocol.inference import DEFAULT_DEFECT_THRESHOLD, DEFECT_KEY
 from protocol.manifest import ModelManifest
 from protocol.messages import ClassificationOutput, DefectOutput, NotesOutput, ParcelOutput
 
@@ -52,9 +53,11 @@ def defect_post_process(outputs: Sequence[Array], manifest: ModelManifest, batch
         top = int(np.argmax(row))
         label = manifest.labels[top]
         threshold = manifest.thresholds.get(
-            label, manifest.thresholds.get("defect", DEFAULT_DEFECT_THRESHOLD)
+            label, manifest.thresholds.get(DEFECT_KEY, DEFAULT_DEFECT_THRESHOLD)
         )
         is_defect = label != good and float(row[top]) >= threshold
+        # The cut-off only means something when a defect label was on top and judged against it.
+        judged = threshold if label != good and math.isfinite(threshold) else None
         if not is_defect:
             label, top = good, good_index
         results.append(
@@ -63,6 +66,7 @@ def defect_post_process(outputs: Sequence[Array], manifest: ModelManifest, batch
                 is_defect=is_defect,
                 score=float(row[top]),
                 scores=_scores(row, manifest.labels),
+                threshold=judged,
             )
         )
     return results

@@ -112,7 +112,7 @@ def test_box_and_crop_geometry_let_the_console_place_the_box_on_the_picture(
 ) -> None:
     frame = np.zeros((480, 640, 3), np.uint8)
     box = Box(x=300, y=200, w=40, h=30)
-    jpeg = encode_thumbnail(frame, box, ThumbnailConfig())
+    jpeg = encode_thumbnail(frame, box, ThumbnailConfig(margin=0.5))
     assert jpeg is not None
     items = [_with_thumbnail(1, base64.b64encode(jpeg).decode(), box)]
     ingest_messages(
@@ -124,8 +124,10 @@ def test_box_and_crop_geometry_let_the_console_place_the_box_on_the_picture(
         [defect] = client.get("/api/v1/lines/line-1/defects").json()
     assert defect["box"] == {"x": 300, "y": 200, "w": 40, "h": 30}
     assert defect["crop"] == crop_geometry(jpeg)
-    assert defect["crop"]["x"] == 280
+    assert defect["crop"]["x"] == 280  # box + 50% of its width
     assert defect["crop"]["frame_w"] == 640
+    # The whole output rides along, so the console can say what the score means.
+    assert defect["output"] == items[0].output.model_dump(mode="json")
 
 
 def test_a_broken_thumbnail_is_dropped_but_its_result_is_kept(

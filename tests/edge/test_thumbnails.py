@@ -1,10 +1,12 @@
-"""Thumbnails of flagged items: a small JPEG crop around the box, geometry inside, rate-limited."""
+"""Thumbnails of flagged items: a small JPEG crop of the whole part or parcel, geometry inside,
+rate-limited."""
 
 from __future__ import annotations
 
 import base64
 import json
 import struct
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -13,15 +15,29 @@ import pytest
 from pydantic import ValidationError
 
 from edge_agent.config import ConfigError, parse_config
+from edge_agent.frames import Frame
+from edge_agent.runtime.model import ModelRunner
+from edge_agent.runtime.parcels import ParcelRunner
 from edge_agent.thumbnails import (
-    CROP_COMMENT_PREFIX,
     RateLimiter,
     ThumbnailConfig,
     Thumbnailer,
     crop_rect,
     encode_thumbnail,
 )
-from protocol.messages import MAX_THUMBNAIL_B64, Box, ClassificationOutput, DefectOutput, ParcelOutput
+from protocol.messages import (
+    CROP_COMMENT_PREFIX,
+    MAX_THUMBNAIL_B64,
+    Box,
+    ClassificationOutput,
+    DefectOutput,
+    ParcelOutput,
+    utcnow,
+)
+from simulators.camera_line import CameraLine, CameraLineConfig
+from simulators.defects import Box as SimBox
+from simulators.fleet import bundled_manifest
+from simulators.parcel_line import ParcelLine, ParcelLineConfig
 
 
 def _geometry(jpeg: bytes) -> dict[str, int]:
@@ -38,9 +54,9 @@ def _frame(w: int = 640, h: int = 480) -> np.ndarray:
     return image
 
 
-def test_defect_crop_surrounds_the_box_is_small_and_says_where_it_came_from() -> None:
+def test_crop_surrounds_its_subject_is_small_and_says_where_it_came_from() -> None:
     box = Box(x=300, y=200, w=40, h=30)
-    jpeg = encode_thumbnail(_frame(), box, ThumbnailConfig())
+    jpeg = encode_thumbnail(_frame(), box, ThumbnailConfig(margin=0.5))
     assert jpeg is not None
     geo = _geometry(jpeg)
     assert (geo["x"], geo["y"], geo["w"], geo["h"]) == (280, 185, 80, 60)  # box + 50 % per side
@@ -69,6 +85,86 @@ def test_box_at_the_edge_is_clipped_to_the_frame() -> None:
     assert crop_rect(Box(x=0, y=0, w=10, h=10), 100, 50, 1.0) == (0, 0, 20, 20)
     assert crop_rect(Box(x=95, y=45, w=10, h=10), 100, 50, 0.5) == (90, 40, 10, 10)
     assert crop_rect(Box(x=500, y=500, w=10, h=10), 100, 50, 0.5) == (0, 0, 100, 50)
+
+
+def _crop_of(b64: str | None) -> tuple[int, int, int, int]:
+    assert b64 is not None, "a flagged result must get its picture"
+    geo = _geometry(base64.b64decode(b64))
+    return geo["x"], geo["y"], geo["w"], geo["h"]
+
+
+def _holds(crop: tuple[int, int, int, int], box: SimBox | Box) -> bool:
+    x, y, w, h = crop
+    return x <= box.x and y <= box.y and box.x + box.w <= x + w and box.y + box.h <= y + h
+
+
+@pytest.mark.parametrize("belt", ["ribbed", "mesh"])
+def test_a_defect_picture_shows_the_whole_part_it_is_on_not_a_corner_of_it(belt: str) -> None:
+    line = CameraLine(CameraLineConfig(seed=21, defect_rate=1.0, belt=belt))  # type: ignore[arg-type]
+    maker = Thumbnailer(ThumbnailConfig(max_per_minute=1000))
+    for index in range(24):
+        frame = line.frame(index)
+        part, flaw = frame.truth.part_box, frame.truth.box
+        assert part is not None
+        assert flaw is not None
+        box = Box(x=flaw.x, y=flaw.y, w=flaw.w, h=flaw.h)
+        defect = DefectOutput(label="scratch", is_defect=True, score=0.9, box=box)
+        crop = _crop_of(maker.for_result(defect, frame.image))
+        assert _holds(crop, part), f"frame {index}: crop {crop} cuts the part {part}"
+        assert _holds(crop, box), f"frame {index}: crop {crop} loses the defect box {box}"
+        # The part, not the whole frame: a picture of everything would hold the part too.
+        height, width = frame.image.shape[:2]
+        assert crop[2] * crop[3] < 0.75 * width * height, f"frame {index}: {crop}"
+
+
+def test_the_bundled_anomaly_models_defects_are_pictured_on_their_whole_part() -> None:
+    """What gw-1 of the demo does: PatchCore on the camera line, its box, then the picture."""
+    runner = ModelRunner(bundled_manifest("anomaly"), slot="defect")
+    maker = Thumbnailer(ThumbnailConfig(max_per_minute=1000))
+    line = CameraLine(CameraLineConfig(seed=424242, defect_rate=1.0))  # a seed the model never saw
+    frames = [line.frame(i) for i in range(16)]
+    predictions = runner.infer([Frame("cam", str(f.index), utcnow(), f.image) for f in frames])
+    flagged = 0
+    for frame, prediction in zip(frames, predictions, strict=True):
+        output = prediction.output
+        assert isinstance(output, DefectOutput)
+        if not output.is_defect:
+            continue
+        flagged += 1
+        part = frame.truth.part_box
+        assert part is not None
+        crop = _crop_of(maker.for_result(output, frame.image))
+        centre = Box(x=part.x + part.w // 2, y=part.y + part.h // 2, w=1, h=1)
+        assert _holds(crop, centre), f"frame {frame.index}: crop {crop} misses the part's centre"
+        assert _holds(crop, part), f"frame {frame.index}: crop {crop} cuts the part {part}"
+    assert flagged >= 6, "too few defects flagged to judge the pictures"
+
+
+def test_a_damaged_parcels_picture_holds_the_whole_parcel_label_and_all() -> None:
+    """What gw-3 of the demo does: the parcel runner's box of a damaged parcel, then the picture."""
+    runner = ParcelRunner(bundled_manifest("parcels"), slot="parcels")
+    line = ParcelLine(replace(ParcelLineConfig(seed=3), damage_rate=0.5))
+    maker = Thumbnailer(ThumbnailConfig(max_per_minute=1000))
+    pictured = 0
+    for index in range(160):
+        frame = line.frame(index)
+        for prediction in runner.infer([Frame("cam", str(index), utcnow(), frame.image)]):
+            picture = maker.for_result(prediction.output, frame.image)
+            if picture is None:
+                continue  # an intact parcel gets none
+            pictured += 1
+            x, y, w, h = _crop_of(picture)
+            height, width = frame.image.shape[:2]
+            assert w * h < 0.5 * width * height, "the parcel, not the whole belt"
+            box = prediction.output.box
+            assert box is not None
+            centre = (box.x + box.w / 2, box.y + box.h / 2)
+            parcel = min(frame.truth.parcels, key=lambda p: np.hypot(*np.subtract(p.center, centre)))
+            # Its label is on its top: every corner of the parcel in view is in the picture.
+            corners = np.clip(parcel.corners(), 0, [width - 1, height - 1])
+            assert (corners >= [x, y]).all(), (index, (x, y, w, h), corners)
+            assert (corners <= [x + w, y + h]).all(), (index, (x, y, w, h), corners)
+    assert pictured >= 2, "too few damaged parcels to judge the pictures"
 
 
 def test_a_crop_that_stays_over_the_byte_cap_is_not_sent() -> None:

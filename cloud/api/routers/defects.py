@@ -6,12 +6,14 @@ from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, HTTPException, Query, Response
-from sqlalchemy import or_, select
+from sqlalchemy import select
 
 from cloud.alerts.schemas import CropGeometry, DefectPublic
 from cloud.api.auth import Viewer
 from cloud.api.deps import SessionDep
 from cloud.db.models import Result, Thumbnail
+from cloud.dispositions.schemas import DispositionBrief
+from cloud.dispositions.service import flagged
 
 router = APIRouter(tags=["defects"])
 MAX_LIMIT = 500
@@ -35,11 +37,10 @@ def list_defects(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Newest first")] = 50,
 ) -> list[DefectPublic]:
     """Recent flagged results of ``line`` (defects and damaged parcels), newest capture first."""
-    flagged = or_(Result.is_defect.is_(True), Result.output["damaged"].as_boolean().is_(True))
     query = (
         select(Result, Thumbnail.crop, Thumbnail.result_id)
         .outerjoin(Thumbnail, Thumbnail.result_id == Result.id)
-        .where(Result.line == line, flagged)
+        .where(Result.line == line, flagged())
         .order_by(Result.captured_at.desc(), Result.id.desc())
         .limit(limit)
     )
@@ -60,6 +61,10 @@ def list_defects(
                 thumbnail_url=f"/api/v1/results/{result.id}/thumbnail" if thumb_id is not None else None,
                 crop=CropGeometry.model_validate(crop) if crop else None,
                 damaged=bool(result.output.get("damaged")) if result.output.get("kind") == "parcel" else None,
+                output=result.output,
+                disposition=DispositionBrief.model_validate(result.disposition)
+                if result.disposition
+                else None,
             )
         )
     return out

@@ -75,6 +75,15 @@ def test_wire_score_is_half_at_the_threshold_and_bounded() -> None:
     assert out[0].scores == {"anomaly": 0.5, "good": 0.5}
 
 
+def test_result_carries_its_raw_score_and_threshold_so_a_score_reads_as_a_multiple() -> None:
+    raw = np.array([3.0, 1.0], np.float32)
+    hot, calm = TASKS["defect"]([raw, np.full((2, 12, 16), 1.0, np.float32)], _manifest(2.0), 2)
+    assert isinstance(hot, DefectOutput)
+    assert isinstance(calm, DefectOutput)
+    assert (hot.raw_score, hot.threshold, hot.is_defect) == (3.0, 2.0, True)  # 1.5x the threshold
+    assert (calm.raw_score, calm.threshold, calm.is_defect) == (1.0, 2.0, False)  # 0.5x
+
+
 def test_wrong_output_shapes_are_named() -> None:
     with pytest.raises(ValueError, match=r"anomaly-test 1: got score \(2,\)"):
         TASKS["defect"]([np.zeros(2, np.float32), np.zeros((2, 12, 16), np.float32)], _manifest(), 1)

@@ -69,6 +69,11 @@ def test_defect_below_its_threshold_is_reported_good(tmp_path: Path) -> None:
     assert (out.label, out.is_defect) == ("good", False)
     assert out.score == pytest.approx(out.scores["good"], abs=1e-6)
     assert out.scores["scratch"] > 0.8
+    # The cut-off scratch was judged against rides along, so the console can say "under 99.9%".
+    assert out.threshold == 0.999
+    (good,) = runner.infer([_frame(0)])
+    assert isinstance(good.output, DefectOutput)
+    assert good.output.threshold is None  # the good label on top: no cut-off was involved
 
 
 def test_classification_task_reports_argmax(tmp_path: Path) -> None:

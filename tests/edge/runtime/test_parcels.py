@@ -236,6 +236,10 @@ def test_damage_classifier_flags_damaged_parcels_and_a_damaged_rule_routes_them(
         truth = min(line.frame(index).truth.parcels, key=lambda p: abs(p.center[0] - 480))
         pairs.append((out, truth.damage != "none"))
         assert out.label == ("rework" if out.damaged else "ship")
+        # The verdict's evidence rides along: the mean damage score against the cut-off applied.
+        assert out.damage_threshold == runner.damage_thr
+        assert out.damage_score is not None
+        assert (out.damage_score >= out.damage_threshold) == out.damaged
     assert len(pairs) >= 7
     assert 2 <= sum(d for _, d in pairs) <= len(pairs) - 2  # both kinds were on the belt
     wrong = [(o.track_id, o.damaged, d) for o, d in pairs if o.damaged != d]
