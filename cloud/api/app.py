@@ -16,9 +16,13 @@ from cloud.api.routers import (
     access,
     alerts,
     blobs,
+    captures,
+    datasets,
     dead_letters,
     defects,
+    dispositions,
     events,
+    export,
     gateways,
     health,
     lines,
@@ -29,6 +33,8 @@ from cloud.api.routers import (
 from cloud.auth.service import Role
 from cloud.config import CloudSettings
 from cloud.console import router as console_router
+from cloud.datasets.files import make_capture_store
+from cloud.datasets.orders import MqttOrdersPublisher, OrdersPublisher
 from cloud.db.engine import make_engine, make_sessionmaker
 from cloud.db.migrate import migrate
 from cloud.ota.desired import DesiredPublisher, MqttDesiredPublisher
@@ -37,12 +43,18 @@ from cloud.registry.store import make_store
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: CloudSettings, publisher: DesiredPublisher | None = None) -> FastAPI:
+def create_app(
+    settings: CloudSettings,
+    publisher: DesiredPublisher | None = None,
+    orders_publisher: OrdersPublisher | None = None,
+) -> FastAPI:
     """Build the API for ``settings``; the engine is created (and the DB migrated) at start-up.
 
-    ``publisher`` puts desired states on the broker (default: an MQTT client made on first use).
+    ``publisher`` puts desired states on the broker, ``orders_publisher`` capture orders (default:
+    an MQTT client each, made on first use).
     """
     made: list[MqttDesiredPublisher] = []
+    made_orders: list[MqttOrdersPublisher] = []
 
     def get_publisher() -> DesiredPublisher:
         if publisher is not None:
@@ -50,6 +62,13 @@ def create_app(settings: CloudSettings, publisher: DesiredPublisher | None = Non
         if not made:
             made.append(MqttDesiredPublisher(settings))
         return made[0]
+
+    def get_orders_publisher() -> OrdersPublisher:
+        if orders_publisher is not None:
+            return orders_publisher
+        if not made_orders:
+            made_orders.append(MqttOrdersPublisher(settings))
+        return made_orders[0]
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -61,7 +80,7 @@ def create_app(settings: CloudSettings, publisher: DesiredPublisher | None = Non
         try:
             yield
         finally:
-            for pub in made:
+            for pub in (*made, *made_orders):
                 pub.close()
             engine.dispose()
 
@@ -74,6 +93,8 @@ def create_app(settings: CloudSettings, publisher: DesiredPublisher | None = Non
     app.state.settings = settings
     app.state.store = make_store(settings)
     app.state.publisher = get_publisher
+    app.state.capture_store = make_capture_store(settings)
+    app.state.orders_publisher = get_orders_publisher
     app.state.registry = registry = CollectorRegistry()
     _instrument(app, registry)
     if settings.profile == "demo":
@@ -87,6 +108,13 @@ def create_app(settings: CloudSettings, publisher: DesiredPublisher | None = Non
     # Alerts and defects declare their role per route (viewer reads, operator acks, admin rules).
     app.include_router(alerts.router, prefix="/api/v1")
     app.include_router(defects.router, prefix="/api/v1")
+    # Dispositions (viewer reads, operator sets) and CSV export (viewer) likewise.
+    app.include_router(dispositions.router, prefix="/api/v1")
+    app.include_router(export.router, prefix="/api/v1")
+    # Captures (operator starts, a gateway's own token uploads) and datasets (viewer reads,
+    # operator labels) declare their roles per route too.
+    app.include_router(captures.router, prefix="/api/v1")
+    app.include_router(datasets.router, prefix="/api/v1")
     app.include_router(health.router)
     app.include_router(console_router)  # the operators' console at /
     return app

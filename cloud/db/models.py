@@ -19,7 +19,7 @@ from sqlalchemy import (
     Uuid,
     text,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from cloud.db.types import UTCDateTime
 
@@ -108,6 +108,9 @@ class Result(Base):
     inferred_at: Mapped[datetime]
     received_at: Mapped[datetime]
     replayed: Mapped[bool] = mapped_column(default=False)
+    # An operator's current verdict, loaded by one extra IN query per query of whole results, so
+    # every API answer built from results carries it. The database deletes it with the result.
+    disposition: Mapped[Disposition | None] = relationship(lazy="selectin", passive_deletes=True)
 
 
 class Event(Base):
@@ -189,6 +192,8 @@ class ApiToken(Base):
     created_at: Mapped[datetime]
     last_used_at: Mapped[datetime | None]
     revoked: Mapped[bool] = mapped_column(default=False)
+    # Set on a gateway token (role 'gateway', migration 0009): the one gateway it may upload for.
+    gateway_id: Mapped[str | None] = mapped_column(String(GATEWAY_ID_LEN))
 
 
 class AuditEntry(Base):
@@ -363,3 +368,39 @@ class Alert(Base):
     closed_at: Mapped[datetime | None]
     acknowledged_by: Mapped[str | None] = mapped_column(String(NAME_LEN))
     acknowledged_at: Mapped[datetime | None]
+
+
+# ---- operators' dispositions ---------------------------------------------------------------------
+
+
+class Disposition(Base):
+    """An operator's current verdict on a result (kinds in ``cloud.dispositions.schemas``).
+
+    Changing it overwrites this row; every change is in the audit log. The result's line, gateway,
+    model and label are copied here, so the labelled data for re-teaching a model, and the
+    false-reject rate of a line, read this table alone. Deleted with its result (retention).
+    """
+
+    __tablename__ = "dispositions"
+    __table_args__ = (
+        # The list pages newest first by (at, result_id); per line for the console's live probe.
+        Index("ix_dispositions_at_result_id", "at", "result_id"),
+        Index("ix_dispositions_line_at", "line", "at"),
+        # A line's false-reject rate counts the dispositions of results captured in a range.
+        Index("ix_dispositions_line_captured_at", "line", "captured_at"),
+    )
+
+    result_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("results.id", ondelete="CASCADE"), primary_key=True
+    )
+    line: Mapped[str] = mapped_column(String(NAME_LEN))
+    gateway_id: Mapped[str] = mapped_column(String(GATEWAY_ID_LEN))
+    model_name: Mapped[str] = mapped_column(String(NAME_LEN))
+    model_version: Mapped[str] = mapped_column(String(32))
+    task: Mapped[str] = mapped_column(String(32))
+    label: Mapped[str] = mapped_column(String(NAME_LEN))
+    captured_at: Mapped[datetime]
+    disposition: Mapped[str] = mapped_column(String(32))
+    note: Mapped[str | None] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(String(NAME_LEN))
+    at: Mapped[datetime]

@@ -8,6 +8,7 @@ factoryctl rollouts create --model defect-cnn --version 1.2 --cpu-class x86-64-a
 factoryctl rollouts status ID --watch
 factoryctl --json devices list
 factoryctl devices show gw-1                               # state, machine (CPU class), OTA
+factoryctl export results --since 2026-01-05 --line line-1 --out results.csv
 
 Exit codes: 0 ok, 1 error, 2 usage, 3 not logged in / not allowed, 4 not found, 5 conflict,
 6 a watched rollout aborted, 141 the reader of the output went away (e.g. `| head`).
@@ -26,10 +27,23 @@ import httpx
 
 from cloud.factoryctl.commands import EXIT_AUTH, Context, CtlError, run
 from cloud.factoryctl.config import config_path, load_config
+from cloud.factoryctl.export import add_export_parser
 from protocol.machine import CPU_CLASSES
 
 __all__ = ["CtlError", "build_parser", "main"]
 EXIT_PIPE = 141  # what a shell reports for a tool killed by SIGPIPE
+
+
+def _fraction_or_off(text: str) -> float | None:
+    """A threshold that may be switched off: a number, or 'off' (no limit)."""
+    if text.strip().lower() == "off":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a fraction such as 0.01, or 'off'; got {text!r}"
+        ) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -137,11 +151,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     create.add_argument(
         "--max-defect-rate-shift",
-        type=float,
+        type=_fraction_or_off,
         metavar="FRACTION",
-        default=None,
-        help="largest change of the defect rate versus before the update, a fraction (0-1): "
-        "0.02 = 2 percentage points (default: no limit)",
+        default=0.01,
+        help="largest change of the defect rate versus before the update, either way, a fraction "
+        "(0-1): 0.01 = 1 percentage point, judged only beyond sampling noise; 'off': no limit "
+        "(default: %(default)g)",
+    )
+    create.add_argument(
+        "--min-defect-rate-parts",
+        type=int,
+        metavar="N",
+        default=5000,
+        help="parts each side of the update must have seen before the defect-rate shift is judged; "
+        "a gateway waits (pending) until the new model has (default: %(default)s)",
     )
     create.add_argument(
         "--install-timeout",
@@ -171,6 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     res_list.add_argument("--line", help="only this line")
     res_list.add_argument("--gateway", help="only this gateway")
     res_list.add_argument("--limit", type=int, default=20, help="how many (1-1000)")
+    add_export_parser(res)
     return parser
 
 

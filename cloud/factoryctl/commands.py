@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 
 from cloud.factoryctl.config import CtlConfig, save_config
+from cloud.factoryctl.export import export_command
 from cloud.factoryctl.output import (
     EXIT_AUTH,
     EXIT_ERROR,
@@ -42,6 +43,7 @@ def run(ctx: Context, client: httpx.Client) -> int:
         "devices": _devices,
         "gateways": _devices,
         "results": _results,
+        "export": export_command,
     }[ctx.args.resource]
     return handler(ctx, client)
 
@@ -204,7 +206,7 @@ def memory_text(size: int | None) -> str:
 def machine_text(machine: dict[str, Any] | None) -> str:
     """A gateway's machine as ``devices show`` prints it, a few lines."""
     if not machine:
-        return "machine: not reported (its agent predates machine reports, or it never sent a birth)\n"
+        return "machine: not reported (the gateway has sent no birth yet)\n"
     arch = f" ({machine['arch']})" if machine.get("arch") else ""
     return (
         f"machine: {machine.get('cpu_model') or 'unknown CPU'}{arch}\n"

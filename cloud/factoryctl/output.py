@@ -34,7 +34,8 @@ ROLLOUT_FLAGS: FieldFlags = {
     "thresholds.max_failure_ratio": ("--max-failure-ratio", "a fraction: 0.1 = 10%"),
     "thresholds.max_error_rate": ("--max-error-rate", "a fraction: 0.05 = 5%"),
     "thresholds.max_p95_latency_ms": ("--max-p95-ms", "milliseconds"),
-    "thresholds.max_defect_rate_shift": ("--max-defect-rate-shift", "a fraction: 0.02 = 2 points"),
+    "thresholds.max_defect_rate_shift": ("--max-defect-rate-shift", "a fraction: 0.01 = 1 point, or 'off'"),
+    "thresholds.min_defect_rate_parts": ("--min-defect-rate-parts", "parts"),
     "thresholds.install_timeout_s": ("--install-timeout", "seconds"),
 }
 REQUEST_FLAGS: dict[tuple[str, str], FieldFlags] = {("POST", "/api/v1/rollouts"): ROLLOUT_FLAGS}
@@ -69,17 +70,22 @@ def call(client: httpx.Client, method: str, path: str, **kwargs: Any) -> Any:
     except httpx.HTTPError as exc:
         raise CtlError(f"cannot reach the API at {client.base_url}: {exc}") from None
     if response.status_code >= 400:
-        try:
-            flags = REQUEST_FLAGS.get((method.upper(), path))
-            detail = readable_detail(response.json().get("detail", response.text), flags)
-        except (ValueError, AttributeError):
-            detail = response.text
-        code = response.status_code
-        raise CtlError(
-            f"{method} {path} failed with HTTP {code}: {detail}{_HINTS.get(code, '')}",
-            STATUS_EXIT.get(code, EXIT_ERROR),
-        )
+        raise api_error(response, method, path)
     return response.json() if response.content else None
+
+
+def api_error(response: httpx.Response, method: str, path: str) -> CtlError:
+    """The API's refusal of ``method path`` (a read response) as a CtlError with its reason and a hint."""
+    try:
+        flags = REQUEST_FLAGS.get((method.upper(), path))
+        detail = readable_detail(response.json().get("detail", response.text), flags)
+    except (ValueError, AttributeError):
+        detail = response.text
+    code = response.status_code
+    return CtlError(
+        f"{method} {path} failed with HTTP {code}: {detail}{_HINTS.get(code, '')}",
+        STATUS_EXIT.get(code, EXIT_ERROR),
+    )
 
 
 def readable_detail(detail: Any, flags: FieldFlags | None = None) -> str:

@@ -8,7 +8,8 @@ Contract for every browser test module:
   ``tests.browser.stack.LINES`` (line-1..3, gateways gw-1..3); log in as ``stack.users[role]``
   (role: viewer, operator, admin) with ``stack.password``; ``stack.api_token(user)`` gives an
   API token; ``stack.get(path)`` reads the API as admin; ``stack.release`` is the (model,
-  version) pushed for rollouts. Tests share its state: create what you need, and do not assume
+  version) pushed for rollouts; ``tests.browser.stack.log_in(browser, stack, role, path)`` opens
+  ``path`` logged in as that role. Tests share its state: create what you need, and do not assume
   a test ran before yours or that no other rollout or alert rule exists.
 - ``rollout`` (package-scoped): the id of a running rollout of ``stack.release`` to gw-2 whose
   first wave has started; tests may pause it (and should not abort it).

@@ -5,24 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, expect
 
-from tests.browser.stack import LINES, Stack
+from tests.browser.stack import LINES, Stack, log_in
 
-TIMEOUT_MS = 30_000
 PICTURE_TIMEOUT_MS = 90_000  # defect pictures come as the demo's camera lines produce defects
-
-
-def log_in(browser: Browser, stack: Stack, role: str, path: str) -> Page:
-    page = browser.new_page(viewport={"width": 1366, "height": 768})
-    page.set_default_timeout(TIMEOUT_MS)
-    page.goto(f"{stack.url}{path}")
-    page.fill("input[name=username]", stack.users[role])
-    page.fill("input[name=password]", stack.password)
-    page.click("button[type=submit]")
-    expect(page.locator("#who")).to_contain_text(stack.users[role])
-    expect(page).to_have_url(f"{stack.url}{path}")
-    return page
 
 
 def act(stack: Stack, rollout: str, action: str) -> None:

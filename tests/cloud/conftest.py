@@ -1,5 +1,6 @@
 """Fixtures of the cloud tests: settings per test, a running ingest worker, a test publisher, sessions on
-a fresh database, a yard of gateways, and the console over a seeded database with a release to roll out."""
+a fresh database, a yard of gateways, the console over a seeded database with a release to roll out, and
+the API in the production profile over a seeded database with a token per role (``plant``)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from cloud.ingest.worker import IngestWorker
 from protocol.topics import TopicSpace
 from tests.support.console_live import Live, running_live
 from tests.support.mqtt import Publisher, clear_session
+from tests.support.plant import Plant, running_plant
 from tests.support.yard import Yard, running_yard
 
 
@@ -68,6 +70,13 @@ def yard(db_url: str, tmp_path: Path, topic_space: TopicSpace) -> Iterator[Yard]
 def live(db_url: str, tmp_path: Path, topic_space: TopicSpace) -> Iterator[Live]:
     """The API and console on a seeded database, plus a version 1.1 to roll out."""
     with running_live(db_url, tmp_path, topic_space) as running:
+        yield running
+
+
+@pytest.fixture
+def plant(db_url: str, tmp_path: Path, topic_space: TopicSpace) -> Iterator[Plant]:
+    """The API in the production profile over a seeded database, with a token per role."""
+    with running_plant(db_url, topic_space, tmp_path) as running:
         yield running
 
 

@@ -127,6 +127,14 @@ def _user_logs_in(ran: Ran, sandbox: Sandbox) -> None:
     assert answer.status_code == 200, f"{answer.status_code} {answer.text}\n{ran.describe()}"
 
 
+def _csv_written(ran: Ran, sandbox: Sandbox) -> None:
+    """cloud/README.md: `factoryctl export results ... --out var/line-1.csv` writes the CSV, header first."""
+    _succeeded(ran, sandbox)
+    written = sandbox.folder / "var" / "line-1.csv"
+    assert written.read_text(encoding="utf-8").startswith("id,captured_at,"), ran.describe()
+    assert "exported " in ran.stderr, ran.describe()
+
+
 def _login_answered(ran: Ran, sandbox: Sandbox) -> None:
     _succeeded(ran, sandbox)
     assert '"token"' in ran.stdout, ran.describe()
@@ -142,6 +150,7 @@ EXPECT: dict[str, Callable[[Ran, Sandbox], None]] = {
     r"factory-cloud tokens create --role admin": _token_works("/audit"),
     r"factory-cloud users create\b": _user_logs_in,
     r"^curl .*/api/v1/auth/login": _login_answered,
+    r"factoryctl .*export results .*--out var/line-1\.csv": _csv_written,
 }
 
 

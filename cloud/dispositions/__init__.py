@@ -1,0 +1,1 @@
+"""Operators' dispositions of flagged results: confirmed defect, false reject, needs review."""
