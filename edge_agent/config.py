@@ -21,7 +21,7 @@ from pydantic import (
 )
 
 from edge_agent.config_base import ConfigError as ConfigError  # re-exported: the config's public API
-from edge_agent.config_base import StrictModel, resolve_path
+from edge_agent.config_base import ConfigPath, StrictModel, resolve_path
 from edge_agent.config_sources import SOURCE_TYPE_KEYS
 from edge_agent.config_sources import CameraSourceConfig as CameraSourceConfig
 from edge_agent.config_sources import FolderSourceConfig as FolderSourceConfig
@@ -38,14 +38,11 @@ from protocol.topics import GATEWAY_ID_PATTERN, TOPIC_ROOT, TopicSpace
 class TlsConfig(StrictModel):
     """TLS material for the broker connection; all None means plain TCP (unless the URL is mqtts://)."""
 
-    ca_file: Path | None = Field(default=None, description="CA bundle that signed the broker's certificate")
-    cert_file: Path | None = Field(default=None, description="Client certificate (mutual TLS)")
-    key_file: Path | None = Field(default=None, description="Private key of the client certificate")
-
-    @field_validator("ca_file", "cert_file", "key_file")
-    @classmethod
-    def _resolve_paths(cls, value: Path | None, info: ValidationInfo) -> Path | None:
-        return None if value is None else resolve_path(value, info)
+    ca_file: ConfigPath | None = Field(
+        default=None, description="CA bundle that signed the broker's certificate"
+    )
+    cert_file: ConfigPath | None = Field(default=None, description="Client certificate (mutual TLS)")
+    key_file: ConfigPath | None = Field(default=None, description="Private key of the client certificate")
 
     @model_validator(mode="after")
     def _pair(self) -> TlsConfig:
@@ -125,17 +122,12 @@ class ModelSlotConfig(StrictModel):
     """A model slot: which manifest runs there and which sources feed it."""
 
     slot: Name = Field(description="Slot name (OTA targets slots)")
-    manifest: Path = Field(description="Path to the model's .manifest.json (its sha256 is verified)")
+    manifest: ConfigPath = Field(description="Path to the model's .manifest.json (its sha256 is verified)")
     sources: list[Name] = Field(default_factory=list, description="Source names to feed; empty = all sources")
     parcels: ParcelLineConfig | None = Field(
         default=None,
         description="Parcel line: camera calibration, counting line, sort table (override the release's)",
     )
-
-    @field_validator("manifest")
-    @classmethod
-    def _resolve_manifest(cls, value: Path, info: ValidationInfo) -> Path:
-        return resolve_path(value, info)
 
     @property
     def settings(self) -> SlotSettings:
@@ -196,10 +188,10 @@ class OtaConfig(StrictModel):
     """Over-the-air model updates: trust, download limits and the health gates of a new model."""
 
     enabled: bool = Field(default=False, description="Follow the desired state published by the cloud")
-    models_dir: Path | None = Field(
+    models_dir: ConfigPath | None = Field(
         default=None, description="Release directories and slot pointers; default <state_dir>/models"
     )
-    trusted_keys: list[Path] = Field(
+    trusted_keys: list[ConfigPath] = Field(
         default_factory=list, description="PEM Ed25519 public keys whose signatures are accepted"
     )
     revoked_keys: list[str] = Field(
@@ -220,7 +212,11 @@ class OtaConfig(StrictModel):
     max_error_rate: float = Field(default=0.05, ge=0, le=1, description="Failed inferences / all, at most")
     max_p95_latency_ms: float = Field(default=1000.0, gt=0, description="p95 inference latency at most")
     max_defect_rate_shift: float = Field(
-        default=0.2, ge=0, le=1, description="Largest change of the defect rate vs the previous version"
+        default=0.2,
+        ge=0,
+        le=1,
+        description="Largest change of the defect rate vs the previous version, either way, once the "
+        "change is also beyond sampling noise (protocol/rate_shift.py)",
     )
     max_confidence_shift: float = Field(
         default=0.2, ge=0, le=1, description="Largest change of the mean confidence vs the previous version"
@@ -231,19 +227,15 @@ class OtaConfig(StrictModel):
     min_baseline_inferences: int = Field(
         default=20, ge=1, description="Previous-version inferences needed before shifts are judged"
     )
+    min_window_inferences: int = Field(
+        default=50,
+        ge=1,
+        description="New-version inferences needed before its p95 latency and shifts are judged "
+        "(the error rate is judged however few)",
+    )
     test_pause_at: OtaStep | None = Field(
         default=None, description="Testing only: stop the OTA thread at this step (kill -9 tests)"
     )
-
-    @field_validator("models_dir")
-    @classmethod
-    def _resolve_models(cls, value: Path | None, info: ValidationInfo) -> Path | None:
-        return None if value is None else resolve_path(value, info)
-
-    @field_validator("trusted_keys")
-    @classmethod
-    def _resolve_keys(cls, value: list[Path], info: ValidationInfo) -> list[Path]:
-        return [resolve_path(p, info) for p in value]
 
     @field_validator("revoked_keys")
     @classmethod
@@ -259,6 +251,18 @@ class OtaConfig(StrictModel):
             raise ValueError("trusted_keys: at least one public key is needed when OTA is enabled")
         return self
 
+    @model_validator(mode="after")
+    def _window_long_enough_to_judge(self) -> OtaConfig:
+        # A window that ends before the minimum would commit every update with nothing but its
+        # error rate judged: a setting that silently switches the other gates off.
+        window = self.health_window_inferences
+        if window and self.min_window_inferences > window:
+            raise ValueError(
+                f"min_window_inferences ({self.min_window_inferences}) is above health_window_inferences "
+                f"({window}): the health window would end before latency and shifts are judged"
+            )
+        return self
+
 
 class AgentConfig(StrictModel):
     """The whole agent configuration."""
@@ -267,7 +271,7 @@ class AgentConfig(StrictModel):
     line: Name = Field(description="Production line this gateway watches")
     station: Name = Field(default="main", description="Station on the line")
     topic_root: str = Field(default=TOPIC_ROOT, description="MQTT topic root (versioned)")
-    state_dir: Path = Field(description="Folder for the session counter and the outbox database")
+    state_dir: ConfigPath = Field(description="Folder for the session counter and the outbox database")
     mqtt: MqttConfig = Field(default_factory=MqttConfig, description="Broker connection")
     sources: list[SourceConfig] = Field(default_factory=list, description="Frame sources (plug-ins by type)")
     models: list[ModelSlotConfig] = Field(default_factory=list, description="Model slots")
@@ -279,11 +283,6 @@ class AgentConfig(StrictModel):
     thumbnails: ThumbnailConfig = Field(
         default_factory=ThumbnailConfig, description="JPEG crops of flagged items for the console"
     )
-
-    @field_validator("state_dir")
-    @classmethod
-    def _resolve_state(cls, value: Path, info: ValidationInfo) -> Path:
-        return resolve_path(value, info)
 
     @field_validator("topic_root")
     @classmethod

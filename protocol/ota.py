@@ -50,8 +50,18 @@ Phase = Literal[
 ]
 
 
+# SlotHealth's rates, p95 latency and mean confidence cover at most the latest this many
+# predictions of the model (``inferences`` counts them all): the cloud reads it to know how many
+# parts a reported defect rate stands on. Large enough for the defect-rate gate's default of
+# 5,000 parts on each side of an update (protocol/rate_shift.py).
+HEALTH_HISTORY = 10_000
+
+
 class SlotHealth(WireModel):
-    """What a slot's model did lately: the rollout engine's health gates read this."""
+    """What a slot's model did lately: the rollout engine's health gates read this.
+
+    Rates and figures cover the model's latest :data:`HEALTH_HISTORY` predictions at most.
+    """
 
     inferences: int = Field(ge=0)
     errors: int = Field(ge=0)

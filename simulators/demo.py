@@ -23,7 +23,9 @@ from types import FrameType
 
 from protocol.signing import generate_private_key, private_key_pem, public_key_pem
 from protocol.topics import TOPIC_ROOT
+from simulators.demo_alerts import api_caller, seed_alert_rules
 from simulators.demo_banner import DEMO_PASSWORD, DEMO_USERS, banner
+from simulators.demo_looks import DemoLooks, LookChange, add_look_change_arguments, look_change_from_args
 from simulators.demo_registry import RegistryError, push_bundled
 from simulators.demo_status import StatusLine
 from simulators.fleet import FleetConfig, add_fleet
@@ -46,6 +48,7 @@ class DemoConfig:
     status_every_s: float
     run_for_s: float | None
     topic_root: str = TOPIC_ROOT  # another root keeps two plants (or test runs) apart on one broker
+    look_change: LookChange | None = None  # --change-look-after: a line's look changed by the demo
 
 
 class DemoError(RuntimeError):
@@ -66,10 +69,13 @@ def _wait_http(url: str, timeout_s: float, service: Service) -> None:
     raise DemoError(f"{service.name} did not answer {url} within {timeout_s:.0f}s; see {service.log_path}")
 
 
-def _start_cloud(supervisor: Supervisor, config: DemoConfig, public_key: Path) -> tuple[str, str, str]:
+def _start_cloud(
+    supervisor: Supervisor, config: DemoConfig, public_key: Path, control_url: str
+) -> tuple[str, str, str]:
     """Start broker (if embedded), migrate, API, ingest and the Celery worker; return (broker URL,
     API URL, admin token). The registry knows the key the gateways trust, so a version signed by
-    another key is flagged at push (factoryctl's warning, the Models page) before any rollout."""
+    another key is flagged at push (factoryctl's warning, the Models page) before any rollout.
+    The console offers admins the demo's look switch through ``control_url``."""
     cloud = console_script("factory-cloud")
     logs = config.workdir / "logs"
     broker_url = config.broker_url
@@ -113,7 +119,7 @@ def _start_cloud(supervisor: Supervisor, config: DemoConfig, public_key: Path) -
     api = supervisor.add(
         Service(
             "api",
-            [cloud, "api", *common, "--port", str(config.api_port)],
+            [cloud, "api", *common, "--port", str(config.api_port), "--demo-control-url", control_url],
             logs / "api.log",
             env=trusted,
             tier=1,
@@ -157,6 +163,7 @@ def run_demo(config: DemoConfig) -> int:
     """Run the demo until Ctrl-C/SIGTERM (or ``run_for_s``); return the exit code."""
     config.workdir.mkdir(parents=True, exist_ok=True)
     supervisor = Supervisor()
+    looks = DemoLooks(config.workdir, config.look_change)
     stopping = False
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -167,7 +174,8 @@ def run_demo(config: DemoConfig) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     try:
         signing_key, public_key = _demo_signing_key(config.workdir / "keys")
-        broker_url, api_url, admin_token = _start_cloud(supervisor, config, public_key)
+        looks.start()
+        broker_url, api_url, admin_token = _start_cloud(supervisor, config, public_key, looks.url)
         fleet = FleetConfig(
             count=config.gateways,
             broker_url=broker_url,
@@ -179,6 +187,7 @@ def run_demo(config: DemoConfig) -> int:
             kinds=("anomaly", "inspection", "parcels"),
         )
         gateways = add_fleet(supervisor, fleet)
+        looks.add_gateways(gateways)
         supervisor.start()
         try:  # while the gateways start: the console's Models page shows what they run
             log.info(
@@ -187,8 +196,17 @@ def run_demo(config: DemoConfig) -> int:
             )
         except (RegistryError, OSError, subprocess.TimeoutExpired) as exc:
             log.error("%s (the demo runs on; `factoryctl models push` registers them by hand)", exc)
+        try:  # the Alerts page shows a rule per line from the first visit
+            made = seed_alert_rules(api_caller(api_url, admin_token), gateways)
+            log.info("alert rules created: %s", ", ".join(made) or "none (every line has its rule)")
+        except (OSError, ValueError) as exc:
+            log.error("could not create the demo's alert rules: %s (the demo runs on)", exc)
         db_shown = config.db_url or f"sqlite:///{(config.workdir / 'cloud.db').resolve()}"
-        sys.stdout.write(banner(broker_url, api_url, db_shown, gateways, config.workdir, admin_token) + "\n")
+        change = config.look_change.describe() if config.look_change else None
+        sys.stdout.write(
+            banner(broker_url, api_url, db_shown, gateways, config.workdir, admin_token, looks.url, change)
+            + "\n"
+        )
         sys.stdout.flush()
         started = time.monotonic()
         status = StatusLine(config.workdir / "logs" / "ingest.log")
@@ -198,8 +216,9 @@ def run_demo(config: DemoConfig) -> int:
             now = time.monotonic()
             if config.run_for_s is not None and now - started >= config.run_for_s:
                 break
+            looks.tick(now - started)
             if now >= next_status:
-                log.info("%s", status.poll(api_url, now))
+                log.info("%s%s", status.poll(api_url, now), looks.note())
                 next_status = now + config.status_every_s
     except DemoError as exc:
         log.error("%s", exc)
@@ -207,6 +226,7 @@ def run_demo(config: DemoConfig) -> int:
     finally:
         sys.stdout.write("stopping...\n")
         supervisor.stop()
+        looks.stop()
     return 0
 
 
@@ -230,10 +250,14 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
         "--topic-root",
         help=f"MQTT topic root of cloud and gateways [env FACTORY_TOPIC_ROOT; default {TOPIC_ROOT}]",
     )
+    add_look_change_arguments(parser)
 
 
 def run_demo_from_args(args: argparse.Namespace) -> int:
     """``factory-sim demo``."""
+    look_change = look_change_from_args(args)
+    if look_change is not None:  # refused before anything starts; gateways take the lines in turn
+        look_change.check_lines(list(FleetConfig.lines[: args.gateways]))
     return run_demo(
         DemoConfig(
             workdir=args.workdir,
@@ -245,5 +269,6 @@ def run_demo_from_args(args: argparse.Namespace) -> int:
             status_every_s=args.status_every,
             run_for_s=args.run_for,
             topic_root=args.topic_root or os.environ.get("FACTORY_TOPIC_ROOT") or TOPIC_ROOT,
+            look_change=look_change,
         )
     )

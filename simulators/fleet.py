@@ -8,19 +8,16 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
-import threading
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import yaml
 
 from protocol.topics import TOPIC_ROOT, validate_gateway_id
-from simulators.net import console_script, free_port
+from simulators.net import console_script, free_port, stop_on_signals
 from simulators.parcel_line import ParcelLineConfig
 from simulators.supervisor import Service, Supervisor
 
@@ -178,6 +175,7 @@ def _ota_block(fleet: FleetConfig) -> dict[str, Any]:
         "trusted_keys": [str(k.resolve()) for k in fleet.trusted_keys],
         "health_window_s": 20,
         "health_window_inferences": 30,
+        "min_window_inferences": 30,
         "report_interval_s": 10,
     }
 
@@ -220,6 +218,9 @@ def add_fleet(supervisor: Supervisor, fleet: FleetConfig) -> list[VirtualGateway
             gateway.http_port,
         )
     return gateways
+
+
+FLEET_HELP = "run N virtual gateways: a simulated camera line + a real edge-agent each"
 
 
 def add_fleet_arguments(parser: argparse.ArgumentParser) -> None:
@@ -284,13 +285,7 @@ def run_fleet(args: argparse.Namespace) -> int:
     """``factory-sim gateways``: run the fleet until Ctrl-C/SIGTERM."""
     fleet = fleet_from_args(args)
     supervisor = Supervisor()
-    stop = threading.Event()
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    stop = stop_on_signals()
     try:
         gateways = add_fleet(supervisor, fleet)
         supervisor.start()

@@ -42,7 +42,12 @@ def gate_cell(gate: dict[str, Any]) -> dict[str, str]:
     cls = "na" if ok is None else ("ok" if ok else "bad")
     measured, limit = _num(gate.get("measured"), kind), _num(gate.get("limit"), kind)
     if gate["gate"] in SHIFTS:
-        return {"text": shift_text(gate), "cls": cls, "title": SHIFTS[gate["gate"]]}
+        # The note says what the defect-rate gate judged on, or how many parts it still waits for;
+        # the wait is shown, not only hovered: it is why a committed gateway is still pending.
+        note = gate.get("note")
+        title = "; ".join(part for part in (SHIFTS[gate["gate"]], note) if part)
+        text = shift_text(gate) if ok is not None or not note else f"{shift_text(gate)} · {note}"
+        return {"text": text, "cls": cls, "title": title}
     if gate["gate"] == "min_inferences":
         text = f"{measured}, at least {limit}"
         title = "health is judged once this many inferences are reported"
@@ -55,7 +60,9 @@ def gate_cell(gate: dict[str, Any]) -> dict[str, str]:
 
 # Gates that compare the new model with the old one: what the limit bounds, in words.
 SHIFTS = {
-    "max_defect_rate_shift": "change of the defect rate since the update, either way (limit: the largest)",
+    "max_defect_rate_shift": (
+        "change of the defect rate since the update, either way (limit: the largest, once beyond sampling noise)"
+    ),
     "max_confidence_drop": "change of mean confidence since the update (limit: the largest fall)",
 }
 

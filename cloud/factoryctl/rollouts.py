@@ -32,6 +32,7 @@ def _rollout_request(a: argparse.Namespace) -> dict[str, Any]:
             "max_error_rate": a.max_error_rate,
             "max_p95_latency_ms": a.max_p95_ms,
             "max_defect_rate_shift": a.max_defect_rate_shift,
+            "min_defect_rate_parts": a.min_defect_rate_parts,
             "install_timeout_s": a.install_timeout,
         },
     }

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from cloud.config import CloudSettings
 from cloud.db.models import GatewayDesired, GatewayReported, ModelVersion, Rollout, RolloutEvent
 from cloud.ota.desired import stage_desired
-from cloud.ota.health import gateway_status, reported_states, slot_of
+from cloud.ota.health import gateway_status, reported_states, short_baselines, slot_of
 from cloud.ota.installed import already_notice, already_running, downgrade_problem
 from cloud.ota.outcomes import mark_aborted
 from cloud.ota.planning import (
@@ -153,6 +153,10 @@ def _start_wave(
         f"wave {rollout.wave + 1}/{len(rollout.waves)}: {len(members)} gateway(s)",
         gateways=members,
     )
+    thresholds = Thresholds.model_validate(rollout.thresholds)
+    unjudged = short_baselines({gw: plan[gw]["baseline"] for gw in members}, thresholds)
+    if unjudged is not None:
+        _event(session, rollout, "notice", unjudged)
     return states
 
 

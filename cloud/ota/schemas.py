@@ -8,6 +8,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from protocol.machine import CPU_CLASSES
+from protocol.ota import HEALTH_HISTORY
 
 
 class Thresholds(BaseModel):
@@ -26,13 +27,24 @@ class Thresholds(BaseModel):
     )
     max_p95_latency_ms: float | None = Field(None, gt=0, description="Largest reported p95 latency, ms")
     max_defect_rate_shift: float | None = Field(
-        None, gt=0, le=1, description="Largest |defect rate - defect rate before the update|"
+        0.01,
+        gt=0,
+        le=1,
+        description="Largest change of the defect rate versus before the update, either way (0.01 = 1 "
+        "point); a change fails only once it is also beyond sampling noise",
     )
     max_confidence_drop: float | None = Field(
         None, gt=0, le=1, description="Largest drop of mean confidence versus before the update"
     )
     min_inferences: int = Field(
         0, ge=0, description="Health is judged once a gateway reports this many inferences"
+    )
+    min_defect_rate_parts: int = Field(
+        5000,
+        ge=50,
+        le=HEALTH_HISTORY,
+        description="Parts each side of the update must have seen before the defect-rate shift is "
+        "judged; until the new model has, the gateway stays pending",
     )
     install_timeout_s: float = Field(
         600.0, gt=0, description="A gateway not installed after this counts as failed"
@@ -111,6 +123,9 @@ class GateValue(BaseModel):
     ok: bool | None = Field(description="Within the limit; None when not judged (yet)")
     now: float | None = Field(None, description="For shift gates: the new model's value")
     before: float | None = Field(None, description="For shift gates: the value before the update")
+    note: str | None = Field(
+        None, description="The defect-rate gate: what it judged on, or why it is not judged (yet)"
+    )
 
 
 class GatewayProgress(BaseModel):

@@ -11,9 +11,9 @@ import numpy as np
 
 from edge_agent.config import OtaConfig
 from edge_agent.runtime import Prediction
-from protocol.ota import SlotHealth
+from protocol.ota import HEALTH_HISTORY, SlotHealth
+from protocol.rate_shift import RateShift, parts_behind
 
-HISTORY = 2000  # predictions kept per model: enough for a stable p95 and rates, small in memory
 MODELS_KEPT = 4
 
 
@@ -21,9 +21,9 @@ MODELS_KEPT = 4
 class _Stats:
     inferences: int = 0
     errors: int = 0
-    latencies: deque[float] = field(default_factory=lambda: deque(maxlen=HISTORY))
-    defects: deque[bool] = field(default_factory=lambda: deque(maxlen=HISTORY))
-    confidences: deque[float] = field(default_factory=lambda: deque(maxlen=HISTORY))
+    latencies: deque[float] = field(default_factory=lambda: deque(maxlen=HEALTH_HISTORY))
+    defects: deque[bool] = field(default_factory=lambda: deque(maxlen=HEALTH_HISTORY))
+    confidences: deque[float] = field(default_factory=lambda: deque(maxlen=HEALTH_HISTORY))
 
 
 class SlotMonitor:
@@ -79,26 +79,34 @@ class SlotMonitor:
 
 
 def judge(new: SlotHealth, baseline: SlotHealth | None, cfg: OtaConfig) -> str | None:
-    """The reason ``new`` fails the health gates, or None when it passes."""
+    """The reason ``new`` fails the health gates, or None when it passes (or cannot be judged yet)."""
     total = new.inferences + new.errors
+    # Judged however few: a model that raises is broken, not unlucky.
     if total and new.errors / total > cfg.max_error_rate:
         return f"error rate {new.errors}/{total} above {cfg.max_error_rate:.2%}"
+    if new.inferences < cfg.min_window_inferences:
+        return None  # a p95 of a handful of inferences is their slowest, a rate of them is noise
     if new.p95_latency_ms is not None and new.p95_latency_ms > cfg.max_p95_latency_ms:
         return f"p95 latency {new.p95_latency_ms:.1f} ms above {cfg.max_p95_latency_ms} ms"
     if baseline is None or baseline.inferences < cfg.min_baseline_inferences:
         return None  # no trustworthy previous distribution to compare with
     if new.defect_rate is not None and baseline.defect_rate is not None:
-        shift = abs(new.defect_rate - baseline.defect_rate)
-        if shift > cfg.max_defect_rate_shift:
+        shift = RateShift(
+            before=baseline.defect_rate,
+            parts_before=parts_behind(baseline.inferences),
+            now=new.defect_rate,
+            parts_now=parts_behind(new.inferences),
+        )
+        if shift.beyond(cfg.max_defect_rate_shift):
             return (
-                f"defect rate {new.defect_rate:.3f} vs {baseline.defect_rate:.3f} for the previous "
-                f"version: shift {shift:.3f} above {cfg.max_defect_rate_shift}"
+                f"defect rate {shift.describe()}: beyond ±{100 * cfg.max_defect_rate_shift:g} pts "
+                "and sampling noise"
             )
     if new.mean_confidence is not None and baseline.mean_confidence is not None:
-        shift = abs(new.mean_confidence - baseline.mean_confidence)
-        if shift > cfg.max_confidence_shift:
+        change = abs(new.mean_confidence - baseline.mean_confidence)
+        if change > cfg.max_confidence_shift:
             return (
                 f"mean confidence {new.mean_confidence:.3f} vs {baseline.mean_confidence:.3f} for the "
-                f"previous version: shift {shift:.3f} above {cfg.max_confidence_shift}"
+                f"previous version: shift {change:.3f} above {cfg.max_confidence_shift}"
             )
     return None

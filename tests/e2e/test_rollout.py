@@ -37,11 +37,11 @@ from protocol.manifest import load_manifest
 from protocol.signing import generate_private_key, public_key_pem, sign_manifest
 from protocol.topics import TopicSpace
 from simulators.net import free_port
-from tests.e2e.stack import wait_for
 from tests.support.agent import agent_config, write_frames
 from tests.support.mqtt import clear_session
 from tests.support.ota_kit import BRIGHT, DARK, write_model
 from tests.support.tokens import bearer, mint_tokens
+from tests.support.waiting import wait_for
 
 GATEWAYS = 20
 NAME = "defect-tiny"
@@ -181,7 +181,8 @@ def test_rollout_over_20_real_agents_completes_good_and_aborts_bad(
                     gateway_id=gateway_id,
                     sources=[{"type": "folder", "name": "replay", "path": str(frames), "loop": True, "rate_fps": FPS}],
                     ota={"enabled": True, "trusted_keys": [str(pub)], "health_window_s": 30,
-                         "health_window_inferences": 16, "min_baseline_inferences": BASELINE, "report_interval_s": 1},
+                         "health_window_inferences": 16, "min_window_inferences": 16, "min_baseline_inferences": BASELINE,
+                         "report_interval_s": 1},
                     **AGENT_LOAD,
                 )  # fmt: skip
                 agents.append(Agent(config))

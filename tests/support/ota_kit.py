@@ -263,6 +263,7 @@ class Rig:
             "download_retries": 3,
             "health_window_s": 10,
             "health_window_inferences": 24,
+            "min_window_inferences": 24,
             "min_baseline_inferences": 12,
             **ota,
         }

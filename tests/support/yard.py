@@ -15,12 +15,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cloud.api import create_app
 from cloud.config import CloudSettings
 from cloud.db import make_engine, make_sessionmaker
-from cloud.ingest.service import ingest_messages
+from cloud.factoryctl import cli as factoryctl
 from cloud.ota.ticks import tick_all
 from protocol.messages import GatewayState, LoadedModel, MachineInfo, ModelRef, WireModel
 from protocol.ota import ReportedState, SlotHealth, SlotReport
 from protocol.topics import Channel, TopicSpace
-from tests.support.messages import SHA, inbound
+from tests.support.machines import GATEWAY_MACHINE
+from tests.support.messages import SHA, ingest
 from tests.support.releases import RecordingPublisher, make_release, register
 from tests.support.testclient import TestClient
 from tests.support.tokens import bearer, mint_tokens
@@ -42,17 +43,21 @@ class Yard:
     topics: TopicSpace
     admin: dict[str, str]
     publisher: RecordingPublisher
+    workdir: Path
 
     def _ingest(self, gateway_id: str, channel: Channel, msg: WireModel) -> None:
-        engine = make_engine(self.settings.db_url)
-        try:
-            ingest_messages(
-                make_sessionmaker(engine), [inbound(self.topics, gateway_id, channel, msg)], self.topics
-            )
-        finally:
-            engine.dispose()
+        ingest(self.settings.db_url, self.topics, gateway_id, channel, msg)
 
-    def birth(self, gateway_id: str, *models: LoadedModel, machine: MachineInfo | None = None) -> None:
+    def ctl(self, *argv: str) -> int:
+        """``factoryctl ARGV`` as the admin against this API, in-process; returns its exit code."""
+        env = {
+            "FACTORYCTL_CONFIG": str(self.workdir / "ctl" / "config.json"),
+            "FACTORY_API_URL": "http://testserver",
+            "FACTORY_API_TOKEN": self.admin["Authorization"].removeprefix("Bearer "),
+        }
+        return factoryctl.main(list(argv), environ=env, client=self.client)
+
+    def birth(self, gateway_id: str, *models: LoadedModel, machine: MachineInfo = GATEWAY_MACHINE) -> None:
         """``gateway_id`` connects, saying which models it runs in which slot (and on what machine)."""
         msg = GatewayState(
             gateway_id=gateway_id,
@@ -74,12 +79,13 @@ class Yard:
         phase: str = "committed",
         slot: str = "main",
         error: str | None = None,
+        health: SlotHealth = HEALTHY,
     ) -> None:
-        """``gateway_id`` reports ``slot`` running defect-cnn ``version`` in ``phase``."""
+        """``gateway_id`` reports ``slot`` running defect-cnn ``version`` in ``phase`` with ``health``."""
         report = SlotReport(
             active=ModelRef(name="defect-cnn", version=version, sha256=SHA),
             phase=phase,
-            health=HEALTHY,
+            health=health,
             error=error,
         )
         msg = ReportedState(
@@ -139,4 +145,4 @@ def running_yard(db_url: str, tmp_path: Path, topics: TopicSpace) -> Iterator[Ya
     register(settings, make_release(tmp_path / "other", "2.0", key, name="scratch-net"))
     publisher = RecordingPublisher()
     with TestClient(create_app(settings, publisher)) as client:
-        yield Yard(client, settings, topics, bearer(admin), publisher)
+        yield Yard(client, settings, topics, bearer(admin), publisher, tmp_path)

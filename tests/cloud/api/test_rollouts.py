@@ -11,7 +11,7 @@ from tests.support.console_live import BEFORE, Live
 def test_rollout_api_shows_each_gate_measured_against_its_threshold(live: Live) -> None:
     live.report("gw-a", "1.0", 0, BEFORE, "committed")
     thresholds = {"max_error_rate": 0.05, "max_p95_latency_ms": 200, "max_defect_rate_shift": 0.1,
-                  "min_inferences": 50}  # fmt: skip
+                  "min_inferences": 50, "min_defect_rate_parts": 50}  # fmt: skip
     rollout = live.create(thresholds=thresholds)
     waiting = live.client.get(f"/api/v1/rollouts/{rollout}", headers=live.token("vera")).json()
     assert waiting["gateways"]["gw-a"] == {
@@ -32,7 +32,7 @@ def test_rollout_api_shows_each_gate_measured_against_its_threshold(live: Live) 
     assert early["status"] == "pending"
     gates = {g["gate"]: g for g in early["gates"]}
     assert gates["min_inferences"] == {"gate": "min_inferences", "measured": 20, "limit": 50, "ok": False,
-                                       "now": None, "before": None}  # fmt: skip
+                                       "now": None, "before": None, "note": None}  # fmt: skip
     assert gates["max_error_rate"]["measured"] == pytest.approx(0.25)
     assert gates["max_error_rate"]["ok"] is None
     assert gates["max_p95_latency_ms"]["ok"] is None

@@ -187,11 +187,13 @@ def test_operator_pauses_and_resumes_through_the_console(live: Live) -> None:
 def test_health_cells_read_as_a_minimum_and_signed_changes() -> None:
     """Fault: "Inferences 111 of 1" read like a fraction, and shifts were shown unsigned. Promise:
     a minimum reads as one, changes are now minus before in points, and the verdict is unchanged."""
-    t = Thresholds(max_defect_rate_shift=0.05, max_confidence_drop=0.1, min_inferences=0)
-    health = SlotHealth(inferences=111, errors=0, defect_rate=0.072, mean_confidence=0.95).model_dump()
-    before = {"defect_rate": 0.083, "mean_confidence": 0.90}
+    t = Thresholds(
+        max_defect_rate_shift=0.05, max_confidence_drop=0.1, min_inferences=0, min_defect_rate_parts=1000
+    )
+    health = SlotHealth(inferences=1111, errors=0, defect_rate=0.072, mean_confidence=0.95).model_dump()
+    before = {"defect_rate": 0.083, "mean_confidence": 0.90, "inferences": 5000}
     cells = {g["gate"]: gate_cell(g) for g in gate_values(health, before, t)}
-    assert cells["min_inferences"]["text"] == "111, at least 1"
+    assert cells["min_inferences"]["text"] == "1111, at least 1"
     assert cells["max_defect_rate_shift"]["text"] == "-1.1 pts: now 7.2%, before 8.3% · ±5.0 pts"
     assert cells["max_defect_rate_shift"]["cls"] == "ok"
     assert (
@@ -205,5 +207,14 @@ def test_health_cells_read_as_a_minimum_and_signed_changes() -> None:
     assert cells["max_defect_rate_shift"]["cls"] == "bad"
     assert cells["max_confidence_drop"]["text"].startswith("-20.0 pts: now 70.0%")
     assert cells["max_confidence_drop"]["cls"] == "bad"
-    off = {g["gate"]: gate_cell(g) for g in gate_values(worse, before, Thresholds())}
+    assert "on 1111 parts now, 5000 before: z +6.9" in cells["max_defect_rate_shift"]["title"]
+    # Too few parts since the update: the change shows, grey, with how many parts are still awaited.
+    early = {g["gate"]: gate_cell(g) for g in gate_values({**worse, "inferences": 400}, before, t)}
+    assert early["max_defect_rate_shift"]["text"] == (
+        "+6.7 pts: now 15.0%, before 8.3% · ±5.0 pts · not judged yet: 400 of 1000 parts since the update"
+    )
+    assert early["max_defect_rate_shift"]["cls"] == "na"
+    off = {
+        g["gate"]: gate_cell(g) for g in gate_values(worse, before, Thresholds(max_defect_rate_shift=None))
+    }
     assert off["max_defect_rate_shift"]["text"] == "+6.7 pts: now 15.0%, before 8.3% (no limit)"

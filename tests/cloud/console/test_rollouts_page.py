@@ -41,7 +41,7 @@ def test_create_form_round_trip(live: Live) -> None:
     assert sorted(r["gateways"]) == ["gw-a", "gw-b"]
     assert r["thresholds"] == {
         "max_failure_ratio": 0.5, "max_error_rate": 0.02, "max_p95_latency_ms": 150.0, "max_defect_rate_shift": None,
-        "max_confidence_drop": 0.1, "min_inferences": 20, "install_timeout_s": 300.0,
+        "max_confidence_drop": 0.1, "min_inferences": 20, "min_defect_rate_parts": 5000, "install_timeout_s": 300.0,
     }  # fmt: skip
     assert live.client.get(answer.headers["location"]).status_code == 200
 

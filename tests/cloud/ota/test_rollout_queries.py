@@ -121,7 +121,7 @@ def test_rollout_detail_costs_the_same_sql_for_5_and_50_gateways(fleet: Fleet) -
     assert statuses.count("pending") == 40
     assert large_body["gateways"]["gw-006"]["active_version"] == "1.1"
     assert large_body["gateways"]["gw-008"]["gates"][0] == {
-        "gate": "min_inferences", "measured": 100, "limit": 1, "ok": True, "now": None, "before": None,
+        "gate": "min_inferences", "measured": 100, "limit": 1, "ok": True, "now": None, "before": None, "note": None,
     }  # fmt: skip
     assert large_body["gateways"]["gw-005"]["reported_at"] is None  # never reported
     small_statuses = [g["status"] for g in small_body["gateways"].values()]
