@@ -3,6 +3,9 @@
 :func:`settings_from_environment` maps ``FACTORY_*`` variables (and the CLI's flags) onto the
 model; it reads only the mapping it is given, so tests construct settings directly, with no
 environment tricks. ``cloud.cli`` and the stock ``celery -A cloud.celery_app`` entry both use it.
+
+A refused setting is reported without its value (``hide_input_in_errors``, and URLs shown
+without their password), so a mistyped secret never lands in a terminal or a log.
 """
 
 from __future__ import annotations
@@ -23,6 +26,19 @@ LIST_FIELDS = frozenset({"trusted_keys"})
 PLACEHOLDER_SECRETS = frozenset({"", "changeme", "changethis", "password", "secret", "admin", "demo"})
 
 
+def shown_url(url: str) -> str:
+    """``url`` fit for a message: any password in it replaced by ``***``."""
+    parts = urlsplit(url)
+    try:
+        password = parts.password
+    except ValueError:
+        password = None
+    if password is None and "@" not in parts.netloc:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return parts._replace(netloc=f"{parts.username or ''}:***@{host}").geturl()
+
+
 @dataclass(frozen=True, slots=True)
 class BrokerAddress:
     """Where the MQTT broker listens, parsed from ``broker_url``."""
@@ -33,26 +49,29 @@ class BrokerAddress:
 
 
 def parse_broker_url(url: str) -> BrokerAddress:
-    """Parse ``mqtt://host[:port]`` or ``mqtts://host[:port]``; raise ValueError naming the problem."""
+    """Parse ``mqtt://host[:port]`` or ``mqtts://host[:port]``; raise ValueError naming the problem
+    (and showing the URL without any password in it)."""
     parts = urlsplit(url)
+    shown = shown_url(url)
     if parts.scheme not in ("mqtt", "mqtts"):
-        raise ValueError(f"broker URL {url!r}: scheme must be mqtt:// or mqtts://, not {parts.scheme!r}")
+        raise ValueError(f"broker URL {shown!r}: scheme must be mqtt:// or mqtts://, not {parts.scheme!r}")
     if not parts.hostname:
-        raise ValueError(f"broker URL {url!r} has no host")
-    if parts.username or parts.password:
-        raise ValueError(f"broker URL {url!r}: pass credentials as broker_username/broker_password")
+        raise ValueError(f"broker URL {shown!r} has no host")
+    if "@" in parts.netloc:
+        raise ValueError(f"broker URL {shown!r}: pass credentials as broker_username/broker_password")
     tls = parts.scheme == "mqtts"
     try:
         port = parts.port or (8883 if tls else 1883)
     except ValueError as exc:
-        raise ValueError(f"broker URL {url!r}: {exc}") from None
+        raise ValueError(f"broker URL {shown!r}: {exc}") from None
     return BrokerAddress(parts.hostname, port, tls)
 
 
 class CloudSettings(BaseModel):
     """Configuration shared by the API, the ingest worker and the Celery worker."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # hide_input_in_errors: a refused value may be a secret (a password, a URL holding one).
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
     profile: Literal["demo", "production"] = Field(
         "demo", description="'demo' allows insecure defaults; 'production' refuses placeholder secrets"
@@ -104,6 +123,19 @@ class CloudSettings(BaseModel):
     )
     api_host: str = Field("127.0.0.1", description="Address the HTTP API binds to")
     api_port: int = Field(8000, ge=0, le=65535, description="Port the HTTP API listens on")
+    api_docs: bool | None = Field(
+        None,
+        description="Serve the OpenAPI docs (/docs, /redoc, /openapi.json); unset: on in the demo "
+        "profile, off in production",
+    )
+    api_metrics: bool | None = Field(
+        None,
+        description="Serve the API's Prometheus /metrics (no token: keep it off networks that should "
+        "not see request counts); unset: on in the demo profile, off in production",
+    )
+    max_artifact_bytes: int = Field(
+        4 << 30, ge=1, description="Largest model file the registry accepts for upload, bytes"
+    )
     migrate_on_start: bool = Field(
         True, description="Wait for the database and apply migrations when the API or ingest starts"
     )
@@ -132,6 +164,11 @@ class CloudSettings(BaseModel):
         "(gateways enforce their own trust store; the cloud holds no private key)",
     )
     rollout_tick_s: float = Field(5.0, gt=0, description="How often Celery beat advances rollouts, seconds")
+    demo_control_url: str | None = Field(
+        None,
+        description="Demo profile only: the simulator control endpoint of `factory-sim demo`, which sets "
+        "it; the Line page then offers admins a 'Demo: change look' control for the simulated cameras",
+    )
 
     @field_validator("broker_url")
     @classmethod
@@ -152,11 +189,23 @@ class CloudSettings(BaseModel):
             raise ValueError(f"share group {value!r} must be one plain topic level")
         return value or None
 
+    @field_validator("demo_control_url")
+    @classmethod
+    def _check_demo_control_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"demo control URL {shown_url(value)!r} must be http://HOST:PORT")
+        return value.rstrip("/")
+
     @model_validator(mode="after")
     def _production_is_locked_down(self) -> CloudSettings:
         if self.profile != "production":
             return self
         problems = []
+        if self.demo_control_url is not None:
+            problems.append("demo_control_url is a demo-profile setting (it switches simulated cameras)")
         password = self.broker_password.get_secret_value() if self.broker_password else ""
         if not self.broker_username or password.lower() in PLACEHOLDER_SECRETS:
             problems.append("broker_username/broker_password must be set to real credentials")
@@ -168,6 +217,16 @@ class CloudSettings(BaseModel):
         if problems:
             raise ValueError("production profile: " + "; ".join(problems))
         return self
+
+    @property
+    def serves_docs(self) -> bool:
+        """Whether the API serves its OpenAPI docs (``api_docs``, else the profile's default)."""
+        return self.api_docs if self.api_docs is not None else self.profile == "demo"
+
+    @property
+    def serves_metrics(self) -> bool:
+        """Whether the API serves ``/metrics`` (``api_metrics``, else the profile's default)."""
+        return self.api_metrics if self.api_metrics is not None else self.profile == "demo"
 
     @property
     def broker(self) -> BrokerAddress:

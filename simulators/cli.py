@@ -7,6 +7,7 @@ is one entry with its argument builder and its runner.
     factory-sim camera --out-dir frames --count 200       # PNGs + labels.jsonl
     factory-sim camera --video line.avi --count 300       # MJPG .avi + line.avi.labels.jsonl
     factory-sim mvtec --out data/widgets                  # an MVTec-layout folder to train on
+    factory-sim lines set line-1 --look unseen            # a running demo's line in another look
 """
 
 from __future__ import annotations
@@ -23,10 +24,19 @@ from types import FrameType
 
 from simulators.camera_line import CameraLine, CameraLineConfig
 from simulators.demo import add_demo_arguments, run_demo_from_args
-from simulators.fleet import add_fleet_arguments, run_fleet
-from simulators.lines_cli import add_notes_arguments, add_parcels_arguments, run_notes, run_parcels
+from simulators.demo_lines_cli import LINES_HELP, add_lines_arguments, run_lines
+from simulators.fleet import FLEET_HELP, add_fleet_arguments, run_fleet
+from simulators.lines_cli import (
+    NOTES_HELP,
+    PARCELS_HELP,
+    add_notes_arguments,
+    add_parcels_arguments,
+    run_notes,
+    run_parcels,
+)
+from simulators.looks import SwitchableLine
 from simulators.mjpeg import MjpegConfig, MjpegServer
-from simulators.mvtec import add_mvtec_arguments, run_mvtec
+from simulators.mvtec import MVTEC_HELP, add_mvtec_arguments, run_mvtec
 from simulators.writers import write_frames, write_video
 
 log = logging.getLogger("simulators.cli")
@@ -73,7 +83,9 @@ def _serve_until_interrupted(server: MjpegServer) -> None:
 
     previous = signal.signal(signal.SIGTERM, on_signal)
     server.start()
-    sys.stdout.write(f"serving {server.url}/stream.mjpg  (frame: /frame.jpg, truth: /truth); Ctrl-C stops\n")
+    sys.stdout.write(
+        f"serving {server.url}/stream.mjpg  (frame: /frame.jpg, truth: /truth, look: /look); Ctrl-C stops\n"
+    )
     sys.stdout.flush()
     try:
         while not stop.wait(0.5):
@@ -91,12 +103,14 @@ def _run_camera(args: argparse.Namespace) -> int:
     )
     if args.unseen_appearance:
         config = config.unseen_appearance()
-    line = CameraLine(config)
     if args.serve is not None:
+        # Served, the line can switch looks while it runs (POST /look; `factory-sim lines set`).
+        served = SwitchableLine.camera(config)
         _serve_until_interrupted(
-            MjpegServer(line, MjpegConfig(host=args.host, port=args.serve, fps=args.fps), args.start)
+            MjpegServer(served, MjpegConfig(host=args.host, port=args.serve, fps=args.fps), args.start)
         )
         return 0
+    line = CameraLine(config)
     if args.count is None or args.count < 1:
         raise ValueError("--count N (>= 1) is required with --out-dir and --video")
     if args.out_dir is not None:
@@ -107,37 +121,16 @@ def _run_camera(args: argparse.Namespace) -> int:
     return 0
 
 
+CAMERA_HELP = "a camera at an inspection station: serve MJPEG, or write frames / a video with labels"
+DEMO_HELP = "the whole platform on one machine: broker, cloud API, ingest and virtual gateways"
 SUBCOMMANDS: dict[str, Subcommand] = {
-    "camera": Subcommand(
-        help="a camera at an inspection station: serve MJPEG, or write frames / a video with labels",
-        add_arguments=_add_camera_arguments,
-        run=_run_camera,
-    ),
-    "parcels": Subcommand(
-        help="a parcel line (top camera over a conveyor, real barcodes): serve MJPEG",
-        add_arguments=add_parcels_arguments,
-        run=run_parcels,
-    ),
-    "notes": Subcommand(
-        help="operators' maintenance notes dropped into a folder at a steady rate",
-        add_arguments=add_notes_arguments,
-        run=run_notes,
-    ),
-    "mvtec": Subcommand(
-        help="write an MVTec-layout folder (train/good, test/<defect>, ground_truth) to train a defect model on",
-        add_arguments=add_mvtec_arguments,
-        run=run_mvtec,
-    ),
-    "gateways": Subcommand(
-        help="run N virtual gateways: a simulated camera line + a real edge-agent each",
-        add_arguments=add_fleet_arguments,
-        run=run_fleet,
-    ),
-    "demo": Subcommand(
-        help="the whole platform on one machine: broker, cloud API, ingest and virtual gateways",
-        add_arguments=add_demo_arguments,
-        run=run_demo_from_args,
-    ),
+    "camera": Subcommand(CAMERA_HELP, _add_camera_arguments, _run_camera),
+    "parcels": Subcommand(PARCELS_HELP, add_parcels_arguments, run_parcels),
+    "notes": Subcommand(NOTES_HELP, add_notes_arguments, run_notes),
+    "mvtec": Subcommand(MVTEC_HELP, add_mvtec_arguments, run_mvtec),
+    "gateways": Subcommand(FLEET_HELP, add_fleet_arguments, run_fleet),
+    "demo": Subcommand(DEMO_HELP, add_demo_arguments, run_demo_from_args),
+    "lines": Subcommand(LINES_HELP, add_lines_arguments, run_lines),
 }
 
 

@@ -28,7 +28,7 @@ from simulators.demo_banner import DEMO_PASSWORD, DEMO_USERS, banner
 from simulators.demo_looks import DemoLooks, LookChange, add_look_change_arguments, look_change_from_args
 from simulators.demo_registry import RegistryError, push_bundled
 from simulators.demo_status import StatusLine
-from simulators.fleet import FleetConfig, add_fleet
+from simulators.fleet import FleetConfig, add_fleet, gateway_ids, token_path
 from simulators.net import console_script, free_port, port_is_free
 from simulators.supervisor import Service, Supervisor
 
@@ -147,6 +147,32 @@ def _start_cloud(
     return broker_url, api_url, admin_token
 
 
+def _gateway_tokens(fleet: FleetConfig, db_url: str) -> None:
+    """A token per gateway, bound to it, in the file its config names (mode 0600): with it a
+    gateway uploads its captures and nothing else. Minted afresh at every start, all at once (each
+    is a process start of its own)."""
+    cloud = console_script("factory-cloud")
+    minting = {
+        gateway_id: subprocess.Popen(  # noqa: S603 - our own console script
+            [cloud, "tokens", "create", "--role", "gateway", "--gateway", gateway_id, "--db", db_url],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        for gateway_id in gateway_ids(fleet)
+    }
+    for gateway_id, process in minting.items():
+        out, err = process.communicate()
+        if process.returncode != 0:
+            raise DemoError(f"could not create the token of gateway {gateway_id}:\n{err.strip()}")
+        path = token_path(fleet, gateway_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as fh:
+            fh.write(out.strip().splitlines()[-1] + "\n")
+        path.chmod(0o600)  # a file left by an earlier run keeps its mode through O_TRUNC
+
+
 def _demo_signing_key(folder: Path) -> tuple[Path, Path]:
     """The demo engineer's Ed25519 key pair, made once; gateways pin the public half."""
     private, public = folder / "demo-signing.pem", folder / "demo-signing.pub.pem"
@@ -185,7 +211,9 @@ def run_demo(config: DemoConfig) -> int:
             topic_root=config.topic_root,
             # One of each: few-shot anomaly model + maintenance notes, supervised CNN, parcel line.
             kinds=("anomaly", "inspection", "parcels"),
+            api_url=api_url,  # captures: each gateway uploads with a token of its own
         )
+        _gateway_tokens(fleet, config.db_url or f"sqlite:///{(config.workdir / 'cloud.db').resolve()}")
         gateways = add_fleet(supervisor, fleet)
         looks.add_gateways(gateways)
         supervisor.start()

@@ -33,7 +33,11 @@ def banner(
     gateways: list[VirtualGateway],
     workdir: Path,
     admin_token: str,
+    control_url: str | None = None,
+    look_change: str | None = None,
 ) -> str:
+    """The banner; ``control_url``: the demo's control endpoint (line looks), ``look_change``: the
+    scheduled look change in words."""
     ctl, cloud = _script("factoryctl"), _script("factory-cloud")
     key = workdir / "keys" / "demo-signing.pem"
     rows = [
@@ -56,6 +60,13 @@ def banner(
             f"  gateway {gw.gateway_id:<8}{gw.line:<8}{gw.kind:<11}camera http://127.0.0.1:{gw.camera_port}/stream.mjpg"
             f"   agent health http://127.0.0.1:{gw.http_port}/healthz"
         )
+    if control_url is not None:
+        sim = _script("factory-sim")
+        rows.append(
+            f"  line looks      {sim} lines show | {sim} lines set LINE --look LOOK  (control {control_url})"
+        )
+    if look_change is not None:
+        rows.append(f"  look change     {look_change} (--change-look-after)")
     rows += [
         f"  logs            {workdir / 'logs'} and {workdir / 'gateways'}/<gateway>/*.log",
         "Ctrl-C stops everything.",

@@ -3,23 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 from pathlib import Path
-from types import FrameType
 
+from simulators.looks import SwitchableLine
 from simulators.mjpeg import MjpegConfig, MjpegServer
+from simulators.net import stop_on_signals
 from simulators.notes_line import NotesLine, stream_notes
-from simulators.parcel_line import ParcelLine, ParcelLineConfig
+from simulators.parcel_line import ParcelLineConfig
 
-
-def _until_signal(stop: threading.Event) -> None:
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+PARCELS_HELP = "a parcel line (top camera over a conveyor, real barcodes): serve MJPEG"
+NOTES_HELP = "operators' maintenance notes dropped into a folder at a steady rate"
 
 
 def add_parcels_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,12 +31,14 @@ def run_parcels(args: argparse.Namespace) -> int:
     config = ParcelLineConfig(seed=args.seed)
     if args.unseen:
         config = config.unseen()
-    stop = threading.Event()
-    _until_signal(stop)
+    stop = stop_on_signals()
+    # Served, the line can switch looks while it runs (POST /look; `factory-sim lines set`).
     with MjpegServer(
-        ParcelLine(config), MjpegConfig(host=args.host, port=args.serve, fps=args.fps)
+        SwitchableLine.parcels(config), MjpegConfig(host=args.host, port=args.serve, fps=args.fps)
     ) as server:
-        sys.stdout.write(f"parcel line at {server.url}/stream.mjpg (truth: /truth); Ctrl-C stops\n")
+        sys.stdout.write(
+            f"parcel line at {server.url}/stream.mjpg (truth: /truth, look: /look); Ctrl-C stops\n"
+        )
         sys.stdout.flush()
         while not stop.wait(0.5):
             pass
@@ -58,8 +54,7 @@ def add_notes_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_notes(args: argparse.Namespace) -> int:
     """Drop generated maintenance notes into a folder (a `notes` source watches it)."""
-    stop = threading.Event()
-    _until_signal(stop)
+    stop = stop_on_signals()
     written = stream_notes(args.out_dir, NotesLine(args.seed), args.rate, stop, count=args.count)
     sys.stdout.write(f"wrote {written} notes to {args.out_dir}\n")
     return 0

@@ -2,7 +2,9 @@
 
 ``GET /stream.mjpg`` is a ``multipart/x-mixed-replace`` MJPEG stream (what
 ``cv2.VideoCapture("http://host:port/stream.mjpg")`` reads), ``GET /frame.jpg`` the latest frame
-and ``GET /truth`` the ground truth of the latest frames as JSON.
+and ``GET /truth`` the ground truth of the latest frames as JSON. A line with looks
+(``simulators.looks``) also answers ``GET /look`` (the current look, the others, and the first
+frame in it) and ``POST /look`` with ``{"look": NAME}``, which switches it from the next frame on.
 
 One producer thread renders frames at the configured rate; every client gets the newest frame
 (a slow client skips frames, it never makes the line slow down, like a real camera).
@@ -10,55 +12,18 @@ One producer thread renders frames at the configured rate; every client gets the
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Protocol
 
 import cv2
-import numpy as np
-import numpy.typing as npt
+
+from simulators.mjpeg_http import CameraHandler, CameraHttpServer, ServedFrame
+from simulators.served_line import Line, LookSwitch, Truth
 
 log = logging.getLogger(__name__)
-
-BOUNDARY = "frame"
-
-
-class Truth(Protocol):
-    """A frame's ground truth, reported by ``/truth``."""
-
-    def to_dict(self) -> dict[str, object]: ...
-
-
-class RenderedFrame(Protocol):
-    """What a line renders: any simulator (camera line, parcel line) that fits is served."""
-
-    @property
-    def index(self) -> int: ...
-
-    @property
-    def image(self) -> npt.NDArray[np.uint8]: ...
-
-    @property
-    def truth(self) -> Truth: ...
-
-
-class LineConfig(Protocol):
-    @property
-    def seed(self) -> int: ...
-
-
-class Line(Protocol):
-    """A deterministic line: frame ``index`` is a pure function of the config."""
-
-    @property
-    def config(self) -> LineConfig: ...
-
-    def frame(self, index: int) -> RenderedFrame: ...
 
 
 @dataclass(frozen=True)
@@ -83,82 +48,6 @@ class MjpegConfig:
             raise ValueError(f"MjpegConfig.truth_history must be >= 1, got {self.truth_history}")
 
 
-@dataclass(frozen=True)
-class _Latest:
-    index: int
-    jpeg: bytes
-    truth: Truth
-
-
-class _HttpServer(ThreadingHTTPServer):
-    # Handler threads are joined on close (no daemon threads left behind after stop()).
-    daemon_threads = False
-    block_on_close = True
-    camera: MjpegServer
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _HttpServer
-    protocol_version = "HTTP/1.0"
-
-    def setup(self) -> None:
-        super().setup()
-        # A client that stops reading must not pin a handler thread (and so stop()) forever.
-        self.connection.settimeout(self.server.camera.config.client_timeout_s)
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's name
-        log.debug("%s " + format, self.address_string(), *args)
-
-    def do_GET(self) -> None:
-        camera = self.server.camera
-        path = self.path.split("?", 1)[0]
-        try:
-            if path == "/stream.mjpg":
-                self._stream(camera)
-            elif path == "/frame.jpg":
-                latest = camera.wait_for_frame(after=-1, timeout=2.0)
-                if latest is None:
-                    self.send_error(503, "no frame rendered yet")
-                    return
-                self._send(200, "image/jpeg", latest.jpeg, {"X-Frame-Index": str(latest.index)})
-            elif path == "/truth":
-                body = json.dumps(camera.truth_snapshot()).encode()
-                self._send(200, "application/json", body, {})
-            else:
-                self.send_error(404, f"unknown path {path}; try /stream.mjpg, /frame.jpg or /truth")
-        except (BrokenPipeError, ConnectionResetError, TimeoutError) as exc:
-            log.debug("client %s went away: %s", self.address_string(), exc)
-
-    def _send(self, status: int, ctype: str, body: bytes, headers: dict[str, str]) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        for key, value in headers.items():
-            self.send_header(key, value)
-        self.end_headers()
-        self.wfile.write(body)
-
-    def _stream(self, camera: MjpegServer) -> None:
-        self.send_response(200)
-        self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
-        self.send_header("Cache-Control", "no-store")
-        self.send_header("Connection", "close")
-        self.end_headers()
-        last = -1
-        while not camera.stopping:
-            latest = camera.wait_for_frame(after=last, timeout=0.5)
-            if latest is None:
-                continue
-            last = latest.index
-            head = (
-                f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(latest.jpeg)}\r\n"
-                f"X-Frame-Index: {latest.index}\r\n\r\n"
-            ).encode()
-            self.wfile.write(head + latest.jpeg + b"\r\n")
-            self.wfile.flush()
-
-
 class MjpegServer:
     """A camera line served over HTTP from background threads; ``start()`` / ``stop()`` or ``with``."""
 
@@ -166,11 +55,14 @@ class MjpegServer:
         self.line = line
         self.config = config
         self._next_index = start_index
+        self._look_from = start_index  # the first frame rendered in the current look
+        # Held while a frame renders: a look switch waits for it, so it knows its first frame.
+        self._render_lock = threading.Lock()
         self._stop = threading.Event()
         self._cond = threading.Condition()
-        self._latest: _Latest | None = None
+        self._latest: ServedFrame | None = None
         self._truths: deque[Truth] = deque(maxlen=config.truth_history)
-        self._httpd: _HttpServer | None = None
+        self._httpd: CameraHttpServer | None = None
         self._threads: list[threading.Thread] = []
 
     @property
@@ -186,6 +78,11 @@ class MjpegServer:
         return f"http://{self.config.host}:{self.port}"
 
     @property
+    def client_timeout_s(self) -> float:
+        """How long a client may stop reading before it is dropped."""
+        return self.config.client_timeout_s
+
+    @property
     def stopping(self) -> bool:
         """True once stop() has been called; streaming handlers end on it."""
         return self._stop.is_set()
@@ -194,7 +91,7 @@ class MjpegServer:
         """Bind the port, render the first frame and start serving."""
         if self._httpd is not None:
             raise RuntimeError("MjpegServer.start: already started")
-        httpd = _HttpServer((self.config.host, self.config.port), _Handler)
+        httpd = CameraHttpServer((self.config.host, self.config.port), CameraHandler)
         httpd.camera = self
         self._httpd = httpd
         self._render_next()  # clients never see an empty camera
@@ -235,7 +132,7 @@ class MjpegServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def wait_for_frame(self, after: int, timeout: float) -> _Latest | None:
+    def wait_for_frame(self, after: int, timeout: float) -> ServedFrame | None:
         """The latest frame once its index is greater than ``after``; None on timeout or stop."""
         with self._cond:
             self._cond.wait_for(
@@ -248,22 +145,64 @@ class MjpegServer:
         return latest
 
     def truth_snapshot(self) -> dict[str, object]:
-        """``{"fps", "latest_index", "frames": [truth, ...]}``, oldest frame first."""
+        """``{"fps", "latest_index", "frames": [truth, ...]}``, oldest frame first; a line with
+        looks adds ``"look"``, the current one (each frame's truth names its own)."""
         with self._cond:
             frames = [t.to_dict() for t in self._truths]
             latest = None if self._latest is None else self._latest.index
-        return {"fps": self.config.fps, "latest_index": latest, "frames": frames}
+        snapshot: dict[str, object] = {"fps": self.config.fps, "latest_index": latest, "frames": frames}
+        if isinstance(self.line, LookSwitch):
+            snapshot["look"] = self.line.look
+        return snapshot
+
+    def look_state(self) -> tuple[int, dict[str, object]]:
+        """The answer to ``GET /look``: status and ``{"look", "looks", "from_index"}``."""
+        line = self.line
+        if not isinstance(line, LookSwitch):
+            return 404, {"detail": "this line has a single look"}
+        with self._render_lock:
+            return 200, {"look": line.look, "looks": list(line.looks), "from_index": self._look_from}
+
+    def set_look(self, look: str) -> dict[str, object]:
+        """Render in ``look`` from the next frame on; ``{"look", "previous", "from_index"}``.
+
+        TypeError when the line has a single look, ValueError (naming the looks) for an unknown one.
+        """
+        line = self.line
+        if not isinstance(line, LookSwitch):
+            raise TypeError("this line has a single look")
+        with self._render_lock:
+            previous = line.set_look(look)
+            if look != previous:
+                self._look_from = self._next_index
+            first = self._look_from
+        log.info("look %s -> %s from frame %d", previous, look, first)
+        return {"look": look, "previous": previous, "from_index": first}
+
+    def look_request(self, asked: object) -> tuple[int, dict[str, object]]:
+        """The answer to ``POST /look`` whose JSON body is ``asked``: status and JSON."""
+        look = asked.get("look") if isinstance(asked, dict) else None
+        if not isinstance(look, str):
+            return 400, {"detail": f'POST /look: the body must be {{"look": NAME}}, not {asked!r:.80}'}
+        try:
+            return 200, self.set_look(look)
+        except TypeError as exc:
+            return 404, {"detail": str(exc)}
+        except ValueError as exc:
+            return 400, {"detail": str(exc)}
 
     def _render_next(self) -> None:
-        frame = self.line.frame(self._next_index)
-        ok, buf = cv2.imencode(".jpg", frame.image, [cv2.IMWRITE_JPEG_QUALITY, self.config.jpeg_quality])
-        if not ok:
-            raise RuntimeError(f"JPEG encoding failed for frame {frame.index}")
-        with self._cond:
-            self._latest = _Latest(index=frame.index, jpeg=buf.tobytes(), truth=frame.truth)
-            self._truths.append(frame.truth)
-            self._cond.notify_all()
-        self._next_index += 1
+        with self._render_lock:
+            frame = self.line.frame(self._next_index)
+            quality = [cv2.IMWRITE_JPEG_QUALITY, self.config.jpeg_quality]
+            ok, buf = cv2.imencode(".jpg", frame.image, quality)
+            if not ok:
+                raise RuntimeError(f"JPEG encoding failed for frame {frame.index}")
+            with self._cond:
+                self._latest = ServedFrame(index=frame.index, jpeg=buf.tobytes(), truth=frame.truth)
+                self._truths.append(frame.truth)
+                self._cond.notify_all()
+            self._next_index += 1
 
     def _produce(self) -> None:
         period = 1.0 / self.config.fps

@@ -10,6 +10,8 @@ from fastapi import APIRouter
 from cloud.console.pages import (
     alerts,
     assets,
+    datasets,
+    demo_look,
     gateway,
     gateways,
     line,
@@ -22,5 +24,19 @@ from cloud.console.pages import (
 )
 
 router = APIRouter(include_in_schema=False)
-for page in (login, overview, line, notes, gateways, gateway, models, rollouts, rollout, alerts, assets):
+for page in (
+    login,
+    overview,
+    line,
+    demo_look,
+    notes,
+    gateways,
+    gateway,
+    models,
+    rollouts,
+    rollout,
+    alerts,
+    assets,
+    datasets,
+):
     router.include_router(page.router)

@@ -32,3 +32,17 @@ def test_settings_reject_unknown_and_bad_values() -> None:
     )
     assert ok.broker.port == 8883
     assert ok.broker.tls
+
+
+def test_the_demo_control_url_is_a_demo_profile_http_url() -> None:
+    assert CloudSettings().demo_control_url is None
+    assert CloudSettings(demo_control_url="").demo_control_url is None
+    given = settings_from_environment({"FACTORY_DEMO_CONTROL_URL": "http://127.0.0.1:4711/"})
+    assert given.demo_control_url == "http://127.0.0.1:4711"
+    with pytest.raises(ValueError, match="demo control URL 'mqtt://x' must be http://HOST:PORT"):
+        CloudSettings(demo_control_url="mqtt://x")
+    with pytest.raises(ValueError, match="demo_control_url is a demo-profile setting"):
+        CloudSettings(
+            profile="production", broker_url="mqtts://b", broker_username="cloud",
+            broker_password="a-real-long-secret", demo_control_url="http://127.0.0.1:4711",
+        )  # fmt: skip

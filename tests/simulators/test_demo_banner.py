@@ -28,3 +28,19 @@ def test_banner_prints_commands_that_name_the_demos_database(tmp_path: Path) -> 
     assert Path(login[0]).name == "factoryctl"
     assert login[1:] == ["login", "--url", "http://127.0.0.1:8000", "--token", "fe_token"]
     assert f"password {DEMO_PASSWORD}" in text
+
+
+def test_banner_names_the_look_control_and_the_scheduled_change(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'cloud.db'}"
+    plain = banner("mqtt://127.0.0.1:1883", "http://127.0.0.1:8000", db, [], tmp_path, "fe_token")
+    assert "line looks" not in plain
+    assert "look change" not in plain
+    text = banner(
+        "mqtt://127.0.0.1:1883", "http://127.0.0.1:8000", db, [], tmp_path, "fe_token",
+        "http://127.0.0.1:4711", "line-1 -> unseen after 60 s",
+    )  # fmt: skip
+    looks = next(line for line in text.splitlines() if line.startswith("  line looks"))
+    assert "factory-sim lines show |" in looks
+    assert "lines set LINE --look LOOK" in looks
+    assert looks.endswith("(control http://127.0.0.1:4711)")
+    assert "  look change     line-1 -> unseen after 60 s (--change-look-after)" in text.splitlines()

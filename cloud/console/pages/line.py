@@ -6,17 +6,19 @@ What it shows and how its stream finds changes: :mod:`cloud.console.line_view`.
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse
 
 from cloud.console.api import ApiClient, ApiError
+from cloud.console.demo_look import demo_look_context
 from cloud.console.deps import VIEWS, CurrentUser, FormUser
 from cloud.console.line_view import LineFeed, line_context, range_start
 from cloud.console.relay import stream_get
 from cloud.console.respond import error_page, plain_refusal, render_page, to_login
-from cloud.console.session import form
+from cloud.console.session import User, form
 from cloud.console.stream import stream_response
 from protocol.messages import utcnow
 
@@ -27,9 +29,11 @@ FRAGMENT_HEADER = "x-console-fragment"
 
 @router.get("/lines/{line}")
 async def line(request: Request, line: str, range: str = "1h") -> Response:
-    return await render_page(
-        request, "line.html", lambda api, user: line_context(api, line, range, user.is_operator)
-    )
+    async def build(api: ApiClient, user: User) -> dict[str, Any]:
+        context = await line_context(api, line, range, user.is_operator)
+        return {**context, **await demo_look_context(request, line, user)}  # demo profile only
+
+    return await render_page(request, "line.html", build)
 
 
 @router.get("/console/lines/{line}/events")
