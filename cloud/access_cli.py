@@ -1,5 +1,6 @@
-"""``factory-cloud users create`` and ``factory-cloud tokens create``: run on the server itself,
-with direct database access, so the first admin can exist before any token does."""
+"""``factory-cloud users create|disable`` and ``factory-cloud tokens create``: run on the server
+itself, with direct database access, so the first admin can exist before any token does (and a
+demo account can be disabled while the production API refuses to start because of it)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,24 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
 
-from cloud.auth.service import AuthError, Principal, Role, audit, create_token, create_user
+from cloud.auth.demo_accounts import demo_credentials_problem
+from cloud.auth.lifetimes import DEFAULT_API_TOKEN_LIFETIME, parse_lifetime
+from cloud.auth.service import (
+    AuthError,
+    Principal,
+    Role,
+    audit,
+    create_gateway_token,
+    create_token,
+    create_user,
+    set_user_disabled,
+)
 from cloud.config import CloudSettings
 from cloud.db.engine import make_engine, make_sessionmaker
 from cloud.db.migrate import migrate
+from cloud.db.models import ApiToken
 
 CLI_ACTOR = Principal("cli:factory-cloud", Role.admin)
 
@@ -55,13 +69,73 @@ def _new_password(username: str, env: Mapping[str, str]) -> str | None:
         print("the two entries differ (or are empty); try again", file=sys.stderr)  # noqa: T201
 
 
+def _mint_token(session: Session, args: argparse.Namespace) -> tuple[ApiToken, str]:
+    """A person's token of ``--role``, or with ``--role gateway`` one bound to ``--gateway``; it
+    expires after ``--expires`` (90 days unless given)."""
+    try:
+        lifetime = parse_lifetime(args.expires) if args.expires else DEFAULT_API_TOKEN_LIFETIME
+    except ValueError as exc:
+        raise AuthError(f"--expires: {exc}") from None
+    if args.role == "gateway":
+        if not args.gateway:
+            raise AuthError("--role gateway needs --gateway ID: a gateway token is bound to one gateway")
+        return create_gateway_token(session, args.gateway, args.name, lifetime)
+    if args.gateway:
+        raise AuthError(f"--gateway is for gateway tokens; a {args.role} token is not bound to a gateway")
+    return create_token(session, args.name or "cli", Role.parse(args.role), lifetime=lifetime)
+
+
+def _create_user(session: Session, args: argparse.Namespace, password: str) -> int:
+    try:
+        create_user(session, args.username, password, Role.parse(args.role))
+    except AuthError as exc:
+        print(f"factory-cloud: cannot create user: {exc}", file=sys.stderr)  # noqa: T201
+        return 1
+    audit(session, CLI_ACTOR, "user.create", args.username, role=args.role)
+    print(f"user {args.username} created with role {args.role}")  # noqa: T201
+    return 0
+
+
+def _disable_user(session: Session, args: argparse.Namespace) -> int:
+    try:
+        _user, revoked = set_user_disabled(session, args.username, disabled=True)
+    except AuthError as exc:
+        print(f"factory-cloud: cannot disable user: {exc}", file=sys.stderr)  # noqa: T201
+        return 1
+    audit(session, CLI_ACTOR, "user.disable", args.username, tokens_revoked=revoked)
+    print(f"user {args.username} disabled; {revoked} token(s) revoked")  # noqa: T201
+    return 0
+
+
+def _create_token(session: Session, args: argparse.Namespace) -> int:
+    try:
+        row, secret = _mint_token(session, args)
+    except AuthError as exc:
+        print(f"factory-cloud: cannot create token: {exc}", file=sys.stderr)  # noqa: T201
+        return 1
+    audit(
+        session,
+        CLI_ACTOR,
+        "token.create",
+        row.name,
+        role=args.role,
+        prefix=row.prefix,
+        gateway_id=row.gateway_id,
+        expires_at=row.expires_at.isoformat(),
+    )
+    print(secret)  # noqa: T201  # the only time the secret exists outside its holder
+    print(f"expires {row.expires_at.isoformat(timespec='seconds')}", file=sys.stderr)  # noqa: T201
+    return 0
+
+
 def run_access_command(args: argparse.Namespace, settings: CloudSettings, env: Mapping[str, str]) -> int:
-    """Create a user or a token; print the token secret once. Returns the exit code.
+    """Create a user, disable one, or create a token (its secret printed once). Returns the exit
+    code.
 
     Stdout holds only the result (the token secret, for scripts); which database was written,
     and a warning if it did not exist before, go to stderr."""
     password = ""
-    if args.command == "users":
+    if args.command == "users" and args.action == "create":
         got = _new_password(args.username, env)
         if got is None:
             print(  # noqa: T201
@@ -71,6 +145,12 @@ def run_access_command(args: argparse.Namespace, settings: CloudSettings, env: M
             )
             return 2
         password = got
+        problem = (
+            demo_credentials_problem(args.username, password) if settings.profile == "production" else None
+        )
+        if problem is not None:
+            print(f"factory-cloud: cannot create user: production profile: {problem}", file=sys.stderr)  # noqa: T201
+            return 1
     path = sqlite_file(settings.db_url)
     created = path is not None and not path.exists()
     if settings.migrate_on_start:
@@ -78,19 +158,15 @@ def run_access_command(args: argparse.Namespace, settings: CloudSettings, env: M
     engine = make_engine(settings.db_url)
     try:
         with make_sessionmaker(engine).begin() as session:
-            if args.command == "users":
-                try:
-                    create_user(session, args.username, password, Role.parse(args.role))
-                except AuthError as exc:
-                    print(f"factory-cloud: cannot create user: {exc}", file=sys.stderr)  # noqa: T201
-                    return 1
-                audit(session, CLI_ACTOR, "user.create", args.username, role=args.role)
-                print(f"user {args.username} created with role {args.role}")  # noqa: T201
+            if args.command == "tokens":
+                code = _create_token(session, args)
+            elif args.action == "create":
+                code = _create_user(session, args, password)
             else:
-                row, secret = create_token(session, args.name, Role.parse(args.role))
-                audit(session, CLI_ACTOR, "token.create", args.name, role=args.role, prefix=row.prefix)
-                print(secret)  # noqa: T201  # the only time the secret exists outside its holder
+                code = _disable_user(session, args)
     finally:
         engine.dispose()
+    if code:
+        return code
     print(where_written(settings.db_url, created), file=sys.stderr)  # noqa: T201
     return 0

@@ -15,11 +15,13 @@ from typing import Any
 from celery import Celery
 
 from cloud.config import CloudSettings, settings_from_environment
-from cloud.tasks import ALERTS_TASK, RETENTION_TASK, ROLLOUT_TICK_TASK, register_tasks
+from cloud.tasks import ALERTS_TASK, CAPTURE_ORDERS_TASK, RETENTION_TASK, ROLLOUT_TICK_TASK, register_tasks
 
 RETENTION_EVERY_S = 24 * 3600.0
 # Alert rules work in seconds to minutes; evaluating more often only costs queries.
 ALERTS_EVERY_S = 30.0
+# Capture orders are retained on the broker; re-sending them is for a publish that failed.
+CAPTURE_ORDERS_EVERY_S = 60.0
 
 
 def create_celery(settings: CloudSettings) -> Any:
@@ -44,6 +46,7 @@ def create_celery(settings: CloudSettings) -> Any:
             "retention-daily": {"task": RETENTION_TASK, "schedule": RETENTION_EVERY_S},
             "rollouts": {"task": ROLLOUT_TICK_TASK, "schedule": settings.rollout_tick_s},
             "alerts": {"task": ALERTS_TASK, "schedule": ALERTS_EVERY_S},
+            "capture-orders": {"task": CAPTURE_ORDERS_TASK, "schedule": CAPTURE_ORDERS_EVERY_S},
         },
     )
     if settings.celery_broker_url.startswith("filesystem://"):

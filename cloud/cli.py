@@ -8,6 +8,7 @@ FACTORY_BROKER_URL, FACTORY_BROKER_PASSWORD), then defaults, mapped by
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 import os
 import signal
@@ -59,6 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
                 "--beat", action="store_true", help="also run the periodic scheduler (one worker only)"
             )
             sub.add_argument("--concurrency", type=int, default=1, help="worker processes")
+        if name == "api":
+            sub.add_argument(
+                "--demo-on-network",
+                action="store_true",
+                help="let the demo profile listen on an address other machines reach (its reads need "
+                "no token and its accounts are published: never on a plant network)",
+            )
     users = commands.add_parser("users", help="manage users").add_subparsers(dest="action", required=True)
     user_create = users.add_parser(
         "create", help="create a user (password from FACTORY_NEW_PASSWORD or a prompt)"
@@ -66,13 +74,28 @@ def build_parser() -> argparse.ArgumentParser:
     _add_settings_flags(user_create)
     user_create.add_argument("username")
     user_create.add_argument("--role", required=True, choices=["viewer", "operator", "admin"])
+    user_disable = users.add_parser("disable", help="disable a user and revoke every token of theirs")
+    _add_settings_flags(user_disable)
+    user_disable.add_argument("username")
     tokens = commands.add_parser("tokens", help="manage API tokens").add_subparsers(
         dest="action", required=True
     )
     token_create = tokens.add_parser("create", help="mint an API token and print it once")
     _add_settings_flags(token_create)
-    token_create.add_argument("--role", required=True, choices=["viewer", "operator", "admin"])
-    token_create.add_argument("--name", default="cli", help="what the token is for (shown in the audit log)")
+    token_create.add_argument(
+        "--role",
+        required=True,
+        choices=["viewer", "operator", "admin", "gateway"],
+        help="gateway: a gateway's own token, which may only upload its captures (needs --gateway)",
+    )
+    token_create.add_argument("--name", default=None, help="what the token is for (shown in the audit log)")
+    token_create.add_argument("--gateway", default=None, help="the gateway id a gateway token is bound to")
+    token_create.add_argument(
+        "--expires",
+        default=None,
+        metavar="LIFETIME",
+        help="how long the token works: 30m, 12h, 30d, 8w (at most 366d) [default 90d]",
+    )
     broker = commands.add_parser("broker", help="run the embedded MQTT broker (demo profile: insecure)")
     broker.add_argument("--host", default="127.0.0.1", help="address to listen on")
     broker.add_argument("--port", type=int, default=1883, help="TCP port (0 = any free port)")
@@ -107,6 +130,10 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
 
             return run_access_command(args, settings, env)
         if args.command == "api":
+            refusal = _demo_exposure(settings, args.demo_on_network)
+            if refusal:
+                print(f"factory-cloud: {refusal}", file=sys.stderr)  # noqa: T201
+                return 2
             return _run_api(settings)
         if args.command == "ingest":
             return _run_ingest(settings)
@@ -114,6 +141,24 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     except RuntimeError as exc:  # start-up failures (database unreachable...) carry a clear message
         log.error("%s", exc)  # the message says it all; no traceback for operators
         return 1
+
+
+def _demo_exposure(settings: CloudSettings, allowed: bool) -> str | None:
+    """Why the API must not listen where it was told to, or None: the demo profile stays on the
+    machine's loopback unless ``--demo-on-network`` says otherwise."""
+    host = settings.api_host
+    if settings.profile != "demo" or allowed or host == "localhost":
+        return None
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return None
+    except ValueError:
+        pass  # a host name: it may resolve to any address, so it counts as the network
+    return (
+        f"refusing to serve the demo profile on {host}, which other machines reach: its reads need no "
+        "token and its demo accounts and password are published. Listen on 127.0.0.1, run the "
+        "production profile (--profile production), or pass --demo-on-network to accept the risk"
+    )
 
 
 def _run_api(settings: CloudSettings) -> int:
@@ -133,17 +178,23 @@ def _run_api(settings: CloudSettings) -> int:
     return 0
 
 
-def _run_ingest(settings: CloudSettings) -> int:
-    from cloud.ingest.worker import IngestWorker
-
+def _stop_on_signals(what: str) -> threading.Event:
+    """An event set by SIGINT or SIGTERM, which the command's main loop waits on."""
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
-        log.info("received %s; stopping ingest", signal.Signals(signum).name)
+        log.info("received %s; stopping %s", signal.Signals(signum).name, what)
         stop.set()
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    return stop
+
+
+def _run_ingest(settings: CloudSettings) -> int:
+    from cloud.ingest.worker import IngestWorker
+
+    stop = _stop_on_signals("ingest")
     worker = IngestWorker(settings).start()
     try:
         while not stop.wait(0.5):
@@ -163,13 +214,7 @@ def _run_broker(host: str, port: int) -> int:
     # amqtt logs every session transition at INFO; keep the demo's terminal readable.
     for noisy in ("transitions", "amqtt"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    stop = threading.Event()
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    stop = _stop_on_signals("the broker")
     broker = EmbeddedBroker(host, port)
     broker.start()
     try:

@@ -12,7 +12,9 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from edge_agent import __version__
+from edge_agent.captures import CaptureService
 from edge_agent.config import AgentConfig
+from edge_agent.drift_watch import DriftWatch
 from edge_agent.frames import DropPolicy, Frame, FrameQueue
 from edge_agent.link import MqttLink
 from edge_agent.machine import read_machine
@@ -24,10 +26,10 @@ from edge_agent.publisher import Publisher
 from edge_agent.runtime import ModelLoadError, Runner, build_runner
 from edge_agent.runtime.golden import GoldenFigures, GoldenSetError, check_golden_set
 from edge_agent.runtime.registry import SlotSettings
-from edge_agent.sources import Source, build_source
+from edge_agent.sources import Source, SourceSection, build_source
 from edge_agent.telemetry import TelemetryLoop
 from protocol.manifest import ManifestError
-from protocol.messages import Ack, GatewayState, MachineInfo, utcnow, wire_text
+from protocol.messages import Ack, GatewayState, MachineInfo, SlotDrift, utcnow, wire_text
 from protocol.topics import Channel, TopicSpace
 
 log = logging.getLogger(__name__)
@@ -65,7 +67,7 @@ class Agent:
         self.session = 0
         self.runners: list[Runner] = []
         self.workers: list[InferenceWorker] = []
-        self.sources: list[Source] = []
+        self.sources: list[Source[SourceSection]] = []
         self._routes: dict[str, list[FrameQueue]] = {}
         self._started = False
         self.outbox: Outbox
@@ -74,10 +76,11 @@ class Agent:
         self.http: HealthServer
         self.telemetry: TelemetryLoop
         self.ota: OtaClient | None = None
+        self.captures: CaptureService | None = None
         self._boot_errors: dict[str, str] = {}
         self._release_paths: dict[str, Path] = {}  # slot -> manifest of the release loaded at start
         self._noticing: set[int] = set()  # ids of threads queuing a shed notice right now
-        self.machine: MachineInfo | None = None  # read once at start: the hardware does not change
+        self.machine: MachineInfo  # read once at start: the hardware does not change
 
     @property
     def http_port(self) -> int:
@@ -102,6 +105,15 @@ class Agent:
             self.machine.memory_bytes or "?",
             ",".join(self.machine.features) or "-",
         )
+        if cfg.captures.enabled:  # before anything starts: a missing token stops the start here
+            self.captures = CaptureService(
+                cfg.captures,
+                cfg.state_dir,
+                (cfg.gateway_id, cfg.line, cfg.station),
+                {r.slot: r.manifest.task for r in self.runners},
+                self.emit_event,
+                self._stop,
+            )
         self.outbox = Outbox(cfg.state_dir / "outbox.db", cfg.outbox.max_bytes, on_shed=self._on_shed)
         self.link = MqttLink(
             cfg.mqtt,
@@ -111,6 +123,7 @@ class Agent:
             death=self._state(False),
             on_ack=self._on_ack,
             on_desired=self._on_desired if cfg.ota.enabled else None,
+            on_captures=self.captures.on_orders if self.captures is not None else None,
         )
         self.metrics.outbox_depth.set_function(lambda: self.outbox.total_stats()[0])
         self.metrics.outbox_bytes.set_function(lambda: self.outbox.total_stats()[1])
@@ -141,6 +154,8 @@ class Agent:
                     cfg.runtime.max_batch,
                     cfg.runtime.max_wait_ms,
                     thumbnails=cfg.thumbnails,
+                    drift=DriftWatch(runner.slot, self.metrics, self._drift_event),
+                    tap=self.captures.recorder if self.captures is not None else None,
                 )
             )
         self._check_golden_sets()
@@ -160,6 +175,7 @@ class Agent:
             lambda payload: self.link.publish(telemetry_topic, payload, qos=0),
             cfg.telemetry_interval_s,
             self._stop,
+            drift=self._drift_states,
         )
         if cfg.ota.enabled:
             self.ota = OtaClient(
@@ -175,6 +191,8 @@ class Agent:
             )
             self.ota.start()
         self.http.start()
+        if self.captures is not None:
+            self.captures.start()
         self.link.start()
         self.publisher.start()
         for worker in self.workers:
@@ -245,6 +263,16 @@ class Agent:
                     details={"slot": runner.slot, **(figures.details() if figures else {})},
                 )
             )
+
+    def _drift_states(self) -> tuple[SlotDrift, ...]:
+        watches = [w.drift for w in self.workers if w.drift is not None]
+        return tuple(state for state in (d.status() for d in watches) if state is not None)
+
+    def _drift_event(self, draft: EventDraft) -> None:
+        # A confirmed drift may start an automatic capture (captures.on_drift).
+        self.emit_event(draft)
+        if self.captures is not None:
+            self.captures.on_event(draft)
 
     def _on_desired(self, payload: bytes) -> None:
         if self.ota is not None:
@@ -357,6 +385,8 @@ class Agent:
             if not worker.join(JOIN_TIMEOUT_S):
                 log.warning("inference worker %s did not stop in time", worker.runner.slot)
         self.telemetry.join(JOIN_TIMEOUT_S)
+        if self.captures is not None and not self.captures.join(JOIN_TIMEOUT_S):
+            log.warning("capture threads did not stop in time")
         if self.ota is not None and not self.ota.join(JOIN_TIMEOUT_S):
             log.warning("OTA thread did not stop in time")
         self.publisher.stop()

@@ -20,6 +20,7 @@ from pydantic import (
     model_validator,
 )
 
+from edge_agent.captures.config import CaptureConfig
 from edge_agent.config_base import ConfigError as ConfigError  # re-exported: the config's public API
 from edge_agent.config_base import ConfigPath, StrictModel, resolve_path
 from edge_agent.config_sources import SOURCE_TYPE_KEYS
@@ -282,6 +283,9 @@ class AgentConfig(StrictModel):
     ota: OtaConfig = Field(default_factory=OtaConfig, description="Over-the-air model updates")
     thumbnails: ThumbnailConfig = Field(
         default_factory=ThumbnailConfig, description="JPEG crops of flagged items for the console"
+    )
+    captures: CaptureConfig = Field(
+        default_factory=CaptureConfig, description="Frames kept on disk and uploaded as datasets"
     )
 
     @field_validator("topic_root")

@@ -34,6 +34,7 @@ class MqttLink:
         on_ack: Callable[[Ack], None],
         on_connection: Callable[[bool], None] | None = None,
         on_desired: Callable[[bytes], None] | None = None,
+        on_captures: Callable[[bytes], None] | None = None,
     ) -> None:
         self.config = config
         self.gateway_id = gateway_id
@@ -42,9 +43,11 @@ class MqttLink:
         self._on_ack = on_ack
         self._on_connection = on_connection
         self._on_desired = on_desired
+        self._on_captures = on_captures
         self.state_topic = topics.topic(gateway_id, Channel.STATE)
         self.ack_topic = topics.topic(gateway_id, Channel.ACK)
         self.desired_topic = topics.topic(gateway_id, Channel.DESIRED)
+        self.captures_topic = topics.topic(gateway_id, Channel.CAPTURES)
         self._connected = threading.Event()
         self._lock = threading.Lock()
         self.epoch = 0  # bumps on every successful (re)connect, so the publisher knows to rewind
@@ -159,6 +162,8 @@ class MqttLink:
         client.subscribe(self.ack_topic, qos=1)  # resubscribed on every connect: the session is clean
         if self._on_desired is not None:
             client.subscribe(self.desired_topic, qos=1)  # retained: the broker re-delivers the latest
+        if self._on_captures is not None:
+            client.subscribe(self.captures_topic, qos=1)  # retained too: orders wait for a gateway
         client.publish(self.state_topic, encode(self._birth()), qos=1, retain=True)
         with self._lock:
             self.epoch += 1
@@ -187,6 +192,9 @@ class MqttLink:
     def _handle_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
         if message.topic == self.desired_topic and self._on_desired is not None:
             self._on_desired(bytes(message.payload))
+            return
+        if message.topic == self.captures_topic and self._on_captures is not None:
+            self._on_captures(bytes(message.payload))
             return
         if message.topic != self.ack_topic:
             log.debug("mqtt: ignoring message on %s", message.topic)

@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Protocol
 
+from edge_agent.drift_watch import DriftWatch
 from edge_agent.frames import Frame, FrameQueue
 from edge_agent.metrics import Metrics
 from edge_agent.outbox import Outbox, ResultDraft
@@ -17,6 +18,12 @@ from edge_agent.thumbnails import ThumbnailConfig, Thumbnailer
 from protocol.messages import utcnow
 
 log = logging.getLogger(__name__)
+
+
+class FrameTap(Protocol):
+    """Sees each micro-batch's frames after its results are stored (the capture recorder)."""
+
+    def observe(self, runner: Runner, frames: Sequence[Frame], predictions: Sequence[Prediction]) -> None: ...
 
 
 class BatchObserver(Protocol):
@@ -47,8 +54,12 @@ class InferenceWorker:
         max_batch: int,
         max_wait_ms: float,
         thumbnails: ThumbnailConfig | None = None,
+        drift: DriftWatch | None = None,
+        tap: FrameTap | None = None,
     ) -> None:
         self.runner = runner
+        self.drift = drift
+        self.tap = tap
         # Per worker, so each slot has its own rate limit; on by default with default limits.
         self.thumbnailer = Thumbnailer(thumbnails or ThumbnailConfig())
         self.observer: BatchObserver | None = None
@@ -119,6 +130,10 @@ class InferenceWorker:
         if self.observer is not None:
             self.observer.batch(sha, predictions)
         self._store(runner, predictions)
+        if self.drift is not None:
+            _watch_drift(self.drift, runner, predictions)
+        if self.tap is not None:
+            _tap(self.tap, runner, frames, predictions)
 
     def _store(self, runner: Runner, predictions: list[Prediction]) -> None:
         """Write results to the outbox, retrying with backoff: a full or failing disk holds the line
@@ -173,3 +188,19 @@ class InferenceWorker:
             for p in predictions
         ]
         self._outbox.append(drafts)
+
+
+def _watch_drift(watch: DriftWatch, runner: Runner, predictions: list[Prediction]) -> None:
+    """After the results are stored: a fault in drift watching must never cost a result."""
+    try:
+        watch.observe(runner, predictions)
+    except Exception:
+        log.exception("slot %s: drift watch failed on %d prediction(s)", runner.slot, len(predictions))
+
+
+def _tap(tap: FrameTap, runner: Runner, frames: list[Frame], predictions: list[Prediction]) -> None:
+    """After the results are stored: a fault in capturing frames must never cost a result."""
+    try:
+        tap.observe(runner, frames, predictions)
+    except Exception:
+        log.exception("slot %s: capturing frames failed on %d frame(s)", runner.slot, len(frames))

@@ -25,6 +25,7 @@ class Channel(StrEnum):
     DESIRED = "desired"  # cloud -> gateway, retained: which model in which slot
     REPORTED = "reported"  # gateway -> cloud, retained: what actually runs
     EVENTS = "events"  # gateway -> cloud: notable happenings (OTA progress, shedding)
+    CAPTURES = "captures"  # cloud -> gateway, retained: open capture orders (protocol/captures.py)
 
 
 class TopicError(ValueError):

@@ -73,6 +73,9 @@ class FleetConfig:
     # Gateway kinds in turn: "inspection" (camera + --manifest or the supervised defect CNN),
     # "anomaly" (camera + few-shot anomaly model + maintenance notes), "parcels" (parcel line).
     kinds: tuple[str, ...] = ("inspection",)
+    # The cloud API the gateways upload captures to, each with the token in its API_TOKEN_FILE
+    # (None: captures off). The demo mints those tokens before the agents start.
+    api_url: str | None = None
 
     def __post_init__(self) -> None:
         if self.count < 1:
@@ -88,6 +91,20 @@ class FleetConfig:
         unknown = sorted(set(self.kinds) - set(KINDS))
         if unknown or not self.kinds:
             raise ValueError(f"--kind must be one of {', '.join(KINDS)}; got {unknown or 'none'}")
+
+
+API_TOKEN_FILE = "api-token"  # noqa: S105 - a file name, not a secret
+
+
+def gateway_ids(fleet: FleetConfig) -> list[str]:
+    """The ids of the fleet's gateways, in the order :func:`add_fleet` starts them."""
+    first = fleet.first - 1
+    return [validate_gateway_id(f"{fleet.gateway_prefix}-{i + 1}") for i in range(first, first + fleet.count)]
+
+
+def token_path(fleet: FleetConfig, gateway_id: str) -> Path:
+    """Where a virtual gateway reads its API token (for capture uploads)."""
+    return fleet.workdir / gateway_id / API_TOKEN_FILE
 
 
 @dataclass(frozen=True)
@@ -135,7 +152,7 @@ def gateway_config(fleet: FleetConfig, gateway: VirtualGateway) -> dict[str, Any
             notes.mkdir(parents=True, exist_ok=True)
             sources.append({"type": "notes", "name": "notes", "path": str(notes.resolve()), "watch": True})
             models.append({"slot": "notes", "manifest": _manifest_path(fleet, "notes"), "sources": ["notes"]})
-    return {
+    config: dict[str, Any] = {
         "gateway_id": gateway.gateway_id,
         "line": gateway.line,
         "station": "inspect-1",
@@ -150,6 +167,10 @@ def gateway_config(fleet: FleetConfig, gateway: VirtualGateway) -> dict[str, Any
         "telemetry_interval_s": fleet.telemetry_interval_s,
         "ota": _ota_block(fleet),
     }
+    if fleet.api_url is not None:
+        token = token_path(fleet, gateway.gateway_id).resolve()
+        config["captures"] = {"enabled": True, "api_url": fleet.api_url, "token_file": str(token)}
+    return config
 
 
 def _parcel_line(fleet: FleetConfig) -> dict[str, Any]:
@@ -185,8 +206,7 @@ def add_fleet(supervisor: Supervisor, fleet: FleetConfig) -> list[VirtualGateway
     sim = console_script("factory-sim")
     agent = console_script("edge-agent")
     gateways = []
-    for index in range(fleet.first - 1, fleet.first - 1 + fleet.count):
-        gateway_id = validate_gateway_id(f"{fleet.gateway_prefix}-{index + 1}")
+    for index, gateway_id in enumerate(gateway_ids(fleet), start=fleet.first - 1):
         line = fleet.lines[index % len(fleet.lines)]
         kind = fleet.kinds[index % len(fleet.kinds)]
         home = fleet.workdir / gateway_id

@@ -100,7 +100,7 @@ def test_mosquitto_acl_confines_gateways_to_their_subtree() -> None:
     patterns = [line.split() for line in acl.splitlines() if line.startswith("pattern ")]
     assert patterns, "the ACL must have per-gateway patterns"
     assert all(p[2].startswith("factory/v1/%u/") for p in patterns), "a pattern reaches beyond %u's subtree"
-    assert {p[2].rsplit("/", 1)[1] for p in patterns if p[1] == "read"} == {"ack", "desired"}
+    assert {p[2].rsplit("/", 1)[1] for p in patterns if p[1] == "read"} == {"ack", "desired", "captures"}
 
 
 def test_compose_cloud_settings_are_settings_the_cloud_reads() -> None:
@@ -125,3 +125,9 @@ def test_every_example_config_is_checked() -> None:
         for path in top.rglob("*.example*")
     }
     assert found == set(EXAMPLES), f"example configs without a check: {sorted(found - set(EXAMPLES))}"
+
+
+def test_the_container_images_run_the_production_profile() -> None:
+    for image in ("Dockerfile.cloud", "Dockerfile.edge"):
+        lines = (ROOT / "deploy" / "docker" / image).read_text().splitlines()
+        assert "ENV FACTORY_PROFILE=production" in lines, f"{image} does not set the production profile"

@@ -9,9 +9,11 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
 from prometheus_client import CollectorRegistry, Counter, Histogram
+from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from cloud.api.auth import require
+from cloud.api.errors import install_error_model
 from cloud.api.routers import (
     access,
     alerts,
@@ -30,7 +32,9 @@ from cloud.api.routers import (
     results,
     rollouts,
 )
+from cloud.auth.demo_accounts import refuse_demo_accounts
 from cloud.auth.service import Role
+from cloud.auth.throttle import LoginThrottle
 from cloud.config import CloudSettings
 from cloud.console import router as console_router
 from cloud.datasets.files import make_capture_store
@@ -76,8 +80,10 @@ def create_app(
         if settings.migrate_on_start:
             await run_in_threadpool(migrate, settings.db_url, "head", settings.db_wait_s, engine)
         app.state.engine = engine
-        app.state.sessions = make_sessionmaker(engine)
+        app.state.sessions = sessions = make_sessionmaker(engine)
         try:
+            if settings.profile == "production":
+                await run_in_threadpool(_refuse_demo_accounts, sessions)
             yield
         finally:
             for pub in (*made, *made_orders):
@@ -89,6 +95,10 @@ def create_app(
         version="1",
         lifespan=lifespan,
         description="Gateways, inference results, line statistics and dead letters.",
+        # The docs follow a setting: off by default in production, where they map the attack surface.
+        docs_url="/docs" if settings.serves_docs else None,
+        redoc_url="/redoc" if settings.serves_docs else None,
+        openapi_url="/openapi.json" if settings.serves_docs else None,
     )
     app.state.settings = settings
     app.state.store = make_store(settings)
@@ -96,6 +106,7 @@ def create_app(
     app.state.capture_store = make_capture_store(settings)
     app.state.orders_publisher = get_orders_publisher
     app.state.registry = registry = CollectorRegistry()
+    app.state.login_throttle = LoginThrottle()  # in-process: see cloud/auth/throttle.py
     _instrument(app, registry)
     if settings.profile == "demo":
         log.warning("API runs in the demo profile: reads need no token; not for a plant network")
@@ -116,8 +127,20 @@ def create_app(
     app.include_router(captures.router, prefix="/api/v1")
     app.include_router(datasets.router, prefix="/api/v1")
     app.include_router(health.router)
+    if settings.serves_metrics:
+        app.include_router(health.metrics_router)
     app.include_router(console_router)  # the operators' console at /
+    install_error_model(app)  # the error bodies documented as answered; 405s list every method
     return app
+
+
+def _refuse_demo_accounts(sessions: sessionmaker[Session]) -> None:
+    with sessions() as session:
+        try:
+            refuse_demo_accounts(session)
+        except RuntimeError as exc:
+            log.error("%s", exc)  # the reason, on its own line above the server's traceback
+            raise
 
 
 def _instrument(app: FastAPI, registry: CollectorRegistry) -> None:

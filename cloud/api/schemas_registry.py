@@ -92,7 +92,11 @@ class LoginRequest(BaseModel):
 
     username: str = Field(min_length=1, max_length=128)
     password: str = Field(min_length=1, max_length=1024)
-    token_name: str | None = Field(None, max_length=128, description="What the token is for (audit log)")
+    token_name: str | None = Field(
+        None,
+        max_length=128,
+        description="What the token is for (the token list shows it; the audit log names the user)",
+    )
 
 
 class UserPublic(PublicModel):
@@ -105,13 +109,32 @@ class UserPublic(PublicModel):
     disabled: bool
 
 
+class UserUpdate(BaseModel):
+    """What an admin changes about a user."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    disabled: bool = Field(
+        strict=True, description="True: the user cannot log in and every token of theirs is revoked"
+    )
+
+
 class TokenCreate(BaseModel):
     """A new API token."""
 
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=128)
-    role: str = Field(pattern="^(viewer|operator|admin)$")
+    role: str = Field(pattern="^(viewer|operator|admin|gateway)$")
+    gateway_id: str | None = Field(
+        default=None, description="The gateway a 'gateway' token is bound to (required for that role)"
+    )
+    expires: str | None = Field(
+        default=None,
+        max_length=16,
+        description="Lifetime, a number and a unit: 30m, 12h, 30d, 8w; at most 366d, 90d when unset",
+        examples=["30d"],
+    )
 
 
 class TokenPublic(PublicModel):
@@ -124,6 +147,9 @@ class TokenPublic(PublicModel):
     created_at: datetime
     last_used_at: datetime | None
     revoked: bool
+    gateway_id: str | None = None
+    expires_at: datetime
+    user_id: int | None = Field(None, description="The user a login's token was minted for")
 
 
 class TokenCreated(TokenPublic):
@@ -141,6 +167,7 @@ class AuditPublic(PublicModel):
     action: str
     target: str
     details: dict[str, Any]
+    user_id: int | None = Field(None, description="The user behind the acting token, if any")
 
 
 class GatewayUpdate(BaseModel):

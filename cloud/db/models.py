@@ -194,6 +194,8 @@ class ApiToken(Base):
     revoked: Mapped[bool] = mapped_column(default=False)
     # Set on a gateway token (role 'gateway', migration 0009): the one gateway it may upload for.
     gateway_id: Mapped[str | None] = mapped_column(String(GATEWAY_ID_LEN))
+    # Every token has a lifetime (migration 0010): a login's session hours, an API token's --expires.
+    expires_at: Mapped[datetime]
 
 
 class AuditEntry(Base):
@@ -208,6 +210,9 @@ class AuditEntry(Base):
     action: Mapped[str] = mapped_column(String(64))
     target: Mapped[str] = mapped_column(String(256))
     details: Mapped[dict[str, Any]]
+    # The user behind the token that acted (None for tokens of no user, the CLI, anonymous
+    # failed logins). No foreign key: the log is history and outlives what it names.
+    user_id: Mapped[int | None]
 
 
 class Blob(Base):

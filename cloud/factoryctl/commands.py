@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 
 from cloud.factoryctl.config import CtlConfig, save_config
+from cloud.factoryctl.datasets import captures_command, datasets_command
 from cloud.factoryctl.export import export_command
 from cloud.factoryctl.output import (
     EXIT_AUTH,
@@ -44,6 +45,8 @@ def run(ctx: Context, client: httpx.Client) -> int:
         "gateways": _devices,
         "results": _results,
         "export": export_command,
+        "captures": captures_command,
+        "datasets": datasets_command,
     }[ctx.args.resource]
     return handler(ctx, client)
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from protocol.messages import (
     MAX_PAYLOAD_BYTES,
+    MAX_WIRE_INT,
     SCHEMA_VERSION,
     EventBatch,
     GatewayState,
@@ -30,7 +32,8 @@ CHANNEL_MODELS: dict[Channel, type[WireModel]] = {
     Channel.EVENTS: EventBatch,
     Channel.REPORTED: ReportedState,
 }
-IGNORED_CHANNELS = frozenset({Channel.ACK, Channel.DESIRED})
+IGNORED_CHANNELS = frozenset({Channel.ACK, Channel.DESIRED, Channel.CAPTURES})
+log = logging.getLogger(__name__)
 
 # Dead-letter reason codes: a small fixed set, so they can label a Prometheus counter.
 REASON_OVERSIZE = "oversize"
@@ -98,6 +101,9 @@ def classify(inbound: Inbound, topics: TopicSpace) -> Decoded | Rejected | None:
         # the hot path that extra json.loads cost as much as a third of the validation itself.
         code = _precheck(inbound.payload)
         return _reject(inbound, code or REASON_INVALID, exc.reason, parsed.gateway_id)
+    except Exception as exc:  # noqa: BLE001 - no payload may stop the worker's decode thread
+        log.exception("message on %s broke the decoder; dead-lettered", inbound.topic)
+        return _reject(inbound, REASON_INVALID, f"unreadable ({type(exc).__name__})", parsed.gateway_id)
     payload_gateway = getattr(message, "gateway_id", None)
     if payload_gateway != parsed.gateway_id:
         reason = (
@@ -113,7 +119,7 @@ def _precheck(payload: bytes) -> str | None:
         return REASON_OVERSIZE
     try:
         raw = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         return REASON_BAD_JSON
     if not isinstance(raw, dict):
         return REASON_BAD_JSON
@@ -142,7 +148,7 @@ def _best_effort_ids(payload: bytes) -> tuple[str | None, str | None, int | None
         return None, None, None
     try:
         raw: Any = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         return None, None, None
     if not isinstance(raw, dict):
         return None, None, None
@@ -151,7 +157,12 @@ def _best_effort_ids(payload: bytes) -> tuple[str | None, str | None, int | None
     items = raw.get("items")
     seqs = []
     if isinstance(items, list):
-        seqs = [i["seq"] for i in items if isinstance(i, dict) and type(i.get("seq")) is int]
+        # Only a seq the dead_letters column can hold: a refused message is parked, never retried.
+        seqs = [
+            i["seq"]
+            for i in items
+            if isinstance(i, dict) and type(i.get("seq")) is int and 0 <= i["seq"] <= MAX_WIRE_INT
+        ]
     return (
         gateway_id[:64] if isinstance(gateway_id, str) else None,
         stream[:32] if isinstance(stream, str) else None,

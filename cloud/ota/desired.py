@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from cloud.config import CloudSettings
 from cloud.db.dialect import insert_ignore
 from cloud.db.models import GatewayDesired
-from protocol.messages import encode, utcnow
+from protocol.messages import WireModel, encode, utcnow
 from protocol.ota import DesiredState, ModelOffer
 from protocol.topics import Channel, TopicSpace
 
@@ -108,19 +108,24 @@ class MqttDesiredPublisher:
         return client
 
     def publish(self, states: Sequence[DesiredState]) -> None:
+        self.publish_retained(Channel.DESIRED, [(s.gateway_id, s) for s in states], "desired state")
+
+    def publish_retained(
+        self, channel: Channel, messages: Sequence[tuple[str, WireModel]], what: str
+    ) -> None:
+        """Publish each (gateway id, message) retained at QoS 1 on its ``channel`` and wait for every
+        PUBACK; RuntimeError naming the gateway whose ``what`` the broker did not take."""
         with self._lock:
             client = self._connect()
             infos = [
-                client.publish(
-                    self.topics.topic(s.gateway_id, Channel.DESIRED), encode(s), qos=1, retain=True
-                )
-                for s in states
+                client.publish(self.topics.topic(gateway_id, channel), encode(message), qos=1, retain=True)
+                for gateway_id, message in messages
             ]
-            for state, info in zip(states, infos, strict=True):
+            for (gateway_id, _message), info in zip(messages, infos, strict=True):
                 info.wait_for_publish(PUBLISH_TIMEOUT_S)
                 if not info.is_published():
-                    raise RuntimeError(f"desired state of {state.gateway_id} not acknowledged by the broker")
-        log.info("published %d desired state(s)", len(states))
+                    raise RuntimeError(f"{what} of {gateway_id} not acknowledged by the broker")
+        log.info("published %d %s(s)", len(messages), what)
 
     def close(self) -> None:
         """Disconnect and stop the network thread."""

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cloud.config import CloudSettings
+from cloud.db.dataset_models import CaptureBlob
 from cloud.db.models import Blob, GatewayReported, ModelVersion
 from cloud.registry.store import ArtifactStore, StoreError
 from protocol.manifest import ModelManifest
@@ -40,9 +41,20 @@ class BlobStatus:
     complete: bool
 
 
-def blob_status(session: Session, store: ArtifactStore, sha256: str) -> BlobStatus | None:
+# The table that tracks a store's uploads: model artifacts (``blobs``) or capture frames
+# (``capture_blobs``), the same columns each.
+BlobTable = type[Blob] | type[CaptureBlob]
+
+
+def _blob_row(session: Session, table: BlobTable, sha256: str) -> Blob | CaptureBlob | None:
+    return session.get(Blob, sha256) if table is Blob else session.get(CaptureBlob, sha256)
+
+
+def blob_status(
+    session: Session, store: ArtifactStore, sha256: str, table: BlobTable = Blob
+) -> BlobStatus | None:
     """The upload state of ``sha256``, or None if it was never started."""
-    row = session.get(Blob, sha256)
+    row = _blob_row(session, table, sha256)
     if row is None:
         return None
     received = row.size_bytes if row.complete else store.received(sha256)
@@ -50,12 +62,18 @@ def blob_status(session: Session, store: ArtifactStore, sha256: str) -> BlobStat
 
 
 def put_chunk(
-    session: Session, store: ArtifactStore, sha256: str, size: int, offset: int, data: bytes
+    session: Session,
+    store: ArtifactStore,
+    sha256: str,
+    size: int,
+    offset: int,
+    data: bytes,
+    table: BlobTable = Blob,
 ) -> BlobStatus:
     """Append a chunk at ``offset``; the blob completes (hash checked) with its last byte."""
-    row = session.get(Blob, sha256)
+    row = _blob_row(session, table, sha256)
     if row is None:
-        row = Blob(sha256=sha256, size_bytes=size, received_bytes=0, complete=False, created_at=utcnow())
+        row = table(sha256=sha256, size_bytes=size, received_bytes=0, complete=False, created_at=utcnow())
         session.add(row)
     elif row.size_bytes != size:
         raise RegistryError(409, f"blob {sha256[:12]} was started with size {row.size_bytes}, not {size}")

@@ -20,6 +20,8 @@ import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from edge_agent.durable import atomic_write, fsync_dir
+
 log = logging.getLogger(__name__)
 
 POINTER = "pointer.json"
@@ -43,26 +45,6 @@ class Pointer:
     previous: str | None = None
     trial: bool = False
     revision: int = 0  # the desired revision that installed ``active``
-
-
-def fsync_dir(path: Path) -> None:
-    """Make a rename or creation inside ``path`` durable."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` so that readers see the old or the new bytes, never a mix."""
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
 
 
 class SlotStore:

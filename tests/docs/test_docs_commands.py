@@ -135,6 +135,33 @@ def _csv_written(ran: Ran, sandbox: Sandbox) -> None:
     assert "exported " in ran.stderr, ran.describe()
 
 
+def _capture_registered(ran: Ran, sandbox: Sandbox) -> None:
+    """docs/captures.md: `captures start ... --wait` prints the capture once its gateway registered
+    it; later commands say <capture id printed above>."""
+    _succeeded(ran, sandbox)
+    found = re.search(r"^(cap-[0-9a-f]+)\s.*\scomplete\s", ran.stdout, re.MULTILINE)
+    assert found, f"no complete capture in the output:\n{ran.describe()}"
+    sandbox.placeholders["<capture id printed above>"] = found.group(1)
+
+
+def _dataset_exported(ran: Ran, sandbox: Sandbox) -> None:
+    """docs/captures.md: the export is a folder the trainer reads, the 20 good frames in train/good."""
+    _succeeded(ran, sandbox)
+    folder = sandbox.folder / "var" / "line-2-good"
+    assert len(list((folder / "train" / "good").glob("*.png"))) == 20, ran.describe()
+    assert (folder / "dataset.json").is_file(), ran.describe()
+
+
+def _drift_says(verdict: str) -> Callable[[Ran, Sandbox], None]:
+    """docs/drift.md: the offline drift check prints the verdict the document says it does."""
+
+    def check(ran: Ran, sandbox: Sandbox) -> None:
+        _succeeded(ran, sandbox)
+        assert ran.stdout.startswith(f"drift: {verdict}\n"), ran.describe()
+
+    return check
+
+
 def _login_answered(ran: Ran, sandbox: Sandbox) -> None:
     _succeeded(ran, sandbox)
     assert '"token"' in ran.stdout, ran.describe()
@@ -149,8 +176,12 @@ EXPECT: dict[str, Callable[[Ran, Sandbox], None]] = {
     r"factory-cloud tokens create --role viewer": _token_works("/gateways"),
     r"factory-cloud tokens create --role admin": _token_works("/audit"),
     r"factory-cloud users create\b": _user_logs_in,
+    r"factory-models drift .*var/drift-usual/": _drift_says("no"),
+    r"factory-models drift .*var/drift-new-look/": _drift_says("yes"),
     r"^curl .*/api/v1/auth/login": _login_answered,
     r"factoryctl .*export results .*--out var/line-1\.csv": _csv_written,
+    r"factoryctl captures start\b": _capture_registered,
+    r"factoryctl datasets export\b": _dataset_exported,
 }
 
 

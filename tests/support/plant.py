@@ -12,6 +12,7 @@ from typing import Any
 
 from cloud.api import create_app
 from cloud.config import CloudSettings
+from cloud.datasets.orders import OrdersPublisher
 from cloud.db import make_engine, make_sessionmaker
 from cloud.ingest.service import ingest_messages
 from protocol.messages import NotesOutput, ParcelOutput, ResultItem, WireModel
@@ -60,8 +61,10 @@ class Plant:
 
 
 @contextmanager
-def running_plant(db_url: str, topics: TopicSpace, folder: Path) -> Iterator[Plant]:
-    """:class:`Plant` on a freshly seeded ``db_url``."""
+def running_plant(
+    db_url: str, topics: TopicSpace, folder: Path, orders: OrdersPublisher | None = None
+) -> Iterator[Plant]:
+    """:class:`Plant` on a freshly seeded ``db_url`` (``orders``: where capture orders go)."""
     seed(db_url, topics)
     tokens = mint_tokens(db_url)
     settings = CloudSettings(
@@ -72,7 +75,7 @@ def running_plant(db_url: str, topics: TopicSpace, folder: Path) -> Iterator[Pla
         broker_password="a-real-broker-password",
         artifact_dir=str(folder / "artifacts"),
     )
-    with TestClient(create_app(settings, RecordingPublisher())) as client:
+    with TestClient(create_app(settings, RecordingPublisher(), orders)) as client:
         yield Plant(client, tokens, db_url, topics)
 
 

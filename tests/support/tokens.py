@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cloud.auth.service import Role, create_token
+from cloud.auth.service import PERSON_ROLES, create_token
 from cloud.db import make_engine, make_sessionmaker, migrate
 
 
@@ -12,7 +12,7 @@ def mint_tokens(db_url: str) -> dict[str, str]:
     engine = make_engine(db_url)
     try:
         with make_sessionmaker(engine).begin() as session:
-            return {role.name: create_token(session, f"test-{role.name}", role)[1] for role in Role}
+            return {role.name: create_token(session, f"test-{role.name}", role)[1] for role in PERSON_ROLES}
     finally:
         engine.dispose()
 

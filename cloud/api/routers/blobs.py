@@ -16,12 +16,13 @@ from fastapi import APIRouter, HTTPException, Path, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
 from cloud.api.auth import Admin
-from cloud.api.deps import SessionDep
+from cloud.api.deps import SessionDep, SettingsDep
 from cloud.api.schemas_registry import BlobStatusPublic
 from cloud.auth.service import audit
 from cloud.db.models import Blob
 from cloud.registry.service import RegistryError, blob_status, put_chunk
 from cloud.registry.store import ArtifactStore
+from cloud.request_body import read_chunk
 
 router = APIRouter(prefix="/blobs", tags=["blobs"])
 Sha = Path(pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the file, lower-case hex")
@@ -44,20 +45,31 @@ def get_status(sha256: str, request: Request, session: SessionDep, _who: Admin) 
 
 
 @router.put(
-    "/{sha256}", responses={409: {"description": "Wrong offset"}, 422: {"description": "Bad content"}}
+    "/{sha256}",
+    responses={
+        409: {"description": "Wrong offset"},
+        413: {"description": "File over max_artifact_bytes, or a chunk over 64 MiB or past the file's end"},
+        422: {"description": "Bad content"},
+    },
 )
 async def put_blob(
     request: Request,
     session: SessionDep,
+    settings: SettingsDep,
     who: Admin,
     sha256: str = Sha,
     size: int = Query(ge=1, description="Total size of the file, bytes"),
     offset: int = Query(0, ge=0, description="Where this chunk starts; must equal the bytes held"),
 ) -> BlobStatusPublic:
-    """Append the request body at ``offset``; the file completes when its last byte arrives."""
-    data = await request.body()
-    if len(data) > MAX_CHUNK:
-        raise HTTPException(413, f"chunk of {len(data)} bytes; send at most {MAX_CHUNK} per request")
+    """Append the request body at ``offset``; the file completes when its last byte arrives.
+
+    The body is refused (413) before it is read when the file is over ``max_artifact_bytes``, and
+    read no further than the chunk limit or the file's declared end, whichever comes first."""
+    if size > settings.max_artifact_bytes:
+        raise HTTPException(
+            413, f"file of {size} bytes is over the registry's limit of {settings.max_artifact_bytes} bytes"
+        )
+    data = await read_chunk(request, size, offset, MAX_CHUNK)
     try:
         status = put_chunk(session, _store(request), sha256, size, offset, data)
     except RegistryError as exc:
@@ -70,7 +82,14 @@ async def put_blob(
 
 
 @router.get(
-    "/{sha256}", responses={206: {"description": "Partial content"}, 416: {"description": "Bad range"}}
+    "/{sha256}",
+    response_class=Response,
+    responses={
+        200: {"content": {"application/octet-stream": {}}, "description": "The file"},
+        206: {"content": {"application/octet-stream": {}}, "description": "Partial content"},
+        404: {"description": "No complete file with this hash"},
+        416: {"description": "Bad range"},
+    },
 )
 def download(request: Request, session: SessionDep, sha256: str = Sha) -> Response:
     """The file's bytes; honours ``Range: bytes=a-b`` so gateways resume interrupted downloads."""
@@ -90,7 +109,11 @@ def download(request: Request, session: SessionDep, sha256: str = Sha) -> Respon
         else:
             start, end = max(size - int(last), 0), size - 1
         if start >= size or start > end:
-            return Response(status_code=416, headers={"Content-Range": f"bytes */{size}"})
+            raise HTTPException(
+                416,
+                f"range {header!r} is outside the {size}-byte file",
+                headers={"Content-Range": f"bytes */{size}"},
+            )
         status = 206
     body: Iterator[bytes] = _store(request).read(sha256, start, end)
     headers = {"Accept-Ranges": "bytes", "Content-Length": str(end - start + 1), "ETag": f'"{sha256}"'}

@@ -1,0 +1,1 @@
+"""Captures and datasets: start captures on gateways, keep what they upload, label and export it."""
