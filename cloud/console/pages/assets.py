@@ -13,7 +13,12 @@ FAVICON = (
     '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><rect width="16" height="16" rx="3" '
     'fill="#1d2430"/><path d="M4 8.5l2.5 2.5L12 5" fill="none" stroke="#fff" stroke-width="2"/></svg>'
 )
-STATIC = {"console.css": "text/css", "console.js": "text/javascript", "live.js": "text/javascript"}
+STATIC = {
+    "console.css": "text/css",
+    "console.js": "text/javascript",
+    "live.js": "text/javascript",
+    "labels.js": "text/javascript",
+}
 
 
 @router.get("/console/static/{name}")

@@ -1,6 +1,7 @@
 """The Datasets pages: every capture (with the operators' "capture frames" form) and one dataset's
-frames as a gallery, a page of them at a time. Labelling frames is the API's for now
-(``PUT /api/v1/datasets/{id}/labels``)."""
+frames as a gallery, a page of them at a time, which operators label in bulk from the label bar
+(the labels go to ``PUT /api/v1/datasets/{id}/labels`` as the user; what the bar offers:
+:mod:`cloud.console.dataset_labels`)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ from typing import Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi.responses import JSONResponse, PlainTextResponse
 
 from cloud.console.api import ApiClient, ApiError
+from cloud.console.dataset_labels import LabelRequestError, label_choices, label_counts, label_request
 from cloud.console.deps import CurrentUser, FormUser
-from cloud.console.respond import Fields, FormPage, render_page, submit_form
+from cloud.console.respond import Fields, FormPage, plain_refusal, render_page, submit_form
 from cloud.console.session import User
 
 router = APIRouter()
@@ -92,13 +95,19 @@ async def start_capture(request: Request, user: FormUser) -> Response:
 
 
 async def dataset_context(api: ApiClient, dataset_id: str, page: int) -> dict[str, Any]:
-    """One dataset with one page of its frames."""
+    """One dataset with one page of its frames, its label counts and the label bar's kinds."""
     offset = (max(page, 1) - 1) * FRAMES_PER_PAGE
     detail = await api.get(
         f"/datasets/{quote(dataset_id, safe='')}", files_offset=offset, files_limit=FRAMES_PER_PAGE
     )
     pages = max(1, -(-int(detail["frames"]) // FRAMES_PER_PAGE))
-    return {"dataset": detail, "page_number": max(page, 1), "pages": pages}
+    return {
+        "dataset": detail,
+        "page_number": max(page, 1),
+        "pages": pages,
+        "choices": await label_choices(api, detail),
+        "counts": label_counts(detail["labels"], int(detail["frames"])),
+    }
 
 
 @router.get("/datasets/{dataset_id}")
@@ -121,3 +130,36 @@ async def frame(request: Request, user: CurrentUser, dataset_id: str, name: str)
             raise HTTPException(exc.status, exc.detail) from None
     # A frame never changes under its name: its SHA-256 is in the dataset.
     return Response(answer.content, media_type="image/png", headers={"Cache-Control": "max-age=86400"})
+
+
+@router.post("/console/datasets/{dataset_id}/labels")
+async def set_labels(request: Request, user: FormUser, dataset_id: str) -> Response:
+    """The label bar (labels.js): one label for the selected frames, sent to the API as the user.
+
+    Answers JSON (the frames labelled and the dataset's new counts) or, refused, the reason in
+    words with the API's status, which the page shows beside the bar.
+    """
+    if user is None:
+        return PlainTextResponse(plain_refusal(401, ""), status_code=401)
+    try:
+        label, files = await label_request(request)
+    except LabelRequestError as exc:
+        return PlainTextResponse(str(exc), status_code=422)
+    path = f"/datasets/{quote(dataset_id, safe='')}/labels"
+    async with ApiClient(request.app, user.token) as api:
+        try:
+            answer = await api.request("PUT", path, json={"labels": dict.fromkeys(files, label)})
+        except ApiError as exc:
+            return PlainTextResponse(plain_refusal(exc.status, _reason(exc)), status_code=exc.status)
+    applied = answer.json()
+    # The API's counts cover every file of the dataset ('unlabelled' included): their sum is its size.
+    counts = label_counts(applied["labels"], sum(applied["labels"].values()))
+    return JSONResponse({"label": label, "files": files, "changed": applied["changed"], **counts})
+
+
+def _reason(exc: ApiError) -> str:
+    """The API's refusal in one line: a validation list as its messages (e.g. a bad kind)."""
+    if not isinstance(exc.errors, list):
+        return exc.detail
+    found = [str(e.get("msg", "invalid")) for e in exc.errors if isinstance(e, dict)]
+    return "; ".join(m.removeprefix("Value error, ") for m in found) or exc.detail
