@@ -13,6 +13,8 @@ from typing import Literal
 
 from pydantic import AwareDatetime, Field, ValidationError, model_validator
 
+from protocol.captures import CaptureId
+from protocol.drift import DriftReference
 from protocol.messages import SCHEMA_VERSION, Name, Sha256Hex, VersionStr, WireModel
 
 MANIFEST_SUFFIX = ".manifest.json"
@@ -118,6 +120,8 @@ class Lineage(WireModel):
     parent_version: VersionStr | None = None
     data_sha256: Sha256Hex | None = Field(default=None, description="Hash of the training data listing")
     code_commit: str | None = Field(default=None, max_length=64, description="Source commit of the trainer")
+    dataset_id: CaptureId | None = Field(default=None, description="The cloud dataset the data came from")
+    seed: int | None = Field(default=None, description="The training run's seed (split, coreset)")
 
 
 Task = Literal["defect", "classification", "parcels", "notes"]
@@ -145,6 +149,9 @@ class ModelManifest(WireModel):
     text: TextPreprocessing | None = Field(default=None, description="Text tasks: note -> token ids")
     golden: GoldenSample | None = None
     golden_set: GoldenSet | None = Field(default=None, description="Checked on install on the gateway's CPU")
+    drift: DriftReference | None = Field(
+        default=None, description="The fit-time look the gateway compares live frames with (protocol.drift)"
+    )
     lineage: Lineage | None = None
     labels: tuple[Name, ...] = Field(min_length=1)
     good_label: Name | None = Field(default=None, description="The label that means 'no defect'")

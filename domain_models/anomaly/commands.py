@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
+from domain_models.cli_options import add_evaluate_arguments
 from domain_models.common import PipelineError
 
 # Mirrors TrainConfig.type_flag's default (importing train here would import torch).
@@ -67,11 +70,30 @@ def add_arguments(command: str, parser: argparse.ArgumentParser) -> None:
     if command == "train":
         parser.description = TRAIN_HELP
         parser.formatter_class = _DescriptionAndDefaults
-        parser.add_argument(
+        source = parser.add_mutually_exclusive_group(required=True)
+        source.add_argument(
             "--data",
             type=Path,
-            required=True,
             help="MVTec AD folder (train/good; optional train/<type> labelled)",
+        )
+        source.add_argument(
+            "--dataset",
+            dest="dataset_id",
+            metavar="ID",
+            help="A cloud dataset (capture id): downloaded, each file checked against its SHA-256",
+        )
+        parser.add_argument(
+            "--cloud",
+            default=None,
+            metavar="URL",
+            help="API of --dataset (default: $FACTORY_API_URL, else http://127.0.0.1:8000); "
+            "the token comes from $FACTORY_API_TOKEN",
+        )
+        parser.add_argument(
+            "--dataset-dir",
+            type=Path,
+            default=None,
+            help="Keep the --dataset download here, absent or empty (default: a temporary folder)",
         )
         parser.add_argument("--out", type=Path, required=True, help="Folder for the release files")
         parser.add_argument("--seed", type=int, default=0, help="Split and coreset seed")
@@ -110,10 +132,7 @@ def add_arguments(command: str, parser: argparse.ArgumentParser) -> None:
             ),
         )
     elif command == "evaluate":
-        parser.add_argument("--model", type=Path, required=True, help="<name>.manifest.json")
-        parser.add_argument("--data", type=Path, required=True, help="MVTec AD folder (test/ is used)")
-        parser.add_argument("--threads", type=int, default=1, help="onnxruntime threads (latency)")
-        parser.add_argument("--json", type=Path, default=None, help="Also write the figures as JSON here")
+        add_evaluate_arguments(parser, "MVTec AD folder (test/ is used)", data_default=None)
     elif command == "quantize":
         parser.add_argument("--model", type=Path, required=True, help="FP32 <name>.manifest.json")
         parser.add_argument("--data", type=Path, required=True, help="The MVTec folder it was trained on")
@@ -130,6 +149,29 @@ def add_arguments(command: str, parser: argparse.ArgumentParser) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
+    if args.dataset_id is None:
+        if args.cloud is not None or args.dataset_dir is not None:
+            raise PipelineError("--cloud and --dataset-dir go with --dataset ID, not --data DIR")
+        return _train_folder(args)
+    # The download's folder is the run's --data; a temporary one goes once the release is written.
+    with tempfile.TemporaryDirectory(prefix="factory-dataset-") as scratch:
+        target = args.dataset_dir or Path(scratch) / args.dataset_id
+        args.cloud = download_into(args.dataset_id, args.cloud, target)
+        args.data = target
+        return _train_folder(args)
+
+
+def download_into(dataset_id: str, cloud: str | None, target: Path) -> str:
+    """Download ``dataset_id`` into ``target``; the cloud URL used (recorded in the card's command)."""
+    from domain_models.dataset_download import TOKEN_ENV, cloud_url, download_dataset
+
+    url = cloud_url(cloud, os.environ)
+    facts = download_dataset(dataset_id, url, os.environ.get(TOKEN_ENV), target)
+    sys.stdout.write(f"dataset {dataset_id} from {url}: {len(facts['files'])} files checked into {target}\n")
+    return url
+
+
+def _train_folder(args: argparse.Namespace) -> int:
     from domain_models.anomaly.data import MIN_TRAIN_GOOD, open_mvtec
 
     # The folder first, before anything slow (torch takes seconds to import) or beside the point.
@@ -196,35 +238,24 @@ def _write_types(manifest_path: Path, data: Path, threads: int, json_path: Path 
 def _train_config(args: argparse.Namespace) -> TrainConfig:
     from domain_models.anomaly.train import TrainConfig
 
-    return TrainConfig(
-        data=args.data,
-        out=args.out,
-        seed=args.seed,
-        max_images=args.max_images,
-        frr=args.frr,
-        width=args.width,
-        height=args.height,
-        coreset=args.coreset,
-        name=args.name,
-        version=args.version,
-        threads=args.threads,
-        labelled=args.labelled,
-        type_confidence=args.type_confidence,
-        type_flag=args.type_flag,
+    # Every train flag is named after its TrainConfig field; fields without a flag keep their default.
+    given = vars(args)
+    return TrainConfig.model_validate(
+        {name: given[name] for name in TrainConfig.model_fields if name in given}
     )
 
 
 def _evaluate(args: argparse.Namespace) -> int:
     from domain_models.anomaly.data import open_mvtec
     from domain_models.anomaly.evaluate import evaluate_onnx, format_report, open_model
-    from protocol.inference import TYPE_OUTPUT
+    from protocol.inference import DEFECT_KEY, TYPE_OUTPUT
 
     manifest, onnx_path = open_model(args.model)
     if manifest.preprocessing is None:
         raise PipelineError(f"{args.model}: no preprocessing")
     folder = open_mvtec(args.data, min_train=0)
     report = evaluate_onnx(
-        onnx_path, manifest.preprocessing, manifest.thresholds["defect"], folder, args.threads
+        onnx_path, manifest.preprocessing, manifest.thresholds[DEFECT_KEY], folder, args.threads
     )
     sys.stdout.write(format_report(report, f"{manifest.name} {manifest.version} on {args.data}"))
     if args.json:

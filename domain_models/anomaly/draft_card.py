@@ -24,6 +24,7 @@ from domain_models.anomaly.type_eval import TypeReport
 from domain_models.cards import macro, render
 from domain_models.common import LATENCY_HEADERS, PipelineError, latency_rows
 from edge_agent.runtime.preprocess import to_tensor
+from protocol.inference import DEFECT_KEY, TYPE_CONFIDENCE_KEY
 from protocol.manifest import CARD_PROMPT_MARK, ModelManifest, artifact_path, load_manifest
 
 log = logging.getLogger(__name__)
@@ -55,12 +56,14 @@ class TrainFacts:
 def reproduce_command(args: Mapping[str, object], type_head: bool) -> list[str]:
     """``factory-models train defect`` with every option that decides the model spelled out."""
     argv = ["factory-models", "train", "defect"]
-    flags = ["data", "out", "seed", "max_images", "frr", "width", "height", "coreset", "name", "version"]
+    # A downloaded dataset is named by its id and cloud: its temporary folder may be gone.
+    source = ["dataset_id", "cloud"] if args.get("dataset_id") is not None else ["data"]
+    flags = [*source, "out", "seed", "max_images", "frr", "width", "height", "coreset", "name", "version"]
     flags.append("threads")  # torch's reductions depend on it, so the same figures need it too
     if args.get("labelled") is not None:
         flags.append("labelled")
     for flag in flags:
-        argv += [f"--{flag.replace('_', '-')}", str(args[flag])]
+        argv += ["--dataset" if flag == "dataset_id" else f"--{flag.replace('_', '-')}", str(args[flag])]
     if type_head:
         flag_value = args["type_flag"]
         argv += ["--type-confidence", str(args["type_confidence"])]
@@ -139,8 +142,8 @@ def write_train_card(
         spec=spec,
         coreset=facts.coreset,
         kinds=manifest.labels[2:],  # after good and anomaly
-        type_probability=manifest.thresholds.get("type", 0.0),
-        threshold=manifest.thresholds["defect"],
+        type_probability=manifest.thresholds.get(TYPE_CONFIDENCE_KEY, 0.0),
+        threshold=manifest.thresholds[DEFECT_KEY],
         frr=facts.frr,
         held=held,
         allowed=math.floor(facts.frr * held),  # as threshold_at_false_reject counts them

@@ -193,6 +193,7 @@ def quantize_model(
         checks,
         hold_paths[0],
         [t.path for t in folder.test] or hold_paths,
+        drift_images=hold_paths,
     )
     return QuantizeResult(fp32_report, int8_report, checks, int8_manifest, scores, tolerance, latency)
 
@@ -217,6 +218,7 @@ def _write_int8_release(
     checks: Sequence[GateCheck],
     fallback_golden: Path,
     golden_set_images: Sequence[Path],
+    drift_images: Sequence[Path] = (),
 ) -> Path:
     golden = manifest.golden
     golden_path = manifest_path.parent / golden.input if golden else fallback_golden
@@ -235,10 +237,13 @@ def _write_int8_release(
         description=f"{manifest.description} (INT8 static QDQ per-channel, 7-bit weights, MinMax ranges; stem, first block, scoring head and memory bank in FP32)",
         data_sha256=manifest.lineage.data_sha256 if manifest.lineage else None,
         parent_version=manifest.version,
+        dataset_id=manifest.lineage.dataset_id if manifest.lineage else None,  # same data as its parent
         # A type head stays FP32 (only /features/ is quantized): its labels and confidence carry over.
         labels=manifest.labels,
         extra_thresholds={k: v for k, v in manifest.thresholds.items() if k != "defect"},
         # The FP32 parent's outputs are the reference: the gateway checks the quantization on its CPU.
         golden_set_images=golden_set_images,
         golden_set_reference=manifest_path,
+        # Its own reference: INT8 scores differ from FP32's by a little, its threshold too.
+        drift_images=drift_images,
     )

@@ -18,12 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-from domain_models import golden_set
+from domain_models import drift_reference, golden_set
 from domain_models.anomaly.data import read_image
-from domain_models.common import PipelineError, tensor_specs
+from domain_models.common import PipelineError, artifact_fields
 from edge_agent.frames import Frame
 from edge_agent.runtime.model import ModelRunner
-from protocol.inference import ANOMALY_LABELS, GOOD_LABEL
+from protocol.inference import ANOMALY_LABELS, DEFECT_KEY, GOOD_LABEL
 from protocol.manifest import (
     MANIFEST_SUFFIX,
     GoldenSample,
@@ -77,15 +77,19 @@ def write_release(
     description: str,
     data_sha256: str | None = None,
     parent_version: str | None = None,
+    dataset_id: str | None = None,
     labels: tuple[str, ...] = ANOMALY_LABELS,
     extra_thresholds: dict[str, float] | None = None,
     golden_set_images: Sequence[Path] = (),
     golden_set_reference: Path | None = None,
+    drift_images: Sequence[Path] = (),
 ) -> Path:
     """Write the manifest (with golden sample computed by the edge runtime itself); returns its path.
 
     With ``golden_set_images`` the release also carries a golden set of up to 32 of them, spread
     over the sorted list, with ``golden_set_reference``'s outputs (default: the release's own).
+    With ``drift_images`` (held-out good images) it carries a drift reference computed on half of
+    them, its thresholds on the other half, when there are enough (domain_models.drift_reference).
     """
     out = onnx_path.parent
     stem = onnx_path.name.removesuffix(".onnx")
@@ -102,23 +106,23 @@ def write_release(
 
             cv2.imwrite(str(out / golden_name), read_image(golden_image))
         files[golden_name] = sha256_file(out / golden_name)
-    inputs, outputs = tensor_specs(onnx_path)
     manifest = ModelManifest(
+        **artifact_fields(onnx_path),
         name=name,
         version=version,
         task="defect",
         description=description,
-        artifact=onnx_path.name,
-        sha256=sha256_file(onnx_path),
-        size_bytes=onnx_path.stat().st_size,
         files=files,
-        inputs=inputs,
-        outputs=outputs,
         preprocessing=spec,
-        lineage=Lineage(parent_version=parent_version, data_sha256=data_sha256),
+        lineage=Lineage(
+            parent_version=parent_version,
+            data_sha256=data_sha256,
+            dataset_id=dataset_id,
+            seed=calibration.seed,
+        ),
         labels=labels,
         good_label=GOOD_LABEL,
-        thresholds={**(extra_thresholds or {}), "defect": calibration.threshold},
+        thresholds={**(extra_thresholds or {}), DEFECT_KEY: calibration.threshold},
         metrics=metrics,
         created_at=utcnow(),
     )
@@ -144,8 +148,24 @@ def write_release(
     if golden_set_images:
         chosen = golden_set.pick(sorted(golden_set_images), golden_set.COUNT)
         golden_set.attach(manifest_path, [read_image(p) for p in chosen], golden_set_reference)
+    if drift_images:
+        _attach_drift(manifest_path, drift_images, calibration.seed)
     log.info("wrote %s", manifest_path)
     return manifest_path
+
+
+def _attach_drift(manifest_path: Path, held_out: Sequence[Path], seed: int) -> None:
+    split = drift_reference.split_held_out(held_out)
+    if split is None:
+        log.warning(
+            "%s: no drift reference: %d held-out good images, at least %d are needed "
+            "(add good images to DATA/calibration/good)",
+            manifest_path.name,
+            len(held_out),
+            2 * drift_reference.MIN_FRAMES,
+        )
+        return
+    drift_reference.attach(manifest_path, split[0], split[1], seed)
 
 
 def data_listing_sha256(paths: list[Path], root: Path) -> str:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,8 +30,16 @@ from domain_models.anomaly.labelled import LabelledDefects, find_labelled
 from domain_models.anomaly.model import MEAN, STD, AnomalyNet, Lite0Features, fit_patchcore
 from domain_models.anomaly.release import Calibration, data_listing_sha256, write_release
 from domain_models.common import PipelineError, session, threshold_at_false_reject
+from domain_models.torch_training import export_onnx
 from edge_agent.runtime.preprocess import to_tensor
-from protocol.inference import ANOMALY_LABELS, MAP_OUTPUT, SCORE_OUTPUT, TYPE_OUTPUT
+from protocol.inference import (
+    ANOMALY_LABELS,
+    MAP_OUTPUT,
+    SCORE_OUTPUT,
+    TYPE_CONFIDENCE_KEY,
+    TYPE_FLAG_KEY,
+    TYPE_OUTPUT,
+)
 from protocol.manifest import Preprocessing
 
 log = logging.getLogger(__name__)
@@ -75,6 +82,9 @@ class TrainConfig(BaseModel):
         description="Also flag parts below the threshold whose best type reaches this probability",
     )
     max_good_for_head: int = Field(default=200, ge=1, description="Held-out good images the type head sees")
+    dataset_id: str | None = Field(
+        default=None, description="The cloud dataset DIR was downloaded from (the manifest's lineage)"
+    )
 
 
 def _features(
@@ -88,28 +98,11 @@ def _features(
     return torch.cat(chunks)
 
 
-def export_onnx(net: AnomalyNet | TypedAnomalyNet, path: Path, spec: Preprocessing) -> None:
-    """Legacy (TorchScript) export with a dynamic batch; the module is put back in eval mode after."""
+def export_anomaly_onnx(net: AnomalyNet | TypedAnomalyNet, path: Path, spec: Preprocessing) -> None:
+    """Score and map (plus the type head's output when it has one), dynamic batch, opset 17."""
     width, height = spec.resize
     outputs = [SCORE_OUTPUT, MAP_OUTPUT] + ([TYPE_OUTPUT] if isinstance(net, TypedAnomalyNet) else [])
-    with warnings.catch_warnings():
-        # The dynamo exporter is not needed for this plain CNN + MatMul graph.
-        warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export.*")
-        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)  # type: ignore[attr-defined]
-        warnings.filterwarnings("ignore", message=".*Constant folding - Only steps=1.*")
-        # torch's own exporter calls deprecated helpers; that is torch's business, not this graph's.
-        warnings.simplefilter("ignore", DeprecationWarning)
-        torch.onnx.export(
-            net.eval(),
-            (torch.zeros(1, 3, height, width),),
-            str(path),
-            input_names=["image"],
-            output_names=outputs,
-            dynamic_axes={"image": {0: "batch"}, **{name: {0: "batch"} for name in outputs}},
-            opset_version=17,
-            dynamo=False,
-        )
-    net.eval()  # the legacy exporter can leave modules in training mode
+    export_onnx(net, torch.zeros(1, 3, height, width), path, "image", outputs)
 
 
 @dataclass(frozen=True)
@@ -161,7 +154,7 @@ def train_run(cfg: TrainConfig) -> TrainOutcome:
 
     cfg.out.mkdir(parents=True, exist_ok=True)
     onnx_path = cfg.out / f"{cfg.name}-{cfg.version}.onnx"
-    export_onnx(net, onnx_path, spec)
+    export_anomaly_onnx(net, onnx_path, spec)
     hold_scores, _, _ = run_images(session(onnx_path, cfg.threads), hold_paths, spec)
     threshold = threshold_at_false_reject(hold_scores, cfg.frr)
     calibration = Calibration(
@@ -175,10 +168,10 @@ def train_run(cfg: TrainConfig) -> TrainOutcome:
     extra_thresholds: dict[str, float] = {}
     if labelled is not None:
         typed = _attach_head(net, threshold, labelled, hold_paths[: cfg.max_good_for_head], spec)
-        export_onnx(typed, onnx_path, spec)  # same score and map, plus defect_type
-        labels, extra_thresholds = ANOMALY_LABELS + labelled.types, {"type": cfg.type_confidence}
+        export_anomaly_onnx(typed, onnx_path, spec)  # same score and map, plus defect_type
+        labels, extra_thresholds = ANOMALY_LABELS + labelled.types, {TYPE_CONFIDENCE_KEY: cfg.type_confidence}
         if cfg.type_flag is not None:
-            extra_thresholds["type_flag"] = cfg.type_flag
+            extra_thresholds[TYPE_FLAG_KEY] = cfg.type_flag
 
     report = None
     golden = hold_paths[0]
@@ -204,10 +197,12 @@ def train_run(cfg: TrainConfig) -> TrainOutcome:
             + (f"; type head on {labelled.describe()}" if labelled is not None else "")
         ),
         data_sha256=_lineage(paths + extra, cfg.data, labelled),
+        dataset_id=cfg.dataset_id,
         labels=labels,
         extra_thresholds=extra_thresholds,
         # Checked on each gateway's CPU before the model serves: test parts when there are some.
         golden_set_images=[t.path for t in full.test] or hold_paths,
+        drift_images=hold_paths,  # never fitted on; the threshold's images, split in two
     )
     log.info("trained %s in %.1f s", manifest_path.name, time.perf_counter() - started)
     return TrainOutcome(

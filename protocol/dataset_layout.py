@@ -1,0 +1,72 @@
+"""Where each file of a dataset goes in an MVTec AD folder, the layout the anomaly trainer reads
+(``factory-models train defect --data DIR``, ``domain_models/anomaly/data.py``):
+
+    DIR/train/good/NNNNNN.png     frames labelled good: what the model fits "normal" on
+    DIR/test/good/NNNNNN.png      every HOLDOUT_EVERY-th good frame, when defects were labelled too
+    DIR/test/<kind>/NNNNNN.png    frames labelled with a defect kind
+    DIR/dataset.json              the dataset's facts and every file's path, label and SHA-256
+
+A file's label is its own, or the capture's label (what the operator said when starting it)
+when it has none; ``skip`` and unlabelled files are left out. Good frames are held out for
+test/good only when some frame shows a defect: the trainer evaluates a release only when test/
+holds both, and without defects a held-out good frame would serve nothing but be missed in train/.
+
+It lives in ``protocol`` because both sides apply it: ``factoryctl datasets export`` (cloud) and
+``factory-models train defect --dataset ID`` (domain_models), which may not import each other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from protocol.captures import LABEL_GOOD, LABEL_SKIP
+
+HOLDOUT_EVERY = 5
+# domain_models.anomaly.data.MIN_TRAIN_GOOD: fewer good frames than this cannot train a model.
+MIN_TRAIN_GOOD = 13
+
+
+@dataclass(frozen=True)
+class Placed:
+    """One file of the export: where it goes and under which label."""
+
+    name: str
+    sha256: str
+    label: str
+    path: str
+
+
+def effective_label(file: Mapping[str, Any], capture_label: str | None) -> str | None:
+    """The label a file is exported under: its own, else the capture's; None when left out."""
+    label = file.get("label") or capture_label
+    return None if label in (None, LABEL_SKIP) else str(label)
+
+
+def mvtec_layout(files: Sequence[Mapping[str, Any]], capture_label: str | None) -> list[Placed]:
+    """Each exported file's place, in name order (``files``: the API's file dicts)."""
+    chosen = [(f, effective_label(f, capture_label)) for f in sorted(files, key=lambda f: str(f["name"]))]
+    labelled = [(f, label) for f, label in chosen if label is not None]
+    holdout = any(label != LABEL_GOOD for _f, label in labelled)
+    placed: list[Placed] = []
+    goods = 0
+    for file, label in labelled:
+        if label == LABEL_GOOD:
+            goods += 1
+            folder = "test/good" if holdout and goods % HOLDOUT_EVERY == 0 else "train/good"
+        else:
+            folder = f"test/{label}"
+        placed.append(Placed(str(file["name"]), str(file["sha256"]), label, f"{folder}/{file['name']}"))
+    return placed
+
+
+def shortfall(placed: Sequence[Placed]) -> str | None:
+    """Why the folder cannot train a model yet, or None when it can."""
+    train_good = sum(1 for p in placed if p.path.startswith("train/good/"))
+    if train_good >= MIN_TRAIN_GOOD:
+        return None
+    return (
+        f"only {train_good} good frame(s) in train/good; 'factory-models train defect' needs at least "
+        f"{MIN_TRAIN_GOOD}: label more frames good, or capture more"
+    )
