@@ -20,6 +20,7 @@ from cloud.auth.service import (
     Principal,
     Role,
     audit,
+    audit_new_token,
     create_gateway_token,
     create_token,
     create_user,
@@ -113,16 +114,7 @@ def _create_token(session: Session, args: argparse.Namespace) -> int:
     except AuthError as exc:
         print(f"factory-cloud: cannot create token: {exc}", file=sys.stderr)  # noqa: T201
         return 1
-    audit(
-        session,
-        CLI_ACTOR,
-        "token.create",
-        row.name,
-        role=args.role,
-        prefix=row.prefix,
-        gateway_id=row.gateway_id,
-        expires_at=row.expires_at.isoformat(),
-    )
+    audit_new_token(session, CLI_ACTOR, row)
     print(secret)  # noqa: T201  # the only time the secret exists outside its holder
     print(f"expires {row.expires_at.isoformat(timespec='seconds')}", file=sys.stderr)  # noqa: T201
     return 0

@@ -233,6 +233,20 @@ def set_user_disabled(session: Session, username: str, disabled: bool) -> tuple[
     return user, revoked
 
 
+def audit_new_token(session: Session, actor: Principal, row: ApiToken) -> None:
+    """Record that ``actor`` minted the token ``row`` (never its secret: only its prefix)."""
+    audit(
+        session,
+        actor,
+        "token.create",
+        row.name,
+        role=row.role,
+        prefix=row.prefix,
+        gateway_id=row.gateway_id,
+        expires_at=row.expires_at.isoformat(),
+    )
+
+
 def audit(session: Session, actor: Principal, action: str, target: str, **details: Any) -> None:
     """Record a write in the audit log (in the caller's transaction, so it commits with the write)."""
     session.add(

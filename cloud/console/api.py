@@ -15,20 +15,33 @@ from fastapi import FastAPI
 class ApiError(Exception):
     """An API call the console made failed; ``status`` and ``detail`` come from the API."""
 
-    def __init__(self, method: str, path: str, status: int, detail: str, errors: Any = None) -> None:
+    def __init__(
+        self,
+        method: str,
+        path: str,
+        status: int,
+        detail: str,
+        errors: Any = None,
+        retry_after: str | None = None,
+    ) -> None:
         super().__init__(f"{method} {path} -> {status}: {detail}")
         self.status = status
         self.detail = detail
         self.errors = errors  # the API's structured detail (a 422's list of field errors), if any
+        self.retry_after = retry_after  # a 429's Retry-After, passed on to the browser
 
 
 class ApiClient:
-    """Calls ``/api/v1`` of ``app`` in-process with ``token`` as the bearer (None: anonymous)."""
+    """Calls ``/api/v1`` of ``app`` in-process with ``token`` as the bearer (None: anonymous).
 
-    def __init__(self, app: FastAPI, token: str | None) -> None:
+    ``client`` is the browser's address, which the API then sees (the login throttle counts
+    failures per source address); without it the call comes from 127.0.0.1.
+    """
+
+    def __init__(self, app: FastAPI, token: str | None, client: tuple[str, int] | None = None) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app),
+            transport=httpx.ASGITransport(app=app, client=client or ("127.0.0.1", 123)),
             base_url="http://console.internal/api/v1",
             headers=headers,
             timeout=30.0,
@@ -48,7 +61,8 @@ class ApiClient:
                 detail = response.json().get("detail", response.text)
             except ValueError:
                 detail = response.text
-            raise ApiError(method, path, response.status_code, str(detail), detail)
+            retry_after = response.headers.get("retry-after")
+            raise ApiError(method, path, response.status_code, str(detail), detail, retry_after)
         return response
 
     async def get(self, path: str, **params: Any) -> Any:

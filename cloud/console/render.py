@@ -33,8 +33,12 @@ def when(value: str | None) -> str:
 
 
 def actor(value: str | None) -> str:
-    """Who did something, without the API's token prefix ('token:login:otto' -> 'otto')."""
-    return (value or "-").removeprefix("token:").removeprefix("login:")
+    """Who did something: a user by name ('user:otto' -> 'otto'); a token of no user by its name
+    ('token:ci' -> 'token ci'), which its maker chose, so it never passes for a user."""
+    shown = value or "-"
+    if shown.startswith("user:"):
+        return shown.removeprefix("user:")
+    return shown.replace("token:", "token ", 1) if shown.startswith("token:") else shown
 
 
 def percent(value: float | None) -> str:

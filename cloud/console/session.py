@@ -1,8 +1,13 @@
-"""Login state: the API token in an HttpOnly, SameSite=Strict cookie, and the CSRF origin check."""
+"""Login state: the API token in an HttpOnly, SameSite=Strict cookie, and the CSRF origin check.
+
+The token is a login's: it expires after ``cloud.auth.lifetimes.LOGIN_LIFETIME`` (12 hours), and
+the cookie with it; logout revokes it, so a copied cookie stops working too.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from urllib.parse import parse_qs, urlsplit
 
 from fastapi import HTTPException, Request, Response
@@ -10,9 +15,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from cloud.auth.service import Role, principal_for_token, revoke_secret
+from cloud.request_body import read_capped
+from protocol.messages import utcnow
 
 COOKIE = "fe_console"
-MAX_AGE_S = 12 * 3600  # one shift plus slack
 
 
 @dataclass(frozen=True)
@@ -41,9 +47,8 @@ def _lookup(request: Request, token: str) -> User | None:
         session.commit()
     if principal is None:
         return None
-    # Login tokens are named 'login:<user>' (see the API's /auth/login); show the user, not the token.
-    name = principal.name.removeprefix("token:").removeprefix("login:")
-    return User(name, principal.role, token)
+    # The user the token was minted for, never a name its holder chose (the token's own name).
+    return User(principal.shown_name, principal.role, token)
 
 
 async def current_user(request: Request) -> User | None:
@@ -54,12 +59,12 @@ async def current_user(request: Request) -> User | None:
     return await run_in_threadpool(_lookup, request, token)
 
 
-def set_login(request: Request, response: Response, token: str) -> None:
-    """Keep ``token`` where scripts cannot read it and other sites cannot send it."""
+def set_login(request: Request, response: Response, token: str, expires_at: datetime) -> None:
+    """Keep ``token`` where scripts cannot read it and other sites cannot send it, until it expires."""
     response.set_cookie(
         COOKIE,
         token,
-        max_age=MAX_AGE_S,
+        max_age=max(int((expires_at - utcnow()).total_seconds()), 0),
         httponly=True,
         samesite="strict",
         secure=request.url.scheme == "https",
@@ -104,9 +109,8 @@ MAX_FORM_BYTES = 64 * 1024
 
 
 async def form(request: Request) -> dict[str, str]:
-    """The fields of an urlencoded console form (parsed here: no python-multipart dependency)."""
-    body = await request.body()
-    if len(body) > MAX_FORM_BYTES:
-        raise HTTPException(413, f"console form too large ({len(body)} bytes, at most {MAX_FORM_BYTES})")
+    """The fields of an urlencoded console form (parsed here: no python-multipart dependency),
+    refused (413) past :data:`MAX_FORM_BYTES` before more than that is read."""
+    body = await read_capped(request, MAX_FORM_BYTES, "console form")
     fields = parse_qs(body.decode("utf-8", errors="replace"), keep_blank_values=True)
     return {key: values[-1] for key, values in fields.items()}

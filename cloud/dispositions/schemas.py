@@ -50,7 +50,7 @@ class DispositionBrief(BaseModel):
 
     disposition: DispositionKind
     note: str | None
-    actor: str = Field(description="Who set it (the token's name, 'token:login:<user>' for a login)")
+    actor: str = Field(description="Who set it: 'user:<name>' for a user's token, 'token:<name>' for others")
     at: datetime = Field(description="When it was set")
 
 

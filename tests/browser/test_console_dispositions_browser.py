@@ -47,7 +47,7 @@ def test_operator_marks_a_false_reject_viewer_sees_it_without_buttons(
     assert page.evaluate("window.__notReloaded") is True  # the tile changed in place
     stored = stack.get(f"/results/{result_id}/disposition")
     assert (stored["disposition"], stored["actor"], stored["note"]) == (
-        "false_reject", f"token:login:{operator}", NOTE,
+        "false_reject", f"user:{operator}", NOTE,
     )  # fmt: skip
     # The stream brings the rate it makes beside the defect rate.
     expect(page.locator('[data-part="totals"]')).to_contain_text(

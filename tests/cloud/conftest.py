@@ -1,6 +1,7 @@
 """Fixtures of the cloud tests: settings per test, a running ingest worker, a test publisher, sessions on
 a fresh database, a yard of gateways, the console over a seeded database with a release to roll out, and
-the API in the production profile over a seeded database with a token per role (``plant``)."""
+the API in the production profile over a seeded database with a token per role (``plant``), and the
+API for access-control tests with its login throttle on a test clock (``access``)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from cloud.config import CloudSettings
 from cloud.db import make_engine, make_sessionmaker, migrate
 from cloud.ingest.worker import IngestWorker
 from protocol.topics import TopicSpace
+from tests.support.access import Access, access_api
 from tests.support.console_live import Live, running_live
 from tests.support.mqtt import Publisher, clear_session
 from tests.support.plant import Plant, running_plant
@@ -77,6 +79,13 @@ def live(db_url: str, tmp_path: Path, topic_space: TopicSpace) -> Iterator[Live]
 def plant(db_url: str, tmp_path: Path, topic_space: TopicSpace) -> Iterator[Plant]:
     """The API in the production profile over a seeded database, with a token per role."""
     with running_plant(db_url, topic_space, tmp_path) as running:
+        yield running
+
+
+@pytest.fixture
+def access(db_url: str, tmp_path: Path) -> Iterator[Access]:
+    """The API (demo profile) with a token per role; its login throttle runs on ``access.clock``."""
+    with access_api(db_url, tmp_path) as running:
         yield running
 
 

@@ -24,6 +24,7 @@ from cloud.auth.service import (
     AuthError,
     Role,
     audit,
+    audit_new_token,
     create_gateway_token,
     create_token,
     create_user,
@@ -87,16 +88,7 @@ def add_token(body: TokenCreate, session: SessionDep, who: Admin) -> TokenCreate
             row, secret = create_token(session, body.name, Role.parse(body.role), lifetime=lifetime)
     except ValueError as exc:  # AuthError too
         raise HTTPException(422, str(exc)) from None
-    audit(
-        session,
-        who,
-        "token.create",
-        body.name,
-        role=body.role,
-        prefix=row.prefix,
-        gateway_id=row.gateway_id,
-        expires_at=row.expires_at.isoformat(),
-    )
+    audit_new_token(session, who, row)
     session.commit()
     return TokenCreated.model_validate({**TokenPublic.model_validate(row).model_dump(), "token": secret})
 

@@ -1,4 +1,4 @@
-"""Liveness and metrics endpoints."""
+"""Liveness and metrics endpoints; ``/metrics`` is mounted only when the settings say so."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from cloud.api.schemas import HealthPublic
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["ops"])
+metrics_router = APIRouter(tags=["ops"])
 
 
 @router.get("/healthz", responses={503: {"model": HealthPublic}})
@@ -28,7 +29,7 @@ def healthz(session: SessionDep, response: Response) -> HealthPublic:
     return HealthPublic(status="ok", database="ok")
 
 
-@router.get("/metrics", response_class=Response)
+@metrics_router.get("/metrics", response_class=Response)
 def metrics(request: Request) -> Response:
     """Prometheus text exposition of this app's own registry."""
     return Response(generate_latest(request.app.state.registry), media_type=CONTENT_TYPE_LATEST)

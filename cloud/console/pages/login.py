@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -32,14 +33,18 @@ async def login(request: Request) -> Response:
     fields = await form(request)
     username, password = fields.get("username", ""), fields.get("password", "")
     next = fields.get("next", "/")
-    async with ApiClient(request.app, None) as api:
+    browser = (request.client.host, request.client.port) if request.client else None
+    async with ApiClient(request.app, None, browser) as api:
         try:
             answer = await api.post("/auth/login", {"username": username, "password": password})
         except ApiError as exc:
             context = {"user": None, "next": _safe_next(next), "error": exc.detail, "username": username}
-            return VIEWS.TemplateResponse(request, "login.html", context, status_code=exc.status)
+            page = VIEWS.TemplateResponse(request, "login.html", context, status_code=exc.status)
+            if exc.retry_after is not None:
+                page.headers["Retry-After"] = exc.retry_after
+            return page
     response = RedirectResponse(_safe_next(next), status_code=303)
-    set_login(request, response, answer["token"])
+    set_login(request, response, answer["token"], datetime.fromisoformat(answer["expires_at"]))
     log.info("console login: %s (%s)", username, answer["role"])
     return response
 

@@ -13,6 +13,7 @@ from cloud import cli
 from cloud.api import create_app
 from cloud.config import CloudSettings
 from cloud.db.models import ApiToken, User
+from tests.support.production import assert_role_gates, production_api
 from tests.support.releases import RecordingPublisher
 from tests.support.testclient import TestClient
 from tests.support.tokens import bearer, mint_tokens
@@ -34,7 +35,6 @@ WRITES = [
     ("GET", "/api/v1/users", "admin"),
     ("GET", "/api/v1/tokens", "admin"),
 ]
-LOWER = {"admin": ["viewer", "operator"], "operator": ["viewer"]}
 
 
 @pytest.fixture
@@ -48,19 +48,7 @@ def app_and_tokens(db_url: str, tmp_path: Path) -> Iterator[tuple[TestClient, di
 def test_every_write_needs_a_valid_token_and_enough_role(
     app_and_tokens: tuple[TestClient, dict[str, str]],
 ) -> None:
-    client, tokens = app_and_tokens
-    for method, path, role in WRITES:
-        none = client.request(method, path, json={})
-        assert none.status_code == 401, (method, path, none.text)
-        assert none.headers["www-authenticate"] == "Bearer"
-        forged = client.request(method, path, json={}, headers=bearer("fe_not-a-real-token"))
-        assert forged.status_code == 401, (method, path)
-        for weaker in LOWER[role]:
-            denied = client.request(method, path, json={}, headers=bearer(tokens[weaker]))
-            assert denied.status_code == 403, (method, path, weaker, denied.text)
-            assert f"needs the {role} role" in denied.json()["detail"]
-        allowed = client.request(method, path, json={}, headers=bearer(tokens[role]))
-        assert allowed.status_code not in (401, 403), (method, path, role)
+    assert_role_gates(*app_and_tokens, WRITES)
 
 
 def test_operator_pauses_but_cannot_start_a_rollout(
@@ -77,16 +65,7 @@ def test_operator_pauses_but_cannot_start_a_rollout(
 
 
 def test_production_reads_need_a_viewer_token(db_url: str, tmp_path: Path) -> None:
-    tokens = mint_tokens(db_url)
-    settings = CloudSettings(
-        profile="production",
-        db_url=db_url,
-        broker_url="mqtts://broker.plant:8883",
-        broker_username="cloud",
-        broker_password="a-real-broker-password",  # type: ignore[arg-type]
-        artifact_dir=str(tmp_path / "artifacts"),
-    )
-    with TestClient(create_app(settings, RecordingPublisher())) as client:
+    with production_api(db_url, tmp_path) as (client, tokens):
         for path in (
             "/api/v1/gateways",
             "/api/v1/results",

@@ -58,7 +58,7 @@ def test_a_disposition_posted_by_script_comes_back_as_the_tiles_block(console: C
     stored = client.get(f"/api/v1/results/{picture}/disposition").json()
     assert (stored["disposition"], stored["actor"], stored["note"]) == (
         "false_reject",
-        "token:login:otto",
+        "user:otto",
         "glare on the rim",
     )
     # The page as anyone reads it shows it, with the rate it makes beside the defect rate.
