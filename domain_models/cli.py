@@ -4,6 +4,7 @@
     factory-models evaluate --model M.manifest.json --data DIR
     factory-models quantize defect --model M.manifest.json --data DIR [--tolerance 1.0]
     factory-models export defect --model M.manifest.json --out DIR
+    factory-models drift --model M.manifest.json --data DIR
 
 Domains plug in through :data:`DOMAINS`: each names a module exposing
 ``add_arguments(command, parser)`` and ``run(command, args) -> int`` for the commands in
@@ -24,7 +25,10 @@ from types import ModuleType
 
 log = logging.getLogger("domain_models.cli")
 
-COMMANDS: tuple[str, ...] = ("train", "evaluate", "export", "quantize")
+COMMANDS: tuple[str, ...] = ("train", "evaluate", "export", "quantize", "drift")
+
+# Commands of every domain alike, each one module with add_arguments(command, parser) and run().
+STANDALONE: dict[str, str] = {"drift": "domain_models.drift"}
 
 # Explicit registry: domain name -> module path. A new domain is one line here.
 DOMAINS: dict[str, str] = {
@@ -97,6 +101,7 @@ COMMAND_HELP: dict[str, str] = {
     "evaluate": "measure a release on held-out data (the domain comes from the manifest's task)",
     "export": "package a release folder for `factoryctl models push`",
     "quantize": "INT8 copy of a release, kept only if it passes its accuracy gate",
+    "drift": "will a release work on these images? its drift check, offline (drift: yes|no)",
 }
 
 
@@ -105,6 +110,7 @@ def _usage() -> str:
     return (
         "usage: factory-models {train|export|quantize} DOMAIN [options]\n"
         "       factory-models evaluate --model M.manifest.json --data DIR [options]\n"
+        "       factory-models drift --model M.manifest.json --data DIR\n"
         f"commands:\n{commands}"
         f"domains: {', '.join(DOMAINS)}\n"
         "factory-models COMMAND --help lists each domain's flags; "
@@ -145,6 +151,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command not in COMMANDS:
         sys.stderr.write(f"factory-models: unknown command {command!r}; choose from {list(COMMANDS)}\n")
         return 2
+    if command in STANDALONE:
+        standalone = importlib.import_module(STANDALONE[command])
+        parsed = _parser(command, None, standalone).parse_args(rest)
+        _configure_logging(parsed.verbose)
+        code: int = standalone.run(command, parsed)
+        return code
     if command == "evaluate" and (not rest or rest[0].startswith("-")):
         # The domain comes from the manifest's task: peek at --model without a full parse.
         peek = argparse.ArgumentParser(add_help=False)
@@ -177,15 +189,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"factory-models {command}: {exc}\n")
         return 2
     parsed = _parser(command, domain, module).parse_args(rest)
+    _configure_logging(parsed.verbose)
+    result: int = module.run(command, parsed)
+    return result
+
+
+def _configure_logging(verbose: bool) -> None:
     logging.basicConfig(
-        level=logging.DEBUG if parsed.verbose else logging.INFO,
+        level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     for handler in logging.getLogger().handlers:
         # onnxruntime's quantizer logs a line per rescaled bias on the root logger at INFO.
         handler.addFilter(lambda record: record.name != "root" or record.levelno >= logging.WARNING)
-    result: int = module.run(command, parsed)
-    return result
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -11,6 +12,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from protocol.drift import DRIFT_STATES
+from protocol.messages import DriftState
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +56,18 @@ class Metrics:
         )
         self._publish_errors = Counter("publish_errors", "Publishes that failed or got no PUBACK", registry=r)
         self.mqtt_connected = Gauge("mqtt_connected", "1 while connected to the broker", registry=r)
+        self._drift_state = Gauge(
+            "model_drift_state",
+            "Drift verdict of the slot's model: 0 ok, 1 suspected, 2 confirmed (absent: not watched)",
+            ["slot"],
+            registry=r,
+        )
+        self._drift_ratio = Gauge(
+            "model_drift_ratio",
+            "Drift statistic / its threshold per signal at the last evaluation (> 1: the signal moved)",
+            ["slot", "signal"],
+            registry=r,
+        )
         self._lock = threading.Lock()
         self._totals = {"frames_in": 0, "frames_dropped": 0, "inferences": 0, "publish_errors": 0}
 
@@ -84,6 +100,19 @@ class Metrics:
     def shed(self, n: int) -> None:
         """Count items shed from the outbox."""
         self._outbox_shed.inc(n)
+
+    def drift(self, slot: str, state: DriftState | None, ratios: dict[str, float]) -> None:
+        """Set a slot's drift gauges; ``state`` None removes them (a release without a reference)."""
+        if state is None:
+            with contextlib.suppress(KeyError):
+                self._drift_state.remove(slot)
+            for labels in [s.labels for m in self._drift_ratio.collect() for s in m.samples]:
+                if labels.get("slot") == slot:
+                    self._drift_ratio.remove(slot, labels["signal"])
+            return
+        self._drift_state.labels(slot).set(DRIFT_STATES.index(state))
+        for signal, ratio in ratios.items():
+            self._drift_ratio.labels(slot, signal).set(ratio)
 
     def snapshot(self) -> MetricsSnapshot:
         """Totals for a telemetry message."""

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 
 from edge_agent.metrics import MetricsSnapshot
-from protocol.messages import Telemetry, encode, utcnow
+from protocol.messages import SlotDrift, Telemetry, encode, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,8 @@ class TelemetryLoop:
     """A thread publishing a Telemetry sample every ``interval_s`` until ``stop`` is set.
 
     ``totals`` gives the metrics' counters, ``outbox_stats`` the outbox's (items, bytes) over both
-    streams, and ``publish(payload)`` sends one encoded sample at QoS 0, returning whether it went.
+    streams, ``publish(payload)`` sends one encoded sample at QoS 0, returning whether it went, and
+    ``drift`` gives the drift verdict of each watched slot.
     """
 
     def __init__(
@@ -43,8 +44,10 @@ class TelemetryLoop:
         publish: Callable[[bytes], bool],
         interval_s: float,
         stop: threading.Event,
+        drift: Callable[[], tuple[SlotDrift, ...]] = tuple,
     ) -> None:
         self._gateway_id = gateway_id
+        self._drift = drift
         self._totals = totals
         self._outbox_stats = outbox_stats
         self._publish = publish
@@ -88,6 +91,7 @@ class TelemetryLoop:
             publish_errors=totals.publish_errors,
             outbox_depth=depth,
             outbox_bytes=size,
+            drift=self._drift(),
         )
 
     def _run(self) -> None:

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, Protocol, TypeVar
 from uuid import UUID
 
+import pydantic_core
 from pydantic import (
     AfterValidator,
     AwareDatetime,
@@ -29,6 +30,9 @@ SCHEMA_VERSION: Literal[1] = 1
 # Brokers default to far larger limits; a result batch of 1,000 items is ~600 KB, so 1 MiB
 # leaves room while stopping a runaway publisher from filling the ingest worker's memory.
 MAX_PAYLOAD_BYTES = 1024 * 1024
+# Counts, sequence numbers and sizes fit a signed 64-bit integer, which is what a receiver stores
+# them in: a larger number is refused here rather than failing the receiver's database.
+MAX_WIRE_INT = 2**63 - 1
 MAX_BATCH_ITEMS = 1000
 # A defect crop for the console: small on purpose (a 160x120 JPEG is ~6 KB); base64 adds a third.
 MAX_THUMBNAIL_B64 = 32 * 1024
@@ -141,8 +145,12 @@ class MachineInfo(WireModel):
         max_length=32,
         description="Inference-relevant ISA features present (protocol.machine.INFERENCE_FEATURES)",
     )
-    cores: int | None = Field(default=None, ge=1, description="Logical CPUs the agent may run on")
-    memory_bytes: int | None = Field(default=None, ge=0, description="Total memory (MemTotal)")
+    cores: int | None = Field(
+        default=None, ge=1, le=MAX_WIRE_INT, description="Logical CPUs the agent may run on"
+    )
+    memory_bytes: int | None = Field(
+        default=None, ge=0, le=MAX_WIRE_INT, description="Total memory (MemTotal)"
+    )
 
     @field_validator("features")
     @classmethod
@@ -158,7 +166,9 @@ class GatewayState(WireModel):
     schema_version: Literal[1] = SCHEMA_VERSION
     gateway_id: GatewayId
     online: bool
-    session: int = Field(ge=0, description="Increments on every agent start (Sparkplug B's bdSeq idea)")
+    session: int = Field(
+        ge=0, le=MAX_WIRE_INT, description="Increments on every agent start (Sparkplug B's bdSeq idea)"
+    )
     agent_version: Text = Field(max_length=64)
     line: Name | None = None
     models: tuple[LoadedModel, ...] = ()
@@ -262,7 +272,7 @@ class ResultItem(WireModel):
     """One inference result. ``id`` is globally unique; ``seq`` is per gateway outbox stream."""
 
     id: UUID
-    seq: int = Field(ge=1)
+    seq: int = Field(ge=1, le=MAX_WIRE_INT)
     captured_at: AwareDatetime
     inferred_at: AwareDatetime
     line: Name
@@ -291,6 +301,7 @@ class ResultBatch(WireModel):
     oldest_held_seq: int | None = Field(
         default=None,
         ge=1,
+        le=MAX_WIRE_INT,
         description="Lowest seq the gateway still holds: every lower seq was acknowledged or shed "
         "(reported in an outbox_shed event), so the cloud's contiguous ack may pass it",
     )
@@ -328,7 +339,7 @@ class Ack(WireModel):
     schema_version: Literal[1] = SCHEMA_VERSION
     gateway_id: GatewayId
     stream: str = Field(pattern=r"^[0-9a-f]{32}$")
-    acked_seq: int = Field(ge=0)
+    acked_seq: int = Field(ge=0, le=MAX_WIRE_INT)
     committed_at: AwareDatetime
 
 
@@ -353,13 +364,13 @@ class Telemetry(WireModel):
     timestamp: AwareDatetime
     uptime_s: float = Field(ge=0)
     cpu_percent: float = Field(ge=0)
-    memory_bytes: int = Field(ge=0)
-    frames_in: int = Field(ge=0)
-    inferences: int = Field(ge=0)
-    frames_dropped: int = Field(ge=0)
-    publish_errors: int = Field(ge=0)
-    outbox_depth: int = Field(ge=0)
-    outbox_bytes: int = Field(ge=0)
+    memory_bytes: int = Field(ge=0, le=MAX_WIRE_INT)
+    frames_in: int = Field(ge=0, le=MAX_WIRE_INT)
+    inferences: int = Field(ge=0, le=MAX_WIRE_INT)
+    frames_dropped: int = Field(ge=0, le=MAX_WIRE_INT)
+    publish_errors: int = Field(ge=0, le=MAX_WIRE_INT)
+    outbox_depth: int = Field(ge=0, le=MAX_WIRE_INT)
+    outbox_bytes: int = Field(ge=0, le=MAX_WIRE_INT)
     drift: tuple[SlotDrift, ...] = Field(
         default=(), max_length=64, description="Per slot whose release carries a drift reference"
     )
@@ -382,7 +393,7 @@ class EventItem(WireModel):
     carried by the outbox: ``id`` is globally unique, ``seq`` per event stream."""
 
     id: UUID
-    seq: int = Field(ge=1)
+    seq: int = Field(ge=1, le=MAX_WIRE_INT)
     timestamp: AwareDatetime
     level: Literal["info", "warning", "error"]
     kind: Name
@@ -411,6 +422,7 @@ class EventBatch(WireModel):
     oldest_held_seq: int | None = Field(
         default=None,
         ge=1,
+        le=MAX_WIRE_INT,
         description="Lowest seq of this stream the gateway still holds (see ResultBatch)",
     )
 
@@ -449,13 +461,18 @@ def decode(model: type[M], payload: bytes) -> M:
     """Parse ``payload`` as ``model``; raise WireError with a reason an operator can act on."""
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise WireError(f"payload of {len(payload)} bytes exceeds the {MAX_PAYLOAD_BYTES}-byte limit")
+    _refuse_non_finite(payload)
     # Fast path for the common case: pydantic-core parses and validates in one pass, about twice
     # as fast as json.loads + validation. Anything it refuses takes the slow path below, which
     # explains exactly why; a valid message that leans on the schema_version default does too.
     try:
         fast = model.model_validate_json(payload)
-    except ValidationError:
-        pass
+    except ValidationError as exc:
+        unreadable = next((e for e in exc.errors(include_url=False) if e["type"] == "json_invalid"), None)
+        if unreadable is not None:
+            # One parser decides what is JSON: json.loads below takes text pydantic refuses (a lone
+            # surrogate escape), which no database or encoder downstream can store.
+            raise WireError(f"not valid UTF-8 JSON: {unreadable['msg']}") from None
     else:
         if "schema_version" not in model.model_fields or "schema_version" in fast.model_fields_set:
             return fast
@@ -463,6 +480,9 @@ def decode(model: type[M], payload: bytes) -> M:
         raw: Any = json.loads(payload)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise WireError(f"not valid UTF-8 JSON: {exc}") from None
+    except RecursionError:
+        # json.loads recurses per level of nesting; no wire message nests more than a few levels.
+        raise WireError("JSON nested too deeply to read") from None
     if not isinstance(raw, dict):
         raise WireError(f"expected a JSON object, got {type(raw).__name__}")
     if "schema_version" in model.model_fields:
@@ -473,6 +493,17 @@ def decode(model: type[M], payload: bytes) -> M:
         return model.model_validate(raw)
     except ValidationError as exc:
         raise WireError(_summarize(exc)) from None
+
+
+def _refuse_non_finite(payload: bytes) -> None:
+    """JSON has no NaN or Infinity (an agent's encoder writes null), yet both parsers here read the
+    bare words, and a receiver's database (PostgreSQL's JSON) refuses them later. The byte search
+    keeps the second parse off the hot path: only a payload with such a word somewhere pays it."""
+    if b"NaN" in payload or b"Infinity" in payload:
+        try:
+            pydantic_core.from_json(payload, allow_inf_nan=False)
+        except ValueError as exc:
+            raise WireError(f"not valid JSON (NaN and Infinity are not numbers in JSON): {exc}") from None
 
 
 def _summarize(exc: ValidationError, limit: int = 5) -> str:

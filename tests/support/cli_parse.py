@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import io
 import json
 import shlex
@@ -57,6 +58,9 @@ def _factory_models(args: list[str]) -> None:
     if not args or args[0] not in cli.COMMANDS:
         raise ParseError(f"factory-models: unknown command in {shlex.join(args)}; known: {cli.COMMANDS}")
     command, rest = args[0], args[1:]
+    if command in cli.STANDALONE:
+        _argparse(cli._parser(command, None, importlib.import_module(cli.STANDALONE[command])), rest)
+        return
     if command == "evaluate":
         # The domain comes from the manifest's task; before the release exists, any domain may do.
         peek = argparse.ArgumentParser(add_help=False)
