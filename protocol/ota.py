@@ -10,7 +10,7 @@ from typing import Literal
 from pydantic import AwareDatetime, Field
 
 from protocol.manifest import ModelManifest
-from protocol.messages import SCHEMA_VERSION, GatewayId, ModelRef, Name, Text, WireModel
+from protocol.messages import MAX_WIRE_INT, SCHEMA_VERSION, GatewayId, ModelRef, Name, Text, WireModel
 from protocol.signing import ManifestSignature
 
 
@@ -31,7 +31,7 @@ class DesiredState(WireModel):
 
     schema_version: Literal[1] = SCHEMA_VERSION
     gateway_id: GatewayId
-    revision: int = Field(ge=1)
+    revision: int = Field(ge=1, le=MAX_WIRE_INT)
     rollout_id: Text | None = Field(default=None, max_length=64)
     slots: dict[Name, ModelOffer]
     issued_at: AwareDatetime
@@ -63,8 +63,8 @@ class SlotHealth(WireModel):
     Rates and figures cover the model's latest :data:`HEALTH_HISTORY` predictions at most.
     """
 
-    inferences: int = Field(ge=0)
-    errors: int = Field(ge=0)
+    inferences: int = Field(ge=0, le=MAX_WIRE_INT)
+    errors: int = Field(ge=0, le=MAX_WIRE_INT)
     p95_latency_ms: float | None = Field(default=None, ge=0)
     defect_rate: float | None = Field(default=None, ge=0, le=1)
     mean_confidence: float | None = Field(default=None, ge=0, le=1)
@@ -86,7 +86,9 @@ class ReportedState(WireModel):
 
     schema_version: Literal[1] = SCHEMA_VERSION
     gateway_id: GatewayId
-    desired_revision: int = Field(ge=0, description="The last desired revision the gateway acted on")
+    desired_revision: int = Field(
+        ge=0, le=MAX_WIRE_INT, description="The last desired revision the gateway acted on"
+    )
     rollout_id: Text | None = Field(default=None, max_length=64)
     slots: dict[Name, SlotReport]
     timestamp: AwareDatetime

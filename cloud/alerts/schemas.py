@@ -12,6 +12,8 @@ from cloud.alerts.rules import RuleKind
 from cloud.dispositions.schemas import DispositionBrief
 from protocol.messages import Name
 
+MAX_MIN_RESULTS = 2**31 - 1  # its column is a 32-bit INTEGER
+
 
 class AlertRuleCreate(BaseModel):
     """A new rule on a line."""
@@ -20,16 +22,24 @@ class AlertRuleCreate(BaseModel):
 
     line: Name = Field(description="Line the rule watches")
     kind: RuleKind = Field(description="defect_rate, gateway_offline or outbox_backlog")
+    # strict: the schema says JSON numbers and booleans, so "5" or 0 for false is refused rather
+    # than read as one (the console sends the numbers its form's text spells).
     threshold: float = Field(
-        ge=0, description="defect_rate: percent; gateway_offline: seconds silent; outbox_backlog: items"
+        ge=0,
+        strict=True,
+        description="defect_rate: percent; gateway_offline: seconds silent; outbox_backlog: items",
     )
     window_s: float | None = Field(
-        default=None, gt=0, le=7 * 86400, description="defect_rate only: the window in seconds"
+        default=None, gt=0, le=7 * 86400, strict=True, description="defect_rate only: the window in seconds"
     )
     min_results: int = Field(
-        default=1, ge=1, description="defect_rate only: fewer results in the window never alert"
+        default=1,
+        ge=1,
+        strict=True,
+        le=MAX_MIN_RESULTS,
+        description="defect_rate only: fewer results in the window never alert",
     )
-    enabled: bool = Field(default=True, description="Disabled rules are kept but not evaluated")
+    enabled: bool = Field(default=True, strict=True, description="Disabled rules are kept but not evaluated")
 
     @model_validator(mode="after")
     def _per_kind(self) -> AlertRuleCreate:
@@ -44,16 +54,23 @@ class AlertRuleCreate(BaseModel):
 
 
 class AlertRuleUpdate(BaseModel):
-    """Changes to a rule; fields left out keep their value. Its line and kind never change."""
+    """Changes to a rule; fields left out keep their value, and so do threshold, min_results and
+    enabled when null (window_s null means no window). Its line and kind never change."""
 
     model_config = ConfigDict(extra="forbid")
 
-    threshold: float | None = Field(default=None, ge=0, description="New threshold (see the rule's kind)")
-    window_s: float | None = Field(
-        default=None, gt=0, le=7 * 86400, description="defect_rate only: new window in seconds"
+    threshold: float | None = Field(
+        default=None, ge=0, strict=True, description="New threshold (see the rule's kind)"
     )
-    min_results: int | None = Field(default=None, ge=1, description="defect_rate only: new minimum")
-    enabled: bool | None = Field(default=None, description="false: keep the rule but stop evaluating it")
+    window_s: float | None = Field(
+        default=None, gt=0, le=7 * 86400, strict=True, description="defect_rate only: new window in seconds"
+    )
+    min_results: int | None = Field(
+        default=None, ge=1, le=MAX_MIN_RESULTS, strict=True, description="defect_rate only: new minimum"
+    )
+    enabled: bool | None = Field(
+        default=None, strict=True, description="false: keep the rule but stop evaluating it"
+    )
 
 
 class AlertRulePublic(AlertRuleCreate):

@@ -44,7 +44,13 @@ def update_rule(session: Session, rule_id: int, body: AlertRuleUpdate, who: Prin
     rule = session.scalar(select(AlertRule).where(AlertRule.id == rule_id).with_for_update())
     if rule is None:
         raise NotFound(f"alert rule {rule_id} does not exist")
-    changes = body.model_dump(exclude_unset=True)
+    # null keeps a field a rule always has (threshold, min_results, enabled); a null window_s
+    # asks for no window, which the per-kind rules below judge.
+    changes = {
+        key: value
+        for key, value in body.model_dump(exclude_unset=True).items()
+        if value is not None or key == "window_s"
+    }
     current = {
         "line": rule.line,
         "kind": rule.kind,

@@ -1,13 +1,14 @@
 """What the Alerts page shows, and what its rule forms send: admins create, edit and delete rules
 per line through the API (routes: :mod:`cloud.console.pages.alerts`).
 
-The forms send values as typed; the API alone validates them, and its answers are shown next to
-the field they name with the typed values kept. Roles below admin are offered no form, and the
+The forms send values as typed (text that spells a number as that number); the API alone
+validates them, and its answers are shown next to the field they name with the typed values kept. Roles below admin are offered no form, and the
 API refuses them (403) if they post one anyway.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from cloud.alerts.rules import RuleKind
@@ -130,22 +131,37 @@ def create_body(f: dict[str, str]) -> dict[str, Any]:
     body: dict[str, Any] = {
         "line": f.get("line", "").strip(),
         "kind": kind,
-        "threshold": f.get("threshold", "").strip(),
+        "threshold": form_number(f.get("threshold", "")),
         "enabled": "enabled" in f,
     }
     if kind == RuleKind.DEFECT_RATE.value:
         for name in ("window_s", "min_results"):
             if f.get(name, "").strip():
-                body[name] = f[name].strip()
+                body[name] = form_number(f[name])
     return body
 
 
 def update_body(f: dict[str, str], kind: str) -> dict[str, Any]:
     """The API request of a rule's edit form (a window only for the kinds that have one)."""
-    body: dict[str, Any] = {"threshold": f.get("threshold", "").strip(), "enabled": "enabled" in f}
+    body: dict[str, Any] = {"threshold": form_number(f.get("threshold", "")), "enabled": "enabled" in f}
     if kind == RuleKind.DEFECT_RATE.value:
-        body["window_s"] = f.get("window_s", "").strip() or None
+        body["window_s"] = form_number(f.get("window_s", "")) if f.get("window_s", "").strip() else None
     return body
+
+
+def form_number(text: str) -> int | float | str:
+    """The number a form field's text spells, or the text itself: the API takes JSON numbers only,
+    and refuses the text naming the field, which the form then shows beside it."""
+    text = text.strip()
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return number if math.isfinite(number) else text
 
 
 # The form's words for each field, used in the error messages shown beside them.

@@ -13,6 +13,7 @@ from cloud.alerts import service
 from cloud.alerts.schemas import AlertPublic, AlertRuleCreate, AlertRulePublic, AlertRuleUpdate
 from cloud.api.auth import Admin, Operator, Viewer
 from cloud.api.deps import SessionDep
+from cloud.api.params import RowId
 from cloud.db.models import Alert, AlertRule
 
 router = APIRouter(tags=["alerts"])
@@ -36,8 +37,8 @@ def list_alerts(
     return [AlertPublic.model_validate(a) for a in session.scalars(query)]
 
 
-@router.post("/alerts/{alert_id}/ack")
-def acknowledge_alert(alert_id: int, session: SessionDep, who: Operator) -> AlertPublic:
+@router.post("/alerts/{alert_id}/ack", responses={404: {"description": "Unknown alert"}})
+def acknowledge_alert(alert_id: RowId, session: SessionDep, who: Operator) -> AlertPublic:
     """Acknowledge an alert (operator or admin); records who and when, audited."""
     try:
         alert = service.acknowledge(session, alert_id, who)
@@ -69,7 +70,7 @@ def create_rule(body: AlertRuleCreate, session: SessionDep, who: Admin) -> Alert
 
 
 @router.patch("/alert-rules/{rule_id}", responses={404: {"description": "Unknown rule"}})
-def update_rule(rule_id: int, body: AlertRuleUpdate, session: SessionDep, who: Admin) -> AlertRulePublic:
+def update_rule(rule_id: RowId, body: AlertRuleUpdate, session: SessionDep, who: Admin) -> AlertRulePublic:
     """Change a rule's threshold, window, minimum or enabled flag (admin; audited)."""
     try:
         rule = service.update_rule(session, rule_id, body, who)
@@ -84,8 +85,8 @@ def update_rule(rule_id: int, body: AlertRuleUpdate, session: SessionDep, who: A
     return AlertRulePublic.model_validate(rule)
 
 
-@router.delete("/alert-rules/{rule_id}", status_code=204)
-def delete_rule(rule_id: int, session: SessionDep, who: Admin) -> Response:
+@router.delete("/alert-rules/{rule_id}", status_code=204, responses={404: {"description": "Unknown rule"}})
+def delete_rule(rule_id: RowId, session: SessionDep, who: Admin) -> Response:
     """Delete a rule and close its open alerts (admin; audited)."""
     try:
         service.delete_rule(session, rule_id, who)

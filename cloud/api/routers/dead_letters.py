@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 from sqlalchemy import select
 
 from cloud.api.deps import SessionDep
+from cloud.api.params import MAX_OFFSET
 from cloud.api.schemas import DeadLetterPage, DeadLetterPublic
 from cloud.db.models import DeadLetter
 
@@ -21,7 +22,7 @@ def list_dead_letters(
     gateway: Annotated[str | None, Query(description="Only this gateway")] = None,
     reason: Annotated[str | None, Query(description="Only this reason code, e.g. bad_json")] = None,
     limit: Annotated[int, Query(ge=1, le=1000, description="Page size")] = 100,
-    offset: Annotated[int, Query(ge=0, description="Rows to skip")] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Rows to skip")] = 0,
 ) -> DeadLetterPage:
     """Rejected messages with their topic and reason."""
     query = select(DeadLetter).order_by(DeadLetter.received_at.desc(), DeadLetter.id.desc())

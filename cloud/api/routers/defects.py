@@ -19,7 +19,14 @@ router = APIRouter(tags=["defects"])
 MAX_LIMIT = 500
 
 
-@router.get("/results/{result_id}/thumbnail", response_class=Response)
+@router.get(
+    "/results/{result_id}/thumbnail",
+    response_class=Response,
+    responses={
+        200: {"content": {"image/jpeg": {}}, "description": "The JPEG crop"},
+        404: {"description": "The result has no thumbnail"},
+    },
+)
 def get_thumbnail(result_id: UUID, session: SessionDep, who: Viewer) -> Response:
     """The JPEG crop of a flagged result; 404 if it has none (not flagged, rate-limited, expired)."""
     jpeg = session.scalar(select(Thumbnail.jpeg).where(Thumbnail.result_id == result_id))

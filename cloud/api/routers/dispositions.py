@@ -6,12 +6,12 @@ from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, HTTPException, Query
-from pydantic import AwareDatetime
 from sqlalchemy import select
 
 from cloud.api.auth import Operator, Viewer
 from cloud.api.cursor import Keyset, newest_first_page
 from cloud.api.deps import SessionDep
+from cloud.api.params import MAX_OFFSET, Instant
 from cloud.api.schemas import DispositionPage
 from cloud.db.models import Disposition, Result
 from cloud.dispositions import service
@@ -62,10 +62,10 @@ def list_dispositions(
     disposition: Annotated[DispositionKind | None, Query(description="Only this disposition")] = None,
     model: Annotated[str | None, Query(description="Only results of this model name")] = None,
     model_version: Annotated[str | None, Query(description="Only results of this model version")] = None,
-    since: Annotated[AwareDatetime | None, Query(description="Set at or after (ISO 8601 with zone)")] = None,
-    until: Annotated[AwareDatetime | None, Query(description="Set before (ISO 8601 with zone)")] = None,
+    since: Annotated[Instant | None, Query(description="Set at or after (ISO 8601 with zone)")] = None,
+    until: Annotated[Instant | None, Query(description="Set before (ISO 8601 with zone)")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size")] = 100,
-    offset: Annotated[int, Query(ge=0, description="Rows to skip (or use cursor)")] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Rows to skip (or use cursor)")] = 0,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
 ) -> DispositionPage:
     """Current dispositions, most recently set first; ``since``/``until`` bound when they were set."""

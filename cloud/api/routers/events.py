@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query
-from pydantic import AwareDatetime
 from sqlalchemy import select
 
 from cloud.api.cursor import Keyset, newest_first_page
 from cloud.api.deps import SessionDep
+from cloud.api.params import MAX_OFFSET, Instant
 from cloud.api.schemas import EventPublic, FleetEventPage
 from cloud.db.models import Event, Gateway
 
@@ -32,11 +32,9 @@ def list_events(
     gateway: Annotated[str | None, Query(description="Only events of this gateway")] = None,
     kind: Annotated[str | None, Query(description="Only this kind, e.g. ota or outbox_shed")] = None,
     level: Annotated[Literal["info", "warning", "error"] | None, Query(description="Only this level")] = None,
-    since: Annotated[
-        AwareDatetime | None, Query(description="Happened at or after (ISO 8601 with zone)")
-    ] = None,
+    since: Annotated[Instant | None, Query(description="Happened at or after (ISO 8601 with zone)")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size")] = 100,
-    offset: Annotated[int, Query(ge=0, description="Events to skip (or use cursor)")] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Events to skip (or use cursor)")] = 0,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
 ) -> FleetEventPage:
     """What gateways reported (OTA steps, outbox shedding, errors), newest first across the fleet."""

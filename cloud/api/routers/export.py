@@ -8,10 +8,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request
 from fastapi.responses import StreamingResponse
-from pydantic import AwareDatetime
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud.api.auth import Viewer
+from cloud.api.params import Instant
 from cloud.export import KINDS, ExportRange, csv_chunks
 from protocol.messages import utcnow
 
@@ -29,8 +29,8 @@ def export_csv(
     request: Request,
     kind: Annotated[str, Path(description=f"What to export: {', '.join(KINDS)}")],
     who: Viewer,
-    since: Annotated[AwareDatetime | None, Query(description="Start (default: until - 24 h)")] = None,
-    until: Annotated[AwareDatetime | None, Query(description="End, exclusive (default: now)")] = None,
+    since: Annotated[Instant | None, Query(description="Start (default: until - 24 h)")] = None,
+    until: Annotated[Instant | None, Query(description="End, exclusive (default: now)")] = None,
     line: Annotated[str | None, Query(description="Only this line")] = None,
     gateway: Annotated[str | None, Query(description="Only this gateway")] = None,
 ) -> StreamingResponse:

@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from cloud.api.auth import Admin
 from cloud.api.deps import SessionDep
+from cloud.api.params import MAX_OFFSET
 from cloud.api.schemas import EventPage, EventPublic, GatewayOta, GatewayPublic
 from cloud.api.schemas_registry import GatewayUpdate
 from cloud.auth.service import audit
@@ -111,7 +112,7 @@ def list_events(
     kind: Annotated[str | None, Query(description="Only this kind, e.g. ota or outbox_shed")] = None,
     level: Annotated[Literal["info", "warning", "error"] | None, Query(description="Only this level")] = None,
     limit: Annotated[int, Query(ge=1, le=1000, description="Page size")] = 50,
-    offset: Annotated[int, Query(ge=0, description="Events to skip")] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Events to skip")] = 0,
 ) -> EventPage:
     """The events a gateway reported (OTA steps, outbox shedding...), newest first."""
     if session.get(Gateway, gateway_id) is None:

@@ -6,13 +6,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, NamedTuple, TypeVarTuple
 
 from fastapi import APIRouter, HTTPException, Query
-from pydantic import AwareDatetime
 from sqlalchemy import Integer, Select, case, cast, func, literal_column, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
 from cloud.api.deps import SessionDep
 from cloud.api.filters import NOTES, TASK_HELP, TASK_SCHEMA, check_task, is_urgent_note
+from cloud.api.params import Instant
 from cloud.api.schemas import LinePublic, LineStats, StatsBucket
 from cloud.db.models import Gateway, Result
 from cloud.dispositions.service import review_counts
@@ -59,8 +59,8 @@ def _aware(value: datetime | str | None) -> datetime | None:
 def line_stats(
     line: str,
     session: SessionDep,
-    since: Annotated[AwareDatetime | None, Query(description="Start (default: until - 24 h)")] = None,
-    until: Annotated[AwareDatetime | None, Query(description="End, exclusive (default: now)")] = None,
+    since: Annotated[Instant | None, Query(description="Start (default: until - 24 h)")] = None,
+    until: Annotated[Instant | None, Query(description="End, exclusive (default: now)")] = None,
     interval_s: Annotated[int, Query(ge=1, le=31 * 86400, description="Bucket width in seconds")] = 3600,
     task: Annotated[
         str | None,

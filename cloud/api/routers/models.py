@@ -69,7 +69,7 @@ def list_models(
     return out
 
 
-@router.get("/{name}/versions")
+@router.get("/{name}/versions", responses={404: {"description": "Unknown model"}})
 def list_versions(name: str, session: SessionDep, _who: Viewer) -> list[VersionSummary]:
     """Versions of one model, oldest first."""
     rows = session.scalars(select(ModelVersion).where(ModelVersion.name == name)).all()

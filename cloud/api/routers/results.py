@@ -6,12 +6,12 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, HTTPException, Query
-from pydantic import AwareDatetime
 from sqlalchemy import SQLColumnExpression, select
 
 from cloud.api.cursor import Keyset, newest_first_page
 from cloud.api.deps import SessionDep
 from cloud.api.filters import NOTES, TASK_HELP, TASK_SCHEMA, check_task, note_urgency
+from cloud.api.params import MAX_OFFSET, Instant
 from cloud.api.schemas import ResultPage, ResultPublic
 from cloud.db.models import Result
 
@@ -40,12 +40,10 @@ def list_results(
     urgency: Annotated[
         str | None, Query(description="Only maintenance notes of this urgency (implies task=notes)")
     ] = None,
-    since: Annotated[
-        AwareDatetime | None, Query(description="Captured at or after (ISO 8601 with zone)")
-    ] = None,
-    until: Annotated[AwareDatetime | None, Query(description="Captured before (ISO 8601 with zone)")] = None,
+    since: Annotated[Instant | None, Query(description="Captured at or after (ISO 8601 with zone)")] = None,
+    until: Annotated[Instant | None, Query(description="Captured before (ISO 8601 with zone)")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size")] = 100,
-    offset: Annotated[int, Query(ge=0, description="Rows to skip (or use cursor)")] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Rows to skip (or use cursor)")] = 0,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
 ) -> ResultPage:
     """Results, newest capture first."""

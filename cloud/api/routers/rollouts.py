@@ -77,6 +77,7 @@ def _public(session: Session, row: Rollout) -> RolloutDetail:
     "",
     status_code=201,
     responses={
+        404: {"description": "The model version is not in the registry"},
         409: {"description": "A running or paused rollout already plans one of the gateway slots"},
         422: {
             "description": "Unknown gateway ids, no target, no slot that fits the model, or a slot "
@@ -109,13 +110,19 @@ def list_rollouts(session: SessionDep, _who: Viewer) -> list[RolloutListed]:
     ]
 
 
-@router.get("/{rollout_id}")
+@router.get("/{rollout_id}", responses={404: {"description": "Unknown rollout"}})
 def get_rollout(rollout_id: str, session: SessionDep, _who: Viewer) -> RolloutDetail:
     """One rollout with per-gateway status, the measured health gates of started gateways, and its log."""
     return _public(session, _get(session, rollout_id))
 
 
-@router.post("/{rollout_id}/{action}", responses={409: {"description": "Not possible in this state"}})
+@router.post(
+    "/{rollout_id}/{action}",
+    responses={
+        404: {"description": "Unknown rollout, or an action other than pause, resume, abort"},
+        409: {"description": "Not possible in this state"},
+    },
+)
 def act(
     rollout_id: str,
     action: str,
