@@ -7,7 +7,8 @@ is not installed. Used by ``anomaly``, ``parcels`` and ``notes``:
 - :func:`gate`: is the INT8 metric within ``tolerance`` points of FP32? (:class:`GateResult`)
 - :func:`measure_latency` / :func:`latency_rows`: p50/p90 ms at 1 and 2 threads.
 - :func:`roc_auc`, :func:`precision_recall_f1`: threshold-free and at-threshold figures.
-- :func:`tensor_specs`, :func:`check_manifest_matches_onnx`: the manifest's I/O against the graph.
+- :func:`tensor_specs`, :func:`artifact_fields`, :func:`check_manifest_matches_onnx`: the manifest's
+  graph fields from the file, and its I/O checked against the graph.
 - :func:`markdown_table`: the tables of a MODEL_CARD.md.
 """
 
@@ -20,6 +21,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict
 
 import numpy as np
 import numpy.typing as npt
@@ -337,6 +339,29 @@ def tensor_specs(path: Path) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, 
     inputs = tuple(spec(v) for v in model.graph.input if v.name not in init_names)
     outputs = tuple(spec(v) for v in model.graph.output)
     return inputs, outputs
+
+
+class ArtifactFields(TypedDict):
+    """The manifest fields that describe the graph file itself."""
+
+    artifact: str
+    sha256: str
+    size_bytes: int
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+
+
+def artifact_fields(onnx_path: Path) -> ArtifactFields:
+    """Name, hash, size and tensors of ``onnx_path``, read from the file so a manifest cannot drift
+    from it: ``ModelManifest(**artifact_fields(path), name=..., ...)``."""
+    inputs, outputs = tensor_specs(onnx_path)
+    return ArtifactFields(
+        artifact=onnx_path.name,
+        sha256=sha256_file(onnx_path),
+        size_bytes=onnx_path.stat().st_size,
+        inputs=inputs,
+        outputs=outputs,
+    )
 
 
 def check_manifest_matches_onnx(manifest_path: Path, manifest: ModelManifest) -> None:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, ValidationInfo
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationInfo
 
 
 class ConfigError(ValueError):
@@ -16,7 +17,13 @@ class StrictModel(BaseModel):
 
 
 def resolve_path(value: Path, info: ValidationInfo) -> Path:
+    """``value`` relative to the config file's folder (the ``base_dir`` validation context)."""
     base = (info.context or {}).get("base_dir")
     if base is None or value.is_absolute():
         return value
     return Path(base) / value
+
+
+# A path written in the config file: a relative one is relative to the file's folder, so a config
+# means the same files whatever directory the agent is started from.
+ConfigPath = Annotated[Path, AfterValidator(resolve_path)]

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic import Field, model_validator
 
-from edge_agent.config_base import StrictModel, resolve_path
+from edge_agent.config_base import ConfigPath, StrictModel
 from protocol.messages import Name
 
 
@@ -18,17 +17,12 @@ class CameraSourceConfig(StrictModel):
     name: Name = Field(description="Source name, reported with every result")
     url: str | None = Field(default=None, description="Stream URL (HTTP MJPEG, RTSP)")
     device: int | None = Field(default=None, ge=0, description="Local device index (/dev/videoN)")
-    path: Path | None = Field(default=None, description="Video file path")
+    path: ConfigPath | None = Field(default=None, description="Video file path")
     fps_limit: float = Field(default=5.0, gt=0, description="Frames per second passed on at most")
     reopen_min_s: float = Field(
         default=0.5, gt=0, description="First delay before reopening a dropped stream"
     )
     reopen_max_s: float = Field(default=30.0, gt=0, description="Largest delay between reopen attempts")
-
-    @field_validator("path")
-    @classmethod
-    def _resolve_path(cls, value: Path | None, info: ValidationInfo) -> Path | None:
-        return None if value is None else resolve_path(value, info)
 
     @model_validator(mode="after")
     def _one_input(self) -> CameraSourceConfig:
@@ -43,17 +37,12 @@ class FolderSourceConfig(StrictModel):
 
     type: Literal["folder"] = Field(description="Source plug-in key")
     name: Name = Field(description="Source name, reported with every result")
-    path: Path = Field(description="Folder holding the images")
+    path: ConfigPath = Field(description="Folder holding the images")
     pattern: str = Field(default="*.png", min_length=1, description="Glob pattern of the files to read")
     loop: bool = Field(default=False, description="Start again from the first file after the last")
     rate_fps: float = Field(
         default=0.0, ge=0, description="Frames per second at most; 0 = as fast as consumed"
     )
-
-    @field_validator("path")
-    @classmethod
-    def _resolve_path(cls, value: Path, info: ValidationInfo) -> Path:
-        return resolve_path(value, info)
 
 
 class NotesSourceConfig(StrictModel):
@@ -61,16 +50,11 @@ class NotesSourceConfig(StrictModel):
 
     type: Literal["notes"] = Field(description="Source plug-in key")
     name: Name = Field(description="Source name, reported with every result")
-    path: Path = Field(description="Folder the notes are written to")
+    path: ConfigPath = Field(description="Folder the notes are written to")
     pattern: str = Field(default="*.txt", min_length=1, description="Glob of note files (.txt or .jsonl)")
     watch: bool = Field(default=False, description="Keep polling for new files and appended lines")
     poll_s: float = Field(default=1.0, gt=0, description="Seconds between folder scans when watching")
     max_chars: int = Field(default=4000, ge=1, description="Longer notes are cut to this many characters")
-
-    @field_validator("path")
-    @classmethod
-    def _resolve_path(cls, value: Path, info: ValidationInfo) -> Path:
-        return resolve_path(value, info)
 
 
 SourceConfig = Annotated[

@@ -7,6 +7,7 @@ import random
 import threading
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from edge_agent.link import MqttLink
 from edge_agent.metrics import Metrics
@@ -162,23 +163,17 @@ class Publisher:
         # Lets the cloud's contiguous ack step over items this outbox shed (they are gone). An ack
         # landing between the read and this query may have released the first entries: clamp.
         floor = min(entries[0].seq, source.oldest_seq() or entries[0].seq)
+        envelope: dict[str, Any] = {
+            "gateway_id": self._gateway_id,
+            "stream": source.stream,
+            "sent_at": utcnow(),
+            "oldest_held_seq": floor,
+        }
         batch: ResultBatch | EventBatch
         if source.kind == "events":
-            batch = EventBatch(
-                gateway_id=self._gateway_id,
-                stream=source.stream,
-                sent_at=utcnow(),
-                items=tuple(e.event_item() for e in entries),
-                oldest_held_seq=floor,
-            )
+            batch = EventBatch(items=tuple(e.event_item() for e in entries), **envelope)
         else:
-            batch = ResultBatch(
-                gateway_id=self._gateway_id,
-                stream=source.stream,
-                sent_at=utcnow(),
-                items=tuple(e.item() for e in entries),
-                oldest_held_seq=floor,
-            )
+            batch = ResultBatch(items=tuple(e.item() for e in entries), **envelope)
         if not self._link.publish(lane.topic, encode(batch), qos=1):
             self._metrics.publish_error()
             log.warning(

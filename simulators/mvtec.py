@@ -115,6 +115,11 @@ def _write_defects(
     return counts
 
 
+MVTEC_HELP = (
+    "write an MVTec-layout folder (train/good, test/<defect>, ground_truth) to train a defect model on"
+)
+
+
 def add_mvtec_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of ``factory-sim mvtec`` (and ``python -m simulators.mvtec``)."""
     parser.add_argument("--out", type=Path, required=True, help="Folder to create")

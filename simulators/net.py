@@ -1,11 +1,14 @@
-"""Small helpers for starting local services."""
+"""Small helpers for running local services: free ports, our console scripts, stopping on a signal."""
 
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import sys
+import threading
 from pathlib import Path
+from types import FrameType
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -34,3 +37,15 @@ def console_script(name: str) -> str:
     if found is None:
         raise FileNotFoundError(f"{name!r} is not installed; run `pip install -e .[edge,cloud]` first")
     return found
+
+
+def stop_on_signals() -> threading.Event:
+    """An event set by SIGINT or SIGTERM: a command's main loop waits on it, then stops cleanly."""
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    return stop

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -12,7 +13,7 @@ from fastapi.responses import RedirectResponse
 
 from cloud.console.api import ApiClient, ApiError
 from cloud.console.deps import VIEWS
-from cloud.console.session import User, current_user
+from cloud.console.session import User, current_user, form
 
 log = logging.getLogger(__name__)
 
@@ -106,3 +107,41 @@ async def refused_form(
     context.update(apply)
     page = {"user": user, "page": name, **context}
     return VIEWS.TemplateResponse(request, name, page, status_code=exc.status)
+
+
+Fields = dict[str, str]
+
+
+@dataclass(frozen=True)
+class FormPage:
+    """The page a form is on: its template, how to build it again through the API with the fields
+    as typed, and what a refusal puts beside the form (the errors by field, the typed values)."""
+
+    name: str
+    rebuild: Callable[[ApiClient, Fields], Awaitable[dict[str, Any]]]
+    on_refusal: Callable[[ApiError, Fields], dict[str, Any]]
+
+
+async def submit_form(
+    request: Request,
+    user: User | None,
+    page: FormPage,
+    send: Callable[[ApiClient, Fields], Awaitable[Any]],
+    then: Callable[[Any], str],
+) -> Response:
+    """A console form posted: without a login, the login form; else its fields sent to the API as
+    ``user`` and on to ``then(answer)``. When the API refuses the form's content, ``page`` again
+    with the refusal beside the form (:func:`refused_form`)."""
+    if user is None:
+        return to_login()
+    fields = await form(request)
+    async with ApiClient(request.app, user.token) as api:
+        try:
+            answer = await send(api, fields)
+        except ApiError as exc:
+
+            async def rebuild() -> dict[str, Any]:
+                return await page.rebuild(api, fields)
+
+            return await refused_form(request, user, exc, page.name, rebuild, page.on_refusal(exc, fields))
+    return RedirectResponse(then(answer), status_code=303)

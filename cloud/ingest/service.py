@@ -195,11 +195,9 @@ def apply_state(gateway: Gateway, msg: GatewayState) -> bool:
         gateway.line = msg.line
     if msg.online or msg.models:
         gateway.models = [m.model_dump(mode="json") for m in msg.models]
-    if msg.online or msg.machine is not None:
-        # A birth says what the gateway is now: one from an agent that does not report its machine
-        # clears the stored one, so a rollout never targets a CPU class the gateway no longer states.
-        gateway.machine = msg.machine.model_dump(mode="json") if msg.machine else None
-        gateway.cpu_class = msg.machine.cpu_class if msg.machine else None
+    # Births and deaths alike say what the gateway runs on now (a disk moved to another machine).
+    gateway.machine = msg.machine.model_dump(mode="json")
+    gateway.cpu_class = msg.machine.cpu_class
     return True
 
 

@@ -29,6 +29,7 @@ from domain_models.anomaly.quantize import QuantizeResult, quantize_model
 from domain_models.anomaly.release import Calibration
 from domain_models.anomaly.train import TrainConfig, train
 from domain_models.common import LATENCY_HEADERS
+from protocol.inference import DEFECT_KEY
 from protocol.manifest import artifact_path, load_manifest
 from simulators.camera_line import CameraLineConfig
 from simulators.mvtec import TEST_SEED_OFFSET, write_mvtec
@@ -67,7 +68,7 @@ def build(out: Path, seed: int, work: Path, train_good: int = 120) -> int:
     spec = manifest.preprocessing
     if seen_report is None or spec is None:
         raise RuntimeError("bundle: the seen folder has test images; expected an evaluation")
-    threshold = manifest.thresholds["defect"]
+    threshold = manifest.thresholds[DEFECT_KEY]
     fp32 = artifact_path(manifest_path, manifest)
     reports: dict[str, AnomalyReport] = {
         "seen line (test seed)": seen_report,
@@ -113,7 +114,7 @@ def build(out: Path, seed: int, work: Path, train_good: int = 120) -> int:
         int8 = load_manifest(result.manifest)
         facts["INT8 artifact"] = (
             f"{int8.artifact}, {int8.size_bytes / 1e6:.2f} MB, sha256 {int8.sha256[:16]}..., "
-            f"threshold (raw) {int8.thresholds['defect']:.4f}"
+            f"threshold (raw) {int8.thresholds[DEFECT_KEY]:.4f}"
         )
     write_card(
         out / "MODEL_CARD.md",

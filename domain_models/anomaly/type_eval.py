@@ -27,7 +27,15 @@ from domain_models.anomaly.data import GOOD, MVTecFolder, read_image
 from domain_models.common import PipelineError, precision_recall_f1, roc_auc, session
 from edge_agent.runtime.anomaly import anomaly_post_process
 from edge_agent.runtime.preprocess import to_tensor
-from protocol.inference import ANOMALY_LABEL, DEFAULT_TYPE_CONFIDENCE, GOOD_LABEL, SCORE_OUTPUT, TYPE_OUTPUT
+from protocol.inference import (
+    ANOMALY_LABEL,
+    DEFAULT_TYPE_CONFIDENCE,
+    DEFECT_KEY,
+    GOOD_LABEL,
+    SCORE_OUTPUT,
+    TYPE_CONFIDENCE_KEY,
+    TYPE_OUTPUT,
+)
 from protocol.manifest import ModelManifest
 
 SWEEP = (0.5, 0.7, 0.9, 0.97)
@@ -102,8 +110,8 @@ def evaluate_types(
         raise PipelineError(f"{folder.root / 'test'}: evaluation needs both good and defective test images")
     good = manifest.good_label or GOOD_LABEL
     types = tuple(label for label in manifest.labels if label not in (good, ANOMALY_LABEL))
-    confidence = manifest.thresholds.get("type", DEFAULT_TYPE_CONFIDENCE)
-    threshold = manifest.thresholds["defect"]
+    confidence = manifest.thresholds.get(TYPE_CONFIDENCE_KEY, DEFAULT_TYPE_CONFIDENCE)
+    threshold = manifest.thresholds[DEFECT_KEY]
     raw, p_good, p_top, reported, flagged = [], [], [], [], []
     for out in _outputs(onnx_path, manifest, [t.path for t in folder.test], threads):
         result = anomaly_post_process(out, manifest, 1)[0]

@@ -10,28 +10,16 @@ import platform
 from dataclasses import asdict
 from pathlib import Path
 
-import onnx
-
 from domain_models.cards import cpu_count, render
+from domain_models.common import artifact_fields
 from domain_models.defect.metrics import DefectMetrics
-from protocol.inference import DEFECT_LABELS, DEFECT_TYPES, GOOD_LABEL
-from protocol.manifest import MANIFEST_SUFFIX, ModelManifest, Preprocessing, TensorSpec, sha256_file
+from protocol.inference import DEFAULT_DEFECT_THRESHOLD, DEFECT_KEY, DEFECT_LABELS, DEFECT_TYPES, GOOD_LABEL
+from protocol.manifest import MANIFEST_SUFFIX, ModelManifest, Preprocessing
 from protocol.messages import utcnow
 
 NAME, VERSION = "defect-cnn", "1.0.0"
 HEADLINE_SET = "unseen_seed"  # the manifest's metrics: same look as training, parts never seen
 REPRODUCE = "python -m domain_models.defect.train --out domain_models/defect/artifacts --seed {seed}"
-
-
-def _tensor_specs(onnx_path: Path) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
-    """Read the I/O names and shapes from the graph itself, so the manifest cannot drift from it."""
-    graph = onnx.load(str(onnx_path)).graph
-
-    def spec(value: onnx.ValueInfoProto) -> TensorSpec:
-        dims = tuple(d.dim_param if d.dim_param else d.dim_value for d in value.type.tensor_type.shape.dim)
-        return TensorSpec(name=value.name, dtype="float32", shape=dims)
-
-    return tuple(spec(v) for v in graph.input), tuple(spec(v) for v in graph.output)
 
 
 def write_release(
@@ -43,22 +31,17 @@ def write_release(
     facts: dict[str, object],
 ) -> Path:
     """Write ``<name>-<version>.manifest.json``, ``...eval.json`` and ``MODEL_CARD.md``; returns the manifest path."""
-    inputs, outputs = _tensor_specs(onnx_path)
     headline = results[HEADLINE_SET]
     manifest = ModelManifest(
+        **artifact_fields(onnx_path),
         name=NAME,
         version=VERSION,
         task="defect",
         description="Small CNN: good vs scratch / hole / stain / crack on one part per conveyor frame",
-        artifact=onnx_path.name,
-        sha256=sha256_file(onnx_path),
-        size_bytes=onnx_path.stat().st_size,
-        inputs=inputs,
-        outputs=outputs,
         preprocessing=spec,
         labels=DEFECT_LABELS,
         good_label=GOOD_LABEL,
-        thresholds={"defect": 0.5},
+        thresholds={DEFECT_KEY: DEFAULT_DEFECT_THRESHOLD},
         metrics=headline.headline(),
         created_at=utcnow(),
     )

@@ -13,7 +13,6 @@ import argparse
 import copy
 import logging
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +27,7 @@ from domain_models.defect.card import write_release
 from domain_models.defect.dataset import Split, render_split
 from domain_models.defect.metrics import DefectMetrics, evaluate_probs
 from domain_models.defect.model import DefectCNN, WithSoftmax
+from domain_models.torch_training import OneCycleAdamW, export_onnx
 from edge_agent.runtime.preprocess import normalize, to_tensor
 from protocol.inference import DEFECT_LABELS, GOOD_LABEL
 from protocol.manifest import Preprocessing
@@ -87,8 +87,7 @@ def _fit(cfg: TrainConfig, train: Split, val: Split, spec: Preprocessing) -> nn.
     rng = np.random.default_rng(cfg.seed)
     model = DefectCNN(num_classes=len(DEFECT_LABELS))
     steps_per_epoch = (len(train) + cfg.batch_size - 1) // cfg.batch_size
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch)
+    optimiser = OneCycleAdamW(model, cfg.lr, cfg.epochs * steps_per_epoch)
     labels = torch.from_numpy(train.labels)
     best_f1, best_state = -1.0, copy.deepcopy(model.state_dict())
     for epoch in range(1, cfg.epochs + 1):
@@ -99,11 +98,7 @@ def _fit(cfg: TrainConfig, train: Split, val: Split, spec: Preprocessing) -> nn.
             idx = order[start : start + cfg.batch_size]
             x = torch.from_numpy(normalize(_augment(train.pixels[idx], rng), spec))
             loss = nn.functional.cross_entropy(model(x), labels[idx])
-            opt.zero_grad()
-            loss.backward()  # type: ignore[no-untyped-call]
-            opt.step()
-            sched.step()
-            total_loss += float(loss.detach()) * len(idx)
+            total_loss += optimiser.step(loss) * len(idx)
         val_metrics = evaluate_probs(
             _predict(model, val, spec), val.labels, DEFECT_LABELS, GOOD_LABEL, DEFECT_THRESHOLD
         )
@@ -120,23 +115,8 @@ def _fit(cfg: TrainConfig, train: Split, val: Split, spec: Preprocessing) -> nn.
 
 
 def _export(model: nn.Module, path: Path, spec: Preprocessing) -> None:
-    model.eval()  # dropout off and batch-norm on running statistics in the exported graph
     width, height = spec.resize
-    dummy = torch.zeros(1, 3, height, width)
-    # The torch.export-based exporter needs onnxscript, a heavy extra dependency; the TorchScript
-    # exporter handles this plain CNN fully, so its deprecation notice is expected here.
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export.*")
-        torch.onnx.export(
-            WithSoftmax(model).eval(),
-            (dummy,),
-            str(path),
-            input_names=["image"],
-            output_names=["probs"],
-            dynamic_axes={"image": {0: "batch"}, "probs": {0: "batch"}},
-            opset_version=17,
-            dynamo=False,
-        )
+    export_onnx(WithSoftmax(model), torch.zeros(1, 3, height, width), path, "image", ["probs"])
 
 
 def _onnx_probs(session: ort.InferenceSession, split: Split, spec: Preprocessing) -> npt.NDArray[np.float32]:

@@ -13,6 +13,7 @@ import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
+from domain_models.cli_options import add_evaluate_arguments
 from domain_models.common import PipelineError
 from domain_models.notes.data import DEV, MAX_LENGTH, load_jsonl, tokenizer_path
 from domain_models.notes.quant import VARIANTS
@@ -46,10 +47,7 @@ def add_arguments(command: str, parser: argparse.ArgumentParser) -> None:
             "--variants", type=_variants, default=None, help="INT8 variants to try in order (comma-separated)"
         )
     elif command == "evaluate":
-        parser.add_argument("--model", type=Path, required=True, help="<name>.manifest.json")
-        parser.add_argument("--data", type=Path, default=DEV, help="JSONL of {text, category, urgency}")
-        parser.add_argument("--threads", type=int, default=1, help="onnxruntime threads (latency)")
-        parser.add_argument("--json", type=Path, default=None, help="Also write the figures as JSON here")
+        add_evaluate_arguments(parser, "JSONL of {text, category, urgency}", data_default=DEV)
     elif command == "export":
         parser.add_argument("--heads", type=Path, required=True, help="heads.npz written by train --work")
         parser.add_argument("--out", type=Path, required=True, help="FP32 .onnx file to write")
@@ -69,19 +67,10 @@ def add_arguments(command: str, parser: argparse.ArgumentParser) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from domain_models.notes.evaluate import OnnxNotes, evaluate
-    from protocol.manifest import ManifestError, artifact_path, load_manifest
+    from domain_models.notes.evaluate import ReleaseNotes, evaluate
 
-    try:
-        manifest = load_manifest(args.model)
-    except ManifestError as exc:
-        raise PipelineError(str(exc)) from None
-    if manifest.task != "notes" or manifest.text is None:
-        raise PipelineError(f"{args.model}: task {manifest.task!r} is not a notes model")
-    onnx_path = artifact_path(args.model, manifest)
-    model = OnnxNotes(
-        onnx_path, args.model.parent / manifest.text.tokenizer, manifest.text.max_length, args.threads
-    )
+    model = ReleaseNotes(args.model, args.threads)  # the gateway's runner: verifies the release
+    manifest = model.manifest
     metrics = evaluate(model, load_jsonl(args.data))
     latency = model.latency_ms()
     out = sys.stdout

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from domain_models import golden_set
-from domain_models.common import GateResult, gate, tensor_specs
+from domain_models.common import GateResult, artifact_fields, gate
 from domain_models.notes.data import MAX_LENGTH
 from domain_models.notes.evaluate import NotesMetrics, OnnxNotes
 from protocol.inference import NOTE_CATEGORIES, NOTE_URGENCIES, URGENCY_PREFIX
@@ -68,8 +68,8 @@ def write_release(
     cat, urg, _ = OnnxNotes(artifact, out / TOKENIZER_FILE, MAX_LENGTH).run([GOLDEN_TEXT])
     scores = {c: round(float(p), 6) for c, p in zip(NOTE_CATEGORIES, cat[0], strict=True)}
     scores |= {URGENCY_PREFIX + u: round(float(p), 6) for u, p in zip(NOTE_URGENCIES, urg[0], strict=True)}
-    inputs, outputs = tensor_specs(artifact)
     manifest = ModelManifest(
+        **artifact_fields(artifact),
         name=NAME,
         version=version,
         task="notes",
@@ -78,12 +78,7 @@ def write_release(
             "labels = categories (order of category_probs); thresholds 'urgency.<label>' give each "
             "urgency label's index in urgency_probs."
         ),
-        artifact=artifact.name,
-        sha256=sha256_file(artifact),
-        size_bytes=artifact.stat().st_size,
         files={TOKENIZER_FILE: sha256_file(out / TOKENIZER_FILE), golden_file.name: sha256_file(golden_file)},
-        inputs=inputs,
-        outputs=outputs,
         text=TextPreprocessing(tokenizer=TOKENIZER_FILE, max_length=MAX_LENGTH, lowercase=False),
         golden=GoldenSample(
             input=golden_file.name,

@@ -9,6 +9,7 @@ import numpy as np
 
 from domain_models.parcels.data import train_config
 from edge_agent.runtime.parcels import ParcelRunner
+from protocol.inference import DAMAGE_MAP_KEY, LENGTH_OFFSET_KEY, WIDTH_OFFSET_KEY
 from simulators.parcel_line import ParcelLine
 
 log = logging.getLogger(__name__)
@@ -44,11 +45,11 @@ def calibrate(manifest: Path, seed: int, lines: int = 6, per_line: int = 6) -> d
         log.warning("calibration: only %d parcels measured; size offsets unchanged", len(size_err))
         return thresholds
     err = np.array(size_err)
-    thresholds["length_offset_px"] = round(
-        thresholds.get("length_offset_px", 0.0) + float(np.median(err[:, 0])), 3
+    thresholds[LENGTH_OFFSET_KEY] = round(
+        thresholds.get(LENGTH_OFFSET_KEY, 0.0) + float(np.median(err[:, 0])), 3
     )
-    thresholds["width_offset_px"] = round(
-        thresholds.get("width_offset_px", 0.0) + float(np.median(err[:, 1])), 3
+    thresholds[WIDTH_OFFSET_KEY] = round(
+        thresholds.get(WIDTH_OFFSET_KEY, 0.0) + float(np.median(err[:, 1])), 3
     )
     values = np.array([s for s, _ in scores])
     damaged = np.array([d for _, d in scores])
@@ -59,11 +60,13 @@ def calibrate(manifest: Path, seed: int, lines: int = 6, per_line: int = 6) -> d
         bal = [((values[damaged] >= c).mean() + (values[~damaged] < c).mean()) / 2 for c in mids]
         best = float(max(bal))
         if best >= MIN_DAMAGE_BALANCED_ACCURACY:
-            thresholds["damage"] = round(float(mids[int(np.argmax(bal))]), 4)
-            log.info("calibration: damage cut-off %.4f (balanced accuracy %.3f)", thresholds["damage"], best)
+            thresholds[DAMAGE_MAP_KEY] = round(float(mids[int(np.argmax(bal))]), 4)
+            log.info(
+                "calibration: damage cut-off %.4f (balanced accuracy %.3f)", thresholds[DAMAGE_MAP_KEY], best
+            )
         else:  # a flag that is wrong this often would only send good boxes to rework
-            thresholds["damage"] = DAMAGE_OFF
+            thresholds[DAMAGE_MAP_KEY] = DAMAGE_OFF
             log.warning("calibration: damage flag disabled, balanced accuracy only %.3f", best)
     log.info("calibration on %d parcels: size offsets %.2f / %.2f px", len(err),
-             thresholds["length_offset_px"], thresholds["width_offset_px"])  # fmt: skip
+             thresholds[LENGTH_OFFSET_KEY], thresholds[WIDTH_OFFSET_KEY])  # fmt: skip
     return thresholds

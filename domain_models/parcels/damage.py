@@ -31,7 +31,7 @@ from domain_models.parcels.damage_eval import (
     quantize,
     ships_on,
 )
-from domain_models.parcels.damage_train import DamageSettings, export_onnx, fit
+from domain_models.parcels.damage_train import DamageSettings, export_damage_onnx, fit
 from edge_agent.runtime.parcels import ParcelRunner
 from protocol.inference import DAMAGE_PREFIX
 
@@ -63,7 +63,7 @@ def build(out: Path, detector_manifest: Path, settings: DamageSettings, version:
     torch.set_num_threads(1)
     net, train_s = fit(train, settings)
     fp32 = out / f"{DAMAGE_PREFIX}-{version}.onnx"
-    export_onnx(net, fp32)
+    export_damage_onnx(net, fp32)
     runner = ParcelRunner(detector_manifest, "damage-crops")
     calib = detected_crops(runner, calibration_lines(settings.seed, settings.calibration_lines),
                            settings.eval_frames)  # fmt: skip

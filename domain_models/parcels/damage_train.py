@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from torch.nn import functional as F  # noqa: N812 - the usual name
 
 from domain_models.parcels.damage_data import Crops
 from domain_models.parcels.damage_model import DamageNet
+from domain_models.torch_training import OneCycleAdamW, colour_jitter, export_onnx
 from edge_agent.runtime.parcel_damage import CROP_SIZE, INPUT, OUTPUT, to_batch
 
 log = logging.getLogger(__name__)
@@ -65,10 +65,7 @@ def _augment(x: torch.Tensor, m: torch.Tensor, gen: torch.Generator) -> tuple[to
     flip_y = (torch.rand(n, generator=gen) < 0.5).view(n, 1, 1, 1)
     x, m = torch.where(flip_x, x.flip(3), x), torch.where(flip_x, m.flip(3), m)
     x, m = torch.where(flip_y, x.flip(2), x), torch.where(flip_y, m.flip(2), m)
-    x = x * (0.55 + 0.9 * torch.rand(n, 3, 1, 1, generator=gen))
-    if torch.rand(1, generator=gen).item() < 0.3:
-        x = x[:, torch.randperm(3, generator=gen)]
-    return x.clamp(0.0, 1.0), m
+    return colour_jitter(x, gen, 0.55, 0.9), m
 
 
 def fit(crops: Crops, settings: DamageSettings) -> tuple[DamageNet, float]:
@@ -85,8 +82,7 @@ def fit(crops: Crops, settings: DamageSettings) -> tuple[DamageNet, float]:
         raise ValueError(f"damage training needs both classes: {len(pos)} damaged, {len(neg)} intact crops")
     net = DamageNet(settings.width)
     pos_weight = torch.tensor(MASK_POS_WEIGHT)
-    opt = torch.optim.AdamW(net.parameters(), lr=settings.lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=settings.lr, total_steps=settings.steps)
+    optimiser = OneCycleAdamW(net, settings.lr, settings.steps)
     net.train()
     started, total = time.perf_counter(), 0.0
     half = settings.batch // 2
@@ -97,11 +93,7 @@ def fit(crops: Crops, settings: DamageSettings) -> tuple[DamageNet, float]:
         logits, where = net.logits_and_map(x)
         loss = F.binary_cross_entropy_with_logits(logits.view(-1), y_all[idx])
         loss = loss + F.binary_cross_entropy_with_logits(where, m, pos_weight=pos_weight)
-        opt.zero_grad()
-        loss.backward()  # type: ignore[no-untyped-call]
-        opt.step()
-        sched.step()
-        total += loss.item()
+        total += optimiser.step(loss)
         if step % 100 == 0 or step == settings.steps:
             log.info("damage step %d/%d loss %.4f (%.0f s)", step, settings.steps, total / 100,
                      time.perf_counter() - started)  # fmt: skip
@@ -109,18 +101,6 @@ def fit(crops: Crops, settings: DamageSettings) -> tuple[DamageNet, float]:
     return net.eval(), time.perf_counter() - started
 
 
-def export_onnx(net: DamageNet, path: Path) -> None:
-    """Legacy (TorchScript) export, dynamic batch, opset 17; names as the runner expects."""
-    dummy = torch.zeros(1, 3, CROP_SIZE[1], CROP_SIZE[0])
-    net.eval()
-    with warnings.catch_warnings():
-        # Same exporter choice as the detector (no onnxscript needed); its deprecation notice is expected.
-        warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export.*")
-        warnings.simplefilter("ignore", DeprecationWarning)
-        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)  # type: ignore[attr-defined]
-        torch.onnx.export(
-            net, (dummy,), str(path), input_names=[INPUT.name], output_names=[OUTPUT.name],
-            dynamic_axes={INPUT.name: {0: "batch"}, OUTPUT.name: {0: "batch"}}, opset_version=17,
-            dynamo=False,
-        )  # fmt: skip
-    net.eval()
+def export_damage_onnx(net: DamageNet, path: Path) -> None:
+    """Dynamic batch, opset 17; tensor names as the runner expects."""
+    export_onnx(net, torch.zeros(1, 3, CROP_SIZE[1], CROP_SIZE[0]), path, INPUT.name, [OUTPUT.name])

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,12 +14,23 @@ import numpy as np
 import torch
 from torch.nn import functional as F  # noqa: N812 - the usual name
 
-from domain_models.common import PipelineError, tensor_specs
+from domain_models.common import PipelineError, artifact_fields
 from domain_models.parcels.calibrate import calibrate
 from domain_models.parcels.data import PREPROCESSING, Dataset, build, eval_config
 from domain_models.parcels.model import ParcelNet
+from domain_models.torch_training import OneCycleAdamW, colour_jitter, export_onnx
 from edge_agent.runtime.parcel_routes import RouteRule, RouteTable
-from protocol.inference import ROUTES_FILE
+from protocol.inference import (
+    BIRTH_WINDOW_KEY,
+    COUNT_LINE_X_KEY,
+    DAMAGE_MAP_KEY,
+    LENGTH_OFFSET_KEY,
+    MIN_AREA_KEY,
+    MM_PER_PX_KEY,
+    PARCEL_KEY,
+    ROUTES_FILE,
+    WIDTH_OFFSET_KEY,
+)
 from protocol.manifest import MANIFEST_SUFFIX, GoldenSample, Lineage, ModelManifest, sha256_file
 from protocol.messages import utcnow
 from simulators.parcel_line import ParcelLine
@@ -30,14 +40,14 @@ log = logging.getLogger(__name__)
 NAME = "parcel-detector"
 # mm_per_px and the counting line are the simulated camera's; a real line sets its own (see card).
 THRESHOLDS: dict[str, float] = {
-    "mm_per_px": 1.25,
-    "count_line_x": 0.5,
-    "parcel": 0.5,
-    "damage": 0.5,
-    "length_offset_px": 0.0,
-    "width_offset_px": 0.0,
-    "min_area": 600.0,  # model pixels: a quarter of the smallest box; rail glints are smaller
-    "birth_window": 0.05,
+    MM_PER_PX_KEY: 1.25,
+    COUNT_LINE_X_KEY: 0.5,
+    PARCEL_KEY: 0.5,
+    DAMAGE_MAP_KEY: 0.5,
+    LENGTH_OFFSET_KEY: 0.0,
+    WIDTH_OFFSET_KEY: 0.0,
+    MIN_AREA_KEY: 600.0,  # model pixels: a quarter of the smallest box; rail glints are smaller
+    BIRTH_WINDOW_KEY: 0.05,
 }
 # The default sort table: damaged boxes to rework, unread labels to manual, oversize to its own
 # lane, then by the barcode's leading lane digit ("1..." / "PX1-..." -> lane_1, and so on).
@@ -100,10 +110,7 @@ def _batch(data: Dataset, settings: TrainSettings, gen: torch.Generator) -> tupl
             for i, x0, y in zip(idx, xs, ys, strict=True)
         ]
     )
-    x = x * (0.6 + 0.8 * torch.rand(settings.batch, 3, 1, 1, generator=gen))
-    if torch.rand(1, generator=gen).item() < 0.3:
-        x = x[:, torch.randperm(3, generator=gen)]
-    return x.clamp(0.0, 1.0), t
+    return colour_jitter(x, gen, 0.6, 0.8), t
 
 
 def fit(data: Dataset, settings: TrainSettings) -> ParcelNet:
@@ -111,8 +118,7 @@ def fit(data: Dataset, settings: TrainSettings) -> ParcelNet:
     torch.manual_seed(settings.seed)
     gen = torch.Generator().manual_seed(settings.seed)
     net = ParcelNet(settings.width)
-    opt = torch.optim.AdamW(net.parameters(), lr=settings.lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=settings.lr, total_steps=settings.steps)
+    optimiser = OneCycleAdamW(net, settings.lr, settings.steps)
     pos_weight = torch.tensor([1.0, 6.0]).view(1, 2, 1, 1)  # damage pixels are rare
     net.train()
     started, total = time.perf_counter(), 0.0
@@ -122,12 +128,7 @@ def fit(data: Dataset, settings: TrainSettings) -> ParcelNet:
         bce = F.binary_cross_entropy_with_logits(logits, y, pos_weight=pos_weight)
         p = torch.sigmoid(logits[:, 0])
         dice = 1 - (2 * (p * y[:, 0]).sum() + 1) / (p.sum() + y[:, 0].sum() + 1)
-        loss = bce + dice
-        opt.zero_grad()
-        loss.backward()  # type: ignore[no-untyped-call]
-        opt.step()
-        sched.step()
-        total += loss.item()
+        total += optimiser.step(bce + dice)
         if step % 50 == 0 or step == settings.steps:
             log.info(
                 "step %d/%d loss %.4f (%.0f s)",
@@ -140,22 +141,10 @@ def fit(data: Dataset, settings: TrainSettings) -> ParcelNet:
     return net.eval()
 
 
-def export_onnx(net: ParcelNet, path: Path) -> None:
-    """Legacy (TorchScript) export with a dynamic batch; opset 17."""
+def export_detector_onnx(net: ParcelNet, path: Path) -> None:
+    """Dynamic batch, opset 17, at the model's input size."""
     width, height = PREPROCESSING.resize
-    dummy = torch.zeros(1, 3, height, width)
-    net.eval()
-    with warnings.catch_warnings():
-        # The legacy exporter is chosen on purpose (the dynamo one needs onnxscript at export and
-        # gives the same graph here); its deprecation notice is not a fault.
-        warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export.*")
-        warnings.simplefilter("ignore", DeprecationWarning)
-        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)  # type: ignore[attr-defined]
-        torch.onnx.export(
-            net, (dummy,), str(path), input_names=["image"], output_names=["maps"],
-            dynamic_axes={"image": {0: "batch"}, "maps": {0: "batch"}}, opset_version=17, dynamo=False,
-        )  # fmt: skip
-    net.eval()  # the legacy exporter can leave modules in training mode
+    export_onnx(net, torch.zeros(1, 3, height, width), path, "image", ["maps"])
 
 
 def golden_frame(seed: int) -> tuple[np.ndarray, int]:
@@ -165,8 +154,8 @@ def golden_frame(seed: int) -> tuple[np.ndarray, int]:
     for index in range(400):
         frame = line.frame(index)
         for p in frame.truth.parcels:
-            x = p.center[0] - THRESHOLDS["count_line_x"] * width
-            if 4 <= x < THRESHOLDS["birth_window"] * width - 8 and p.damage == "none":
+            x = p.center[0] - THRESHOLDS[COUNT_LINE_X_KEY] * width
+            if 4 <= x < THRESHOLDS[BIRTH_WINDOW_KEY] * width - 8 and p.damage == "none":
                 return frame.image, index
     raise PipelineError("golden: no evaluation frame has a parcel just past the counting line")
 
@@ -196,17 +185,15 @@ def write_release(
     golden_name = f"{NAME}-golden.png"
     image, _ = golden_frame(seed)
     cv2.imwrite(str(out / golden_name), image)
-    inputs, outputs = tensor_specs(onnx_path)
     files = {ROUTES_FILE: sha256_file(routes), golden_name: sha256_file(out / golden_name)}
     files.update({p.name: sha256_file(p) for p in extra_files})
 
     def manifest(golden: GoldenSample | None) -> ModelManifest:
         return ModelManifest(
-            name=name, version=version, task="parcels",
+            **artifact_fields(onnx_path), name=name, version=version, task="parcels",
             description="Parcel finder (tiny U-Net: parcel + damage maps) for a top camera over a conveyor"
             + ("; damage from a crop classifier" if extra_files else ""),
-            artifact=onnx_path.name, sha256=sha256_file(onnx_path), size_bytes=onnx_path.stat().st_size,
-            files=files, inputs=inputs, outputs=outputs, preprocessing=PREPROCESSING, golden=golden,
+            files=files, preprocessing=PREPROCESSING, golden=golden,
             lineage=Lineage(data_sha256=data_sha256), labels=LANES, thresholds=thresholds or THRESHOLDS,
             metrics=metrics, created_at=utcnow(),
         )  # fmt: skip
@@ -236,7 +223,7 @@ def train(out: Path, settings: TrainSettings, version: str = "1.0.0") -> tuple[P
     log.info("rendered %d training frames in %.1f s", len(data.images), time.perf_counter() - started)
     net = fit(data, settings)
     onnx_path = out / f"{NAME}-{version}.onnx"
-    export_onnx(net, onnx_path)
+    export_detector_onnx(net, onnx_path)
     meta = {"seed": settings.seed, "lines": settings.lines, "frames_per_line": settings.frames_per_line,
             "steps": settings.steps, "batch": settings.batch, "width": settings.width, "train_s": round(time.perf_counter() - started, 1)}  # fmt: skip
     (out / f"{NAME}-{version}.train.json").write_text(json.dumps(meta, indent=2) + "\n")

@@ -17,7 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from edge_agent.runtime.model import ModelLoadError
-from protocol.inference import ROUTES_FILE
+from protocol.inference import COUNT_LINE_X_KEY, MM_PER_PX_KEY, ROUTES_FILE
 from protocol.manifest import ModelManifest
 from protocol.messages import Name
 
@@ -123,13 +123,14 @@ def line_facts(manifest_path: Path, manifest: ModelManifest, line: ParcelLineSet
     where, given = str(manifest_path), line or ParcelLineSettings()
     values: dict[str, float] = {}
     origin: dict[str, str] = {}
-    for key in ("mm_per_px", "count_line_x"):
+    # The settings' fields are named after the manifest keys they override.
+    for key in (MM_PER_PX_KEY, COUNT_LINE_X_KEY):
         value: float | None = getattr(given, key)
         if value is not None:
             values[key], origin[key] = value, "config"
         elif key in manifest.thresholds:
             values[key], origin[key] = manifest.thresholds[key], "manifest"
-    missing = [k for k in ("mm_per_px", "count_line_x") if k not in values]
+    missing = [k for k in (MM_PER_PX_KEY, COUNT_LINE_X_KEY) if k not in values]
     if missing:
         raise ModelLoadError(
             f"{where}: {missing} are required for a parcel line: set them in the slot's parcels "
@@ -148,4 +149,4 @@ def line_facts(manifest_path: Path, manifest: ModelManifest, line: ParcelLineSet
             f"{where}: no sort table: give routes in the slot's parcels section of the gateway config, "
             f"or list {ROUTES_FILE} in the manifest's files"
         )
-    return LineFacts(values["mm_per_px"], values["count_line_x"], routes, origin)
+    return LineFacts(values[MM_PER_PX_KEY], values[COUNT_LINE_X_KEY], routes, origin)

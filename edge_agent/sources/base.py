@@ -6,23 +6,29 @@ import logging
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import ClassVar
+from typing import ClassVar, Generic, TypeVar
 
+from edge_agent.config_sources import CameraSourceConfig, FolderSourceConfig, NotesSourceConfig
 from edge_agent.frames import DropPolicy, Frame
 
 log = logging.getLogger(__name__)
 
 # The agent's dispatcher: puts the frame on every subscribed model queue with the given policy.
 FrameSink = Callable[[Frame, DropPolicy], None]
+SourceSection = CameraSourceConfig | FolderSourceConfig | NotesSourceConfig
+ConfigT = TypeVar("ConfigT", bound=SourceSection, covariant=True)
 
 
-class Source(ABC):
-    """A frame source running in its own thread until ``stop`` is set (or it runs out of frames)."""
+class Source(ABC, Generic[ConfigT]):
+    """A frame source running in its own thread until ``stop`` is set (or it runs out of frames),
+    configured by its section of the gateway config."""
 
     policy: ClassVar[DropPolicy]
+    config_type: ClassVar[type[SourceSection]]
 
-    def __init__(self, name: str, sink: FrameSink, stop: threading.Event) -> None:
-        self.name = name
+    def __init__(self, config: ConfigT, sink: FrameSink, stop: threading.Event) -> None:
+        self.config: ConfigT = config
+        self.name = config.name
         self._sink = sink
         self._stop = stop
         self._thread: threading.Thread | None = None

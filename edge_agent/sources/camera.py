@@ -17,14 +17,14 @@ from protocol.messages import utcnow
 log = logging.getLogger(__name__)
 
 
-class CameraSource(Source):
+class CameraSource(Source[CameraSourceConfig]):
     """Live frames, at most ``fps_limit`` per second; DROP_OLDEST so models see the freshest frame."""
 
     policy = DropPolicy.DROP_OLDEST
+    config_type = CameraSourceConfig
 
     def __init__(self, config: CameraSourceConfig, sink: FrameSink, stop: threading.Event) -> None:
-        super().__init__(config.name, sink, stop)
-        self.config = config
+        super().__init__(config, sink, stop)
         self._counter = 0
         self.opens = 0
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from pathlib import Path
 
@@ -12,20 +11,17 @@ import numpy as np
 
 from edge_agent.config_sources import FolderSourceConfig
 from edge_agent.frames import DropPolicy, Frame
-from edge_agent.sources.base import FrameSink, Source
+from edge_agent.sources.base import Source
 from protocol.messages import utcnow
 
 log = logging.getLogger(__name__)
 
 
-class FolderSource(Source):
+class FolderSource(Source[FolderSourceConfig]):
     """Images in a directory in name order; BLOCK policy so every file reaches the models."""
 
     policy = DropPolicy.BLOCK
-
-    def __init__(self, config: FolderSourceConfig, sink: FrameSink, stop: threading.Event) -> None:
-        super().__init__(config.name, sink, stop)
-        self.config = config
+    config_type = FolderSourceConfig
 
     def _files(self) -> list[Path]:
         return sorted(p for p in self.config.path.glob(self.config.pattern) if p.is_file())

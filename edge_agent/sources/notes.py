@@ -26,14 +26,14 @@ MAX_REF_CHARS = 256  # ResultItem.frame limit
 _NO_IMAGE = np.zeros((0, 0, 3), dtype=np.uint8)
 
 
-class NotesSource(Source):
+class NotesSource(Source[NotesSourceConfig]):
     """Notes in file-name order; BLOCK policy so every note reaches the model."""
 
     policy = DropPolicy.BLOCK
+    config_type = NotesSourceConfig
 
     def __init__(self, config: NotesSourceConfig, sink: FrameSink, stop: threading.Event) -> None:
-        super().__init__(config.name, sink, stop)
-        self.config = config
+        super().__init__(config, sink, stop)
         self._done: set[str] = set()  # .txt files already emitted
         self._offsets: dict[str, int] = {}  # .jsonl bytes consumed (complete lines only)
         self._lines: dict[str, int] = {}  # .jsonl lines consumed, for references

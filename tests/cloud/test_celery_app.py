@@ -18,7 +18,7 @@ from cloud.tasks import RETENTION_TASK
 from protocol.topics import Channel, TopicSpace
 from tests.conftest import require_tcp
 from tests.support.messages import batch, inbound, item, new_stream
-from tests.support.waiting import wait_until
+from tests.support.waiting import wait_for
 
 REDIS = "redis://127.0.0.1:6379/5"
 
@@ -52,7 +52,7 @@ def test_retention_task_runs_on_a_real_worker(db_url: str, topic_space: TopicSpa
     try:
         with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
             app.send_task(RETENTION_TASK)
-            wait_until(lambda: remaining() == [2], timeout_s=15, what="the worker to delete the old result")
+            wait_for(lambda: remaining() == [2], timeout_s=15, what="the worker to delete the old result")
     finally:
         app.dispose_engines()
         engine.dispose()

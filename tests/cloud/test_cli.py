@@ -18,7 +18,7 @@ from sqlalchemy.engine import make_url
 from cloud.cli import main
 from cloud.db import make_engine, migrate
 from protocol.topics import TopicSpace
-from tests.support.waiting import wait_until
+from tests.support.waiting import wait_for
 
 
 def test_cli_migrate_creates_schema(sqlite_url: str) -> None:
@@ -59,7 +59,7 @@ def test_cli_ingest_stops_cleanly_on_sigterm(
     )
     try:
         engine = make_engine(sqlite_url)
-        wait_until(lambda: "results" in sa.inspect(engine).get_table_names(), what="migrated schema")
+        wait_for(lambda: "results" in sa.inspect(engine).get_table_names(), what="migrated schema")
         engine.dispose()
         time.sleep(0.5)
         proc.send_signal(signal.SIGTERM)

@@ -5,46 +5,20 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
 from cloud.auth.service import Role, create_user
 from cloud.db import make_engine, make_sessionmaker
 from cloud.db.models import Gateway
-from cloud.factoryctl import cli as factoryctl
-from cloud.ingest.service import ingest_messages
-from protocol.messages import GatewayState, MachineInfo, utcnow
+from protocol.messages import GatewayState, Telemetry, utcnow
 from protocol.topics import Channel
 from tests.support.console import ORIGIN, PASSWORD
-from tests.support.messages import inbound, state
+from tests.support.machines import GRAVITON3, RISCV_BOARD, RYZEN, XEON
+from tests.support.messages import ingest, state, telemetry
 from tests.support.yard import Yard, loaded
 
-XEON = MachineInfo(
-    arch="x86_64",
-    cpu_model="Intel(R) Xeon(R) Gold 6248 CPU @ 2.50GHz",
-    cpu_class="x86-64-avx512-vnni",
-    features=("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni"),
-    cores=4,
-    memory_bytes=16 * 2**30,
-)
-RYZEN = MachineInfo(
-    arch="x86_64",
-    cpu_model="AMD Ryzen 7 3700X 8-Core Processor",
-    cpu_class="x86-64-avx2",
-    features=("avx2", "fma"),
-    cores=8,
-    memory_bytes=32 * 2**30,
-)
-GRAVITON3 = MachineInfo(
-    arch="aarch64",
-    cpu_model="ARM Neoverse-V1",
-    cpu_class="arm64-i8mm",
-    features=("asimd", "asimddp", "i8mm", "bf16", "sve"),
-    cores=2,
-    memory_bytes=4 * 2**30,
-)
-MACHINES = {"gw-1": XEON, "gw-2": RYZEN, "gw-3": GRAVITON3, "gw-4": None}  # gw-4: an older agent
+MACHINES = {"gw-1": XEON, "gw-2": RYZEN, "gw-3": GRAVITON3, "gw-4": RISCV_BOARD}  # gw-4: no CPU class
 
 
 def _fleet(yard: Yard) -> None:
@@ -52,13 +26,8 @@ def _fleet(yard: Yard) -> None:
         yard.birth(gw, loaded("defect-cnn", "main", "defect"), machine=machine)
 
 
-def _ingest(yard: Yard, msg: GatewayState) -> None:
-    engine = make_engine(yard.settings.db_url)
-    try:
-        sessions = make_sessionmaker(engine)
-        ingest_messages(sessions, [inbound(yard.topics, msg.gateway_id, Channel.STATE, msg)], yard.topics)
-    finally:
-        engine.dispose()
+def _ingest(yard: Yard, msg: GatewayState | Telemetry, channel: Channel = Channel.STATE) -> None:
+    ingest(yard.settings.db_url, yard.topics, msg.gateway_id, channel, msg)
 
 
 def _stored(yard: Yard, gateway_id: str) -> Gateway:
@@ -72,30 +41,15 @@ def _stored(yard: Yard, gateway_id: str) -> Gateway:
         engine.dispose()
 
 
-def _ctl(yard: Yard, tmp_path: Path, *argv: str) -> int:
-    env = {
-        "FACTORYCTL_CONFIG": str(tmp_path / "ctl" / "config.json"),
-        "FACTORY_API_URL": "http://testserver",
-        "FACTORY_API_TOKEN": yard.admin["Authorization"].removeprefix("Bearer "),
-    }
-    return factoryctl.main(list(argv), environ=env, client=yard.client)
-
-
 def test_the_birth_machine_is_stored_and_the_api_returns_it(yard: Yard) -> None:
     _fleet(yard)
     stored = _stored(yard, "gw-1")
     assert (stored.cpu_class, stored.machine) == ("x86-64-avx512-vnni", XEON.model_dump(mode="json"))
-    assert _stored(yard, "gw-4").machine is None
+    board = _stored(yard, "gw-4")
+    assert (board.cpu_class, board.machine) == (None, RISCV_BOARD.model_dump(mode="json"))
 
     one = yard.client.get("/api/v1/gateways/gw-3", headers=yard.admin).json()
-    assert one["machine"] == {
-        "arch": "aarch64",
-        "cpu_model": "ARM Neoverse-V1",
-        "cpu_class": "arm64-i8mm",
-        "features": ["asimd", "asimddp", "i8mm", "bf16", "sve"],
-        "cores": 2,
-        "memory_bytes": 4 * 2**30,
-    }
+    assert one["machine"] == GRAVITON3.model_dump(mode="json")  # the wire form (tests/protocol)
     for query in ("", "?reported=true"):
         listed = yard.client.get(f"/api/v1/gateways{query}", headers=yard.admin).json()
         assert {g["id"]: (g["machine"] or {}).get("cpu_class") for g in listed} == {
@@ -104,48 +58,48 @@ def test_the_birth_machine_is_stored_and_the_api_returns_it(yard: Yard) -> None:
             "gw-3": "arm64-i8mm",
             "gw-4": None,
         }
-        assert next(g for g in listed if g["id"] == "gw-4")["machine"] is None
+        assert next(g for g in listed if g["id"] == "gw-4")["machine"]["arch"] == "riscv64"
 
 
-def test_a_death_keeps_the_machine_and_a_birth_without_one_clears_it(yard: Yard) -> None:
-    """The last will carries no news about the hardware; a birth from an agent that does not report
-    its machine does, and no stale CPU class is left for a rollout to target."""
+def test_each_birth_and_death_replaces_the_stored_machine(yard: Yard) -> None:
+    """A gateway whose disk moved to other hardware says so in its next birth; a class the new
+    machine lacks is cleared, so no stale CPU class is left for a rollout to target."""
     t = utcnow()
-    birth = state("gw-1", True, 1, t).model_copy(update={"machine": XEON})
-    _ingest(yard, birth)
-    _ingest(yard, state("gw-1", False, 1, t + timedelta(seconds=5)))
+    _ingest(yard, state("gw-1", True, 1, t, machine=XEON))
+    _ingest(yard, state("gw-1", False, 1, t + timedelta(seconds=5), machine=XEON))
     assert _stored(yard, "gw-1").cpu_class == "x86-64-avx512-vnni"
     assert yard.client.get("/api/v1/gateways/gw-1").json()["machine"]["cores"] == 4
 
-    _ingest(yard, state("gw-1", True, 2, t + timedelta(seconds=10)))  # the agent was downgraded
+    _ingest(yard, state("gw-1", True, 2, t + timedelta(seconds=10), machine=RISCV_BOARD))
     stored = _stored(yard, "gw-1")
-    assert (stored.machine, stored.cpu_class) == (None, None)
+    assert (stored.machine, stored.cpu_class) == (RISCV_BOARD.model_dump(mode="json"), None)
 
     moved = RYZEN.model_copy(update={"cores": 6})
-    _ingest(yard, state("gw-1", True, 3, t + timedelta(seconds=20)).model_copy(update={"machine": moved}))
+    _ingest(yard, state("gw-1", True, 3, t + timedelta(seconds=20), machine=moved))
     assert yard.client.get("/api/v1/gateways/gw-1").json()["machine"]["cores"] == 6
     assert _stored(yard, "gw-1").cpu_class == "x86-64-avx2"
 
 
-def test_factoryctl_devices_show_prints_the_machine(
-    yard: Yard, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_factoryctl_devices_show_prints_the_machine(yard: Yard, capsys: pytest.CaptureFixture[str]) -> None:
     _fleet(yard)
-    assert _ctl(yard, tmp_path, "devices", "show", "gw-1") == 0
+    assert yard.ctl("devices", "show", "gw-1") == 0
     out = capsys.readouterr().out
     assert "machine: Intel(R) Xeon(R) Gold 6248 CPU @ 2.50GHz (x86_64)\n" in out
     assert "cpu class x86-64-avx512-vnni  cores 4  memory 16.0 GiB\n" in out
     assert "features avx2,fma,avx512f,avx512bw,avx512_vnni\n" in out
 
-    assert _ctl(yard, tmp_path, "devices", "show", "gw-4") == 0
+    assert yard.ctl("devices", "show", "gw-4") == 0
+    assert "machine: unknown CPU (riscv64)\n  cpu class -  cores 4" in capsys.readouterr().out
+    _ingest(yard, telemetry("gw-5"), Channel.TELEMETRY)  # seen, but no birth yet
+    assert yard.ctl("devices", "show", "gw-5") == 0
     assert "machine: not reported" in capsys.readouterr().out
 
-    assert _ctl(yard, tmp_path, "--json", "devices", "show", "gw-3") == 0
+    assert yard.ctl("--json", "devices", "show", "gw-3") == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown["machine"] == GRAVITON3.model_dump(mode="json")
     assert "ota" in shown
 
-    assert _ctl(yard, tmp_path, "devices", "list") == 0
+    assert yard.ctl("devices", "list") == 0
     rows = capsys.readouterr().out.splitlines()
     header = rows[0].split()
     assert header[4] == "CPU_CLASS"
@@ -154,13 +108,14 @@ def test_factoryctl_devices_show_prints_the_machine(
         "gw-2": "x86-64-avx2",
         "gw-3": "arm64-i8mm",
         "gw-4": "-",
+        "gw-5": "-",
     }
-    assert _ctl(yard, tmp_path, "--json", "devices", "list") == 0
+    assert yard.ctl("--json", "devices", "list") == 0
     assert json.loads(capsys.readouterr().out)[1]["machine"]["cpu_class"] == "x86-64-avx2"
 
 
 def test_a_rollout_by_cpu_class_targets_only_the_gateways_of_those_classes(
-    yard: Yard, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    yard: Yard, capsys: pytest.CaptureFixture[str]
 ) -> None:
     _fleet(yard)
     created = yard.create(target={"cpu_class": ["x86-64-avx2", "arm64-i8mm"]})
@@ -174,14 +129,14 @@ def test_a_rollout_by_cpu_class_targets_only_the_gateways_of_those_classes(
     yard.act(both["id"], "abort")
 
     args = ("--json", "rollouts", "create", "--model", "defect-cnn", "--version", "1.1", "--waves", "100%")
-    assert _ctl(yard, tmp_path, *args, "--cpu-class", "x86-64-avx512-vnni", "--cpu-class", "arm64-i8mm") == 0
+    assert yard.ctl(*args, "--cpu-class", "x86-64-avx512-vnni", "--cpu-class", "arm64-i8mm") == 0
     from_cli = json.loads(capsys.readouterr().out)
     assert sorted(from_cli["gateways"]) == ["gw-1", "gw-3"]
     assert from_cli["target"]["cpu_class"] == ["x86-64-avx512-vnni", "arm64-i8mm"]
 
 
 def test_a_cpu_class_no_gateway_has_is_refused_naming_the_filter(
-    yard: Yard, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    yard: Yard, capsys: pytest.CaptureFixture[str]
 ) -> None:
     _fleet(yard)
     refused = yard.post(target={"cpu_class": ["arm64-dotprod"]})
@@ -193,21 +148,21 @@ def test_a_cpu_class_no_gateway_has_is_refused_naming_the_filter(
     assert yard.client.get("/api/v1/rollouts", headers=yard.admin).json() == []
 
     args = ("rollouts", "create", "--model", "defect-cnn", "--version", "1.1", "--waves", "100%")
-    assert _ctl(yard, tmp_path, *args, "--cpu-class", "arm64-dotprod") == 1
+    assert yard.ctl(*args, "--cpu-class", "arm64-dotprod") == 1
     err = capsys.readouterr().err
     assert "matches no gateway with cpu_class ['arm64-dotprod']" in err
     assert "--cpu-class ('factoryctl devices list' shows them)" in err
 
 
 def test_an_unknown_cpu_class_is_refused_listing_the_classes(
-    yard: Yard, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    yard: Yard, capsys: pytest.CaptureFixture[str]
 ) -> None:
     _fleet(yard)
     refused = yard.post(target={"cpu_class": ["x86-64-avx512"]})
     assert refused.status_code == 422, refused.text
     assert "unknown CPU class 'x86-64-avx512'; the classes are x86-64-avx512-vnni, " in refused.text
     args = ("rollouts", "create", "--model", "defect-cnn", "--version", "1.1", "--cpu-class", "avx2")
-    assert _ctl(yard, tmp_path, *args) == 1
+    assert yard.ctl(*args) == 1
     assert "--cpu-class: unknown CPU class 'avx2'; the classes are" in capsys.readouterr().err
 
 
@@ -232,7 +187,9 @@ def test_the_console_shows_the_machine_and_its_rollout_form_targets_a_cpu_class(
     assert "avx2, fma, avx512f, avx512bw, avx512_vnni" in page
     assert "<dt>Cores</dt><dd>4</dd>" in page
     assert "<dt>Memory</dt><dd>16.0 GiB</dd>" in page
-    assert "Not reported: this gateway's agent predates machine reports" in client.get("/gateways/gw-4").text
+    assert "<dt>CPU</dt><dd>unknown model (riscv64)</dd>" in client.get("/gateways/gw-4").text
+    _ingest(yard, telemetry("gw-5"), Channel.TELEMETRY)  # seen, but no birth yet
+    assert "Not reported:" in client.get("/gateways/gw-5").text
 
     form = client.get("/rollouts").text
     assert 'name="cpu_class"' in form

@@ -21,18 +21,10 @@ from protocol.ota import DesiredState, ModelOffer
 from protocol.signing import sign_manifest
 from protocol.topics import Channel, TopicSpace
 from simulators.fleet import bundled_manifest
-from tests.e2e.stack import (
-    Truth,
-    agent_config,
-    api_client,
-    cloud_settings,
-    fetch_results,
-    running_agent,
-    start_ingest,
-    wait_for,
-)
+from tests.support.e2e import Stack
 from tests.support.mqtt import Publisher, clear_session
 from tests.support.ota_kit import Signer
+from tests.support.waiting import wait_for
 
 FRAMES = 30
 
@@ -77,42 +69,42 @@ def _stored_events(db_url: str, gateway: str) -> list[tuple[uuid.UUID | None, in
         engine.dispose()
 
 
-def _ota_config(gateway: str, broker_url: str, topics: TopicSpace, tmp_path: Path) -> dict[str, Any]:
-    config = agent_config(gateway, broker_url, topics, tmp_path / "frames", tmp_path / "gw", fps=30)
-    trusted = Signer(tmp_path / "keys", "trusted")
+def _ota_config(stack: Stack, gateway: str, broker_url: str) -> dict[str, Any]:
+    config = stack.agent_config(gateway, broker_url, fps=30)
+    trusted = Signer(stack.folder / "keys", "trusted")
     config["ota"] = {"enabled": True, "trusted_keys": [str(trusted.pem)]}
     return config
 
 
 def test_alarm_raised_while_ingest_is_down_lands_exactly_once(
-    mosquitto: tuple[str, int], pg_url: str, tmp_path: Path, topic_space: TopicSpace
+    mosquitto: tuple[str, int], pg_url: str, tmp_path: Path, topic_space: TopicSpace, stack: Stack
 ) -> None:
     """The fault: no ingest is running while the gateway refuses an OTA offer (untrusted signature)
     and the line goes on producing results. The promise kept: the alarm rides the outbox's event
     stream like the results ride theirs; once ingest is back, the OTA failure event is stored
     exactly once, every result lands exactly once, and both streams' acks empty the outbox."""
-    truth = Truth.write(tmp_path / "frames", FRAMES, seed=81)
+    truth = stack.frames(FRAMES, seed=81)
     broker_url = f"mqtt://{mosquitto[0]}:{mosquitto[1]}"
-    settings = cloud_settings(pg_url, broker_url, topic_space, share_group=None)
+    settings = stack.cloud(pg_url, broker_url, share_group=None)
     gateway = "gw-alarm"
     _desire(mosquitto, topic_space, gateway, _offer_signed_by_a_stranger(tmp_path))
     try:
         with (
-            api_client(settings) as client,
-            running_agent(_ota_config(gateway, broker_url, topic_space, tmp_path)) as agent,
+            stack.api(settings) as client,
+            stack.agent(_ota_config(stack, gateway, broker_url)) as agent,
         ):
             wait_for(lambda: agent.outbox.events.last_seq >= 1, 30, "the OTA failure event")
             assert agent.wait_idle(60), "the agent did not process the folder"
             queued = [e.event_item() for e in agent.outbox.events.read_after(0, 100)]
             assert any(e.kind == "ota" and e.level == "error" for e in queued), queued
             assert agent.outbox.stats()[0] == FRAMES, "nothing may be acked while ingest is down"
-            worker = start_ingest(settings)  # the cloud comes back
+            worker = stack.ingest(settings)  # the cloud comes back
             try:
                 wait_for(lambda: agent.outbox.total_stats() == (0, 0), 60, "both streams to drain")
             finally:
                 worker.stop()
                 clear_session(mosquitto, worker.client_id)
-            results = fetch_results(client, gateway)
+            results = stack.results(client, gateway)
             response = client.get("/api/v1/events", params={"gateway": gateway, "kind": "ota"})
             assert response.status_code == 200, response.text
             served = response.json()["items"]
@@ -130,34 +122,34 @@ def test_alarm_raised_while_ingest_is_down_lands_exactly_once(
 
 
 def test_retained_ack_of_the_other_stream_comes_back_with_a_resend(
-    mosquitto: tuple[str, int], pg_url: str, tmp_path: Path, topic_space: TopicSpace
+    mosquitto: tuple[str, int], pg_url: str, tmp_path: Path, topic_space: TopicSpace, stack: Stack
 ) -> None:
     """The fault: the cloud stores a gateway's events and results while the gateway is offline, and
     the ack topic is retained per gateway, so only the results' ack (the later one) is waiting when
     the gateway comes back; the events' ack was overwritten. The promise kept: the gateway re-sends
     its unacknowledged events on connect, ingest stores nothing twice and acks them again, and
     the outbox empties; the events stay stored once."""
-    Truth.write(tmp_path / "frames", FRAMES, seed=82)
+    stack.frames(FRAMES, seed=82)
     broker_url = f"mqtt://{mosquitto[0]}:{mosquitto[1]}"
-    settings = cloud_settings(pg_url, broker_url, topic_space, share_group=None)
+    settings = stack.cloud(pg_url, broker_url, share_group=None)
     gateway = "gw-acks"
-    config = _ota_config(gateway, broker_url, topic_space, tmp_path)
+    config = _ota_config(stack, gateway, broker_url)
     _desire(mosquitto, topic_space, gateway, _offer_signed_by_a_stranger(tmp_path))
     try:
-        with api_client(settings):
-            with running_agent(config) as agent:  # ingest down: everything stays in the outbox
+        with stack.api(settings):
+            with stack.agent(config) as agent:  # ingest down: everything stays in the outbox
                 wait_for(lambda: agent.outbox.events.last_seq >= 1, 30, "the OTA failure event")
                 assert agent.wait_idle(60), "the agent did not process the folder"
             # The gateway is offline now. What it sent before its link dropped reaches the cloud:
             # its events, then its results, so the retained ack ends up the results stream's.
-            box = Outbox(tmp_path / "gw" / "outbox.db", 1 << 24)
+            box = Outbox(stack.gateway_dir / "outbox.db", 1 << 24)
             events_stream, results_stream = box.events.stream, box.results.stream
             held_events = box.events.read_after(0, 100)
             held_results = box.read_after(0, 1000)
             box.close()
             assert held_events
             assert len(held_results) == FRAMES
-            worker = start_ingest(settings)
+            worker = stack.ingest(settings)
             watcher = Publisher(mosquitto, topic_space)
             try:
                 watcher.publish(
@@ -185,7 +177,7 @@ def test_retained_ack_of_the_other_stream_comes_back_with_a_resend(
                 stored_before = _stored_events(pg_url, gateway)
                 assert len(stored_before) == len(held_events)
 
-                with running_agent(config) as agent:  # back online: only the results ack is retained
+                with stack.agent(config) as agent:  # back online: only the results ack is retained
                     wait_for(lambda: agent.outbox.total_stats() == (0, 0), 60, "both streams to drain")
                     assert agent.outbox.events.acked_seq >= len(held_events)
             finally:

@@ -13,19 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from protocol.topics import TopicSpace
 from simulators.net import free_port
-from tests.e2e.stack import (
-    Truth,
-    agent_config,
-    api_client,
-    cloud_settings,
-    fetch_results,
-    running_agent,
-    start_ingest,
-    wait_for,
-)
+from tests.support.e2e import Stack, Truth
 from tests.support.mqtt import clear_session
+from tests.support.waiting import wait_for
 
 FRAMES = 60
 
@@ -89,98 +80,94 @@ def _assert_exactly_once(results: list[dict[str, object]], truth: Truth) -> None
 
 
 def test_ingest_replaced_mid_stream_loses_nothing(
-    mosquitto: tuple[str, int], pg_url: str, tmp_path: Path, topic_space: TopicSpace
+    mosquitto: tuple[str, int], pg_url: str, stack: Stack
 ) -> None:
     """The fault: the only ingest worker stops mid-stream and another, under a new client id, takes
     over. Mosquitto keeps handing the gone worker's session its share of the group until that
     session expires; the promise kept is that every result still lands exactly once."""
-    truth = Truth.write(tmp_path / "frames", FRAMES, seed=77)
+    truth = stack.frames(FRAMES, seed=77)
     broker_url = f"mqtt://{mosquitto[0]}:{mosquitto[1]}"
-    settings = cloud_settings(pg_url, broker_url, topic_space, share_group="ingest").model_copy(
+    settings = stack.cloud(pg_url, broker_url, share_group="ingest").model_copy(
         update={"ingest_session_expiry_s": 5}
     )
     gateway = "gw-restart"
-    with api_client(settings) as client:
-        worker = start_ingest(settings)
-        config = agent_config(gateway, broker_url, topic_space, tmp_path / "frames", tmp_path / "gw", fps=20)
+    with stack.api(settings) as client:
+        worker = stack.ingest(settings)
+        config = stack.agent_config(gateway, broker_url, fps=20)
         try:
-            with running_agent(config) as agent:
-                wait_for(lambda: len(fetch_results(client, gateway)) >= 10, 60, "the first results")
+            with stack.agent(config) as agent:
+                wait_for(lambda: len(stack.results(client, gateway)) >= 10, 60, "the first results")
                 worker.stop()  # the fault: ingest goes away while the line keeps producing
-                landed_before = len(fetch_results(client, gateway))
+                landed_before = len(stack.results(client, gateway))
                 time.sleep(2)
-                worker = start_ingest(
+                worker = stack.ingest(
                     settings.model_copy(update={"ingest_client_id": worker.client_id + "-b"})
                 )
                 wait_for(
-                    lambda: len(fetch_results(client, gateway)) >= FRAMES, 90, "all results after restart"
+                    lambda: len(stack.results(client, gateway)) >= FRAMES, 90, "all results after restart"
                 )
                 wait_for(lambda: agent.outbox.stats()[0] == 0, 30, "the outbox to drain")
         finally:
             worker.stop()
             clear_session(mosquitto, worker.client_id)
-        results = fetch_results(client, gateway)
+        results = stack.results(client, gateway)
     assert landed_before < FRAMES, "the fault must hit mid-stream for the test to mean anything"
     _assert_exactly_once(results, truth)
 
 
 def test_broker_sigkill_loses_nothing(
-    private_mosquitto: PrivateMosquitto, sqlite_url: str, tmp_path: Path, topic_space: TopicSpace
+    private_mosquitto: PrivateMosquitto, sqlite_url: str, stack: Stack
 ) -> None:
-    truth = Truth.write(tmp_path / "frames", FRAMES, seed=78)
-    settings = cloud_settings(sqlite_url, private_mosquitto.url, topic_space, share_group="ingest")
+    truth = stack.frames(FRAMES, seed=78)
+    settings = stack.cloud(sqlite_url, private_mosquitto.url, share_group="ingest")
     gateway = "gw-sigkill"
-    with api_client(settings) as client:
-        worker = start_ingest(settings)
-        config = agent_config(
-            gateway, private_mosquitto.url, topic_space, tmp_path / "frames", tmp_path / "gw", fps=20
-        )
+    with stack.api(settings) as client:
+        worker = stack.ingest(settings)
+        config = stack.agent_config(gateway, private_mosquitto.url, fps=20)
         try:
-            with running_agent(config) as agent:
-                wait_for(lambda: len(fetch_results(client, gateway)) >= 10, 60, "the first results")
+            with stack.agent(config) as agent:
+                wait_for(lambda: len(stack.results(client, gateway)) >= 10, 60, "the first results")
                 private_mosquitto.kill()  # the fault: kill -9, acknowledged in-flight messages die with it
-                landed_before = len(fetch_results(client, gateway))
+                landed_before = len(stack.results(client, gateway))
                 time.sleep(1.5)
                 private_mosquitto.start()
                 wait_for(
-                    lambda: len(fetch_results(client, gateway)) >= FRAMES, 90, "all results after the kill"
+                    lambda: len(stack.results(client, gateway)) >= FRAMES, 90, "all results after the kill"
                 )
                 wait_for(lambda: agent.outbox.stats()[0] == 0, 30, "the outbox to drain")
         finally:
             worker.stop()
-        results = fetch_results(client, gateway)
+        results = stack.results(client, gateway)
     assert landed_before < FRAMES, "the fault must hit mid-stream for the test to mean anything"
     _assert_exactly_once(results, truth)
 
 
 def test_outbox_over_cap_sheds_loudly_and_acks_still_advance(
-    tmp_path: Path, sqlite_url: str, topic_space: TopicSpace
+    tmp_path: Path, sqlite_url: str, stack: Stack
 ) -> None:
     """The broker is unreachable while the line produces more than the outbox may hold: the oldest
     results are shed (counted, logged). When the link returns, every item still held lands exactly
     once and the outbox drains: the ack steps over the shed range instead of waiting for it forever."""
     frames = 30
-    Truth.write(tmp_path / "frames", frames, seed=79)
+    stack.frames(frames, seed=79)
     broker = PrivateMosquitto(tmp_path)  # not started yet: the plant network is down
-    settings = cloud_settings(sqlite_url, broker.url, topic_space, share_group="ingest")
+    settings = stack.cloud(sqlite_url, broker.url, share_group="ingest")
     gateway = "gw-shed"
-    config = agent_config(
-        gateway, broker.url, topic_space, tmp_path / "frames", tmp_path / "gw", max_bytes=4096
-    )
-    with api_client(settings) as client, running_agent(config) as agent:
+    config = stack.agent_config(gateway, broker.url, max_bytes=4096)
+    with stack.api(settings) as client, stack.agent(config) as agent:
         assert agent.wait_idle(60), "the agent did not process the folder"
         shed = agent.outbox.shed_total
         held = agent.outbox.stats()[0]
         assert shed > 0, "the cap must force shedding for this test to mean anything"
         assert shed + held == frames
         broker.start()
-        worker = start_ingest(settings)
+        worker = stack.ingest(settings)
         try:
             wait_for(lambda: agent.outbox.stats()[0] == 0, 60, "the outbox to drain past the shed range")
-            wait_for(lambda: len(fetch_results(client, gateway)) >= held, 30, "held results to land")
+            wait_for(lambda: len(stack.results(client, gateway)) >= held, 30, "held results to land")
         finally:
             worker.stop()
             broker.stop()
-        results = fetch_results(client, gateway)
+        results = stack.results(client, gateway)
     seqs = sorted(int(r["seq"]) for r in results)
     assert seqs == list(range(shed + 1, frames + 1)), "exactly the held items, each once"

@@ -16,19 +16,10 @@ import pytest
 
 from cloud.embedded_broker import EmbeddedBroker
 from protocol.manifest import load_manifest
-from protocol.topics import TopicSpace
 from simulators.fleet import bundled_manifest
-from tests.e2e.stack import (
-    Truth,
-    agent_config,
-    api_client,
-    cloud_settings,
-    fetch_results,
-    running_agent,
-    start_ingest,
-    wait_for,
-)
+from tests.support.e2e import Stack
 from tests.support.mqtt import clear_session
+from tests.support.waiting import wait_for
 
 FRAMES = 40
 
@@ -55,22 +46,18 @@ def backends(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend
         broker.stop()
 
 
-def test_every_frame_arrives_exactly_once(
-    backends: Backends, tmp_path: Path, topic_space: TopicSpace
-) -> None:
-    truth = Truth.write(tmp_path / "frames", FRAMES, seed=4242)
+def test_every_frame_arrives_exactly_once(backends: Backends, stack: Stack) -> None:
+    truth = stack.frames(FRAMES, seed=4242)
     manifest = load_manifest(bundled_manifest())
-    settings = cloud_settings(backends.db_url, backends.broker_url, topic_space, backends.share_group)
+    settings = stack.cloud(backends.db_url, backends.broker_url, backends.share_group)
     gateway = "gw-e2e"
-    with api_client(settings) as client:
-        worker = start_ingest(settings)
+    with stack.api(settings) as client:
+        worker = stack.ingest(settings)
         try:
-            config = agent_config(
-                gateway, backends.broker_url, topic_space, tmp_path / "frames", tmp_path / "gw"
-            )
-            with running_agent(config) as agent:
+            config = stack.agent_config(gateway, backends.broker_url)
+            with stack.agent(config) as agent:
                 wait_for(
-                    lambda: len(fetch_results(client, gateway)) >= FRAMES, 90, f"{FRAMES} results in the API"
+                    lambda: len(stack.results(client, gateway)) >= FRAMES, 90, f"{FRAMES} results in the API"
                 )
                 # The outbox empties only through the cloud's end-to-end ack, never on PUBACK alone.
                 wait_for(lambda: agent.outbox.stats()[0] == 0, 30, "the outbox to be acknowledged empty")
@@ -83,7 +70,7 @@ def test_every_frame_arrives_exactly_once(
             if backends.share_group is not None:
                 clear_session(("127.0.0.1", 1883), worker.client_id)
 
-        results = fetch_results(client, gateway)
+        results = stack.results(client, gateway)
     frames = Counter(r["frame"] for r in results)
     assert frames == Counter(list(truth.labels)), "each frame's result must be stored exactly once"
     assert sorted(r["seq"] for r in results) == list(range(1, FRAMES + 1))

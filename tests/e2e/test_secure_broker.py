@@ -13,6 +13,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -23,17 +24,9 @@ from pydantic import SecretStr
 from protocol.messages import encode
 from protocol.topics import Channel, TopicSpace
 from simulators.net import free_port
-from tests.e2e.stack import (
-    Truth,
-    agent_config,
-    api_client,
-    cloud_settings,
-    fetch_results,
-    running_agent,
-    start_ingest,
-    wait_for,
-)
+from tests.support.e2e import Stack
 from tests.support.messages import batch, item, new_stream
+from tests.support.waiting import wait_for
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "mosquitto"
 PASSWORDS = {"factory-cloud": "cloud-secret", "gw-1": "gw1-secret", "gw-2": "gw2-secret"}
@@ -92,28 +85,29 @@ def secure_broker(tmp_path: Path) -> Iterator[SecureBroker]:
 
 
 def test_tls_and_acl_confine_each_gateway_to_its_own_subtree(
-    secure_broker: SecureBroker, sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    secure_broker: SecureBroker, sqlite_url: str, stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The ACL file names the production root, so this test uses it on its private broker.
     topics = TopicSpace()
-    truth = Truth.write(tmp_path / "frames", 10, seed=80)
+    stack = replace(stack, topics=topics)
+    truth = stack.frames(10, seed=80)
     monkeypatch.setenv("GW1_PASSWORD", PASSWORDS["gw-1"])
-    settings = cloud_settings(sqlite_url, secure_broker.url, topics, share_group="ingest").model_copy(
+    settings = stack.cloud(sqlite_url, secure_broker.url, share_group="ingest").model_copy(
         update={
             "broker_username": "factory-cloud",
             "broker_password": SecretStr(PASSWORDS["factory-cloud"]),
             "broker_ca_file": str(secure_broker.ca),
         }
     )
-    config = agent_config("gw-1", secure_broker.url, topics, tmp_path / "frames", tmp_path / "gw")
+    config = stack.agent_config("gw-1", secure_broker.url)
     config["mqtt"].update(
         username="gw-1", password_env="GW1_PASSWORD", tls={"ca_file": str(secure_broker.ca)}
     )
-    with api_client(settings) as client:
-        worker = start_ingest(settings)
+    with stack.api(settings) as client:
+        worker = stack.ingest(settings)
         try:
-            with running_agent(config):
-                wait_for(lambda: len(fetch_results(client, "gw-1")) == len(truth.labels), 60, "gw-1 results")
+            with stack.agent(config):
+                wait_for(lambda: len(stack.results(client, "gw-1")) == len(truth.labels), 60, "gw-1 results")
             # gw-1's credentials try to write into gw-2's subtree: the broker must drop it.
             intruder = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"intruder-{uuid.uuid4().hex[:6]}")
             intruder.username_pw_set("gw-1", PASSWORDS["gw-1"])
@@ -126,11 +120,11 @@ def test_tls_and_acl_confine_each_gateway_to_its_own_subtree(
             own = batch("gw-1", new_stream(), [item(1)])
             intruder.publish(topics.topic("gw-1", Channel.RESULTS), encode(own), qos=1).wait_for_publish(5)
             wait_for(
-                lambda: len(fetch_results(client, "gw-1")) == len(truth.labels) + 1, 20, "control message"
+                lambda: len(stack.results(client, "gw-1")) == len(truth.labels) + 1, 20, "control message"
             )
             intruder.disconnect()
             intruder.loop_stop()
         finally:
             worker.stop()
-        assert fetch_results(client, "gw-2") == []
+        assert stack.results(client, "gw-2") == []
         assert client.get("/api/v1/gateways/gw-2").status_code == 404

@@ -1,4 +1,4 @@
-"""The machine in the birth: CPU classes, MachineInfo's limits, and births with and without it."""
+"""The machine in the birth: CPU classes, MachineInfo's limits, and a birth without one refused."""
 
 from __future__ import annotations
 
@@ -11,19 +11,12 @@ from hypothesis import given
 from protocol.machine import CPU_CLASSES, INFERENCE_FEATURES, arch_family, cpu_class
 from protocol.messages import GatewayState, MachineInfo, WireError, decode, encode
 from tests.support import strategies as s
+from tests.support.machines import XEON
 
 NOW = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
-XEON = MachineInfo(
-    arch="x86_64",
-    cpu_model="Intel(R) Xeon(R) Gold 6248 CPU @ 2.50GHz",
-    cpu_class="x86-64-avx512-vnni",
-    features=("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni"),
-    cores=4,
-    memory_bytes=16 * 2**30,
-)
 
 
-def _birth(machine: MachineInfo | None) -> GatewayState:
+def _birth(machine: MachineInfo) -> GatewayState:
     return GatewayState(
         gateway_id="gw-1", online=True, session=3, agent_version="0.4.0", timestamp=NOW, machine=machine
     )
@@ -64,7 +57,7 @@ def test_every_class_is_named_for_its_architecture() -> None:
 
 
 @given(s.states)
-def test_births_round_trip_with_or_without_their_machine(birth: GatewayState) -> None:
+def test_births_round_trip_with_their_machine(birth: GatewayState) -> None:
     assert decode(GatewayState, encode(birth)) == birth
 
 
@@ -82,14 +75,16 @@ def test_birth_with_machine_round_trips_as_plain_json() -> None:
     assert decode(GatewayState, encode(birth)) == birth
 
 
-def test_birth_of_an_older_agent_without_the_field_still_parses() -> None:
-    """An agent that predates the field sends no ``machine`` key at all; its birth stays valid."""
-    raw = json.loads(encode(_birth(None)))
-    assert raw["machine"] is None
-    del raw["machine"]
-    birth = decode(GatewayState, json.dumps(raw).encode())
-    assert birth.machine is None
-    assert birth == _birth(None)
+@pytest.mark.parametrize("machine", ["absent", None])
+def test_a_birth_without_its_machine_is_refused_naming_the_field(machine: str | None) -> None:
+    """Every agent of this protocol sends its machine (fields it could not read are null)."""
+    raw = json.loads(encode(_birth(XEON)))
+    if machine == "absent":
+        del raw["machine"]
+    else:
+        raw["machine"] = machine
+    with pytest.raises(WireError, match="machine"):
+        decode(GatewayState, json.dumps(raw).encode())
 
 
 def test_a_machine_with_unknown_fields_is_empty_not_invalid() -> None:
@@ -120,7 +115,7 @@ def test_a_class_this_build_does_not_know_is_still_accepted() -> None:
     ],
 )
 def test_bad_machines_are_refused_naming_the_field(machine: dict[str, object], reason: str) -> None:
-    raw = json.loads(encode(_birth(None)))
+    raw = json.loads(encode(_birth(XEON)))
     raw["machine"] = machine
     with pytest.raises(WireError) as caught:
         decode(GatewayState, json.dumps(raw).encode())

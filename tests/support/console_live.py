@@ -7,7 +7,6 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,15 +14,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from cloud.api import create_app
 from cloud.config import CloudSettings
-from cloud.db import make_engine, make_sessionmaker
-from cloud.ingest.service import ingest_messages
-from cloud.ota.ticks import tick_all
-from protocol.messages import ModelRef
-from protocol.ota import ReportedState, SlotHealth, SlotReport
+from protocol.messages import WireModel
+from protocol.ota import SlotHealth
 from protocol.topics import Channel, TopicSpace
 from tests.support.console import PASSWORD, Seeded, seed_console
-from tests.support.messages import SHA, inbound
-from tests.support.releases import RecordingPublisher, make_release, register
+from tests.support.messages import ingest, reported
+from tests.support.releases import RecordingPublisher, make_release, register, tick
 from tests.support.testclient import TestClient
 from tests.support.tokens import bearer
 
@@ -40,36 +36,17 @@ class Live:
     seeded: Seeded
     publisher: RecordingPublisher
 
-    def ingest(self, gateway_id: str, channel: Channel, msg: Any) -> None:
+    def ingest(self, gateway_id: str, channel: Channel, msg: WireModel) -> None:
         """Feed one message through the ingest path, as a gateway's would arrive."""
-        engine = make_engine(self.settings.db_url)
-        try:
-            ingest_messages(
-                make_sessionmaker(engine), [inbound(self.topics, gateway_id, channel, msg)], self.topics
-            )
-        finally:
-            engine.dispose()
+        ingest(self.settings.db_url, self.topics, gateway_id, channel, msg)
 
     def report(self, gateway_id: str, version: str, revision: int, health: SlotHealth, phase: str) -> None:
         """``gateway_id`` reports what its 'main' slot runs and how it does."""
-        slot = SlotReport(
-            active=ModelRef(name="defect-cnn", version=version, sha256=SHA), phase=phase, health=health
-        )
-        msg = ReportedState(
-            gateway_id=gateway_id,
-            desired_revision=revision,
-            slots={"main": slot},
-            timestamp=datetime.now(UTC),
-        )
-        self.ingest(gateway_id, Channel.REPORTED, msg)
+        self.ingest(gateway_id, Channel.REPORTED, reported(gateway_id, version, revision, health, phase))
 
     def tick(self) -> None:
         """One beat of the rollout engine."""
-        engine = make_engine(self.settings.db_url)
-        try:
-            tick_all(make_sessionmaker(engine), self.settings, self.publisher)
-        finally:
-            engine.dispose()
+        tick(self.settings, self.publisher)
 
     def token(self, user: str) -> dict[str, str]:
         answer = self.client.post("/api/v1/auth/login", json={"username": user, "password": PASSWORD})

@@ -27,6 +27,7 @@ from protocol.messages import (
     WireModel,
     encode,
 )
+from protocol.ota import ReportedState, SlotHealth, SlotReport
 from protocol.topics import Channel, TopicSpace
 from tests.support.machines import GATEWAY_MACHINE
 
@@ -162,6 +163,27 @@ def ingest(db_url: str, topics: TopicSpace, gateway_id: str, channel: Channel, *
         ingest_messages(make_sessionmaker(engine), found, topics)
     finally:
         engine.dispose()
+
+
+def reported(
+    gateway_id: str,
+    version: str,
+    revision: int,
+    health: SlotHealth,
+    phase: str = "committed",
+    slot: str = "main",
+    error: str | None = None,
+) -> ReportedState:
+    """``gateway_id``'s reported OTA state: ``slot`` runs defect-cnn ``version`` in ``phase``."""
+    report = SlotReport(
+        active=ModelRef(name="defect-cnn", version=version, sha256=SHA),
+        phase=phase,
+        health=health,
+        error=error,
+    )
+    return ReportedState(
+        gateway_id=gateway_id, desired_revision=revision, slots={slot: report}, timestamp=datetime.now(UTC)
+    )
 
 
 def new_stream() -> str:

@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from cloud.config import CloudSettings
 from cloud.db import make_engine, make_sessionmaker
+from cloud.ota.ticks import tick_all
 from cloud.registry.service import create_version, put_chunk
 from cloud.registry.store import LocalStore
 from protocol.manifest import ModelManifest
@@ -79,6 +80,15 @@ def register(settings: CloudSettings, release: Release) -> None:
         with make_sessionmaker(engine).begin() as session:
             put_chunk(session, store, release.manifest.sha256, len(data), 0, data)
             create_version(session, settings, release.manifest, release.signature, None, "test")
+    finally:
+        engine.dispose()
+
+
+def tick(settings: CloudSettings, publisher: RecordingPublisher) -> None:
+    """One beat of the rollout engine on ``settings``' database."""
+    engine = make_engine(settings.db_url)
+    try:
+        tick_all(make_sessionmaker(engine), settings, publisher)
     finally:
         engine.dispose()
 

@@ -60,7 +60,7 @@ states = st.builds(
     line=st.none() | names,
     models=st.lists(loaded, max_size=3).map(tuple),
     timestamp=aware,
-    machine=st.none() | machines,
+    machine=machines,
 )
 boxes = st.builds(
     Box, x=st.integers(0, 4000), y=st.integers(0, 4000), w=st.integers(0, 4000), h=st.integers(0, 4000)

@@ -14,15 +14,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from cloud.api import create_app
 from cloud.config import CloudSettings
-from cloud.db import make_engine, make_sessionmaker
 from cloud.factoryctl import cli as factoryctl
-from cloud.ota.ticks import tick_all
-from protocol.messages import GatewayState, LoadedModel, MachineInfo, ModelRef, WireModel
-from protocol.ota import ReportedState, SlotHealth, SlotReport
+from protocol.messages import GatewayState, LoadedModel, MachineInfo, WireModel
+from protocol.ota import SlotHealth
 from protocol.topics import Channel, TopicSpace
 from tests.support.machines import GATEWAY_MACHINE
-from tests.support.messages import SHA, ingest
-from tests.support.releases import RecordingPublisher, make_release, register
+from tests.support.messages import SHA, ingest, reported
+from tests.support.releases import RecordingPublisher, make_release, register, tick
 from tests.support.testclient import TestClient
 from tests.support.tokens import bearer, mint_tokens
 
@@ -82,26 +80,12 @@ class Yard:
         health: SlotHealth = HEALTHY,
     ) -> None:
         """``gateway_id`` reports ``slot`` running defect-cnn ``version`` in ``phase`` with ``health``."""
-        report = SlotReport(
-            active=ModelRef(name="defect-cnn", version=version, sha256=SHA),
-            phase=phase,
-            health=health,
-            error=error,
-        )
-        msg = ReportedState(
-            gateway_id=gateway_id,
-            desired_revision=revision,
-            slots={slot: report},
-            timestamp=datetime.now(UTC),
-        )
+        msg = reported(gateway_id, version, revision, health, phase, slot, error)
         self._ingest(gateway_id, Channel.REPORTED, msg)
 
     def tick(self) -> None:
-        engine = make_engine(self.settings.db_url)
-        try:
-            tick_all(make_sessionmaker(engine), self.settings, self.publisher)
-        finally:
-            engine.dispose()
+        """One beat of the rollout engine."""
+        tick(self.settings, self.publisher)
 
     def revision(self, gateway_id: str) -> int:
         """The revision of the last desired state published to ``gateway_id``."""

@@ -10,22 +10,29 @@ from typing import Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import RedirectResponse
 
 from cloud.console.alert_rules import alerts_context, create_body, create_defaults, field_errors, update_body
 from cloud.console.api import ApiClient, ApiError
 from cloud.console.deps import FormUser
-from cloud.console.respond import forward, refused_form, render_page, to_login
-from cloud.console.session import User, form
+from cloud.console.respond import Fields, FormPage, forward, render_page, submit_form, to_login
 
 router = APIRouter()
 
 
-async def refused(
-    request: Request, user: User, api: ApiClient, exc: ApiError, apply: dict[str, Any]
-) -> Response:
-    """The Alerts page again, with the API's errors beside the form and the typed values."""
-    return await refused_form(request, user, exc, "alerts.html", lambda: alerts_context(api, "open"), apply)
+async def _open_alerts(api: ApiClient, _typed: Fields) -> dict[str, Any]:
+    """The Alerts page a refused rule form comes back to: the open alerts."""
+    return await alerts_context(api, "open")
+
+
+def _create_refusal(exc: ApiError, fields: Fields) -> dict[str, Any]:
+    errors, general = field_errors(exc)
+    values = {**create_defaults(), **fields}
+    if "enabled" not in fields:
+        values.pop("enabled")
+    return {"values": values, "errors": errors, "general_errors": general}
+
+
+RULE_CREATE_PAGE = FormPage("alerts.html", _open_alerts, _create_refusal)
 
 
 @router.get("/alerts")
@@ -44,40 +51,33 @@ async def alert_ack(request: Request, user: FormUser, alert_id: str) -> Response
 
 @router.post("/alerts/rules")
 async def rule_create(request: Request, user: FormUser) -> Response:
-    if user is None:
-        return to_login()
-    fields = await form(request)
-    async with ApiClient(request.app, user.token) as api:
-        try:
-            made = await api.post("/alert-rules", create_body(fields))
-        except ApiError as exc:
-            errors, general = field_errors(exc)
-            values = {**create_defaults(), **fields}
-            if "enabled" not in fields:
-                values.pop("enabled")
-            apply = {"values": values, "errors": errors, "general_errors": general}
-            return await refused(request, user, api, exc, apply)
-    return RedirectResponse(f"/alerts?saved={quote(str(made['id']))}#rules", status_code=303)
+    return await submit_form(
+        request,
+        user,
+        RULE_CREATE_PAGE,
+        lambda api, fields: api.post("/alert-rules", create_body(fields)),
+        lambda made: f"/alerts?saved={quote(str(made['id']))}#rules",
+    )
 
 
 @router.post("/alerts/rules/{rule_id}")
 async def rule_update(request: Request, user: FormUser, rule_id: str) -> Response:
-    if user is None:
-        return to_login()
-    fields = await form(request)
+    def refusal(exc: ApiError, fields: Fields) -> dict[str, Any]:
+        errors, general = field_errors(exc)
+        return {
+            "edit_values": {rule_id: fields},
+            "edit_errors": {rule_id: errors},
+            "general_errors": [f"rule {rule_id}: {m}" for m in general],
+        }
+
     path = f"/alert-rules/{quote(rule_id, safe='')}"
-    async with ApiClient(request.app, user.token) as api:
-        try:
-            await api.request("PATCH", path, json=update_body(fields, fields.get("kind", "")))
-        except ApiError as exc:
-            errors, general = field_errors(exc)
-            apply = {
-                "edit_values": {rule_id: fields},
-                "edit_errors": {rule_id: errors},
-                "general_errors": [f"rule {rule_id}: {m}" for m in general],
-            }
-            return await refused(request, user, api, exc, apply)
-    return RedirectResponse(f"/alerts?saved={quote(rule_id)}#rules", status_code=303)
+    return await submit_form(
+        request,
+        user,
+        FormPage("alerts.html", _open_alerts, refusal),
+        lambda api, fields: api.request("PATCH", path, json=update_body(fields, fields.get("kind", ""))),
+        lambda _: f"/alerts?saved={quote(rule_id)}#rules",
+    )
 
 
 @router.post("/alerts/rules/{rule_id}/delete")

@@ -10,13 +10,12 @@ from typing import Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import RedirectResponse
 
 from cloud.console import rollout_form, rollout_view
 from cloud.console.api import ApiClient, ApiError
 from cloud.console.deps import VIEWS, CurrentUser, FormUser
-from cloud.console.respond import refused_form, render_page, to_login
-from cloud.console.session import User, form
+from cloud.console.respond import Fields, FormPage, render_page, submit_form
+from cloud.console.session import User
 from cloud.console.stream import stream_response
 
 router = APIRouter()
@@ -50,18 +49,20 @@ async def rollouts_events(request: Request, user: CurrentUser, limit: int | None
     return stream_response(request, user, feed, "rollouts", limit)
 
 
+def _create_refusal(exc: ApiError, _typed: Fields) -> dict[str, Any]:
+    errors, general = rollout_form.field_errors(exc)
+    return {"errors": errors, "general_errors": general}
+
+
+CREATE_PAGE = FormPage("rollouts.html", rollouts_context, _create_refusal)
+
+
 @router.post("/rollouts")
 async def rollout_create(request: Request, user: FormUser) -> Response:
-    if user is None:
-        return to_login()
-    fields = await form(request)
-    async with ApiClient(request.app, user.token) as api:
-        try:
-            created = await api.post("/rollouts", rollout_form.request_body(fields))
-        except ApiError as exc:
-            errors, general = rollout_form.field_errors(exc)
-            return await refused_form(
-                request, user, exc, "rollouts.html", lambda: rollouts_context(api, fields),
-                {"errors": errors, "general_errors": general},
-            )  # fmt: skip
-    return RedirectResponse(f"/rollouts/{quote(created['id'], safe='')}", status_code=303)
+    return await submit_form(
+        request,
+        user,
+        CREATE_PAGE,
+        lambda api, fields: api.post("/rollouts", rollout_form.request_body(fields)),
+        lambda created: f"/rollouts/{quote(created['id'], safe='')}",
+    )

@@ -13,16 +13,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud.alerts.rules import evaluate_all
-from cloud.api import create_app
-from cloud.config import CloudSettings
 from cloud.db import make_engine, make_sessionmaker
 from cloud.db.models import AuditEntry
 from cloud.ingest.service import ingest_messages
 from protocol.topics import Channel, TopicSpace
 from tests.support.messages import backlog_telemetry, inbound, state
-from tests.support.releases import RecordingPublisher
+from tests.support.production import assert_role_gates, production_api
 from tests.support.testclient import TestClient
-from tests.support.tokens import bearer, mint_tokens
+from tests.support.tokens import bearer
 
 RID = uuid.uuid4()
 # Every new endpoint and the least role that may call it.
@@ -36,40 +34,22 @@ ENDPOINTS = [
     ("PATCH", "/api/v1/alert-rules/999", "admin"),
     ("DELETE", "/api/v1/alert-rules/999", "admin"),
 ]
-LOWER = {"viewer": [], "operator": ["viewer"], "admin": ["viewer", "operator"]}
 RULE = {"line": "line-1", "kind": "outbox_backlog", "threshold": 100}
 
 
 @pytest.fixture
 def production(db_url: str, tmp_path: Path) -> Iterator[tuple[TestClient, dict[str, str]]]:
-    tokens = mint_tokens(db_url)
-    settings = CloudSettings(
-        profile="production",
-        db_url=db_url,
-        broker_url="mqtts://broker.plant:8883",
-        broker_username="cloud",
-        broker_password="a-real-broker-password",
-        artifact_dir=str(tmp_path / "artifacts"),
-    )
-    with TestClient(create_app(settings, RecordingPublisher())) as client:
-        yield client, tokens
+    with production_api(db_url, tmp_path) as running:
+        yield running
 
 
 def test_each_endpoint_refuses_no_token_401_and_too_little_role_403(
     production: tuple[TestClient, dict[str, str]],
 ) -> None:
-    client, tokens = production
-    for method, path, role in ENDPOINTS:
-        body = {"POST": RULE, "PATCH": {"threshold": 5}}.get(method) if "rules" in path else None
-        anonymous = client.request(method, path, json=body)
-        assert anonymous.status_code == 401, (method, path, anonymous.text)
-        forged = client.request(method, path, json=body, headers=bearer("fe_forged"))
-        assert forged.status_code == 401, (method, path)
-        for weaker in LOWER[role]:
-            denied = client.request(method, path, json=body, headers=bearer(tokens[weaker]))
-            assert denied.status_code == 403, (method, path, weaker, denied.text)
-        allowed = client.request(method, path, json=body, headers=bearer(tokens[role]))
-        assert allowed.status_code not in (401, 403), (method, path, role, allowed.text)
+    def body(method: str, path: str) -> object:
+        return {"POST": RULE, "PATCH": {"threshold": 5}}.get(method) if "rules" in path else None
+
+    assert_role_gates(*production, ENDPOINTS, body)
 
 
 def test_admin_manages_rules_operator_acknowledges_and_everything_is_audited(

@@ -10,16 +10,14 @@ from urllib.parse import quote
 
 import pytest
 
-from cloud.api import create_app
-from cloud.config import CloudSettings
 from cloud.db import make_engine, make_sessionmaker
 from cloud.ingest.service import ingest_messages
 from protocol.messages import EventBatch
 from protocol.topics import Channel, TopicSpace
 from tests.support.messages import gateway_event, inbound, state
-from tests.support.releases import RecordingPublisher
+from tests.support.production import production_api
 from tests.support.testclient import TestClient
-from tests.support.tokens import bearer, mint_tokens
+from tests.support.tokens import bearer
 
 T0 = datetime(2026, 11, 29, 8, 0, tzinfo=UTC)
 
@@ -51,18 +49,9 @@ def _seed(db_url: str, topics: TopicSpace) -> None:
 def production(
     db_url: str, tmp_path: Path, topic_space: TopicSpace
 ) -> Iterator[tuple[TestClient, dict[str, str]]]:
-    tokens = mint_tokens(db_url)
-    _seed(db_url, topic_space)
-    settings = CloudSettings(
-        profile="production",
-        db_url=db_url,
-        broker_url="mqtts://broker.plant:8883",
-        broker_username="cloud",
-        broker_password="a-real-broker-password",
-        artifact_dir=str(tmp_path / "artifacts"),
-    )
-    with TestClient(create_app(settings, RecordingPublisher())) as client:
-        yield client, tokens
+    with production_api(db_url, tmp_path) as running:
+        _seed(db_url, topic_space)
+        yield running
 
 
 def test_events_need_a_viewer_token_in_production(production: tuple[TestClient, dict[str, str]]) -> None:

@@ -20,6 +20,7 @@ from protocol.topics import Channel, TopicSpace
 from tests.support.console import ORIGIN, PASSWORD
 from tests.support.database import count_statements
 from tests.support.messages import SHA, inbound, state, telemetry
+from tests.support.production import production_api
 from tests.support.releases import RecordingPublisher
 from tests.support.testclient import TestClient
 from tests.support.tokens import bearer, mint_tokens
@@ -144,16 +145,7 @@ def test_the_console_gateways_page_costs_the_same_sql_for_5_and_60_gateways(flee
 
 
 def test_production_needs_a_viewer_token_for_the_bulk_read(db_url: str, tmp_path: Path) -> None:
-    tokens = mint_tokens(db_url)
-    settings = CloudSettings(
-        profile="production",
-        db_url=db_url,
-        broker_url="mqtts://broker.plant:8883",
-        broker_username="cloud",
-        broker_password="a-real-broker-password",  # type: ignore[arg-type]
-        artifact_dir=str(tmp_path / "artifacts"),
-    )
-    with TestClient(create_app(settings, RecordingPublisher())) as client:
+    with production_api(db_url, tmp_path) as (client, tokens):
         path = "/api/v1/gateways?reported=true"
         assert client.get(path).status_code == 401
         assert client.get(path, headers={"Authorization": "Bearer not-a-token"}).status_code == 401

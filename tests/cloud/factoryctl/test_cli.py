@@ -28,8 +28,9 @@ from protocol.ota import ReportedState, SlotReport
 from protocol.signing import TrustStore, load_private_key, load_public_key
 from protocol.topics import Channel, TopicSpace
 from tests.support.database import seed
+from tests.support.machines import GATEWAY_MACHINE
 from tests.support.messages import inbound, state
-from tests.support.releases import RecordingPublisher, make_release
+from tests.support.releases import RecordingPublisher, Release, make_release
 from tests.support.testclient import TestClient
 from tests.support.tokens import mint_tokens
 
@@ -48,6 +49,12 @@ def live(
 
 def ctl(client: TestClient, env: dict[str, str], *argv: str) -> int:
     return factoryctl.main(list(argv), environ=env, client=client)
+
+
+def push(client: TestClient, env: dict[str, str], release: Release, key: Path, *flags: str) -> int:
+    """``factoryctl models push`` of ``release``'s artifact and manifest, signed with ``key``."""
+    files = (str(release.artifact), "--manifest", str(release.manifest_path))
+    return ctl(client, env, "models", "push", *files, "--key", str(key), *flags)
 
 
 def connect(db_url: str, gateways: list[str]) -> None:
@@ -95,36 +102,13 @@ def test_login_keys_push_show_and_rollout_from_the_command_line(
     raw = json.loads(release.manifest_path.read_text())
     raw.update(sha256="00" * 32, size_bytes=1)
     release.manifest_path.write_text(json.dumps(raw))
-    assert (
-        ctl(
-            client,
-            env,
-            "models",
-            "push",
-            str(release.artifact),
-            "--manifest",
-            str(release.manifest_path),
-            "--key",
-            str(private),
-        )
-        == 1
-    )
+    assert push(client, env, release, private) == 1
     assert "pass --fill" in capsys.readouterr().err
-    args = (
-        "models",
-        "push",
-        str(release.artifact),
-        "--manifest",
-        str(release.manifest_path),
-        "--key",
-        str(private),
-        "--fill",
-    )
-    assert ctl(client, env, *args) == 0
+    assert push(client, env, release, private, "--fill") == 0
     captured = capsys.readouterr()
     assert "defect-cnn 1.0 pushed" in captured.out
     assert "100%" in captured.err
-    assert ctl(client, env, *args) == 0
+    assert push(client, env, release, private, "--fill") == 0
     assert "already registered (identical)" in capsys.readouterr().out
 
     # The signature the registry stores verifies with the engineer's public key.
@@ -140,7 +124,7 @@ def test_login_keys_push_show_and_rollout_from_the_command_line(
 
     # Same version, other bytes: refused with the conflict exit code.
     release.artifact.write_bytes(b"retrained weights" * 100)
-    assert ctl(client, env, *args) == 5
+    assert push(client, env, release, private, "--fill") == 5
     assert "versions are immutable" in capsys.readouterr().err
 
     assert ctl(client, env, "models", "list") == 0
@@ -227,20 +211,7 @@ def test_push_resumes_an_interrupted_upload(
 
     client.event_hooks["request"].append(record)
     env = {**env, "FACTORY_API_TOKEN": tokens["admin"]}
-    assert (
-        ctl(
-            client,
-            env,
-            "models",
-            "push",
-            str(release.artifact),
-            "--manifest",
-            str(release.manifest_path),
-            "--key",
-            str(key),
-        )
-        == 0
-    )
+    assert push(client, env, release, key) == 0
     assert offsets == ["1000", "2000", "3000", "4000", "5000"]
 
 
@@ -429,7 +400,7 @@ def test_devices_show_says_a_refused_update_left_the_old_model_serving(
     assert factoryctl.main(["devices", "show", "gw-a"], environ={}, client=api) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("gw-a  line line-1  site -  tags -  online yes")
-    assert out[1].startswith("machine: not reported")  # this gateway sent no birth
+    assert out[1] == f"machine: {GATEWAY_MACHINE.cpu_model} ({GATEWAY_MACHINE.arch})"  # from its birth
     header = next(i for i, line in enumerate(out) if line.split() == ["SLOT", "STATE"])
     assert out[header + 1] == (
         "defect  running 1.0.0 · last update 1.1.0 refused: signature: key 2b1d889d is not trusted"

@@ -14,7 +14,7 @@ import pytest
 
 from cloud.config import CloudSettings
 from cloud.ingest.worker import IngestWorker
-from tests.support.waiting import wait_until
+from tests.support.waiting import wait_for
 
 
 def _free_port() -> int:
@@ -69,9 +69,9 @@ def _settings(sqlite_url: str, port: int, password: str) -> CloudSettings:
 def test_ingest_refused_credentials_stops_instead_of_retrying(sqlite_url: str, auth_broker: int) -> None:
     worker = IngestWorker(_settings(sqlite_url, auth_broker, "wrong")).start()
     try:
-        wait_until(lambda: worker.fatal_error is not None, what="the refusal to be noticed")
+        wait_for(lambda: worker.fatal_error is not None, what="the refusal to be noticed")
         assert "refused the credentials" in (worker.fatal_error or "")
-        wait_until(lambda: not worker.alive, what="the writer to stop")
+        wait_for(lambda: not worker.alive, what="the writer to stop")
         assert not worker.connected.is_set()
     finally:
         worker.stop()

@@ -20,7 +20,7 @@ from protocol.messages import EventBatch, EventItem
 from protocol.topics import Channel, TopicSpace
 from tests.support.messages import T0, batch, inbound, item, new_stream
 from tests.support.mqtt import Publisher
-from tests.support.waiting import wait_until
+from tests.support.waiting import wait_for
 
 
 def event_item(seq: int, kind: str = "ota", replayed: bool = False) -> EventItem:
@@ -69,7 +69,7 @@ def test_resent_event_batch_is_stored_once_and_acked_contiguously(
     events, results = new_stream(), new_stream()
     first = [event_item(1), event_item(2), event_item(3)]
     publisher.publish("gw-ev", Channel.EVENTS, event_batch("gw-ev", events, first, oldest_held_seq=1))
-    wait_until(lambda: publisher.ack_of("gw-ev", events) == 3, what="event ack 3")
+    wait_for(lambda: publisher.ack_of("gw-ev", events) == 3, what="event ack 3")
     assert [(m, s) for m, _i, _s, s in _events(cloud_settings.db_url)] == [
         ("event 1", 1),
         ("event 2", 2),
@@ -80,8 +80,8 @@ def test_resent_event_batch_is_stored_once_and_acked_contiguously(
     acks_before = worker.metrics.acks_published._value.get()
     again = [i.model_copy(update={"replayed": True}) for i in first] + [event_item(4)]
     publisher.publish("gw-ev", Channel.EVENTS, event_batch("gw-ev", events, again, oldest_held_seq=1))
-    wait_until(lambda: publisher.ack_of("gw-ev", events) == 4, what="event ack 4")
-    wait_until(lambda: worker.metrics.acks_published._value.get() > acks_before, what="ack after re-send")
+    wait_for(lambda: publisher.ack_of("gw-ev", events) == 4, what="event ack 4")
+    wait_for(lambda: worker.metrics.acks_published._value.get() > acks_before, what="ack after re-send")
     stored = _events(cloud_settings.db_url)
     assert [s for *_rest, s in stored] == [1, 2, 3, 4]
     assert {i for _m, i, _s, _q in stored} == {i.id for i in again}
@@ -90,17 +90,17 @@ def test_resent_event_batch_is_stored_once_and_acked_contiguously(
     # A gap (seq 5 not stored) holds the ack; a batch saying the gateway holds nothing below 6
     # (5 was shed) moves it on.
     publisher.publish("gw-ev", Channel.EVENTS, event_batch("gw-ev", events, [event_item(6)]))
-    wait_until(lambda: len(_events(cloud_settings.db_url)) == 5, what="seq 6 stored")
-    wait_until(lambda: worker.metrics.acks_published._value.get() >= acks_before + 2, what="ack after seq 6")
+    wait_for(lambda: len(_events(cloud_settings.db_url)) == 5, what="seq 6 stored")
+    wait_for(lambda: worker.metrics.acks_published._value.get() >= acks_before + 2, what="ack after seq 6")
     assert publisher.ack_of("gw-ev", events) == 4
     publisher.publish(
         "gw-ev", Channel.EVENTS, event_batch("gw-ev", events, [event_item(7)], oldest_held_seq=6)
     )
-    wait_until(lambda: publisher.ack_of("gw-ev", events) == 7, what="ack over the shed seq 5")
+    wait_for(lambda: publisher.ack_of("gw-ev", events) == 7, what="ack over the shed seq 5")
 
     # The same gateway's results stream is acked from the results table, apart from the events.
     publisher.publish("gw-ev", Channel.RESULTS, batch("gw-ev", results, [item(1), item(2)]))
-    wait_until(lambda: publisher.ack_of("gw-ev", results) == 2, what="results ack 2")
+    wait_for(lambda: publisher.ack_of("gw-ev", results) == 2, what="results ack 2")
     assert publisher.ack_of("gw-ev", events) == 7
 
 

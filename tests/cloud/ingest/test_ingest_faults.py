@@ -15,7 +15,7 @@ from protocol.messages import MAX_PAYLOAD_BYTES, encode
 from protocol.topics import Channel, TopicSpace
 from tests.support.messages import T0, batch, gateway_event, item, new_stream, telemetry
 from tests.support.mqtt import Publisher
-from tests.support.waiting import wait_until
+from tests.support.waiting import wait_for
 
 
 def _rows(db_url: str, query: sa.Select[tuple[int]]) -> list[tuple[object, ...]]:
@@ -51,8 +51,8 @@ def test_ingest_bad_messages_go_to_dead_letters_and_valid_ones_still_land(
     publisher.publish("gw-2", Channel.TELEMETRY, telemetry("gw-1"))  # payload claims another gateway
     publisher.publish("gw-1", Channel.RESULTS, batch("gw-1", stream, [item(3), item(4)]))
 
-    wait_until(lambda: publisher.ack_of("gw-1", stream) == 4, what="valid items acked around bad ones")
-    wait_until(lambda: sum(_dead_counts(worker).values()) == 6, what="six dead letters counted")
+    wait_for(lambda: publisher.ack_of("gw-1", stream) == 4, what="valid items acked around bad ones")
+    wait_for(lambda: sum(_dead_counts(worker).values()) == 6, what="six dead letters counted")
     assert worker.alive
     assert _dead_counts(worker) == {
         "bad_json": 1,
@@ -105,8 +105,8 @@ def test_a_nul_character_is_a_dead_letter_not_a_stalled_ingest(
     publisher.publish("gw-1", Channel.EVENTS, json.dumps(event).encode())
     publisher.publish("gw-1", Channel.RESULTS, batch("gw-1", stream, [item(2), item(3)]))
 
-    wait_until(lambda: publisher.ack_of("gw-1", stream) == 3, what="valid items acked around the NUL ones")
-    wait_until(lambda: _dead_counts(worker).get("invalid") == 2, what="both NUL messages parked")
+    wait_for(lambda: publisher.ack_of("gw-1", stream) == 3, what="valid items acked around the NUL ones")
+    wait_for(lambda: _dead_counts(worker).get("invalid") == 2, what="both NUL messages parked")
     assert worker.alive
     reasons = [
         r for (r,) in _rows(cloud_settings.db_url, sa.select(DeadLetter.reason).order_by(DeadLetter.id))
@@ -151,7 +151,7 @@ def test_ingest_restart_loses_nothing_and_doubles_nothing(
                 publisher.publish("gw-9", Channel.RESULTS, b)
         return False
 
-    wait_until(resend_unacked, timeout_s=20, what="ack of all 200 items")
+    wait_for(resend_unacked, timeout_s=20, what="ack of all 200 items")
     seqs = _rows(cloud_settings.db_url, sa.select(Result.seq).order_by(Result.seq))
     assert [s for (s,) in seqs] == list(range(1, 201))
 
@@ -178,14 +178,14 @@ def test_ingest_db_outage_retries_and_loses_nothing(
     worker = start_worker(db_url=pg_url)
     stream = new_stream()
     publisher.publish("gw-1", Channel.RESULTS, batch("gw-1", stream, [item(1), item(2)]))
-    wait_until(lambda: publisher.ack_of("gw-1", stream) == 2, what="ack before the outage")
+    wait_for(lambda: publisher.ack_of("gw-1", stream) == 2, what="ack before the outage")
     _set_db_reachable(pg_url, False)
     try:
         publisher.publish("gw-1", Channel.RESULTS, batch("gw-1", stream, [item(3), item(4)]))
-        wait_until(lambda: worker.metrics.commit_failures._value.get() >= 2, what="failed commit attempts")
+        wait_for(lambda: worker.metrics.commit_failures._value.get() >= 2, what="failed commit attempts")
         assert worker.alive
         assert publisher.ack_of("gw-1", stream) == 2
     finally:
         _set_db_reachable(pg_url, True)
-    wait_until(lambda: publisher.ack_of("gw-1", stream) == 4, timeout_s=15, what="ack after the DB returns")
+    wait_for(lambda: publisher.ack_of("gw-1", stream) == 4, timeout_s=15, what="ack after the DB returns")
     assert _rows(pg_url, sa.select(Result.seq).order_by(Result.seq)) == [(1,), (2,), (3,), (4,)]

@@ -3,32 +3,13 @@ back, and a rollout the gateways would refuse (a version not above the slot's) i
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from cloud.console.rollout_view import rollout_context
-from cloud.factoryctl import cli as factoryctl
-from protocol.topics import TopicSpace
-from tests.support.yard import Yard, loaded, running_yard
+from tests.support.yard import Yard, loaded
 
-
-@pytest.fixture
-def yard(db_url: str, tmp_path: Path, topic_space: TopicSpace) -> Iterator[Yard]:
-    with running_yard(db_url, tmp_path, topic_space) as running:
-        running.birth("gw-1", loaded("defect-cnn", "main", "defect"))
-        running.report("gw-1", "1.0", 0)
-        yield running
-
-
-def _ctl(yard: Yard, tmp_path: Path, *argv: str) -> int:
-    env = {
-        "FACTORYCTL_CONFIG": str(tmp_path / "cfg" / "config.json"),
-        "FACTORY_API_URL": "http://testserver",
-        "FACTORY_API_TOKEN": yard.admin["Authorization"].removeprefix("Bearer "),
-    }
-    return factoryctl.main(list(argv), environ=env, client=yard.client)
+# gw-1 runs defect-cnn 1.0 in slot "main" and has reported it committed.
+pytestmark = pytest.mark.usefixtures("gw1_runs_1_0")
 
 
 def test_abort_during_the_health_window_says_the_gateway_was_sent_back(yard: Yard) -> None:
@@ -61,7 +42,7 @@ def test_abort_during_the_health_window_says_the_gateway_was_sent_back(yard: Yar
 
 
 def test_rollout_every_gateway_refused_lists_its_reason_and_that_none_was_sent_back(
-    yard: Yard, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    yard: Yard, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Fault: a rollout aborted because every gateway refused the version (untrusted key) was listed
     as "sent back to their previous version". Promise: the gateway never left its version, and the
@@ -78,7 +59,7 @@ def test_rollout_every_gateway_refused_lists_its_reason_and_that_none_was_sent_b
     gw = yard.get(rollout)["gateways"]["gw-1"]
     assert (gw["status"], gw["reason"]) == ("never_left", "never left 1.0: signature: untrusted key k1")
 
-    assert _ctl(yard, tmp_path, "rollouts", "list") == 0
+    assert yard.ctl("rollouts", "list") == 0
     header, row = capsys.readouterr().out.splitlines()[:2]
     assert header.split()[5:7] == ["PROGRESS", "REASON"]
     assert "1/1 started; 0 sent back, 1 never left their version" in row

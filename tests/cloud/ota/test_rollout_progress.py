@@ -3,23 +3,14 @@ as it was when it ended, whatever the gateways report later."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from cloud.db import make_engine, make_sessionmaker
 from cloud.db.models import Rollout
-from protocol.topics import TopicSpace
-from tests.support.yard import Yard, loaded, running_yard
+from tests.support.yard import Yard, loaded
 
-
-@pytest.fixture
-def yard(db_url: str, tmp_path: Path, topic_space: TopicSpace) -> Iterator[Yard]:
-    with running_yard(db_url, tmp_path, topic_space) as running:
-        running.birth("gw-1", loaded("defect-cnn", "main", "defect"))
-        running.report("gw-1", "1.0", 0)
-        yield running
+# gw-1 runs defect-cnn 1.0 in slot "main" and has reported it committed.
+pytestmark = pytest.mark.usefixtures("gw1_runs_1_0")
 
 
 def test_gateway_in_its_health_window_is_pending_and_its_rollback_aborts_the_rollout(yard: Yard) -> None:
