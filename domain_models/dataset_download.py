@@ -10,9 +10,7 @@ download, so a model is never fit on frames other than the dataset's.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
-import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -21,7 +19,7 @@ import httpx
 
 from domain_models.common import PipelineError
 from protocol.captures import CAPTURE_ID_PATTERN
-from protocol.dataset_layout import mvtec_layout
+from protocol.dataset_layout import mvtec_layout, write_folder
 
 # factoryctl's names, so one exported pair of variables serves both tools.
 URL_ENV = "FACTORY_API_URL"
@@ -59,18 +57,12 @@ def download_dataset(dataset_id: str, cloud: str, token: str | None, target: Pat
                 raise PipelineError(
                     f"dataset {dataset_id}: no file labelled for training (label frames good first)"
                 )
-            partial = target.with_name(target.name + ".part")
-            shutil.rmtree(partial, ignore_errors=True)
-            try:
-                for item in placed:
-                    _download(client, dataset_id, item.name, item.sha256, partial / item.path)
-                facts = {**dataset, "files": [vars(p) for p in placed]}
-                (partial / "dataset.json").write_text(json.dumps(facts, indent=2) + "\n", encoding="utf-8")
-                if target.exists():
-                    target.rmdir()
-                partial.replace(target)
-            finally:
-                shutil.rmtree(partial, ignore_errors=True)
+            facts = write_folder(
+                placed,
+                dataset,
+                target,
+                lambda item, path: _download(client, dataset_id, item.name, item.sha256, path),
+            )
     except httpx.TransportError as exc:
         raise PipelineError(
             f"cannot reach the cloud at {cloud} ({exc}); start it or pass --cloud URL"

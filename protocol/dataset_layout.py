@@ -17,8 +17,11 @@ It lives in ``protocol`` because both sides apply it: ``factoryctl datasets expo
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import json
+import shutil
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from protocol.captures import LABEL_GOOD, LABEL_SKIP
@@ -70,3 +73,30 @@ def shortfall(placed: Sequence[Placed]) -> str | None:
         f"only {train_good} good frame(s) in train/good; 'factory-models train defect' needs at least "
         f"{MIN_TRAIN_GOOD}: label more frames good, or capture more"
     )
+
+
+def write_folder(
+    placed: Sequence[Placed],
+    facts: Mapping[str, Any],
+    target: Path,
+    fetch: Callable[[Placed, Path], None],
+) -> dict[str, Any]:
+    """Fill ``target`` (absent or empty) with ``placed`` files and dataset.json; the facts written.
+
+    ``fetch(item, path)`` writes one file (and refuses bytes that do not match ``item.sha256``).
+    Everything lands under ``target.part`` first and is renamed only when every file arrived, so
+    an interrupted or refused export never leaves a folder that looks complete.
+    """
+    partial = target.with_name(target.name + ".part")
+    shutil.rmtree(partial, ignore_errors=True)
+    try:
+        for item in placed:
+            fetch(item, partial / item.path)
+        written = {**facts, "files": [vars(p) for p in placed]}
+        (partial / "dataset.json").write_text(json.dumps(written, indent=2) + "\n", encoding="utf-8")
+        if target.exists():
+            target.rmdir()
+        partial.replace(target)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    return written

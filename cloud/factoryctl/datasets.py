@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -31,6 +29,7 @@ from cloud.factoryctl.output import (
     table,
 )
 from protocol.captures import MAX_CAPTURE_FRAMES
+from protocol.dataset_layout import Placed, write_folder
 
 CAPTURE_COLUMNS = (
     "id",
@@ -195,22 +194,19 @@ def _export(ctx: Context, client: httpx.Client, dataset: dict[str, Any], files: 
         raise CtlError(
             f"dataset {dataset['id']}: no labelled file to export (label frames first, or 'skip' only)"
         )
-    partial = target.with_name(target.name + ".part")
-    shutil.rmtree(partial, ignore_errors=True)
+    done = 0
+
+    def fetch(item: Placed, path: Path) -> None:
+        nonlocal done
+        _download(client, dataset["id"], item.name, item.sha256, path)
+        done += 1
+        ctx.err.write(f"\r{dataset['id']}: {done}/{len(placed)} files")
+        ctx.err.flush()
+
     try:
-        for done, item in enumerate(placed, start=1):
-            _download(client, dataset["id"], item.name, item.sha256, partial / item.path)
-            ctx.err.write(f"\r{dataset['id']}: {done}/{len(placed)} files")
-            ctx.err.flush()
-        facts = {**dataset, "files": [vars(p) for p in placed]}
-        (partial / "dataset.json").write_text(json.dumps(facts, indent=2) + "\n", encoding="utf-8")
-        if target.exists():
-            target.rmdir()
-        partial.replace(target)
+        write_folder(placed, dataset, target, fetch)
     except OSError as exc:
         raise CtlError(f"cannot write {target}: {exc.strerror or exc}") from None
-    finally:
-        shutil.rmtree(partial, ignore_errors=True)
     counts: dict[str, int] = {}
     for item in placed:
         folder = item.path.rsplit("/", 1)[0]
