@@ -9,7 +9,6 @@ download, so a model is never fit on frames other than the dataset's.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,7 +18,7 @@ import httpx
 
 from domain_models.common import PipelineError
 from protocol.captures import CAPTURE_ID_PATTERN
-from protocol.dataset_layout import mvtec_layout, write_folder
+from protocol.dataset_layout import mvtec_layout, write_folder, write_hashed
 
 # factoryctl's names, so one exported pair of variables serves both tools.
 URL_ENV = "FACTORY_API_URL"
@@ -112,17 +111,13 @@ def _check(response: httpx.Response, dataset_id: str, cloud: str, path: str) -> 
 
 def _download(client: httpx.Client, dataset_id: str, name: str, sha256: str, path: Path) -> None:
     url = f"/api/v1/datasets/{dataset_id}/files/{name}"
-    digest = hashlib.sha256()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with client.stream("GET", url) as response, path.open("wb") as sink:
+    with client.stream("GET", url) as response:
         if response.status_code >= 400:
             response.read()
             _check(response, dataset_id, str(client.base_url).rstrip("/"), url)
-        for chunk in response.iter_bytes():
-            digest.update(chunk)
-            sink.write(chunk)
-    if digest.hexdigest() != sha256:
+        digest = write_hashed(response.iter_bytes(), path)
+    if digest != sha256:
         raise PipelineError(
-            f"dataset {dataset_id}: {name} hashes to {digest.hexdigest()}, the listing says {sha256}; "
+            f"dataset {dataset_id}: {name} hashes to {digest}, the listing says {sha256}; "
             "refusing to train on it (nothing was kept)"
         )

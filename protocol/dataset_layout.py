@@ -17,9 +17,10 @@ It lives in ``protocol`` because both sides apply it: ``factoryctl datasets expo
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -100,3 +101,14 @@ def write_folder(
     finally:
         shutil.rmtree(partial, ignore_errors=True)
     return written
+
+
+def write_hashed(chunks: Iterable[bytes], path: Path) -> str:
+    """Write ``chunks`` to ``path`` (making its folder) as they arrive; the hex SHA-256 of the bytes."""
+    digest = hashlib.sha256()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as sink:
+        for chunk in chunks:
+            digest.update(chunk)
+            sink.write(chunk)
+    return digest.hexdigest()

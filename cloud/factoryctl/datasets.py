@@ -9,7 +9,6 @@ against its SHA-256) into the folder layout ``factory-models train defect --data
 from __future__ import annotations
 
 import argparse
-import hashlib
 import time
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ from cloud.factoryctl.output import (
     table,
 )
 from protocol.captures import MAX_CAPTURE_FRAMES
-from protocol.dataset_layout import Placed, write_folder
+from protocol.dataset_layout import Placed, write_folder, write_hashed
 
 CAPTURE_COLUMNS = (
     "id",
@@ -222,16 +221,10 @@ def _export(ctx: Context, client: httpx.Client, dataset: dict[str, Any], files: 
 
 def _download(client: httpx.Client, dataset_id: str, name: str, sha256: str, path: Path) -> None:
     url = f"/api/v1/datasets/{dataset_id}/files/{name}"
-    digest = hashlib.sha256()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with client.stream("GET", url) as response, path.open("wb") as sink:
+    with client.stream("GET", url) as response:
         if response.status_code >= 400:
             response.read()
             raise api_error(response, "GET", url)
-        for chunk in response.iter_bytes():
-            digest.update(chunk)
-            sink.write(chunk)
-    if digest.hexdigest() != sha256:
-        raise CtlError(
-            f"{url}: the bytes hash to {digest.hexdigest()}, the dataset says {sha256}; nothing was written"
-        )
+        digest = write_hashed(response.iter_bytes(), path)
+    if digest != sha256:
+        raise CtlError(f"{url}: the bytes hash to {digest}, the dataset says {sha256}; nothing was written")
