@@ -81,7 +81,9 @@ def _serve_until_interrupted(server: MjpegServer) -> None:
     def on_signal(signum: int, frame: FrameType | None) -> None:
         stop.set()
 
-    previous = signal.signal(signal.SIGTERM, on_signal)
+    # SIGINT explicitly too: a process started with SIGINT ignored (a background job, a parent that
+    # ignores it) never gets Python's KeyboardInterrupt, and Ctrl-C or `kill -INT` must still stop it.
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     server.start()
     sys.stdout.write(
         f"serving {server.url}/stream.mjpg  (frame: /frame.jpg, truth: /truth, look: /look); Ctrl-C stops\n"
@@ -94,7 +96,8 @@ def _serve_until_interrupted(server: MjpegServer) -> None:
         pass
     finally:
         server.stop()
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _run_camera(args: argparse.Namespace) -> int:

@@ -60,6 +60,8 @@ def test_cli_serve_runs_until_interrupted() -> None:
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        # Started as a background job is: SIGINT ignored, so no KeyboardInterrupt; it must still stop.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
     )
     try:
         assert proc.stdout is not None
