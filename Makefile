@@ -15,8 +15,9 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/factory-sim demo $(ARGS)
 
+# --durations: the slowest tests in every CI log, since the suite must stay well under 30 minutes.
 test: $(STAMP) debian lint typecheck
-	$(BIN)/pytest -q $(PYTEST_ARGS)
+	$(BIN)/pytest -q --durations=30 $(PYTEST_ARGS)
 
 # Debian packages the tests need: Chromium for the console's browser tests (no browser download
 # at test time) and qemu-user, whose emulated Haswell runs the INT8 checks on the AVX2 kernel path.

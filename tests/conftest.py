@@ -17,6 +17,7 @@ import pytest
 from hypothesis import settings
 
 from protocol.topics import TopicSpace
+from tests.support import avx2
 
 # No per-example deadline: on a loaded 2-core CI machine one slow example is not a bug, and
 # speed is measured in bench/, never asserted in tests. print_blob names the failing example.
@@ -34,6 +35,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=os.environ.get("FACTORY_TEST_DBURL", "postgresql"),
         help="'postgresql' (a fresh database per test on 127.0.0.1:5432), 'sqlite', or a full URL",
     )
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    avx2.start_early(session.items)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    avx2.stop_early()
 
 
 def require_tcp(host: str, port: int, what: str) -> None:
