@@ -12,11 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from protocol.signing import SignatureError, load_private_key
 from protocol.topics import TOPIC_ROOT, TopicSpace
 
 ENV_PREFIX = "FACTORY_"
@@ -161,7 +163,14 @@ class CloudSettings(BaseModel):
     trusted_keys: list[str] = Field(
         default_factory=list,
         description="Public key PEM files the registry checks uploads against, to warn early "
-        "(gateways enforce their own trust store; the cloud holds no private key)",
+        "(gateways enforce their own trust store; the cloud holds a private key only when "
+        "training_signing_key is set)",
+    )
+    training_signing_key: str | None = Field(
+        None,
+        description="Ed25519 private key PEM the Celery worker signs console-taught candidates with, "
+        "which then enter the registry; unset: a taught candidate awaits an engineer's signature "
+        "(factoryctl runs download, then models push). Set only where the worker's disk is trusted",
     )
     rollout_tick_s: float = Field(5.0, gt=0, description="How often Celery beat advances rollouts, seconds")
     demo_control_url: str | None = Field(
@@ -188,6 +197,19 @@ class CloudSettings(BaseModel):
         if value is not None and any(ch in value for ch in "/+#"):
             raise ValueError(f"share group {value!r} must be one plain topic level")
         return value or None
+
+    @field_validator("training_signing_key")
+    @classmethod
+    def _check_training_signing_key(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        # Refused at start-up, not at the first taught model: a key that cannot sign would
+        # otherwise fail every run hours later.
+        try:
+            load_private_key(Path(value))
+        except SignatureError as exc:
+            raise ValueError(f"training_signing_key: {exc}") from None
+        return value
 
     @field_validator("demo_control_url")
     @classmethod

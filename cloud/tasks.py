@@ -17,6 +17,8 @@ from cloud.ota.desired import MqttDesiredPublisher
 from cloud.ota.ticks import tick_all
 from cloud.retention import purge_older_than
 from cloud.thumbnails import trim_per_line
+from cloud.training.queue import TEACH_TASK
+from cloud.training.teach import Stores, teach
 
 RETENTION_TASK = "cloud.retention"
 ALERTS_TASK = "cloud.alerts.evaluate"
@@ -88,6 +90,15 @@ def register_tasks(app: Any, settings: CloudSettings) -> Callable[[], None]:
     def republish_capture_orders() -> int:
         """Publish every gateway's open capture orders again (after a failed publish, among others)."""
         return republish(sessions.get(), orders_publisher.get())
+
+    stores = _PerProcess(lambda: Stores.of(settings), lambda _stores: None)
+
+    # teach() carries out a run only while it is queued, so a retry (the database was away) or a
+    # re-delivered task (acks_late after a worker crash) never fits the same run twice.
+    @app.task(name=TEACH_TASK, max_retries=3, **_TASK_OPTIONS)  # type: ignore[untyped-decorator]
+    def teach_run(run_id: int) -> str:
+        """Fit a queued training run's dataset into a candidate model; the run's status after."""
+        return teach(sessions.get(), settings, stores.get(), run_id)
 
     def dispose() -> None:
         sessions.close()

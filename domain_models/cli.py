@@ -5,6 +5,7 @@
     factory-models quantize defect --model M.manifest.json --data DIR [--tolerance 1.0]
     factory-models export defect --model M.manifest.json --out DIR
     factory-models drift --model M.manifest.json --data DIR
+    factory-models calibrate parcels --data DIR --box-mm L W
 
 Domains plug in through :data:`DOMAINS`: each names a module exposing
 ``add_arguments(command, parser)`` and ``run(command, args) -> int`` for the commands in
@@ -25,7 +26,10 @@ from types import ModuleType
 
 log = logging.getLogger("domain_models.cli")
 
-COMMANDS: tuple[str, ...] = ("train", "evaluate", "export", "quantize", "drift")
+COMMANDS: tuple[str, ...] = ("train", "evaluate", "export", "quantize", "drift", "calibrate")
+
+# Commands only some domains have (any other command: every domain).
+COMMAND_DOMAINS: dict[str, tuple[str, ...]] = {"calibrate": ("parcels",)}
 
 # Commands of every domain alike, each one module with add_arguments(command, parser) and run().
 STANDALONE: dict[str, str] = {"drift": "domain_models.drift"}
@@ -102,6 +106,7 @@ COMMAND_HELP: dict[str, str] = {
     "export": "package a release folder for `factoryctl models push`",
     "quantize": "INT8 copy of a release, kept only if it passes its accuracy gate",
     "drift": "will a release work on these images? its drift check, offline (drift: yes|no)",
+    "calibrate": "a line's mm_per_px from frames of a reference box of known size (parcels)",
 }
 
 
@@ -111,6 +116,7 @@ def _usage() -> str:
         "usage: factory-models {train|export|quantize} DOMAIN [options]\n"
         "       factory-models evaluate --model M.manifest.json --data DIR [options]\n"
         "       factory-models drift --model M.manifest.json --data DIR\n"
+        "       factory-models calibrate parcels --data DIR --box-mm L W\n"
         f"commands:\n{commands}"
         f"domains: {', '.join(DOMAINS)}\n"
         "factory-models COMMAND --help lists each domain's flags; "
@@ -126,7 +132,7 @@ def _command_help(command: str) -> str:
         else f"factory-models {command} DOMAIN [options]"
     )
     parts = [f"usage: {usage}\n\n{COMMAND_HELP[command]}\ndomains: {', '.join(DOMAINS)}\n"]
-    for domain in DOMAINS:
+    for domain in COMMAND_DOMAINS.get(command, tuple(DOMAINS)):
         try:
             parser = _parser(command, domain, load_domain(domain))
         except DomainMissingError as exc:  # help still works when one domain is not installed
@@ -183,6 +189,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             return 2
         domain, rest = rest[0], rest[1:]
+        allowed = COMMAND_DOMAINS.get(command)
+        if allowed is not None and domain not in allowed:
+            sys.stderr.write(f"factory-models {command}: only for {', '.join(allowed)}, not {domain!r}\n")
+            return 2
     try:
         module = load_domain(domain)
     except DomainMissingError as exc:

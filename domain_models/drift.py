@@ -2,7 +2,8 @@
 
     factory-models drift --model M.manifest.json --data DIR   (a folder of images, or notes.jsonl)
 
-The inputs (sorted by name) go through the gateway's own runner and the same drift monitor a
+The inputs (sorted by name; for a parcels model, consecutive frames of one camera, as it tracks
+parcels across them) go through the gateway's own runner and the same drift monitor a
 gateway runs (``edge_agent.runtime.drift_monitor``) with the release's drift reference. It prints
 ``drift: yes`` when the monitor has confirmed a drift by the last input, else ``drift: no``; then
 each signal's statistic against its threshold and what moved. Exit status 0 either way, 2 on
@@ -21,16 +22,16 @@ from domain_models.common import PipelineError
 from domain_models.drift_reference import Inputs, as_frames, folder_images
 from domain_models.golden_set import read_texts
 from edge_agent.runtime import ModelLoadError, build_runner
+from edge_agent.runtime.drift_inputs import observations
 from edge_agent.runtime.drift_monitor import DriftEvaluation, DriftMonitor
-from edge_agent.runtime.golden import BATCH, run_inputs
+from edge_agent.runtime.golden import BATCH
 from protocol.drift import DriftReference
 from protocol.manifest import TEXT_TASKS, ManifestError, ModelManifest, load_manifest
 
 log = logging.getLogger(__name__)
 
 PROG = "factory-models drift"
-# The parcel runner counts parcels across frames: a folder of stills has no parcels to watch.
-CHECKED_TASKS = ("defect", "classification", "notes")
+CHECKED_TASKS = ("defect", "classification", "parcels", "notes")
 
 
 class DriftInputError(ValueError):
@@ -102,9 +103,12 @@ def check(manifest_path: Path, inputs: Inputs, threads: int = 1) -> DriftCheck:
     monitor = DriftMonitor(reference)
     transitions: list[tuple[int, DriftEvaluation]] = []
     for start in range(0, len(inputs), BATCH):
-        predictions = run_inputs(runner, as_frames(inputs[start : start + BATCH], "drift-check", start))
-        for number, prediction in enumerate(predictions, start=start + 1):
-            transitions.extend((number, e) for e in monitor.observe([prediction]))
+        frames = as_frames(inputs[start : start + BATCH], "drift-check", start)
+        seen = observations(runner, frames, runner.infer(frames), monitor.names, reference.centroids)
+        if len(seen) != len(frames):
+            raise DriftInputError(f"{len(seen)} outputs for {len(frames)} inputs from input {start + 1}")
+        for number, one in enumerate(seen, start=start + 1):
+            transitions.extend((number, e) for e in monitor.observe_inputs([one]))
     last = monitor.last
     if last is None:  # needed() guarantees a full window; kept for the type checker
         raise DriftInputError(f"{len(inputs)} inputs never filled the {reference.window}-input window")

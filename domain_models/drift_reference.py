@@ -35,14 +35,19 @@ from domain_models.common import PipelineError
 from domain_models.golden_set import IMAGE_SUFFIXES, read_texts
 from edge_agent.frames import Frame, Image
 from edge_agent.runtime import build_runner
-from edge_agent.runtime.drift import (
-    is_flagged,
-    prediction_signals,
-    reference_shape,
-    statistics,
+from edge_agent.runtime.drift import TOLERANCE_IQR, reference_shape, statistics
+from edge_agent.runtime.drift_inputs import Centroids, centroid_distance, observations
+from edge_agent.runtime.golden import BATCH
+from edge_agent.runtime.text import TextRunner
+from protocol.drift import (
+    CENTROID_SIGNAL,
+    IMAGE_SIGNALS,
+    PARCEL_SIGNALS,
+    SCORE_SIGNAL,
+    DriftReference,
+    DriftSignal,
 )
-from edge_agent.runtime.golden import BATCH, run_inputs
-from protocol.drift import IMAGE_SIGNALS, SCORE_SIGNAL, DriftReference, DriftSignal
+from protocol.inference import EMBEDDING_OUTPUT
 from protocol.manifest import MANIFEST_SUFFIX, TEXT_TASKS, ManifestError, ModelManifest, load_manifest
 from protocol.messages import utcnow
 
@@ -61,21 +66,45 @@ FALSE_ALARM_RATE = 0.001  # per evaluation, all signals together
 WINDOWS = 50_000  # calibration windows: the threshold is about the 8th largest of them per signal
 MIN_THRESHOLD = 0.05  # a threshold never asks for less than 5% of the window to have moved
 MIN_FRAMES = 40  # per set: fewer cannot describe a distribution by its 5% quantiles
+# A stream of consecutive frames (a parcel line) is judged on longer windows with a wider dead band:
+# 100 frames show only ~6 parcels, and which boxes (white board, kraft, a blue tote) happen to pass
+# moves a window's brightness, contrast and sharpness by more than 0.75 IQR on an unchanged line.
+RUNS_WINDOW = 200
+RUNS_TOLERANCE_IQR = 1.5
 _CHUNK = 2_000  # windows evaluated at once (memory: chunk x window x edges booleans)
 
 
 @dataclass(frozen=True)
 class SignalTable:
-    """Each input's signals (rows) in the order of ``names``, and whether the model flagged it."""
+    """Each input's signals (rows) in the order of ``names``, and whether the model flagged it;
+    for a notes model also each note's embedding and label (its centroid distance needs them)."""
 
     names: tuple[str, ...]
     values: npt.NDArray[np.float64]
     flagged: npt.NDArray[np.bool_]
+    embeddings: npt.NDArray[np.float32] | None = None
+    labels: tuple[str, ...] = ()
 
 
 def signal_names(manifest: ModelManifest) -> tuple[str, ...]:
-    """What a release of this task is watched on: the frame's look and the score, or the score alone."""
-    return (SCORE_SIGNAL,) if manifest.task in TEXT_TASKS else (*IMAGE_SIGNALS, SCORE_SIGNAL)
+    """What a release of this task is watched on.
+
+    Image models: the frame's look and the score. Parcels: the frame's look and the detector's
+    figures (its parcels are reported once, not per frame). Notes: the label's confidence, and
+    the embedding's distance to its label's centroid when the graph outputs the embedding.
+    """
+    if manifest.task in TEXT_TASKS:
+        embeds = any(o.name == EMBEDDING_OUTPUT for o in manifest.outputs)
+        return (SCORE_SIGNAL, CENTROID_SIGNAL) if embeds else (SCORE_SIGNAL,)
+    if manifest.task == "parcels":
+        return (*IMAGE_SIGNALS, *PARCEL_SIGNALS)
+    return (*IMAGE_SIGNALS, SCORE_SIGNAL)
+
+
+def contiguous(manifest: ModelManifest) -> bool:
+    """Whether the release's inputs come as a stream whose neighbours look alike (a parcel seen in
+    ~17 frames in a row): its calibration windows are then runs of consecutive inputs, not draws."""
+    return manifest.task == "parcels"
 
 
 def as_frames(inputs: Inputs, source: str, first: int = 0) -> list[Frame]:
@@ -104,40 +133,97 @@ def read_image(path: Path) -> Image:
 
 
 def signal_table(manifest_path: Path, inputs: Inputs, threads: int = 1) -> SignalTable:
-    """Run ``inputs`` through the gateway's runner for the release and read every signal."""
+    """Run ``inputs`` (in order) through the gateway's runner for the release and read every signal.
+
+    A centroid distance is left nan here: the centroids come from the reference set's embeddings
+    (:func:`with_centroids`).
+    """
     manifest = load_manifest(manifest_path)
     names = signal_names(manifest)
-    wanted = frozenset(names)
+    wanted = frozenset(names) - {CENTROID_SIGNAL}
     runner = build_runner(manifest_path, "drift-reference", threads)
     rows: list[dict[str, float]] = []
     flagged: list[bool] = []
+    embeddings: list[npt.NDArray[np.float32]] = []
+    labels: list[str] = []
     for start in range(0, len(inputs), BATCH):
-        for prediction in run_inputs(
-            runner, as_frames(inputs[start : start + BATCH], "drift-reference", start)
-        ):
-            rows.append(prediction_signals(prediction, wanted))
-            flagged.append(is_flagged(prediction))
+        frames = as_frames(inputs[start : start + BATCH], "drift-reference", start)
+        predictions = runner.infer(frames)
+        for seen in observations(runner, frames, predictions, wanted):
+            rows.append(seen.values)
+            flagged.append(seen.flagged)
+        if CENTROID_SIGNAL in names and isinstance(runner, TextRunner) and runner.last_embeddings is not None:
+            embeddings.append(runner.last_embeddings)
+            labels += [p.output.label for p in predictions]
     return SignalTable(
         names=names,
-        values=np.array([[row[n] for n in names] for row in rows], dtype=np.float64).reshape(-1, len(names)),
+        values=np.array([[row.get(n, np.nan) for n in names] for row in rows], dtype=np.float64).reshape(
+            -1, len(names)
+        ),
         flagged=np.array(flagged, dtype=bool),
+        embeddings=np.concatenate(embeddings) if embeddings else None,
+        labels=tuple(labels),
     )
 
 
-def calibrate(reference: SignalTable, calibration: SignalTable, seed: int = 0) -> DriftReference:
-    """The drift reference: distributions from ``reference``, thresholds from windows of ``calibration``."""
+def label_centroids(table: SignalTable, digits: int = 5) -> dict[str, tuple[float, ...]]:
+    """Per label, the L2-normalised mean of the unit embeddings of the inputs given that label."""
+    if table.embeddings is None:
+        raise PipelineError("the release gave no embeddings: no centroids")
+    rows = np.asarray(table.embeddings, np.float64)
+    rows /= np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
+    centroids: dict[str, tuple[float, ...]] = {}
+    for label in sorted(set(table.labels)):
+        mean = rows[np.array([lbl == label for lbl in table.labels])].mean(axis=0)
+        mean /= max(float(np.linalg.norm(mean)), 1e-12)
+        centroids[label] = tuple(round(float(v), digits) for v in mean)
+    return centroids
+
+
+def with_centroids(table: SignalTable, centroids: Centroids) -> SignalTable:
+    """The table with each input's centroid distance filled in."""
+    if CENTROID_SIGNAL not in table.names or table.embeddings is None:
+        return table
+    column = table.names.index(CENTROID_SIGNAL)
+    values = table.values.copy()
+    values[:, column] = [
+        centroid_distance(e, label, centroids)
+        for e, label in zip(table.embeddings, table.labels, strict=True)
+    ]
+    return SignalTable(table.names, values, table.flagged, table.embeddings, table.labels)
+
+
+def calibrate(
+    reference: SignalTable,
+    calibration: SignalTable,
+    seed: int = 0,
+    runs: bool = False,
+    centroids: Centroids | None = None,
+) -> DriftReference:
+    """The drift reference: distributions from ``reference``, thresholds from windows of ``calibration``.
+
+    ``runs``: windows are runs of consecutive calibration inputs (a stream whose neighbours look
+    alike, see :func:`contiguous`), else inputs drawn with replacement.
+    """
+    least = WINDOW + STEP if runs else MIN_FRAMES
     for name, table in (("reference", reference), ("calibration", calibration)):
-        if len(table.values) < MIN_FRAMES:
-            raise PipelineError(
-                f"drift {name} set: {len(table.values)} inputs, at least {MIN_FRAMES} are needed"
-            )
+        if len(table.values) < least:
+            raise PipelineError(f"drift {name} set: {len(table.values)} inputs, at least {least} are needed")
     rng = np.random.default_rng(seed)
-    draws = rng.integers(0, len(calibration.values), size=(WINDOWS, WINDOW))
+    if runs:
+        starts = rng.integers(0, len(calibration.values) - WINDOW + 1, size=WINDOWS)
+        draws = starts[:, None] + np.arange(WINDOW)[None, :]
+    else:
+        draws = rng.integers(0, len(calibration.values), size=(WINDOWS, WINDOW))
     quantile = 1.0 - FALSE_ALARM_RATE / len(reference.names)
     signals: dict[str, DriftSignal] = {}
     over = np.zeros(WINDOWS, dtype=bool)
     for column, name in enumerate(reference.names):
-        shape = reference_shape(reference.values[:, column], "bulk" if name == SCORE_SIGNAL else "ks")
+        shape = reference_shape(
+            reference.values[:, column],
+            "bulk" if name == SCORE_SIGNAL else "ks",
+            tolerance_iqr=RUNS_TOLERANCE_IQR if runs else TOLERANCE_IQR,
+        )
         column_values = calibration.values[:, column]
         stats = np.concatenate(
             [statistics(shape, column_values[draws[i : i + _CHUNK]])[0] for i in range(0, WINDOWS, _CHUNK)]
@@ -170,6 +256,7 @@ def calibrate(reference: SignalTable, calibration: SignalTable, seed: int = 0) -
         reference_frames=len(reference.values),
         calibration_frames=len(calibration.values),
         calibration_windows=WINDOWS,
+        centroids=None if centroids is None else {k: tuple(v) for k, v in centroids.items()},
     )
 
 
@@ -183,7 +270,11 @@ def attach(manifest_path: Path, reference: Inputs, calibration: Inputs, seed: in
                 f"{manifest_path}: a {manifest.task} model takes {'texts' if text else 'images'} "
                 f"as its drift {name} set"
             )
-    drift = calibrate(signal_table(manifest_path, reference), signal_table(manifest_path, calibration), seed)
+    ref_table, cal_table = signal_table(manifest_path, reference), signal_table(manifest_path, calibration)
+    centroids = label_centroids(ref_table) if CENTROID_SIGNAL in ref_table.names else None
+    if centroids is not None:
+        ref_table, cal_table = with_centroids(ref_table, centroids), with_centroids(cal_table, centroids)
+    drift = calibrate(ref_table, cal_table, seed, runs=contiguous(manifest), centroids=centroids)
     updated = manifest.model_copy(update={"drift": drift})
     manifest_path.write_text(
         ModelManifest.model_validate(updated.model_dump()).model_dump_json(indent=2) + "\n"

@@ -26,6 +26,7 @@ from edge_agent.publisher import Publisher
 from edge_agent.runtime import ModelLoadError, Runner, build_runner
 from edge_agent.runtime.golden import GoldenFigures, GoldenSetError, check_golden_set
 from edge_agent.runtime.registry import SlotSettings
+from edge_agent.shadow.service import ShadowService
 from edge_agent.sources import Source, SourceSection, build_source
 from edge_agent.telemetry import TelemetryLoop
 from protocol.manifest import ManifestError
@@ -77,6 +78,7 @@ class Agent:
         self.telemetry: TelemetryLoop
         self.ota: OtaClient | None = None
         self.captures: CaptureService | None = None
+        self.shadow: ShadowService | None = None
         self._boot_errors: dict[str, str] = {}
         self._release_paths: dict[str, Path] = {}  # slot -> manifest of the release loaded at start
         self._noticing: set[int] = set()  # ids of threads queuing a shed notice right now
@@ -177,7 +179,18 @@ class Agent:
             self._stop,
             drift=self._drift_states,
         )
-        if cfg.ota.enabled:
+        if cfg.ota.enabled:  # challengers come with the desired state: shadow runs need OTA
+            self.shadow = ShadowService(
+                cfg.shadow,
+                cfg.gateway_id,
+                [w.runner.slot for w in self.workers],
+                self.metrics.registry,
+                self.emit_event,
+                self.captures,
+                self._stop,
+            )
+            for worker in self.workers:
+                worker.shadow = self.shadow.slots[worker.runner.slot]
             self.ota = OtaClient(
                 cfg,
                 self.link,
@@ -188,8 +201,10 @@ class Agent:
                 self._stop,
                 self._boot_errors,
                 emit_event=self.emit_event,
+                shadows=self.shadow.slots,
             )
             self.ota.start()
+            self.shadow.start()
         self.http.start()
         if self.captures is not None:
             self.captures.start()
@@ -384,6 +399,8 @@ class Agent:
             worker.queue.wake()
             if not worker.join(JOIN_TIMEOUT_S):
                 log.warning("inference worker %s did not stop in time", worker.runner.slot)
+        if self.shadow is not None and not self.shadow.stop(JOIN_TIMEOUT_S):
+            log.warning("shadow capture writer did not stop in time")
         self.telemetry.join(JOIN_TIMEOUT_S)
         if self.captures is not None and not self.captures.join(JOIN_TIMEOUT_S):
             log.warning("capture threads did not stop in time")

@@ -30,6 +30,7 @@ from edge_agent.config_sources import NotesSourceConfig as NotesSourceConfig
 from edge_agent.config_sources import SourceConfig as SourceConfig
 from edge_agent.runtime.parcel_routes import ParcelLineSettings, load_route_table
 from edge_agent.runtime.registry import SlotSettings
+from edge_agent.shadow.config import ShadowConfig
 from edge_agent.thumbnails import ThumbnailConfig
 from protocol.manifest import ModelManifest
 from protocol.messages import MAX_BATCH_ITEMS, Name
@@ -179,9 +180,18 @@ class HttpConfig(StrictModel):
     port: int = Field(default=9100, ge=0, le=65535, description="Port; 0 picks a free one (logged)")
 
 
-# Points where the OTA thread can be held for a kill -9 test (swapping = release renamed, pointer not yet).
+# Points where the OTA thread can be held for a kill -9 test (swapping = release renamed, pointer not
+# yet; promoting = challenger detached, pointer not yet; promoted = pointer names it, runner not swapped).
 OtaStep = Literal[
-    "downloading", "verifying", "smoke_testing", "swapping", "health_window", "committing", "committed"
+    "downloading",
+    "verifying",
+    "smoke_testing",
+    "swapping",
+    "health_window",
+    "committing",
+    "committed",
+    "promoting",
+    "promoted",
 ]
 
 
@@ -286,6 +296,9 @@ class AgentConfig(StrictModel):
     )
     captures: CaptureConfig = Field(
         default_factory=CaptureConfig, description="Frames kept on disk and uploaded as datasets"
+    )
+    shadow: ShadowConfig = Field(
+        default_factory=ShadowConfig, description="Challengers run in shadow beside a slot's model (OTA)"
     )
 
     @field_validator("topic_root")

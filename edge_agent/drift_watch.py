@@ -13,9 +13,11 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 
+from edge_agent.frames import Frame
 from edge_agent.metrics import Metrics
 from edge_agent.outbox import EventDraft
 from edge_agent.runtime import Prediction, Runner
+from edge_agent.runtime.drift_inputs import observations
 from edge_agent.runtime.drift_monitor import DriftEvaluation, DriftMonitor
 from protocol.drift import DRIFT_EVENT_KIND
 from protocol.messages import SlotDrift, wire_text
@@ -52,15 +54,16 @@ class DriftWatch:
             self._monitor = monitor
         self._metrics.drift(self.slot, None if monitor is None else "ok", {})
 
-    def observe(self, runner: Runner, predictions: Sequence[Prediction]) -> None:
-        """Feed one micro-batch of ``runner``'s predictions; report any transition."""
+    def observe(self, runner: Runner, frames: Sequence[Frame], predictions: Sequence[Prediction]) -> None:
+        """Feed one micro-batch: the frames ``runner`` just ran and its predictions; report any transition."""
         if runner.manifest.sha256 != self._sha:
             self._serve(runner)
         monitor = self._monitor
         if monitor is None:
             return
         before = monitor.last
-        for evaluation in monitor.observe(predictions):
+        seen = observations(runner, frames, predictions, monitor.names, monitor.reference.centroids)
+        for evaluation in monitor.observe_inputs(seen):
             self._report(evaluation)
         last = monitor.last
         if last is not None and last is not before:

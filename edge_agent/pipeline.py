@@ -34,6 +34,14 @@ class BatchObserver(Protocol):
     def failure(self, sha256: str, frames: int) -> None: ...
 
 
+class ShadowHook(Protocol):
+    """Runs the slot's challenger on a batch after the champion's results are stored (edge_agent.shadow)."""
+
+    def after_batch(
+        self, champion: Runner, frames: Sequence[Frame], predictions: Sequence[Prediction], backlog: int
+    ) -> None: ...
+
+
 class InferenceWorker:
     """Collect up to ``max_batch`` frames (or wait ``max_wait_ms``), infer, store results durably.
 
@@ -63,6 +71,7 @@ class InferenceWorker:
         # Per worker, so each slot has its own rate limit; on by default with default limits.
         self.thumbnailer = Thumbnailer(thumbnails or ThumbnailConfig())
         self.observer: BatchObserver | None = None
+        self.shadow: ShadowHook | None = None  # set when OTA may install a challenger
         self._runner_lock = threading.Lock()
         self.queue = queue
         self._outbox = outbox
@@ -131,9 +140,11 @@ class InferenceWorker:
             self.observer.batch(sha, predictions)
         self._store(runner, predictions)
         if self.drift is not None:
-            _watch_drift(self.drift, runner, predictions)
+            _watch_drift(self.drift, runner, frames, predictions)
         if self.tap is not None:
             _tap(self.tap, runner, frames, predictions)
+        if self.shadow is not None:
+            _shadow(self.shadow, runner, frames, predictions, len(self.queue))
 
     def _store(self, runner: Runner, predictions: list[Prediction]) -> None:
         """Write results to the outbox, retrying with backoff: a full or failing disk holds the line
@@ -190,10 +201,12 @@ class InferenceWorker:
         self._outbox.append(drafts)
 
 
-def _watch_drift(watch: DriftWatch, runner: Runner, predictions: list[Prediction]) -> None:
+def _watch_drift(
+    watch: DriftWatch, runner: Runner, frames: list[Frame], predictions: list[Prediction]
+) -> None:
     """After the results are stored: a fault in drift watching must never cost a result."""
     try:
-        watch.observe(runner, predictions)
+        watch.observe(runner, frames, predictions)
     except Exception:
         log.exception("slot %s: drift watch failed on %d prediction(s)", runner.slot, len(predictions))
 
@@ -204,3 +217,13 @@ def _tap(tap: FrameTap, runner: Runner, frames: list[Frame], predictions: list[P
         tap.observe(runner, frames, predictions)
     except Exception:
         log.exception("slot %s: capturing frames failed on %d frame(s)", runner.slot, len(frames))
+
+
+def _shadow(
+    shadow: ShadowHook, runner: Runner, frames: list[Frame], predictions: list[Prediction], backlog: int
+) -> None:
+    """Last, after the results are stored: a challenger's fault must never cost the champion anything."""
+    try:
+        shadow.after_batch(runner, frames, predictions, backlog)
+    except Exception:
+        log.exception("slot %s: shadow run failed on %d frame(s)", runner.slot, len(frames))

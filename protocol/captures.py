@@ -42,7 +42,8 @@ LABEL_SKIP = "skip"
 # registration for good (the capture stays on the gateway's disk).
 CAPTURE_EVENT_KIND = "capture"
 CAPTURE_STEPS: tuple[str, ...] = ("started", "complete", "stopped", "refused", "uploaded", "rejected")
-CaptureOrigin = Literal["operator", "drift"]
+# shadow: a shadow run's window, the frames where champion and challenger disagree (protocol/shadow.py).
+CaptureOrigin = Literal["operator", "drift", "shadow"]
 # complete: every requested frame; stopped: fewer, and ``reason`` says why (the byte cap, the
 # store full, the agent's model slot gone); refused: none at all, ``reason`` says why.
 CaptureStatus = Literal["complete", "stopped", "refused"]

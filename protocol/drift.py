@@ -33,7 +33,8 @@ from protocol.messages import DriftState, Name, WireModel
 # Gateway event kind of a drift transition. Its details (flat, as every event's):
 #   slot, model ("name version"), transition (one of DRIFT_TRANSITIONS), state (DriftState),
 #   moved ("warmth:up,score:up": the signals over their thresholds, with the direction),
-#   cause ("look": an input signal moved; "scores": only the score's bulk moved; "" when none),
+#   cause ("look": an input signal moved, INPUT_SIGNALS; "scores": only signals of the model's
+#   outputs moved, the score's bulk or a parcel detector's figures; "" when none),
 #   window (frames compared), frames (frames seen since the model loaded), test ("ks+bulk"),
 #   false_alarm_rate (per evaluation, at which the thresholds were set),
 #   <signal>_statistic and <signal>_threshold for every signal of the reference,
@@ -46,8 +47,21 @@ DriftStatistic = Literal["ks", "bulk"]
 
 # Signals of an image frame, computed by edge_agent.runtime.drift.frame_signals.
 IMAGE_SIGNALS: tuple[str, ...] = ("brightness", "contrast", "warmth", "tint", "sharpness")
-SCORE_SIGNAL = "score"  # the model's monotone score of each input (the defect probability)
-CONFIDENCE_SIGNAL = "confidence"  # a text model's confidence in its label
+SCORE_SIGNAL = (
+    "score"  # the model's monotone score of each input (the defect probability, a note's confidence)
+)
+# A parcels model is watched per frame (it reports a parcel only once it crosses the line): the
+# parcels it found, their mean detector confidence, and the share of its barcode reads that read
+# nothing. A signal a frame does not have (no parcel, no read tried) is missing there, not zero.
+DETECTIONS_SIGNAL = "detections"
+CONFIDENCE_SIGNAL = "confidence"
+UNREAD_SIGNAL = "unread"
+PARCEL_SIGNALS: tuple[str, ...] = (DETECTIONS_SIGNAL, CONFIDENCE_SIGNAL, UNREAD_SIGNAL)
+# A note's embedding distance (1 - cosine) to the fit-time centroid of the label it was given.
+CENTROID_SIGNAL = "centroid"
+# Signals of the inputs themselves ("look" in an event's cause), not of the model's outputs.
+INPUT_SIGNALS: tuple[str, ...] = (*IMAGE_SIGNALS, CENTROID_SIGNAL)
+MAX_CENTROID_DIM = 4096
 MAX_EDGES = 41
 
 
@@ -105,6 +119,12 @@ class DriftReference(WireModel):
     flagged_share: float = Field(
         ge=0.0, le=1.0, description="Share of the reference frames the model flagged"
     )
+    centroids: dict[Name, tuple[float, ...]] | None = Field(
+        default=None,
+        max_length=64,
+        description="Text models with a 'centroid' signal: per label, the L2-normalised mean "
+        "embedding of the reference notes given that label",
+    )
     reference_frames: int = Field(ge=1, description="Held-out good frames the reference was computed on")
     calibration_frames: int = Field(ge=1, description="Other held-out good frames the thresholds came from")
     calibration_windows: int = Field(ge=1, description="Windows drawn from them (with replacement)")
@@ -113,4 +133,9 @@ class DriftReference(WireModel):
     def _window_fits(self) -> DriftReference:
         if self.step > self.window:
             raise ValueError(f"step {self.step} is longer than the window {self.window}")
+        if CENTROID_SIGNAL in self.signals and not self.centroids:
+            raise ValueError(f"a {CENTROID_SIGNAL!r} signal needs the labels' centroids")
+        dims = {len(c) for c in (self.centroids or {}).values()}
+        if len(dims) > 1 or any(not 1 <= d <= MAX_CENTROID_DIM for d in dims):
+            raise ValueError(f"centroids must share one length in 1..{MAX_CENTROID_DIM}, got {sorted(dims)}")
         return self

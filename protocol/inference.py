@@ -36,8 +36,8 @@ definition. Wire scores are always in [0, 1].
 ``notes`` (text)
     Inputs :data:`NOTES_INPUTS` (token ids and attention mask, int64, from the release's
     tokenizer). Outputs :data:`CATEGORY_OUTPUT` (N, len(labels)), :data:`URGENCY_OUTPUT`
-    (N, urgencies) and :data:`EMBEDDING_OUTPUT` (training and drift use only; the gateway does not
-    read it). ``labels`` are the categories in output order; ``thresholds["urgency.<label>"]``
+    (N, urgencies) and :data:`EMBEDDING_OUTPUT` (training, and the gateway's drift watch only:
+    never sent). ``labels`` are the categories in output order; ``thresholds["urgency.<label>"]``
     (:data:`URGENCY_PREFIX`) gives each urgency label's index in the urgency output, since a
     manifest has one label list. Result scores hold each category by name and each urgency as
     ``urgency.<label>``. The bundled model and the notes simulator use :data:`NOTE_CATEGORIES`

@@ -5,9 +5,9 @@ converges when it returns, because the latest desired state waits for it on the 
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import AwareDatetime, Field
+from pydantic import AwareDatetime, Field, SerializerFunctionWrapHandler, model_serializer
 
 from protocol.manifest import ModelManifest
 from protocol.messages import MAX_WIRE_INT, SCHEMA_VERSION, GatewayId, ModelRef, Name, Text, WireModel
@@ -35,6 +35,20 @@ class DesiredState(WireModel):
     rollout_id: Text | None = Field(default=None, max_length=64)
     slots: dict[Name, ModelOffer]
     issued_at: AwareDatetime
+    challengers: dict[Name, ModelOffer] = Field(
+        default_factory=dict,
+        description="Per slot, a release to run in shadow beside the slot's model (docs/ota.md, "
+        "'Shadow'); promotion is a later revision whose slots offer names the challenger's release",
+    )
+
+    @model_serializer(mode="wrap")
+    def _omit_no_challengers(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # An agent that predates challengers refuses unknown keys: an empty section stays off the
+        # wire, so its OTA updates go on while no shadow run targets it.
+        data: dict[str, Any] = handler(self)
+        if not self.challengers:
+            data.pop("challengers", None)
+        return data
 
 
 Phase = Literal[
@@ -70,6 +84,19 @@ class SlotHealth(WireModel):
     mean_confidence: float | None = Field(default=None, ge=0, le=1)
 
 
+ChallengerPhase = Literal["downloading", "verifying", "smoke_testing", "shadowing", "failed"]
+
+
+class ChallengerReport(WireModel):
+    """The slot's challenger: a release run in shadow on the slot's frames, never driving anything."""
+
+    model: ModelRef
+    phase: ChallengerPhase
+    error: Text | None = Field(default=None, max_length=2000)
+    compared: int = Field(default=0, ge=0, le=MAX_WIRE_INT, description="Frames compared since it loaded")
+    skipped: int = Field(default=0, ge=0, le=MAX_WIRE_INT, description="Frames it skipped (budget, backlog)")
+
+
 class SlotReport(WireModel):
     """One slot as it is now."""
 
@@ -79,6 +106,15 @@ class SlotReport(WireModel):
     target: ModelRef | None = Field(default=None, description="The version being installed, if any")
     error: Text | None = Field(default=None, max_length=2000)
     health: SlotHealth | None = None
+    challenger: ChallengerReport | None = None
+
+    @model_serializer(mode="wrap")
+    def _omit_no_challenger(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # A cloud that predates challengers refuses unknown keys: a slot without one says nothing.
+        data: dict[str, Any] = handler(self)
+        if self.challenger is None:
+            data.pop("challenger", None)
+        return data
 
 
 class ReportedState(WireModel):

@@ -1,7 +1,7 @@
 """Alert rules and their evaluation: a plain function the Celery beat task calls.
 
 Each rule watches one line and yields the subjects for which its condition holds now: the line
-itself (defect rate) or each of its gateways (offline, outbox backlog). An alert opens when a
+itself (defect rate) or each of its gateways (offline, outbox backlog, model drift). An alert opens when a
 subject starts holding and closes when it stops; at most one alert per rule and subject is open,
 because evaluation of a rule holds its row lock (concurrent beats wait instead of duplicating).
 """
@@ -17,6 +17,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud.db.models import Alert, AlertRule, Gateway, Result
+from cloud.drift import SlotVerdict, gateway_verdicts
 from protocol.messages import utcnow
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,16 @@ class RuleKind(StrEnum):
     DEFECT_RATE = "defect_rate"  # percent of defective results over the last window_s seconds
     GATEWAY_OFFLINE = "gateway_offline"  # seconds since a gateway of the line was last heard
     OUTBOX_BACKLOG = "outbox_backlog"  # items waiting in a gateway's outbox (latest telemetry)
+    # The drift level at which a gateway of the line alerts: 2 when a slot's drift is confirmed
+    # (the default), 1 already when suspected; no window (the gateway's own window decides). One
+    # alert per gateway while any slot is at that level; its value is the highest level (see
+    # cloud.drift for which report, telemetry or event, decides a slot's state).
+    MODEL_DRIFT = "model_drift"
+
+
+# The threshold of a model_drift rule is a drift level (cloud.drift.LEVELS).
+DRIFT_LEVELS = {1: "suspected", 2: "confirmed"}
+DEFAULT_DRIFT_LEVEL = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,10 +116,40 @@ def _backlog(session: Session, rule: AlertRule, now: datetime) -> list[Firing]:
     return out
 
 
+def _model_drift(session: Session, rule: AlertRule, now: datetime) -> list[Firing]:
+    gateways = _gateways(session, rule.line)
+    out = []
+    for gw_id, slots in gateway_verdicts(session, gateways).items():
+        drifting = [v for v in slots if v.level >= rule.threshold and v.level > 0]
+        if drifting:
+            level = float(max(v.level for v in drifting))
+            out.append(Firing(gw_id, gw_id, level, drift_message(rule.line, drifting)))
+    return out
+
+
+def drift_message(line: str, drifting: list[SlotVerdict]) -> str:
+    """'model drift on line-1 (gw-1, slot camera-1, defect-patchcore 1.1.0): light/colour moved
+    (warmth up, brightness up), scores up 3.1x', then '; slot camera-2 (...): ...' per further slot."""
+    confirmed = any(v.state == "confirmed" for v in drifting)
+    clauses: list[str] = []
+    for v in drifting:
+        about = [v.model] if v.model else []
+        if confirmed and v.state != "confirmed":
+            about.append(v.state)  # a rule at level 1 names the slots only suspected
+        if not clauses:
+            clauses.append(f"({', '.join([v.gateway_id, f'slot {v.slot}', *about])}): {v.summary}")
+        else:
+            extra = f" ({', '.join(about)})" if about else ""
+            clauses.append(f"slot {v.slot}{extra}: {v.summary}")
+    head = "model drift" if confirmed else "model drift suspected"
+    return f"{head} on {line} {'; '.join(clauses)}"
+
+
 _CHECKS = {
     RuleKind.DEFECT_RATE: _defect_rate,
     RuleKind.GATEWAY_OFFLINE: _offline,
     RuleKind.OUTBOX_BACKLOG: _backlog,
+    RuleKind.MODEL_DRIFT: _model_drift,
 }
 
 

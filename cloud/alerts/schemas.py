@@ -8,7 +8,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from cloud.alerts.rules import RuleKind
+from cloud.alerts.rules import DRIFT_LEVELS, RuleKind
 from cloud.dispositions.schemas import DispositionBrief
 from protocol.messages import Name
 
@@ -21,13 +21,15 @@ class AlertRuleCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     line: Name = Field(description="Line the rule watches")
-    kind: RuleKind = Field(description="defect_rate, gateway_offline or outbox_backlog")
+    kind: RuleKind = Field(description="defect_rate, gateway_offline, outbox_backlog or model_drift")
     # strict: the schema says JSON numbers and booleans, so "5" or 0 for false is refused rather
     # than read as one (the console sends the numbers its form's text spells).
     threshold: float = Field(
         ge=0,
         strict=True,
-        description="defect_rate: percent; gateway_offline: seconds silent; outbox_backlog: items",
+        description="defect_rate: percent; gateway_offline: seconds silent; outbox_backlog: items; "
+        "model_drift: the drift level that alerts, 2 (a slot's drift confirmed, the usual choice) or 1 "
+        "(already when suspected)",
     )
     window_s: float | None = Field(
         default=None, gt=0, le=7 * 86400, strict=True, description="defect_rate only: the window in seconds"
@@ -48,7 +50,12 @@ class AlertRuleCreate(BaseModel):
                 raise ValueError("window_s: a defect_rate rule needs a window in seconds")
             if self.threshold > 100:
                 raise ValueError(f"threshold: a defect rate is a percent (0-100), got {self.threshold}")
-        elif self.window_s is not None:
+        elif self.kind is RuleKind.MODEL_DRIFT and self.threshold not in DRIFT_LEVELS:
+            raise ValueError(
+                f"threshold: a model_drift rule alerts at drift level 2 (confirmed) or 1 (suspected), "
+                f"got {self.threshold:g}"
+            )
+        if self.kind is not RuleKind.DEFECT_RATE and self.window_s is not None:
             raise ValueError(f"window_s: only defect_rate rules have a window, not {self.kind.value}")
         return self
 

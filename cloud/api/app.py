@@ -23,6 +23,7 @@ from cloud.api.routers import (
     dead_letters,
     defects,
     dispositions,
+    drift,
     events,
     export,
     gateways,
@@ -31,6 +32,7 @@ from cloud.api.routers import (
     models,
     results,
     rollouts,
+    training,
 )
 from cloud.auth.demo_accounts import refuse_demo_accounts
 from cloud.auth.service import Role
@@ -43,6 +45,9 @@ from cloud.db.engine import make_engine, make_sessionmaker
 from cloud.db.migrate import migrate
 from cloud.ota.desired import DesiredPublisher, MqttDesiredPublisher
 from cloud.registry.store import make_store
+from cloud.teach_queue import CeleryTeachQueue
+from cloud.training.files import make_training_store
+from cloud.training.queue import TeachQueue
 
 log = logging.getLogger(__name__)
 
@@ -51,14 +56,17 @@ def create_app(
     settings: CloudSettings,
     publisher: DesiredPublisher | None = None,
     orders_publisher: OrdersPublisher | None = None,
+    teach_queue: TeachQueue | None = None,
 ) -> FastAPI:
     """Build the API for ``settings``; the engine is created (and the DB migrated) at start-up.
 
     ``publisher`` puts desired states on the broker, ``orders_publisher`` capture orders (default:
-    an MQTT client each, made on first use).
+    an MQTT client each, made on first use), ``teach_queue`` training runs to the Celery worker
+    (default: the settings' Celery broker, on first use).
     """
     made: list[MqttDesiredPublisher] = []
     made_orders: list[MqttOrdersPublisher] = []
+    made_queue: list[CeleryTeachQueue] = []
 
     def get_publisher() -> DesiredPublisher:
         if publisher is not None:
@@ -74,6 +82,13 @@ def create_app(
             made_orders.append(MqttOrdersPublisher(settings))
         return made_orders[0]
 
+    def get_teach_queue() -> TeachQueue:
+        if teach_queue is not None:
+            return teach_queue
+        if not made_queue:
+            made_queue.append(CeleryTeachQueue(settings))
+        return made_queue[0]
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(settings.db_url)
@@ -88,6 +103,8 @@ def create_app(
         finally:
             for pub in (*made, *made_orders):
                 pub.close()
+            for queue in made_queue:
+                queue.close()
             engine.dispose()
 
     app = FastAPI(
@@ -105,6 +122,8 @@ def create_app(
     app.state.publisher = get_publisher
     app.state.capture_store = make_capture_store(settings)
     app.state.orders_publisher = get_orders_publisher
+    app.state.teach_queue = get_teach_queue
+    app.state.training_store = make_training_store(settings)
     app.state.registry = registry = CollectorRegistry()
     app.state.login_throttle = LoginThrottle()  # in-process: see cloud/auth/throttle.py
     _instrument(app, registry)
@@ -112,7 +131,7 @@ def create_app(
         log.warning("API runs in the demo profile: reads need no token; not for a plant network")
     # Reads need a viewer token in production; writes declare their own, higher role.
     readers = [require(Role.viewer, anonymous_read=True)]
-    for module in (gateways, events, results, lines, dead_letters, models, rollouts, blobs):
+    for module in (gateways, events, results, lines, drift, dead_letters, models, rollouts, blobs):
         deps = [] if module is blobs else readers  # blobs: public by hash, see its docstring
         app.include_router(module.router, prefix="/api/v1", dependencies=deps)
     app.include_router(access.router, prefix="/api/v1")
@@ -126,6 +145,8 @@ def create_app(
     # operator labels) declare their roles per route too.
     app.include_router(captures.router, prefix="/api/v1")
     app.include_router(datasets.router, prefix="/api/v1")
+    # Training runs: operators teach a dataset, viewers watch (roles per route).
+    app.include_router(training.router, prefix="/api/v1")
     app.include_router(health.router)
     if settings.serves_metrics:
         app.include_router(health.metrics_router)

@@ -59,6 +59,9 @@ class VersionPublic(VersionSummary):
     lineage: dict[str, Any] | None = None
     artifact_url: str = ""
     running_on: list[str] = Field(default_factory=list, description="Gateways reporting it active")
+    training_run: int | None = Field(
+        None, description="The training run that made it, when it was taught from a dataset in the cloud"
+    )
 
 
 class ModelSummary(BaseModel):

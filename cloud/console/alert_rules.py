@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from cloud.alerts.rules import RuleKind
+from cloud.alerts.rules import DEFAULT_DRIFT_LEVEL, DRIFT_LEVELS, RuleKind
 from cloud.alerts.schemas import AlertRuleCreate
 from cloud.console.api import ApiClient, ApiError
 
@@ -21,21 +21,25 @@ KIND_NAMES = {
     RuleKind.DEFECT_RATE.value: "Defect rate",
     RuleKind.GATEWAY_OFFLINE.value: "Gateway offline",
     RuleKind.OUTBOX_BACKLOG.value: "Outbox backlog",
+    RuleKind.MODEL_DRIFT.value: "Model drift",
 }
 KIND_UNITS = {RuleKind.DEFECT_RATE.value: "%", RuleKind.GATEWAY_OFFLINE.value: "seconds",
-              RuleKind.OUTBOX_BACKLOG.value: "items"}  # fmt: skip
+              RuleKind.OUTBOX_BACKLOG.value: "items", RuleKind.MODEL_DRIFT.value: "drift level"}  # fmt: skip
 KIND_HELP = {
     RuleKind.DEFECT_RATE.value: "threshold in percent (0-100) of results defective over the window: "
     "10 means 10%, not 0.1",
     RuleKind.GATEWAY_OFFLINE.value: "threshold in seconds a gateway of the line has not been heard",
     RuleKind.OUTBOX_BACKLOG.value: "threshold in items (results and events) waiting in a gateway's outbox",
+    RuleKind.MODEL_DRIFT.value: "threshold is the drift level of a gateway's slot that alerts: 2 when "
+    "its drift is confirmed (the default, left empty), 1 already when suspected",
 }
 # One short line per kind beside the threshold field; the page's script shows the chosen kind's
-# only, and without the script all three stay visible.
+# only, and without the script all of them stay visible.
 THRESHOLD_HINTS = {
     RuleKind.DEFECT_RATE.value: "Defect rate in percent: 10 means 10%, not 0.1.",
     RuleKind.GATEWAY_OFFLINE.value: "Gateway offline in seconds: 300 means 5 minutes of silence.",
     RuleKind.OUTBOX_BACKLOG.value: "Outbox backlog in items (results and events) waiting to be sent.",
+    RuleKind.MODEL_DRIFT.value: "Model drift level: 2 alerts on confirmed drift (empty means 2), 1 on suspected.",
 }
 CREATE_FIELDS = ("line", "kind", "threshold", "window_s", "min_results")
 
@@ -53,7 +57,9 @@ def create_defaults() -> dict[str, str]:
 
 
 def threshold_text(threshold: float, kind: str) -> str:
-    """A rule's threshold with its unit ('10%', '60 seconds', '500 items')."""
+    """A rule's threshold with its unit ('10%', '60 seconds', '500 items', 'confirmed (level 2)')."""
+    if kind == RuleKind.MODEL_DRIFT.value:
+        return f"{DRIFT_LEVELS.get(int(threshold), '?')} (level {threshold:g})"
     unit = KIND_UNITS.get(kind, "")
     return f"{threshold:g}{unit}" if unit == "%" else f"{threshold:g} {unit}".rstrip()
 
@@ -134,6 +140,8 @@ def create_body(f: dict[str, str]) -> dict[str, Any]:
         "threshold": form_number(f.get("threshold", "")),
         "enabled": "enabled" in f,
     }
+    if kind == RuleKind.MODEL_DRIFT.value and not f.get("threshold", "").strip():
+        body["threshold"] = DEFAULT_DRIFT_LEVEL  # the usual choice: alert once drift is confirmed
     if kind == RuleKind.DEFECT_RATE.value:
         for name in ("window_s", "min_results"):
             if f.get(name, "").strip():

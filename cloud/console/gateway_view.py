@@ -47,14 +47,16 @@ async def other_events(api: ApiClient, path: str) -> dict[str, Any]:
 
 
 async def gateway_context(api: ApiClient, gateway_id: str) -> dict[str, Any]:
-    """One gateway: its state and telemetry, OTA picture, recent results and events."""
+    """One gateway: its state and telemetry, drift per slot, OTA picture, recent results and events."""
     path = f"/gateways/{quote(gateway_id, safe='')}"
     gw = await api.get(path)
     ota = await api.get(f"{path}/ota")
     results = await api.get("/results", gateway=gateway_id, limit=RESULTS)
     events = await other_events(api, path)
+    drift = await api.get(f"{path}/drift")
     return {
         "gw": gw,
+        "drift": drift,
         "ota": ota,
         "results": results["items"],
         "events": events,
@@ -98,7 +100,7 @@ class GatewaysFeed:
         return str(getattr(self._parts, macro)(*args))
 
 
-GATEWAY_PARTS = ("status", "state", "machine", "ota", "events", "history", "results")
+GATEWAY_PARTS = ("status", "state", "drift", "machine", "ota", "events", "history", "results")
 
 
 class GatewayFeed:
@@ -112,8 +114,9 @@ class GatewayFeed:
     async def tick(self, api: ApiClient) -> dict[str, Any] | None:
         """The gateway's online state and changed fragments (None: nothing changed)."""
         ctx = await gateway_context(api, self.gateway_id)
-        args = {"status": ctx["gw"], "state": ctx["gw"], "machine": ctx["gw"], "ota": ctx["ota"],
-                "events": ctx["events"], "history": ctx["ota"], "results": ctx["results"]}  # fmt: skip
+        args = {"status": ctx["gw"], "state": ctx["gw"], "drift": ctx["drift"], "machine": ctx["gw"],
+                "ota": ctx["ota"], "events": ctx["events"], "history": ctx["ota"],
+                "results": ctx["results"]}  # fmt: skip
         parts = {name: str(getattr(self._parts, name)(args[name])) for name in GATEWAY_PARTS}
         changed = {k: v for k, v in parts.items() if self._sent.get(k) != v}
         self._sent.update(changed)

@@ -82,23 +82,30 @@ async def line_gallery(api: ApiClient, line: str, can_act: bool = False) -> dict
     return {"gallery": gallery}
 
 
+async def line_drift(api: ApiClient, line: str) -> list[dict[str, Any]]:
+    """Each watched slot's drift verdict on the line's gateways."""
+    slots: list[dict[str, Any]] = await api.get(f"/lines/{quote(line, safe='')}/drift")
+    return slots
+
+
 async def line_context(api: ApiClient, line: str, range_key: str, can_act: bool = False) -> dict[str, Any]:
     """Everything the Line page renders; ``can_act``: the user may set dispositions (operator, admin)."""
     charts = await line_stats(api, line, range_key)
     defects = await line_gallery(api, line, can_act)
+    drift = await line_drift(api, line)
     key = range_of(range_key)
     page = f"/console/lines/{quote(line, safe='')}"
     exports = {kind: f"{page}/export/{kind}.csv?range={key}" for kind in EXPORTS}
     context = {"line": line, "range": key, "ranges": list(RANGES), "live": f"{page}/events?range={key}"}
-    return {**context, "exports": exports, **charts, **defects}
+    return {**context, "exports": exports, "drift": drift, **charts, **defects}
 
 
 class LineFeed:
     """Successive updates of one line for its live stream, sending only what changed.
 
     Each tick asks for the line's stats (the buckets and the defects by label, aggregated by the
-    database), for the newest flagged result alone and for the line's most recently set
-    disposition alone. The gallery is asked for only when one of those moved; pictures this stream
+    database), for its slots' drift verdicts, for the newest flagged result alone and for the
+    line's most recently set disposition alone. The gallery is asked for only when one of those moved; pictures this stream
     has not sent yet go out as new, and pictures whose tile changed (an operator's disposition)
     go out again to be replaced in place. The newest flagged result matters because the gallery
     shows more than defects: a damaged parcel is flagged although it is no defect (``is_defect``
@@ -118,6 +125,7 @@ class LineFeed:
         """The changed fragments of the page (None: nothing changed since the last tick)."""
         charts = await line_stats(api, self.line, self.range)
         parts: dict[str, Any] = self._module_parts(charts)
+        parts["drift"] = self._render("drift", await line_drift(api, self.line))
         new, redrawn = await self._gallery_changes(api, charts["stats"])
         changed = {k: v for k, v in parts.items() if self._sent.get(k) != v}
         self._sent.update(changed)

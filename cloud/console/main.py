@@ -21,6 +21,7 @@ from cloud.console.pages import (
     overview,
     rollout,
     rollouts,
+    training,
 )
 
 router = APIRouter(include_in_schema=False)
@@ -38,5 +39,6 @@ for page in (
     alerts,
     assets,
     datasets,
+    training,
 ):
     router.include_router(page.router)

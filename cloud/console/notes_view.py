@@ -14,6 +14,8 @@ from cloud.console.line_tasks import NOTES, stats_path
 from protocol.inference import HIGH_URGENCY, NOTE_CATEGORIES, NOTE_URGENCIES
 from protocol.messages import utcnow
 
+LABELLED = "labelled"  # the disposition that carries an operator's category (cloud.dispositions)
+
 PAGE_SIZE = 50  # notes listed, and kept as new ones arrive
 FIGURES_WINDOW = timedelta(days=1)  # the counts above the list
 FIGURES_BUCKET_S = 3600
@@ -52,11 +54,17 @@ def notes_href(line: str, chosen: NoteFilter | None = None) -> str:
     return f"/lines/{quote(line, safe='')}/notes" + (f"?{query}" if query else "")
 
 
-def note_row(result: dict[str, Any]) -> dict[str, Any]:
-    """One note as the page lists it: its words, category and urgency (from the stored result)."""
+def note_row(result: dict[str, Any], can_act: bool = False) -> dict[str, Any]:
+    """One note as the page lists it: its words, category and urgency (from the stored result), the
+    category an operator labelled it with, if any, and whether the viewer may label it."""
     output = result["output"]
     urgency = str(output.get("urgency", ""))
+    disposition = result.get("disposition") or {}
     return {
+        "line": result["line"],
+        "labelled": disposition if disposition.get("disposition") == LABELLED else None,
+        "can_act": can_act,
+        "categories": NOTE_CATEGORIES,
         "id": result["id"],
         "captured_at": result["captured_at"],
         "gateway_id": result["gateway_id"],
@@ -69,10 +77,12 @@ def note_row(result: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def recent_notes(api: ApiClient, line: str, chosen: NoteFilter) -> list[dict[str, Any]]:
+async def recent_notes(
+    api: ApiClient, line: str, chosen: NoteFilter, can_act: bool = False
+) -> list[dict[str, Any]]:
     """The line's newest notes that pass ``chosen``, newest first."""
     page = await api.get("/results", line=line, task=NOTES, limit=PAGE_SIZE, **chosen.params())
-    return [note_row(r) for r in page["items"]]
+    return [note_row(r, can_act) for r in page["items"]]
 
 
 async def note_figures(api: ApiClient, line: str) -> dict[str, Any]:
@@ -94,9 +104,11 @@ def _choices(known: tuple[str, ...], chosen: str | None) -> list[str]:
     return [*known, chosen] if chosen and chosen not in known else list(known)
 
 
-async def notes_context(api: ApiClient, line: str, chosen: NoteFilter) -> dict[str, Any]:
-    """Everything the Notes page renders."""
-    notes = await recent_notes(api, line, chosen)  # before the counts, as the feed does
+async def notes_context(
+    api: ApiClient, line: str, chosen: NoteFilter, can_act: bool = False
+) -> dict[str, Any]:
+    """Everything the Notes page renders; ``can_act``: the user may label notes (operator, admin)."""
+    notes = await recent_notes(api, line, chosen, can_act)  # before the counts, as the feed does
     live = f"/console/lines/{quote(line, safe='')}/notes/events"
     query = urlencode(chosen.params())
     return {
@@ -114,9 +126,10 @@ async def notes_context(api: ApiClient, line: str, chosen: NoteFilter) -> dict[s
 class NotesFeed:
     """Successive updates of one line's Notes page: notes it has not sent yet, and changed figures."""
 
-    def __init__(self, line: str, chosen: NoteFilter, parts: Template) -> None:
+    def __init__(self, line: str, chosen: NoteFilter, parts: Template, can_act: bool = False) -> None:
         self.line = line
         self.chosen = chosen
+        self.can_act = can_act
         self._parts = parts.module  # the macros of notes_parts.html, shared with the page itself
         self._sent_ids: set[str] = set()
         self._figures: str | None = None
@@ -125,7 +138,7 @@ class NotesFeed:
         """New notes (oldest first: the page prepends each in turn) and the figures if they changed."""
         # Notes first: a note committed between the two calls is then in the counts already,
         # never listed beside counts that leave it out.
-        notes = await recent_notes(api, self.line, self.chosen)
+        notes = await recent_notes(api, self.line, self.chosen, self.can_act)
         figures = self._render("figures", await note_figures(api, self.line))
         new = [
             {"id": n["id"], "html": self._render("note", n)}

@@ -12,6 +12,8 @@ from markdown_it import MarkdownIt
 from markupsafe import Markup, escape
 
 from cloud.console.score_meaning import score_meaning_html
+from cloud.drift import event_words
+from protocol.drift import DRIFT_EVENT_KIND
 
 HERE = Path(__file__).parent
 # 'html': False makes raw HTML in a model card show as text, so a card cannot inject script.
@@ -93,12 +95,15 @@ def milliseconds(value: float | None) -> str:
 
 # The unit of an alert's value per rule kind (see cloud.alerts.rules: a defect rate is in percent).
 _ALERT_UNITS = {"defect_rate": "%", "gateway_offline": " s", "outbox_backlog": " items"}
+_DRIFT_LEVELS = {1: "suspected", 2: "confirmed"}  # a model_drift alert's value is a drift level
 
 
 def alert_value(value: float | None, kind: str | None) -> str:
     """An alert's measured value with its unit ('15.8%', '412 s', '38 items': results and events)."""
     if value is None:
         return "-"
+    if kind == "model_drift":
+        return _DRIFT_LEVELS.get(round(value), f"level {value:g}")
     number = f"{value:.1f}" if kind == "defect_rate" else f"{value:.0f}"
     return number + _ALERT_UNITS.get(kind or "", "")
 
@@ -157,6 +162,8 @@ _OTA_DETAILS = (("slot", "slot"), ("phase", "phase"), ("revision", "revision"),
 def event_details(kind: str | None, details: dict[str, Any] | None) -> str:
     """An event's details as one readable line ('slot main · phase failed · target 1.2.0')."""
     details = dict(details or {})
+    if kind == DRIFT_EVENT_KIND:
+        return event_words(details)
     parts = []
     if kind == "ota":
         for key, words in _OTA_DETAILS:

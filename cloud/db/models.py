@@ -406,6 +406,8 @@ class Disposition(Base):
     label: Mapped[str] = mapped_column(String(NAME_LEN))
     captured_at: Mapped[datetime]
     disposition: Mapped[str] = mapped_column(String(32))
+    # The operator's label, for a ``labelled`` disposition (a note's right category); else NULL.
+    true_label: Mapped[str | None] = mapped_column(String(NAME_LEN))
     note: Mapped[str | None] = mapped_column(Text)
     actor: Mapped[str] = mapped_column(String(NAME_LEN))
     at: Mapped[datetime]

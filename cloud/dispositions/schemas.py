@@ -8,7 +8,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from protocol.messages import Text
+from protocol.messages import Name, Text
 
 MAX_NOTE_CHARS = 1000
 
@@ -19,6 +19,9 @@ class DispositionKind(StrEnum):
     CONFIRMED_DEFECT = "confirmed_defect"
     FALSE_REJECT = "false_reject"
     NEEDS_REVIEW = "needs_review"
+    # The operator names the right label (a note's category), whether the model's was right or not:
+    # these are the labelled examples a model's next training run learns from.
+    LABELLED = "labelled"
 
 
 # Verdicts on the model's flag: they say whether it was right, so only a flagged result takes one.
@@ -31,7 +34,11 @@ class DispositionSet(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     disposition: DispositionKind = Field(
-        description="confirmed_defect or false_reject (flagged results only), or needs_review (any result)"
+        description="confirmed_defect or false_reject (flagged results only), needs_review (any "
+        "result), or labelled (a note, with true_label its right category)"
+    )
+    true_label: Name | None = Field(
+        default=None, description="With labelled (and only then): the result's right label, a note's category"
     )
     note: Text | None = Field(
         default=None, max_length=MAX_NOTE_CHARS, description="Optional words of the operator"
@@ -49,6 +56,7 @@ class DispositionBrief(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     disposition: DispositionKind
+    true_label: str | None = Field(None, description="The operator's label (labelled only)")
     note: str | None
     actor: str = Field(description="Who set it: 'user:<name>' for a user's token, 'token:<name>' for others")
     at: datetime = Field(description="When it was set")

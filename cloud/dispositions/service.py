@@ -12,7 +12,11 @@ from sqlalchemy.sql import ColumnElement
 from cloud.auth.service import Principal, audit
 from cloud.db.models import Disposition, Result
 from cloud.dispositions.schemas import VERDICTS, DispositionKind, DispositionSet, ReviewCounts
+from protocol.inference import NOTE_CATEGORIES
 from protocol.messages import utcnow
+
+# Results whose label an operator may set, and the labels each task's trainer can learn.
+LABELLED_TASKS: dict[str, tuple[str, ...]] = {"notes": NOTE_CATEGORIES}
 
 
 class NotFound(LookupError):
@@ -21,6 +25,11 @@ class NotFound(LookupError):
 
 class NotFlagged(ValueError):
     """A verdict on a result its model did not flag; the message says why it is refused."""
+
+
+class BadLabel(ValueError):
+    """A ``labelled`` disposition without a label the result's task knows, or a label on another
+    disposition; the message says what to send."""
 
 
 def flagged() -> ColumnElement[bool]:
@@ -50,6 +59,7 @@ def set_disposition(session: Session, result_id: UUID, body: DispositionSet, who
     if result is None:
         raise NotFound(f"result {result_id} not found")
     kind = body.disposition
+    _check_label(result, body)
     if kind in VERDICTS and not is_flagged(result):
         raise NotFlagged(
             f"disposition: result {result_id} was not flagged by its model ({_flag_of(result)}), so it "
@@ -71,13 +81,35 @@ def set_disposition(session: Session, result_id: UUID, body: DispositionSet, who
         )
         result.disposition = current
     current.disposition = kind.value
+    current.true_label = body.true_label
     current.note = body.note
     current.actor = who.name
     current.at = utcnow()
     session.flush()
     details = {"line": result.line, "disposition": kind.value, "previous": previous, "note": body.note}
+    if body.true_label is not None:  # who said which label, beside the model's
+        details |= {"true_label": body.true_label, "model_label": result.label}
     audit(session, who, "disposition.set", str(result_id), **details)
     return current
+
+
+def _check_label(result: Result, body: DispositionSet) -> None:
+    labelled = body.disposition is DispositionKind.LABELLED
+    if not labelled:
+        if body.true_label is not None:
+            raise BadLabel(f"disposition: true_label goes with {DispositionKind.LABELLED.value} only")
+        return
+    known = LABELLED_TASKS.get(result.task)
+    if known is None:
+        raise BadLabel(
+            f"disposition: result {result.id} is a {result.task} result; {DispositionKind.LABELLED.value} "
+            f"labels results of {', '.join(LABELLED_TASKS)} only"
+        )
+    if body.true_label not in known:
+        raise BadLabel(
+            f"disposition: {DispositionKind.LABELLED.value} needs true_label, one of {', '.join(known)} "
+            f"(got {body.true_label!r})"
+        )
 
 
 def _flag_of(result: Result) -> str:

@@ -14,6 +14,7 @@ import httpx
 from cloud.factoryctl.config import CtlConfig, save_config
 from cloud.factoryctl.datasets import captures_command, datasets_command
 from cloud.factoryctl.export import export_command
+from cloud.factoryctl.notes import notes_command
 from cloud.factoryctl.output import (
     EXIT_AUTH,
     EXIT_ERROR,
@@ -47,6 +48,7 @@ def run(ctx: Context, client: httpx.Client) -> int:
         "export": export_command,
         "captures": captures_command,
         "datasets": datasets_command,
+        "notes": notes_command,
     }[ctx.args.resource]
     return handler(ctx, client)
 

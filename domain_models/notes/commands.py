@@ -16,6 +16,7 @@ from pathlib import Path
 from domain_models.cli_options import add_evaluate_arguments
 from domain_models.common import PipelineError
 from domain_models.notes.data import DEV, MAX_LENGTH, load_jsonl, tokenizer_path
+from domain_models.notes.extra import EXTRA_WEIGHT, load_extra
 from domain_models.notes.quant import VARIANTS
 from domain_models.notes.release import DEFAULT_TOLERANCE_POINTS
 
@@ -45,6 +46,16 @@ def add_arguments(command: str, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--threads", type=int, default=2, help="Torch CPU threads")
         parser.add_argument(
             "--variants", type=_variants, default=None, help="INT8 variants to try in order (comma-separated)"
+        )
+        parser.add_argument(
+            "--extra", type=Path, action="append", default=[], metavar="FILE.jsonl",
+            help="Notes operators labelled (factoryctl notes export --labelled); repeatable",
+        )  # fmt: skip
+        parser.add_argument(
+            "--extra-weight",
+            type=float,
+            default=EXTRA_WEIGHT,
+            help="How many generated notes one labelled note counts as",
         )
     elif command == "evaluate":
         add_evaluate_arguments(parser, "JSONL of {text, category, urgency}", data_default=DEV)
@@ -122,6 +133,10 @@ def run(command: str, args: argparse.Namespace) -> int:
     """Run ``command``; a PipelineError is printed (what and where) and returns 2."""
     try:
         if command == "train":
+            # Read the labelled notes first: a bad file is refused before minutes of training.
+            extra = load_extra(args.extra) if args.extra else None
+            if args.extra_weight <= 0:
+                raise ValueError(f"--extra-weight must be > 0, got {args.extra_weight:g}")
             import torch
 
             from domain_models.notes.train import train_all
@@ -130,8 +145,9 @@ def run(command: str, args: argparse.Namespace) -> int:
             from domain_models.notes.gate import CANDIDATES
 
             manifest = train_all(
-                args.out, args.seed, args.train_notes, args.tolerance, args.work, args.variants or CANDIDATES
-            )
+                args.out, args.seed, args.train_notes, args.tolerance, args.work, args.variants or CANDIDATES,
+                extra, args.extra_weight,
+            )  # fmt: skip
             sys.stdout.write(f"wrote {manifest}\n")
             return 0
         if command == "evaluate":

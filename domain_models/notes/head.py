@@ -42,17 +42,35 @@ class Heads:
 
 
 def fit_softmax(
-    x: Floats, y: Ints, classes: int, epochs: int = 200, lr: float = 0.05, l2: float = 1e-2, seed: int = 0
+    x: Floats,
+    y: Ints,
+    classes: int,
+    epochs: int = 200,
+    lr: float = 0.05,
+    l2: float = 1e-2,
+    seed: int = 0,
+    sample_weight: Floats | None = None,
 ) -> tuple[Floats, Floats]:
-    """Multinomial logistic regression by full-batch Adam; class-balanced so rare labels count."""
+    """Multinomial logistic regression by full-batch Adam; class-balanced so rare labels count.
+
+    ``sample_weight`` (one per row) makes some rows count more, within the class balance.
+    """
     if len(x) != len(y) or len(x) == 0:
         raise ValueError(f"need as many labels as embeddings (got {len(x)} and {len(y)}), at least one")
     rng = np.random.default_rng(seed)
     n, dim = x.shape
     w = (rng.standard_normal((dim, classes)) * 0.01).astype(np.float32)
     b = np.zeros(classes, np.float32)
-    counts = np.bincount(y, minlength=classes).astype(np.float32)
-    sample_w = (n / (classes * np.maximum(counts, 1.0)))[y][:, None]
+    if sample_weight is None:
+        counts = np.bincount(y, minlength=classes).astype(np.float32)
+        sample_w = (n / (classes * np.maximum(counts, 1.0)))[y][:, None]
+    else:
+        if sample_weight.shape != (n,):
+            raise ValueError(f"need one sample weight per embedding (got {sample_weight.shape}, {n} rows)")
+        counts = np.bincount(y, weights=sample_weight, minlength=classes).astype(np.float32)
+        total = float(sample_weight.sum())
+        sample_w = ((total / (classes * np.maximum(counts, 1e-6)))[y] * sample_weight)[:, None]
+        sample_w = (sample_w * (n / total)).astype(np.float32)  # the same gradient scale as unweighted
     onehot = np.eye(classes, dtype=np.float32)[y]
     m = [np.zeros_like(w), np.zeros_like(b)]
     v = [np.zeros_like(w), np.zeros_like(b)]

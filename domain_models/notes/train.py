@@ -31,10 +31,10 @@ from domain_models.notes.data import (
     tokenizer_path,
 )
 from domain_models.notes.evaluate import OnnxNotes, evaluate, latency_table
+from domain_models.notes.extra import EXTRA_WEIGHT, ExtraNotes, fit_heads_with_extra
 from domain_models.notes.gate import CANDIDATES, QuantizeResult, try_variants
-from domain_models.notes.head import Heads, fit_heads
+from domain_models.notes.head import Heads
 from domain_models.notes.release import write_release
-from protocol.inference import NOTE_CATEGORIES, NOTE_URGENCIES
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +60,11 @@ def _data_hash(notes: LabelledNotes) -> str:
     return digest.hexdigest()
 
 
-def fit(work: Path, seed: int, n_train: int) -> FitResult:
-    """Embed ``n_train`` generated notes with the torch encoder and fit both heads."""
+def fit(
+    work: Path, seed: int, n_train: int, extra: ExtraNotes | None = None, extra_weight: float = EXTRA_WEIGHT
+) -> FitResult:
+    """Embed ``n_train`` generated notes (and ``extra``, notes operators labelled) with the torch
+    encoder and fit both heads (``extra`` feeds the category head, see ``extra.py``)."""
     import torch
 
     from domain_models.notes.encoder import NotesNet, torch_embeddings
@@ -73,11 +76,20 @@ def fit(work: Path, seed: int, n_train: int) -> FitResult:
     net = NotesNet(folder, blank)
     log.info("embedding %d generated notes (seed %d)", n_train, seed)
     x = torch_embeddings(net, train.texts, folder / "tokenizer.json")
-    heads = fit_heads(x, train.category, train.urgency, len(NOTE_CATEGORIES), len(NOTE_URGENCIES), seed=seed)
+    x_extra = None
+    digest = _data_hash(train)
+    if extra is not None:
+        log.info("embedding %d labelled notes (weight %g each)", len(extra), extra_weight)
+        x_extra = torch_embeddings(net, extra.texts, folder / "tokenizer.json")
+        lines = "".join(f"{t}\t{c}\n" for t, c in zip(extra.texts, extra.category, strict=True))
+        digest = hashlib.sha256(f"{digest}\n{extra_weight:g}\n{lines}".encode()).hexdigest()
+    heads = fit_heads_with_extra(
+        x, train.category, train.urgency, x_extra, extra, seed=seed, weight=extra_weight
+    )
     work.mkdir(parents=True, exist_ok=True)
     path = work / "heads.npz"
     heads.save(path)
-    return FitResult(heads, path, n_train, _data_hash(train))
+    return FitResult(heads, path, n_train, digest)
 
 
 def export(heads: Heads, onnx_path: Path) -> Path:
@@ -182,18 +194,22 @@ def train_all(
     tolerance: float,
     work: Path | None = None,
     candidates: tuple[str, ...] = CANDIDATES,
+    extra: ExtraNotes | None = None,
+    extra_weight: float = EXTRA_WEIGHT,
 ) -> Path:
-    """Every step from generated notes to a packaged release in ``out``; return its manifest."""
+    """Every step from generated (and operator-labelled ``extra``) notes to a packaged release in
+    ``out``; return its manifest."""
     dev, test = hand_written()
     with tempfile.TemporaryDirectory(prefix="notes-") as tmp:
         scratch = work or Path(tmp)
-        fitted = fit(scratch, seed, n_train)
+        fitted = fit(scratch, seed, n_train, extra, extra_weight)
         fp32_path = export(fitted.heads, scratch / "notes-fp32.onnx")
         tokenizer = tokenizer_path()
         q = try_variants(fp32_path, scratch, tokenizer, dev, tolerance, candidates)
         facts: dict[str, object] = {
             "seed": seed,
             "train_notes": n_train,
+            "labelled_notes": len(extra) if extra is not None else 0,
             "data_sha256": fitted.data_sha256,
             "dev_file": DEV.name,
             "dev_notes": len(dev),

@@ -1,8 +1,9 @@
-"""``factory-models {train|evaluate|export|quantize} parcels``: the parcel detector's pipeline.
+"""``factory-models {train|evaluate|export|quantize|calibrate} parcels``: the parcel detector's pipeline.
 
 ``train`` is the one reproducible command: render data, train, export FP32, evaluate on held-out
 sequences (seen and unseen settings), quantize to INT8 behind the gate, evaluate INT8, and write
-manifests with metrics, ``*.eval.json`` and MODEL_CARD.md into ``--out``.
+manifests with metrics, ``*.eval.json`` and MODEL_CARD.md into ``--out``. ``calibrate`` measures
+a line's ``mm_per_px`` with the shipped detector on frames of a reference box (``scale.py``).
 """
 
 from __future__ import annotations
@@ -26,10 +27,29 @@ if TYPE_CHECKING:  # torch-free at import: the CLI lists commands without loadin
 log = logging.getLogger(__name__)
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
+SHIPPED = ARTIFACTS / "parcel-detector-1.1.0.manifest.json"
+EXIT_BAD_INPUT = 2
 
 
 def add_arguments(command: str, parser: argparse.ArgumentParser) -> None:
     """Options of one command (the CLI adds ``-v``)."""
+    if command == "calibrate":
+        parser.add_argument(
+            "--data",
+            type=Path,
+            required=True,
+            help="Frames of the reference box: an exported capture or any image folder",
+        )
+        parser.add_argument(
+            "--box-mm",
+            type=float,
+            nargs=2,
+            required=True,
+            metavar=("L", "W"),
+            help="The reference box's top, length and width in mm",
+        )
+        parser.add_argument("--model", type=Path, default=SHIPPED, help="The parcels release the line runs")
+        return  # fmt: skip
     parser.add_argument("--seed", type=int, default=0, help="Seed of data, training and evaluation lines")
     if command == "train":
         parser.add_argument("--out", type=Path, default=ARTIFACTS, help="Folder for the release files")
@@ -151,6 +171,8 @@ def _damage_files(damage: DamageRelease, thresholds: dict[str, float]) -> tuple[
 
 def run(command: str, args: argparse.Namespace) -> int:
     """Run one command; errors a user can fix are printed in one line and return 1."""
+    if command == "calibrate":
+        return _calibrate(args)
     try:
         if command == "train":
             figures = release(
@@ -202,4 +224,31 @@ def run(command: str, args: argparse.Namespace) -> int:
     except (PipelineError, ManifestError) as exc:
         sys.stderr.write(f"factory-models {command} parcels: {exc}\n")
         return 1
+    return 0
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    """Print the measured mm_per_px and how to apply it; bad input is one line and exit 2."""
+    from domain_models.parcels.scale import ScaleError, estimate, image_files, read_images
+    from edge_agent.runtime.model import ModelLoadError
+    from edge_agent.runtime.parcels import ParcelRunner
+
+    try:
+        paths = image_files(args.data)
+        runner = ParcelRunner(args.model, "calibrate")
+        measured = estimate(runner, read_images(paths), (args.box_mm[0], args.box_mm[1]))
+    except (ScaleError, ModelLoadError, ManifestError) as exc:
+        sys.stderr.write(f"factory-models calibrate parcels: {exc}\n")
+        return EXIT_BAD_INPUT
+    value = f"{measured.mm_per_px:.4f}"
+    sys.stdout.write(
+        measured.describe()
+        + f"  (at the release's own {runner.mm_per_px:g} mm/px this {max(args.box_mm):g} mm box "
+        f"measures {max(args.box_mm) * runner.mm_per_px / measured.mm_per_px:.0f} mm)\n"
+        + "apply: in the gateway's config, the parcel slot's entry under models:\n"
+        + f"    parcels:\n      mm_per_px: {value}\n"
+        + "then restart edge-agent (its log says 'mm_per_px "
+        + value
+        + " (config)')\n"
+    )
     return 0

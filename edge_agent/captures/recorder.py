@@ -85,7 +85,8 @@ class CaptureRecorder:
         self.skipped = 0  # frames a capture wanted while the queue was full
         self._thread = threading.Thread(target=self._run, name="captures", daemon=True)
         for record in store.in_phase("recording"):  # a restart resumes where it stopped
-            self._enqueue(record)
+            if record.origin != "shadow":  # a shadow window's frames are chosen, not the next ones
+                self._enqueue(record)
 
     def start(self) -> None:
         self._thread.start()

@@ -180,11 +180,18 @@ class CaptureStore:
             self._save(record)
             return record
 
-    def finish(self, capture_id: str, status: CaptureStatus, reason: str | None) -> CaptureRecord:
-        """End a recording: complete, or stopped (fewer frames) or refused, with the reason."""
+    def finish(
+        self, capture_id: str, status: CaptureStatus, reason: str | None, requested_frames: int | None = None
+    ) -> CaptureRecord:
+        """End a recording: complete, or stopped (fewer frames) or refused, with the reason.
+
+        ``requested_frames``: what the capture turned out to ask for, when only its end says (a
+        shadow window asks for the frames where its two models disagreed)."""
         with self._lock:
             record = self._records[capture_id].model_copy(deep=True)
             record.phase, record.status, record.reason, record.ended_at = "finished", status, reason, utcnow()
+            if requested_frames is not None:
+                record.requested_frames = requested_frames
             self._save(record)
             return record
 

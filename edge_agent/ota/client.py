@@ -15,6 +15,7 @@ from typing import Literal
 
 from edge_agent.config import AgentConfig, OtaStep
 from edge_agent.link import MqttLink
+from edge_agent.ota.challenger import Challengers, Hooks
 from edge_agent.ota.download import DownloadError, fetch_release
 from edge_agent.ota.health import judge
 from edge_agent.ota.slot import SlotState, ref_of
@@ -32,6 +33,7 @@ from edge_agent.ota.verify import (
 from edge_agent.outbox_streams import EventDraft
 from edge_agent.pipeline import InferenceWorker
 from edge_agent.runtime.registry import NO_SETTINGS, SlotSettings
+from edge_agent.shadow.slot import ShadowSlot
 from protocol.manifest import MANIFEST_SUFFIX, ModelManifest
 from protocol.messages import ModelRef, WireError, decode, encode, utcnow, wire_text
 from protocol.ota import DesiredState, ModelOffer, Phase, ReportedState
@@ -62,6 +64,7 @@ class OtaClient:
         boot_errors: dict[str, str] | None = None,
         *,
         emit_event: Callable[[EventDraft], None],
+        shadows: dict[str, ShadowSlot] | None = None,
     ) -> None:
         self.config = config
         self._emit_event = emit_event
@@ -82,7 +85,10 @@ class OtaClient:
             state = SlotState(worker, store, previous)
             if boot_errors and slot in boot_errors:
                 state.phase, state.error = "rolled_back", boot_errors[slot]
+            state.shadow = (shadows or {}).get(slot)
             self.slots[slot] = state
+        hooks = Hooks(self._set, self._publish_report, on_swap, emit_event)
+        self.challengers = Challengers(config, self.slots, factory, self.trust, stop, hooks)
         self.revision = 0
         self.rollout_id: str | None = None
         self._pending: DesiredState | None = None
@@ -166,6 +172,7 @@ class OtaClient:
                     )
                     state.error = f"unexpected: {exc}"
                     self._set(state, "failed", f"update to {offer.manifest.version} failed: {exc}", "error")
+            self.challengers.apply(desired)  # after the slots: a promotion there drops the challenger
             if self._link.connected:
                 self._publish_report()
 
@@ -239,6 +246,9 @@ class OtaClient:
             return  # already serving it
         if state.store.rejected().get(m.sha256, 0) >= revision:
             return  # failed at this revision already; the report says why
+        if self.challengers.promotes(state, offer):
+            self.challengers.promote(state, offer, revision)  # installed and shadowed: no download
+            return
         state.target = ModelRef(name=m.name, version=m.version, sha256=m.sha256)
         state.error, state.health = None, None
         try:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from edge_agent.ota.health import SlotMonitor
 from edge_agent.ota.store import Pointer, SlotStore
 from edge_agent.pipeline import InferenceWorker
+from edge_agent.shadow.slot import ShadowSlot
 from protocol.manifest import ModelManifest
 from protocol.messages import ModelRef, wire_text
-from protocol.ota import Phase, SlotHealth, SlotReport
+from protocol.ota import ChallengerPhase, ChallengerReport, Phase, SlotHealth, SlotReport
 
 
 def ref_of(manifest_path: Path) -> ModelRef | None:
@@ -41,6 +43,16 @@ def boot_manifest(store: SlotStore, factory: Path) -> tuple[Path, str | None]:
     return Path(back), f"agent restarted during the health window of {what}; rolled back"
 
 
+@dataclass
+class ChallengerState:
+    """The slot's challenger as reported: which release, how far its install got, why it failed."""
+
+    ref: ModelRef
+    phase: ChallengerPhase
+    error: str | None = None
+    manifest: Path | None = None  # the installed copy, once it shadows
+
+
 class SlotState:
     """The OTA state of one slot, as reported."""
 
@@ -54,6 +66,8 @@ class SlotState:
         self.target: ModelRef | None = None
         self.error: str | None = None
         self.health: SlotHealth | None = None
+        self.challenger: ChallengerState | None = None
+        self.shadow: ShadowSlot | None = None
 
     def report(self) -> SlotReport:
         return SlotReport(
@@ -63,4 +77,18 @@ class SlotState:
             target=self.target,
             error=wire_text(self.error, 2000) if self.error else None,
             health=self.health,
+            challenger=self._challenger_report(),
+        )
+
+    def _challenger_report(self) -> ChallengerReport | None:
+        c = self.challenger
+        if c is None:
+            return None
+        shadowing = c.phase == "shadowing" and self.shadow is not None
+        return ChallengerReport(
+            model=c.ref,
+            phase=c.phase,
+            error=wire_text(c.error, 2000) if c.error else None,
+            compared=self.shadow.compared if shadowing and self.shadow else 0,
+            skipped=self.shadow.skipped if shadowing and self.shadow else 0,
         )

@@ -5,6 +5,7 @@ Layout under ``models_dir``::
     <slot>/<version>-<sha8>/      one verified release per directory, never modified after rename
     <slot>/.staging/<sha256>/     downloads in progress (partial files survive a restart)
     <slot>/pointer.json           {"active": manifest path, "previous": ..., "trial": bool}
+    <slot>/challenger.json        {"active": manifest path, "revision": n}: the shadow run's release
 
 Every change of state is one ``os.replace`` of a fsynced file followed by a fsync of its
 directory, so a ``kill -9`` or power cut at any instant leaves either the old pointer or the new
@@ -25,6 +26,7 @@ from edge_agent.durable import atomic_write, fsync_dir
 log = logging.getLogger(__name__)
 
 POINTER = "pointer.json"
+CHALLENGER = "challenger.json"
 REJECTED = "rejected.json"
 STAGING = ".staging"
 
@@ -76,6 +78,32 @@ class SlotStore:
         atomic_write(self.root / POINTER, json.dumps(asdict(pointer), sort_keys=True).encode())
         log.info("slot %s: pointer -> %s (trial=%s)", self.slot, pointer.active, pointer.trial)
 
+    # ---- challenger ----------------------------------------------------------------------
+    def read_challenger(self) -> Path | None:
+        """The manifest of the installed challenger (a verified release directory), if any."""
+        try:
+            data = json.loads((self.root / CHALLENGER).read_bytes())
+            return Path(str(data["active"]))
+        except FileNotFoundError:
+            return None
+        except (ValueError, KeyError, TypeError) as exc:
+            # Only a shadow run is lost: the slot's model does not depend on this file.
+            log.warning("slot %s: unreadable %s (%s); no challenger", self.slot, CHALLENGER, exc)
+            return None
+
+    def write_challenger(self, manifest: Path, revision: int) -> None:
+        """Atomically name the challenger (after its release directory is in place)."""
+        data = {"active": str(manifest), "revision": revision}
+        atomic_write(self.root / CHALLENGER, json.dumps(data, sort_keys=True).encode())
+        log.info("slot %s: challenger -> %s", self.slot, manifest)
+
+    def clear_challenger(self) -> None:
+        """No challenger any more (removed, or promoted: the pointer names it now)."""
+        path = self.root / CHALLENGER
+        if path.exists():
+            path.unlink()
+            fsync_dir(self.root)
+
     # ---- releases ------------------------------------------------------------------------
     def staging(self, sha256: str) -> Path:
         """The download folder for a release; kept across restarts so downloads resume."""
@@ -106,7 +134,11 @@ class SlotStore:
         shutil.rmtree(self.root / STAGING / sha256, ignore_errors=True)
 
     def prune(self, keep: set[Path]) -> None:
-        """Delete release directories the pointer no longer names (and stale staging)."""
+        """Delete release directories the pointer no longer names (and stale staging); the
+        challenger's release is kept."""
+        challenger = self.read_challenger()
+        if challenger is not None:
+            keep = keep | {challenger.resolve().parent}
         for child in self.root.iterdir():
             if child.is_dir() and child.name != STAGING and child.resolve() not in keep:
                 shutil.rmtree(child, ignore_errors=True)

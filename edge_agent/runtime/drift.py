@@ -18,7 +18,7 @@ import numpy.typing as npt
 from edge_agent.frames import Image
 from edge_agent.runtime.golden import golden_value
 from edge_agent.runtime.model import Prediction
-from protocol.drift import IMAGE_SIGNALS, SCORE_SIGNAL, DriftStatistic
+from protocol.drift import CENTROID_SIGNAL, IMAGE_SIGNALS, PARCEL_SIGNALS, SCORE_SIGNAL, DriftStatistic
 from protocol.messages import DefectOutput
 
 Values = npt.NDArray[np.float64]
@@ -34,7 +34,10 @@ REFERENCE_POINTS = 21
 TOLERANCE_IQR = 0.75
 # The "bulk" statistic watches the lower decile rising and the median falling.
 BULK_LOW, BULK_MID = 0.10, 0.50
-KNOWN_SIGNALS: frozenset[str] = frozenset((*IMAGE_SIGNALS, SCORE_SIGNAL))
+KNOWN_SIGNALS: frozenset[str] = frozenset((*IMAGE_SIGNALS, SCORE_SIGNAL, *PARCEL_SIGNALS, CENTROID_SIGNAL))
+# A signal a frame does not have (a parcel frame without parcels) is nan there. A window with fewer
+# values than this of a signal does not judge it (statistic 0): a handful of reads says little.
+MIN_PRESENT = 10
 
 
 def frame_signals(image: Image) -> tuple[float, ...]:
@@ -103,11 +106,17 @@ class SignalShape:
     tolerance: float
 
 
-def reference_shape(values: Values, statistic: DriftStatistic, digits: int = 6) -> SignalShape:
-    """The reference CDF of ``values`` at its quantiles (ties merged) and its dead band."""
+def reference_shape(
+    values: Values, statistic: DriftStatistic, digits: int = 6, tolerance_iqr: float = TOLERANCE_IQR
+) -> SignalShape:
+    """The reference CDF of ``values`` at its quantiles (ties merged) and its dead band
+    (``tolerance_iqr`` times its interquartile range)."""
     values = np.asarray(values, dtype=np.float64)
-    if values.ndim != 1 or len(values) < 2 or not np.isfinite(values).all():
-        raise ValueError(f"a reference needs at least 2 finite values, got shape {values.shape}")
+    if values.ndim != 1 or np.isinf(values).any():
+        raise ValueError(f"a reference needs finite values (nan: missing), got shape {values.shape}")
+    values = values[~np.isnan(values)]
+    if len(values) < 2:
+        raise ValueError(f"a reference needs at least 2 values, got {len(values)}")
     points = np.quantile(values, np.linspace(0.0, 1.0, REFERENCE_POINTS))
     edges = np.unique(np.round(points, digits))
     # The largest edge is rounded too: every value must lie at or below it for the CDF to end at 1.
@@ -118,7 +127,7 @@ def reference_shape(values: Values, statistic: DriftStatistic, digits: int = 6) 
         statistic=statistic,
         edges=tuple(float(e) for e in edges),
         cdf=tuple(round(float(c), 4) for c in cdf[:-1]) + (1.0,),
-        tolerance=round(float(TOLERANCE_IQR * (q75 - q25)), digits),
+        tolerance=round(float(tolerance_iqr * (q75 - q25)), digits),
     )
 
 
@@ -127,21 +136,30 @@ def statistics(shape: Shaped, windows: Values) -> tuple[Values, npt.NDArray[np.b
 
     ``ks``: largest of F_w(e - tol) - F_ref(e) (window further down) and F_ref(e) - F_w(e + tol)
     (further up) over the edges e. ``bulk``: largest of F_ref(q10_w - tol) - 0.10 (lower decile
-    up) and 0.50 - F_ref(q50_w + tol) (median down). Both at least 0.
+    up) and 0.50 - F_ref(q50_w + tol) (median down). Both at least 0. Missing values (nan) are
+    left out; a window with fewer than MIN_PRESENT values gets 0.
     """
     windows = np.atleast_2d(np.asarray(windows, dtype=np.float64))
     edges, cdf = np.asarray(shape.edges), np.asarray(shape.cdf)
     tol = shape.tolerance
+    present = (~np.isnan(windows)).sum(axis=1)
+    judged = present >= MIN_PRESENT
+    if not judged.all():
+        # Rows too sparse to judge read as the reference's median: their statistic is 0 below.
+        windows = np.where(judged[:, None], windows, reference_median(shape))
+        present = np.where(judged, present, windows.shape[1])
     if shape.statistic == "ks":
-        below_low = (windows[:, :, None] <= (edges - tol)[None, None, :]).mean(axis=1)
-        below_high = (windows[:, :, None] <= (edges + tol)[None, None, :]).mean(axis=1)
+        # nan compares False: it counts in neither CDF, and each row is divided by its own count.
+        below_low = (windows[:, :, None] <= (edges - tol)[None, None, :]).sum(axis=1) / present[:, None]
+        below_high = (windows[:, :, None] <= (edges + tol)[None, None, :]).sum(axis=1) / present[:, None]
         down = (below_low - cdf[None, :]).max(axis=1)
         up = (cdf[None, :] - below_high).max(axis=1)
     else:
-        low, mid = np.quantile(windows, [BULK_LOW, BULK_MID], axis=1)
+        quantile = np.quantile if bool((present == windows.shape[1]).all()) else np.nanquantile
+        low, mid = quantile(windows, [BULK_LOW, BULK_MID], axis=1)
         up = np.interp(low - tol, edges, cdf, left=0.0, right=1.0) - BULK_LOW
         down = BULK_MID - np.interp(mid + tol, edges, cdf, left=0.0, right=1.0)
-    stat: Values = np.maximum(np.maximum(up, down), 0.0)
+    stat: Values = np.where(judged, np.maximum(np.maximum(up, down), 0.0), 0.0)
     moved_up: npt.NDArray[np.bool_] = np.asarray(up >= down)
     return stat, moved_up
 

@@ -32,8 +32,9 @@ from edge_agent.runtime.drift import (
     reference_median,
     statistics,
 )
+from edge_agent.runtime.drift_inputs import Observation
 from edge_agent.runtime.model import Prediction
-from protocol.drift import IMAGE_SIGNALS, SCORE_SIGNAL, DriftReference
+from protocol.drift import INPUT_SIGNALS, SCORE_SIGNAL, DriftReference
 from protocol.messages import DriftState, EventValue, SlotDrift
 
 log = logging.getLogger(__name__)
@@ -80,8 +81,8 @@ class DriftEvaluation:
 
     @property
     def cause(self) -> str:
-        """'look' when an input signal moved, 'scores' when only the score's bulk did, '' when none."""
-        if any(name in IMAGE_SIGNALS for name in self.moved):
+        """'look' when an input signal moved, 'scores' when only signals of the outputs did, '' when none."""
+        if any(name in INPUT_SIGNALS for name in self.moved):
             return "look"
         return "scores" if self.moved else ""
 
@@ -115,11 +116,11 @@ class DriftEvaluation:
                 f"median score {self.score_median:.3f} vs {ref_median:.3f} at fit time"
                 f" ({self.score_median / ref_median:.2f}x)"
             )
-        parts.append(
-            f"{self.flagged_share:.0%} flagged vs {self.reference.flagged_share:.0%} at fit time"
-            f" ({self.window}-frame window)"
-        )
-        return "; ".join(parts)
+        if self.reference.flagged_share > 0 or self.flagged_share > 0:  # only defect models flag
+            parts.append(
+                f"{self.flagged_share:.0%} flagged vs {self.reference.flagged_share:.0%} at fit time"
+            )
+        return "; ".join(parts) + f" ({self.window}-input window)"
 
     def details(self) -> dict[str, EventValue]:
         """The event's details (documented at protocol.drift.DRIFT_EVENT_KIND), without slot and model."""
@@ -176,12 +177,22 @@ class DriftMonitor:
         with self._lock:
             return self._last
 
+    @property
+    def names(self) -> frozenset[str]:
+        """The signals this monitor watches (those of the reference this agent knows)."""
+        return self._wanted
+
     def observe(self, predictions: Sequence[Prediction]) -> list[DriftEvaluation]:
-        """Add each prediction's signals; return the evaluations that changed the verdict."""
+        """Add each prediction's signals (an image model's); return the evaluations that changed the verdict."""
+        return self.observe_inputs(
+            [Observation(prediction_signals(p, self._wanted), is_flagged(p)) for p in predictions]
+        )
+
+    def observe_inputs(self, observations: Sequence[Observation]) -> list[DriftEvaluation]:
+        """Add each input's signals (``edge_agent.runtime.drift_inputs``); return the transitions."""
         transitions = []
-        for prediction in predictions:
-            values = prediction_signals(prediction, self._wanted)
-            evaluation = self.add(values, is_flagged(prediction))
+        for observation in observations:
+            evaluation = self.add(observation.values, observation.flagged)
             if evaluation is not None and evaluation.transition is not None:
                 transitions.append(evaluation)
         return transitions

@@ -75,6 +75,16 @@ class Detection:
     damage: float  # top-10 mean of the damage map, or the crop classifier's P(damaged) if shipped
 
 
+@dataclass(frozen=True, slots=True)
+class FrameReading:
+    """What the detector saw in one frame, for the slot's drift watch (``edge_agent.runtime.drift``)."""
+
+    detections: int
+    confidence: float  # mean score of the frame's detections; nan without any
+    attempts: int  # barcode reads tried in this frame
+    reads: int  # of which read a label
+
+
 @dataclass
 class _Track:
     track_id: int
@@ -159,6 +169,10 @@ class ParcelRunner(ReleaseIdentity):
         self.size_offset = (t.get(LENGTH_OFFSET_KEY, 0.0), t.get(WIDTH_OFFSET_KEY, 0.0))
         self.birth_window = t.get(BIRTH_WINDOW_KEY, 0.05)
         self._sources: dict[str, _SourceState] = {}
+        # One reading per frame of the last infer() call: most frames count no parcel, so the drift
+        # watch reads the detector's figures here rather than from the predictions.
+        self.last_readings: tuple[FrameReading, ...] = ()
+        self._attempts = self._reads = 0
         log.info("slot %s: loaded parcel model %s %s (%d thread(s)); %s",
                  slot, m.name, m.version, threads, facts.describe())  # fmt: skip
 
@@ -217,12 +231,18 @@ class ParcelRunner(ReleaseIdentity):
     def infer(self, frames: Sequence[Frame]) -> list[Prediction]:
         """Detect, track and count; one prediction per parcel that crossed the line in these frames."""
         predictions: list[Prediction] = []
+        readings: list[FrameReading] = []
         for frame in frames:
             started = time.perf_counter()
-            outputs = self._step(frame, self._rescore_damage(frame.image, self.detect(frame.image)))
+            self._attempts = self._reads = 0
+            dets = self._rescore_damage(frame.image, self.detect(frame.image))
+            outputs = self._step(frame, dets)
             latency_ms = (time.perf_counter() - started) * 1000.0
+            confidence = float(np.mean([d.score for d in dets])) if dets else math.nan
+            readings.append(FrameReading(len(dets), confidence, self._attempts, self._reads))
             # Prediction.output is typed for image tasks; ParcelOutput is a wire TaskOutput like them.
             predictions += [Prediction(frame, cast(Output, o), latency_ms) for o in outputs]
+        self.last_readings = tuple(readings)
         return predictions
 
     def _rescore_damage(self, image: Image, dets: list[Detection]) -> list[Detection]:
@@ -295,8 +315,10 @@ class ParcelRunner(ReleaseIdentity):
             and max(track.reads.values(), default=0) < _VOTES
         ):
             track.tries += 1
+            self._attempts += 1
             read = decode_barcode(image, det)
             if read is not None:
+                self._reads += 1
                 track.reads[read] = track.reads.get(read, 0) + 1
 
     def _output(self, track: _Track) -> ParcelOutput:

@@ -19,7 +19,13 @@ from tokenizers import Tokenizer
 from edge_agent.frames import Frame
 from edge_agent.runtime.model import ModelLoadError, Prediction, ReleaseIdentity, open_session
 from edge_agent.runtime.tasks import Array, Output
-from protocol.inference import CATEGORY_OUTPUT, NOTES_INPUTS, URGENCY_OUTPUT, URGENCY_PREFIX
+from protocol.inference import (
+    CATEGORY_OUTPUT,
+    EMBEDDING_OUTPUT,
+    NOTES_INPUTS,
+    URGENCY_OUTPUT,
+    URGENCY_PREFIX,
+)
 from protocol.manifest import ModelManifest, load_manifest
 from protocol.messages import MAX_NOTE_CHARS, NotesOutput, utcnow, wire_text
 
@@ -72,6 +78,14 @@ class TextRunner(ReleaseIdentity):
         # per batch, so a note batched with others scores up to ~0.04 differently than alone.
         # Notes trickle in; consistency (and the golden check) beats the small batching gain.
         self.dynamic_batch = False
+        # The graph computes the note's embedding anyway; fetching it costs a copy of 384 floats,
+        # and the drift watch measures how far a note lies from its label's fit-time notes.
+        self._fetch = [CATEGORY_OUTPUT, URGENCY_OUTPUT] + (
+            [EMBEDDING_OUTPUT] if EMBEDDING_OUTPUT in names else []
+        )
+        # Embeddings (L2-normalised) of the notes of the last infer() call, one row per note; none
+        # when the release does not output them.
+        self.last_embeddings: np.ndarray | None = None
         log.info("slot %s: loaded %s %s (notes, %d thread(s))", slot, m.name, m.version, threads)
 
     def pre_process(self, frames: Sequence[Frame]) -> dict[str, np.ndarray]:
@@ -91,8 +105,8 @@ class TextRunner(ReleaseIdentity):
         }
 
     def forward(self, feeds: dict[str, np.ndarray]) -> list[Array]:
-        """Run the session for both heads."""
-        outputs: list[Array] = self._session.run([CATEGORY_OUTPUT, URGENCY_OUTPUT], feeds)
+        """Run the session for both heads (and the embedding, when the release outputs it)."""
+        outputs: list[Array] = self._session.run(self._fetch, feeds)
         return outputs
 
     def post_process(
@@ -137,11 +151,20 @@ class TextRunner(ReleaseIdentity):
         if not frames:
             return []
         if len(frames) > 1:
-            return [p for f in frames for p in self.infer([f])]
+            predictions: list[Prediction] = []
+            embeddings: list[np.ndarray] = []
+            for f in frames:
+                predictions += self.infer([f])
+                if self.last_embeddings is not None:
+                    embeddings.append(self.last_embeddings)
+            self.last_embeddings = np.concatenate(embeddings) if len(embeddings) == len(frames) else None
+            return predictions
         started = time.perf_counter()
         texts = [f.text for f in frames]
-        outputs = self.post_process(self.forward(self.pre_process(frames)), len(frames), texts)
+        raw = self.forward(self.pre_process(frames))
+        outputs = self.post_process(raw, len(frames), texts)
         latency_ms = (time.perf_counter() - started) * 1000.0
+        self.last_embeddings = np.asarray(raw[2], np.float32) if len(raw) > 2 else None
         # Prediction.output is typed for image tasks; NotesOutput is a wire TaskOutput like them.
         return [Prediction(f, cast(Output, o), latency_ms) for f, o in zip(frames, outputs, strict=True)]
 

@@ -86,7 +86,6 @@ def _tiny_folder(root: Path, count: int) -> Path:
         ("a file for images", "takes a folder of images"),
         ("too few images", "the check needs at least 140"),
         ("no reference", "carries no drift reference"),
-        ("parcels model", "a parcels model; the drift check runs defect, classification, notes models"),
         ("missing manifest", "manifest file not found"),
     ],
 )
@@ -105,8 +104,6 @@ def test_bad_input_exits_2_with_one_line_naming_it(
     elif case == "no reference":
         model = build_model(tmp_path / "model")
         _tiny_folder(data, 3)
-    elif case == "parcels model":
-        model = PARCELS
     elif case == "missing manifest":
         model = tmp_path / "nope.manifest.json"
     code, out, err = _run(capsys, "--model", str(model), "--data", str(data))

@@ -1,4 +1,5 @@
-"""The demo's alert rules: one per line, made through the real API, never duplicated by a restart."""
+"""The demo's alert rules: one per line, plus a drift rule per camera line, made through the real API,
+never duplicated by a restart."""
 
 from __future__ import annotations
 
@@ -51,16 +52,20 @@ def _rules(api: ApiCall) -> list[tuple[Any, ...]]:
 
 def test_each_demo_line_gets_one_rule_that_fits_what_it_makes(api: ApiCall) -> None:
     """Camera lines: a defect rate well above the 15 % the simulators inject; the parcel line has no
-    defect rate, so a silent gateway."""
+    defect rate, so a silent gateway; each camera line also alerts on confirmed drift."""
     made = seed_alert_rules(api, DEMO)
     assert made == [
         "line-1: defect_rate above 25",
         "line-2: defect_rate above 25",
         "line-3: gateway_offline above 120",
+        "line-1: model_drift when confirmed",
+        "line-2: model_drift when confirmed",
     ]
-    assert _rules(api) == [
+    assert sorted(_rules(api)) == [
         ("line-1", "defect_rate", 25.0, 600.0, 200, True),
+        ("line-1", "model_drift", 2.0, None, 1, True),
         ("line-2", "defect_rate", 25.0, 600.0, 200, True),
+        ("line-2", "model_drift", 2.0, None, 1, True),
         ("line-3", "gateway_offline", 120.0, None, 1, True),
     ]
 

@@ -207,6 +207,24 @@ class OtaCloud(FakeCloud):
         topic = self.topics.topic(GW, Channel.DESIRED)
         self._client.publish(topic, encode(desired), qos=1, retain=True).wait_for_publish(5)
 
+    def desire_all(
+        self, slots: dict[str, ModelOffer], challengers: dict[str, ModelOffer] | None = None
+    ) -> None:
+        """Publish a desired state naming ``slots`` and, per slot, a challenger to shadow."""
+        self.revision += 1
+        desired = DesiredState(
+            gateway_id=GW,
+            revision=self.revision,
+            slots=slots,
+            challengers=challengers or {},
+            issued_at=utcnow(),
+        )
+        topic = self.topics.topic(GW, Channel.DESIRED)
+        self._client.publish(topic, encode(desired), qos=1, retain=True).wait_for_publish(5)
+
+    def events_of(self, kind: str) -> list[dict[str, Any]]:
+        return [e for e in (json.loads(p) for p in list(self.events)) if e["kind"] == kind]
+
     def clear_desired(self) -> None:
         self._client.publish(
             self.topics.topic(GW, Channel.DESIRED), b"", qos=1, retain=True

@@ -6,6 +6,7 @@ from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, HTTPException, Query
+from fastapi.responses import Response
 from sqlalchemy import select
 
 from cloud.api.auth import Operator, Viewer
@@ -15,6 +16,7 @@ from cloud.api.params import MAX_OFFSET, Instant
 from cloud.api.schemas import DispositionPage
 from cloud.db.models import Disposition, Result
 from cloud.dispositions import service
+from cloud.dispositions.labelled import jsonl, labelled_notes
 from cloud.dispositions.schemas import DispositionKind, DispositionPublic, DispositionSet
 
 router = APIRouter(tags=["dispositions"])
@@ -30,13 +32,13 @@ def set_disposition(
 
     ``confirmed_defect`` and ``false_reject`` judge the model's flag, so they need a flagged result
     (a defect, or a damaged parcel): on another result they are refused with 422. ``needs_review``
-    may be given to any result.
+    may be given to any result. ``labelled`` with ``true_label`` names a note's right category.
     """
     try:
         disposition = service.set_disposition(session, result_id, body, who)
     except service.NotFound as exc:
         raise HTTPException(404, detail=str(exc)) from None
-    except service.NotFlagged as exc:
+    except (service.NotFlagged, service.BadLabel) as exc:
         raise HTTPException(422, detail=str(exc)) from None
     session.commit()
     return DispositionPublic.model_validate(disposition)
@@ -90,3 +92,25 @@ def list_dispositions(
         query = query.where(Disposition.at < until)
     rows, paging = newest_first_page(session, query, KEYS, cursor, offset, limit)
     return DispositionPage(items=[DispositionPublic.model_validate(d) for d in rows], **paging)
+
+
+@router.get(
+    "/notes/labelled.jsonl",
+    response_class=Response,
+    responses={200: {"content": {"application/x-ndjson": {}}, "description": "One labelled note a line"}},
+)
+def export_labelled_notes(
+    session: SessionDep,
+    who: Viewer,
+    line: Annotated[str | None, Query(description="Only notes of this line")] = None,
+    since: Annotated[Instant | None, Query(description="Labelled at or after (ISO 8601 with zone)")] = None,
+    until: Annotated[Instant | None, Query(description="Labelled before (ISO 8601 with zone)")] = None,
+) -> Response:
+    """Notes operators labelled (``labelled`` dispositions), oldest label first, as JSONL: the extra
+    training data of ``factory-models train notes --extra FILE``. Fields: ``cloud/dispositions/labelled.py``."""
+    if since is not None and until is not None and since >= until:
+        raise HTTPException(
+            422, detail=f"since ({since.isoformat()}) must be before until ({until.isoformat()})"
+        )
+    body = jsonl(labelled_notes(session, line, since, until))
+    return Response(body, media_type="application/x-ndjson; charset=utf-8")

@@ -11,6 +11,7 @@ from cloud.api.schemas_registry import ModelSummary, VersionCreate, VersionPubli
 from cloud.auth.service import audit
 from cloud.db.models import ModelVersion
 from cloud.registry.service import RegistryError, blob_url, create_version, running_on
+from cloud.training.runs import run_of_version
 from protocol.messages import version_key
 
 router = APIRouter(prefix="/models", tags=["models"])
@@ -99,5 +100,6 @@ def _public(session: SessionDep, settings: SettingsDep, row: ModelVersion) -> Ve
             "lineage": row.manifest.get("lineage"),
             "artifact_url": blob_url(settings, row.sha256),
             "running_on": running_on(session, row.name, row.version),
+            "training_run": run.id if (run := run_of_version(session, row)) is not None else None,
         }
     )

@@ -18,6 +18,7 @@ STATIC = {
     "console.js": "text/javascript",
     "live.js": "text/javascript",
     "labels.js": "text/javascript",
+    "teach.js": "text/javascript",
 }
 
 

@@ -212,4 +212,4 @@ def test_deleting_a_rule_closes_its_open_alerts_and_keeps_their_history(
 def test_invalid_rules_are_refused_naming_the_field(fields: dict[str, object], problem: str) -> None:
     with pytest.raises(ValueError, match=problem):
         AlertRuleCreate.model_validate({"line": "line-1", **fields})
-    assert {k.value for k in RuleKind} == {"defect_rate", "gateway_offline", "outbox_backlog"}
+    assert {k.value for k in RuleKind} == {"defect_rate", "gateway_offline", "outbox_backlog", "model_drift"}

@@ -56,6 +56,7 @@ def test_a_disposition_carries_what_re_teaching_needs_and_results_carry_it(plant
         "label": "scratch",
         "captured_at": "2026-01-05T08:06:00Z",
         "disposition": "false_reject",
+        "true_label": None,
         "note": "a reflection, not a scratch",
         "actor": "token:test-operator",
     }
@@ -64,6 +65,7 @@ def test_a_disposition_carries_what_re_teaching_needs_and_results_carry_it(plant
     results = {r["id"]: r for r in plant.results("line-1")}
     assert results[ids[6]]["disposition"] == {
         "disposition": "false_reject",
+        "true_label": None,
         "note": "a reflection, not a scratch",
         "actor": "token:test-operator",
         "at": answer["at"],
@@ -123,7 +125,7 @@ def test_bad_dispositions_are_refused_naming_the_field(plant: Plant) -> None:
     defect = by_seq(plant)[3]
     wrong = put(plant, defect, "operator", 422, disposition="maybe")["detail"][0]
     assert wrong["loc"] == ["body", "disposition"]
-    assert "'confirmed_defect', 'false_reject' or 'needs_review'" in wrong["msg"]
+    assert "'confirmed_defect', 'false_reject', 'needs_review' or 'labelled'" in wrong["msg"]
     assert put(plant, defect, "operator", 422)["detail"][0]["loc"] == ["body", "disposition"]
     extra = put(plant, defect, "operator", 422, disposition="needs_review", by="me")["detail"][0]
     assert extra["loc"] == ["body", "by"]

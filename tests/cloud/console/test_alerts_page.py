@@ -179,6 +179,7 @@ def test_rule_form_help_follows_the_kind_and_numbers_get_a_keypad(console: Conso
         "defect_rate": "Defect rate in percent: 10 means 10%, not 0.1.",
         "gateway_offline": "Gateway offline in seconds: 300 means 5 minutes of silence.",
         "outbox_backlog": "Outbox backlog in items (results and events) waiting to be sent.",
+        "model_drift": "Model drift level: 2 alerts on confirmed drift (empty means 2), 1 on suspected.",
     }
     assert "items (results and events) waiting in a gateway&#39;s outbox" in form
     assert "items (results)" not in form

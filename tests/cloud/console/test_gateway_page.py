@@ -138,7 +138,7 @@ def test_gateway_page_is_wired_to_its_stream(live: Live) -> None:
     page = live.client.get("/gateways/gw-a").text
     assert 'data-live="/console/gateways/gw-a/events"' in page
     assert '<script src="/console/static/live.js"' in page
-    for part in ("status", "state", "machine", "ota", "events", "history", "results"):
+    for part in ("status", "state", "drift", "machine", "ota", "events", "history", "results"):
         assert f'data-part="{part}"' in page, part
     assert "No events reported yet." in page
 
@@ -151,7 +151,16 @@ def test_gateway_stream_follows_events_telemetry_state_and_ota(live: Live) -> No
         lines = stream.iter_lines()
         kind, first = read_event(lines)
         assert (kind, first["online"]) == ("gateway", True)
-        assert set(first["parts"]) == {"status", "state", "machine", "ota", "events", "history", "results"}
+        assert set(first["parts"]) == {
+            "status",
+            "state",
+            "drift",
+            "machine",
+            "ota",
+            "events",
+            "history",
+            "results",
+        }
         assert "No events reported yet." in first["parts"]["events"]
 
         live.ingest("gw-a", Channel.EVENTS, _event("outbox_shed", "outbox full: shed seq 1-40"))

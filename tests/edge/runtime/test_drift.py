@@ -75,11 +75,19 @@ def test_reference_shape_is_a_cdf_ending_at_one_with_ties_merged() -> None:
     assert shape.tolerance == pytest.approx(TOLERANCE_IQR * (q75 - q25), abs=1e-6)
 
 
-def test_reference_shape_refuses_too_few_or_non_finite_values() -> None:
-    with pytest.raises(ValueError, match="at least 2 finite values"):
+def test_reference_shape_refuses_too_few_or_infinite_values() -> None:
+    with pytest.raises(ValueError, match="at least 2 values, got 1"):
         reference_shape(np.array([1.0]), "ks")
-    with pytest.raises(ValueError, match="at least 2 finite values"):
-        reference_shape(np.array([1.0, np.nan, 2.0]), "ks")
+    with pytest.raises(ValueError, match="at least 2 values, got 1"):
+        reference_shape(np.array([1.0, np.nan]), "ks")  # nan is a missing value, not a value
+    with pytest.raises(ValueError, match="finite values"):
+        reference_shape(np.array([1.0, np.inf, 2.0]), "ks")
+
+
+def test_reference_shape_leaves_missing_values_out() -> None:
+    # A parcel frame without parcels has no detector confidence: nan there, not a low value.
+    with_gaps = reference_shape(np.array([0.1, np.nan, 0.5, np.nan, 0.9]), "ks")
+    assert with_gaps == reference_shape(np.array([0.1, 0.5, 0.9]), "ks")
 
 
 def _normal_shape(statistic: str, tolerance: float | None = None) -> tuple[SignalShape, np.ndarray]:
