@@ -24,11 +24,12 @@ from cloud.factoryctl.output import (
     api_error,
     call,
     cell,
+    download_checked,
     emit,
     table,
 )
 from protocol.captures import MAX_CAPTURE_FRAMES
-from protocol.dataset_layout import Placed, write_folder, write_hashed
+from protocol.dataset_layout import Placed, write_folder
 
 CAPTURE_COLUMNS = (
     "id",
@@ -197,7 +198,7 @@ def _export(ctx: Context, client: httpx.Client, dataset: dict[str, Any], files: 
 
     def fetch(item: Placed, path: Path) -> None:
         nonlocal done
-        _download(client, dataset["id"], item.name, item.sha256, path)
+        download_checked(client, f"/api/v1/datasets/{dataset['id']}/files/{item.name}", item.sha256, path)
         done += 1
         ctx.err.write(f"\r{dataset['id']}: {done}/{len(placed)} files")
         ctx.err.flush()
@@ -217,14 +218,3 @@ def _export(ctx: Context, client: httpx.Client, dataset: dict[str, Any], files: 
     if problem:
         ctx.err.write(f"warning: {problem}\n")
     return 0
-
-
-def _download(client: httpx.Client, dataset_id: str, name: str, sha256: str, path: Path) -> None:
-    url = f"/api/v1/datasets/{dataset_id}/files/{name}"
-    with client.stream("GET", url) as response:
-        if response.status_code >= 400:
-            response.read()
-            raise api_error(response, "GET", url)
-        digest = write_hashed(response.iter_bytes(), path)
-    if digest != sha256:
-        raise CtlError(f"{url}: the bytes hash to {digest}, the dataset says {sha256}; nothing was written")

@@ -11,6 +11,8 @@ from typing import Any, TextIO
 
 import httpx
 
+from protocol.dataset_layout import write_hashed
+
 EXIT_ERROR, EXIT_USAGE, EXIT_AUTH, EXIT_NOT_FOUND, EXIT_CONFLICT, EXIT_ABORTED = 1, 2, 3, 4, 5, 6
 STATUS_EXIT = {401: EXIT_AUTH, 403: EXIT_AUTH, 404: EXIT_NOT_FOUND, 409: EXIT_CONFLICT}
 _HINTS = {
@@ -149,3 +151,15 @@ def emit(
         return
     rows = data if rows is None else rows
     ctx.out.write((table(rows, columns) if rows else "nothing to show") + "\n")
+
+
+def download_checked(client: httpx.Client, url: str, sha256: str, path: Path) -> None:
+    """Stream ``url`` to ``path``; CtlError (and nothing kept) when the bytes do not hash to ``sha256``."""
+    with client.stream("GET", url) as response:
+        if response.status_code >= 400:
+            response.read()
+            raise api_error(response, "GET", url)
+        digest = write_hashed(response.iter_bytes(), path)
+    if digest != sha256:
+        path.unlink(missing_ok=True)
+        raise CtlError(f"{url}: the bytes hash to {digest}, expected {sha256}; nothing was kept")

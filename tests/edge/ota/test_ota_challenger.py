@@ -88,8 +88,13 @@ def _refused(rig: Rig, words: str, manifest: Path, signer: Signer | None = None)
     report = _wait_challenger(rig, "failed")
     assert report.error is not None
     assert words in report.error
-    failed = [e for e in rig.cloud.events_of(CHALLENGER_EVENT_KIND) if e["details"]["phase"] == "failed"]
-    assert failed
+
+    # The reported state and the event travel separately (state retained, event through the outbox).
+    def failed_events() -> list[dict[str, Any]]:
+        return [e for e in rig.cloud.events_of(CHALLENGER_EVENT_KIND) if e["details"]["phase"] == "failed"]
+
+    wait_for(lambda: bool(failed_events()), 30, "the challenger's 'failed' event")
+    failed = failed_events()
     assert failed[0]["level"] == "error"
     shadow = rig.agent.shadow
     assert shadow is not None
