@@ -131,11 +131,14 @@ def _start_cloud(
         )
     )
     # Rollout ticks: a real Celery worker + beat on kombu's filesystem transport (no Redis needed).
+    # Two processes: a teach run occupies one for minutes, the ticks and alerts keep the other.
     queue_dir = str((config.workdir / "celery-queue").resolve())
     worker_argv = [
         cloud,
         "worker",
         "--beat",
+        "--concurrency",
+        "2",
         *common,
         "--celery-broker-url",
         "filesystem://",
