@@ -32,6 +32,7 @@ from cloud.api.routers import (
     models,
     results,
     rollouts,
+    shadow,
     training,
 )
 from cloud.auth.demo_accounts import refuse_demo_accounts
@@ -147,6 +148,8 @@ def create_app(
     app.include_router(datasets.router, prefix="/api/v1")
     # Training runs: operators teach a dataset, viewers watch (roles per route).
     app.include_router(training.router, prefix="/api/v1")
+    # Shadow runs: admins start and stop challengers, viewers read the evidence.
+    app.include_router(shadow.router, prefix="/api/v1")
     app.include_router(health.router)
     if settings.serves_metrics:
         app.include_router(health.metrics_router)

@@ -13,6 +13,8 @@ factoryctl captures start --line line-1 --slot defect --frames 150 --label good 
 factoryctl datasets export cap-0123456789abcdef --format mvtec data/line-1-good
 factoryctl notes export --labelled var/labelled-notes.jsonl --line line-1
 factoryctl runs start --dataset cap-0123456789abcdef --wait   # teach it as the new normal
+factoryctl shadow start --model defect-patchcore --version 1.2.0 --line line-1
+factoryctl shadow status --line line-1
 
 Exit codes: 0 ok, 1 error, 2 usage, 3 not logged in / not allowed, 4 not found, 5 conflict,
 6 a watched rollout aborted, 141 the reader of the output went away (e.g. `| head`).
@@ -35,6 +37,7 @@ from cloud.factoryctl.datasets import add_capture_parsers
 from cloud.factoryctl.export import add_export_parser
 from cloud.factoryctl.notes import add_notes_parser
 from cloud.factoryctl.runs import add_runs_parser
+from cloud.factoryctl.shadow import add_shadow_parser
 from protocol.machine import CPU_CLASSES
 
 __all__ = ["CtlError", "build_parser", "main"]
@@ -205,6 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_capture_parsers(res)
     add_notes_parser(res)
     add_runs_parser(res)
+    add_shadow_parser(res)
     return parser
 
 

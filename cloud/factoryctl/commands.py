@@ -30,6 +30,7 @@ from cloud.factoryctl.output import (
 from cloud.factoryctl.push import PushError, prepare_manifest, push, sign, unfilled_card_lines
 from cloud.factoryctl.rollouts import rollouts_command
 from cloud.factoryctl.runs import runs_command
+from cloud.factoryctl.shadow import shadow_command
 from protocol.manifest import CARD_PROMPT_MARK
 from protocol.signing import SignatureError, generate_private_key, key_id, private_key_pem, public_key_pem
 
@@ -51,6 +52,7 @@ def run(ctx: Context, client: httpx.Client) -> int:
         "datasets": datasets_command,
         "notes": notes_command,
         "runs": runs_command,
+        "shadow": shadow_command,
     }[ctx.args.resource]
     return handler(ctx, client)
 

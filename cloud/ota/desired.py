@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import paho.mqtt.client as mqtt
@@ -34,12 +34,43 @@ def stage_desired(
     """Set ``slot`` of each gateway in ``offers`` (gateway -> offer) with the next revision.
 
     Rows are locked in id order so concurrent callers (API, Celery) never deadlock; the caller
-    commits and then publishes what this returns.
+    commits and then publishes what this returns. Challengers stay as they were: a rollout that
+    promotes a slot's challenger offers its release in ``slots``, and the gateway, finding the
+    challenger serving, drops it by itself.
     """
-    if not offers:
+
+    def change(gateway_id: str, slots: dict[str, ModelOffer], _challengers: dict[str, ModelOffer]) -> None:
+        slots[slot] = offers[gateway_id]
+
+    return _stage(session, sorted(offers), change, rollout_id)
+
+
+def stage_challengers(
+    session: Session, offers: dict[str, ModelOffer | None], slot: str
+) -> list[DesiredState]:
+    """Set (an offer) or remove (None) the challenger of ``slot`` on each gateway in ``offers``."""
+
+    def change(gateway_id: str, _slots: dict[str, ModelOffer], challengers: dict[str, ModelOffer]) -> None:
+        offer = offers[gateway_id]
+        if offer is None:
+            challengers.pop(slot, None)
+        else:
+            challengers[slot] = offer
+
+    return _stage(session, sorted(offers), change, None, keep_rollout=True)
+
+
+def _stage(
+    session: Session,
+    ids: list[str],
+    change: Callable[[str, dict[str, ModelOffer], dict[str, ModelOffer]], None],
+    rollout_id: str | None,
+    keep_rollout: bool = False,
+) -> list[DesiredState]:
+    """Apply ``change`` to each gateway's slots and challengers under a row lock, at the next revision."""
+    if not ids:
         return []
     now = utcnow()
-    ids = sorted(offers)
     session.execute(
         insert_ignore(session, GatewayDesired),
         [{"gateway_id": g, "revision": 0, "document": {}, "updated_at": now} for g in ids],
@@ -52,14 +83,19 @@ def stage_desired(
     )
     states = []
     for row in rows:
-        slots = {k: ModelOffer.model_validate(v) for k, v in (row.document.get("slots") or {}).items()}
-        slots[slot] = offers[row.gateway_id]
+        document = row.document or {}
+        slots = {k: ModelOffer.model_validate(v) for k, v in (document.get("slots") or {}).items()}
+        challengers = {
+            k: ModelOffer.model_validate(v) for k, v in (document.get("challengers") or {}).items()
+        }
+        change(row.gateway_id, slots, challengers)
         state = DesiredState(
             gateway_id=row.gateway_id,
             revision=row.revision + 1,
-            rollout_id=rollout_id,
+            rollout_id=document.get("rollout_id") if keep_rollout else rollout_id,
             slots=slots,
             issued_at=now,
+            challengers=challengers,
         )
         row.revision = state.revision
         row.document = state.model_dump(mode="json")

@@ -1,0 +1,49 @@
+"""factoryctl shadow: an admin starts a challenger on a line's gateways, status prints each gateway
+slot's evidence, stop drops it; a refusal prints the API's reason and exits with its code."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from cloud.factoryctl import cli as factoryctl
+from tests.support.console_live import BEFORE, Live
+
+
+def ctl(live: Live, tmp_path: Path, who: str, *argv: str) -> int:
+    token = live.token(who)["Authorization"].removeprefix("Bearer ")
+    env = {
+        "FACTORYCTL_CONFIG": str(tmp_path / "cfg" / "config.json"),
+        "FACTORY_API_URL": "http://testserver",
+        "FACTORY_API_TOKEN": token,
+    }
+    return factoryctl.main(list(argv), environ=env, client=live.client)
+
+
+def test_start_status_and_stop_a_challenger(
+    live: Live, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    live.report("gw-a", "1.0", 0, BEFORE, "committed")
+    start = ("shadow", "start", "--model", "defect-cnn", "--version", "1.1", "--line", "line-1")
+    assert ctl(live, tmp_path, "otto", *start) == 3
+    assert "admin" in capsys.readouterr().err
+    assert ctl(live, tmp_path, "ada", *start) == 0
+    assert capsys.readouterr().out.splitlines()[1].split() == ["gw-a", "main"]
+    assert live.publisher.published[-1].challengers["main"].manifest.version == "1.1"
+
+    assert ctl(live, tmp_path, "vera", "shadow", "status", "--line", "line-1") == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split()[:5] == ["GATEWAY_ID", "SLOT", "CHAMPION", "CHALLENGER", "PHASE"]
+    assert table[1].split()[:7] == ["gw-a", "main", "defect-cnn", "1.0", "defect-cnn", "1.1", "-"]
+    assert ctl(live, tmp_path, "vera", "--json", "shadow", "status", "--version", "1.2") == 0
+    assert json.loads(capsys.readouterr().out) == []
+
+    assert ctl(live, tmp_path, "ada", "shadow", "stop", "--slot", "main", "--gateway", "gw-a") == 0
+    capsys.readouterr()
+    assert live.publisher.published[-1].challengers == {}
+    assert ctl(live, tmp_path, "ada", "shadow", "stop", "--slot", "main", "--gateway", "gw-a") == 4
+    assert "no targeted gateway has a challenger in slot main" in capsys.readouterr().err
+    assert ctl(live, tmp_path, "ada", "shadow", "start", "--model", "defect-cnn", "--version", "7") == 4
+    assert "is not in the registry" in capsys.readouterr().err
