@@ -116,10 +116,23 @@ def _start_cloud(
     if not port_is_free(config.api_port):
         raise DemoError(f"port {config.api_port} is taken; pass --api-port to use another")
     trusted = {"FACTORY_TRUSTED_KEYS": str(public_key.resolve())}
+    # Rollout ticks: a real Celery worker + beat on kombu's filesystem transport (no Redis needed);
+    # the API sends the console's teach runs to that same queue.
+    queue_dir = str((config.workdir / "celery-queue").resolve())
+    celery = ["--celery-broker-url", "filesystem://", "--celery-queue-dir", queue_dir]
     api = supervisor.add(
         Service(
             "api",
-            [cloud, "api", *common, "--port", str(config.api_port), "--demo-control-url", control_url],
+            [
+                cloud,
+                "api",
+                *common,
+                *celery,
+                "--port",
+                str(config.api_port),
+                "--demo-control-url",
+                control_url,
+            ],
             logs / "api.log",
             env=trusted,
             tier=1,
@@ -130,21 +143,8 @@ def _start_cloud(
             "ingest", [cloud, "ingest", *common, "--share-group", share_group], logs / "ingest.log", tier=1
         )
     )
-    # Rollout ticks: a real Celery worker + beat on kombu's filesystem transport (no Redis needed).
-    # Two processes: a teach run occupies one for minutes, the ticks and alerts keep the other.
-    queue_dir = str((config.workdir / "celery-queue").resolve())
-    worker_argv = [
-        cloud,
-        "worker",
-        "--beat",
-        "--concurrency",
-        "2",
-        *common,
-        "--celery-broker-url",
-        "filesystem://",
-        "--celery-queue-dir",
-        queue_dir,
-    ]
+    # Two worker processes: a teach run occupies one for minutes, the ticks and alerts keep the other.
+    worker_argv = [cloud, "worker", "--beat", "--concurrency", "2", *common, *celery]
     supervisor.add(Service("worker", worker_argv, logs / "worker.log", tier=1))
     _wait_http(f"{api_url}/healthz", 60, api)
     return broker_url, api_url, admin_token

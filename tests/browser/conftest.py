@@ -15,20 +15,29 @@ Contract for every browser test module:
   first wave has started; tests may pause it (and should not abort it).
 - ``browser``: Debian's Chromium, headless, per test.
 - ``screenshots``: the folder of page screenshots (``test-artifacts/screenshots``).
+- ``upload_capture``: registers a dataset of given frames as gw-1 (line-1, slot defect) would
+  upload it, under a capture id of its own; returns that id.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from datetime import timedelta
 from pathlib import Path
 
+import cv2
 import httpx
+import numpy as np
 import pytest
 from playwright.sync_api import Browser, sync_playwright
 
+from protocol.captures import CaptureFile
 from tests.browser.stack import Stack, running_demo
 from tests.conftest import MOSQUITTO, _fresh_postgres_db, require_tcp
+from tests.support.captures import T0, manifest
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -100,3 +109,34 @@ def screenshots() -> Path:
     """Where each page's screenshot goes (gitignored test artifacts)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     return SCREENSHOTS
+
+
+UploadCapture = Callable[[Sequence[np.ndarray], str | None], str]
+
+
+@pytest.fixture
+def upload_capture(stack: Stack) -> UploadCapture:
+    """Register ``images`` as a complete capture of gw-1 (its token, its upload calls) with the
+    capture label given (None: label later); the capture's id, fresh for each call."""
+
+    def upload(images: Sequence[np.ndarray], label: str | None) -> str:
+        gateway = "gw-1"
+        token = (stack.workdir / "gateways" / gateway / "api-token").read_text().strip()
+        capture_id = f"cap-{uuid.uuid4().hex[:16]}"
+        files = []
+        with httpx.Client(base_url=f"{stack.url}/api/v1", headers={"Authorization": f"Bearer {token}"},
+                          timeout=30) as api:  # fmt: skip
+            for n, image in enumerate(images):
+                ok, encoded = cv2.imencode(".png", image)
+                assert ok
+                data = encoded.tobytes()
+                sha = hashlib.sha256(data).hexdigest()
+                api.put(f"/captures/files/{sha}", params={"size": len(data)}, content=data).raise_for_status()
+                files.append(CaptureFile(name=f"{n + 1:06d}.png", sha256=sha, size_bytes=len(data),
+                                         captured_at=T0 + timedelta(seconds=n), source="cam1",
+                                         frame=f"frame-{n}"))  # fmt: skip
+            body = manifest(capture_id, gateway, files, line="line-1", slot="defect", label=label)
+            api.put(f"/captures/{capture_id}/manifest", json=body.model_dump(mode="json")).raise_for_status()
+        return capture_id
+
+    return upload
