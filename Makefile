@@ -16,8 +16,9 @@ demo: $(STAMP)
 	$(BIN)/factory-sim demo $(ARGS)
 
 # --durations: the slowest tests in every CI log, since the suite must stay well under 30 minutes.
+# -n 2: one xdist worker per core; tests group by module (tests/conftest.py) so module fixtures build once.
 test: $(STAMP) debian lint typecheck
-	$(BIN)/pytest -q --durations=30 $(PYTEST_ARGS)
+	$(BIN)/pytest -q -n 2 --dist loadgroup --durations=30 $(PYTEST_ARGS)
 
 # Debian packages the tests need: Chromium for the console's browser tests (no browser download
 # at test time) and qemu-user, whose emulated Haswell runs the INT8 checks on the AVX2 kernel path.

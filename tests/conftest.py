@@ -37,8 +37,26 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+# Packages whose session- or package-scoped fixtures are costly (a demo stack, trained models):
+# their tests share one xdist worker, so the fixture is built once. Other tests group by module,
+# which keeps module-scoped fixtures built once too.
+SHARED_PACKAGES = ("tests/browser", "tests/domain_models/notes", "tests/domain_models/parcels")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under ``-n N --dist loadgroup`` (``make test``), one xdist group per module or shared package."""
+    root = Path(str(config.rootpath))
+    for item in items:
+        module = Path(str(item.path)).relative_to(root).as_posix()
+        group = next((p for p in SHARED_PACKAGES if module.startswith(p + "/")), module)
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
-    avx2.start_early(session.items)
+    # Under xdist every worker collects every test, so an early start would run once per worker
+    # while one test uses it: the test starts its own run instead.
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        avx2.start_early(session.items)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

@@ -40,7 +40,8 @@ def test_shipped_int8_weights_cannot_saturate_the_avx2_kernel(graph: Path) -> No
 
 
 # Emulated Haswell runs ~150x slower than native: the golden set takes about three minutes of one
-# core there, so the run starts when collection finishes and overlaps the rest of the suite.
+# core there. A single-process run starts it when collection finishes, to overlap the rest of the
+# suite; under xdist (`make test`) the test starts it and the other worker carries on meanwhile.
 @pytest.mark.slow
 @pytest.mark.emulated_avx2("golden_set_figures.py", str(ANOMALY_INT8))
 @pytest.mark.timeout(1200)
