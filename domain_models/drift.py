@@ -130,16 +130,22 @@ def report(result: DriftCheck, manifest: ModelManifest) -> str:
         moved = ("up" if reading.up else "down") if reading.moved else "-"
         test = reference.signals[name].statistic
         lines.append(f"{name:<12}{test:<6}{reading.statistic:>10.3f}{reading.threshold:>11.3f}  {moved}")
-    lines.append(f"moved: {last.movement()}{_why(last)}")
+    lines.append(f"moved: {last.movement()}{_why(last, manifest.task)}")
     for number, evaluation in result.transitions:
         lines.append(f"at input {number}: {evaluation.transition} ({evaluation.movement()})")
     lines.append(last.figures())
     return "\n".join(lines) + "\n"
 
 
-def _why(last: DriftEvaluation) -> str:
+def _why(last: DriftEvaluation, task: str) -> str:
+    if last.cause == "look" and task in TEXT_TASKS:
+        return (
+            " (the notes changed: their wording, vocabulary or language lies further from the fit-time notes)"
+        )
     if last.cause == "look":
         return " (the look of the inputs changed: light, colour, belt or camera)"
+    if last.cause == "scores" and task == "parcels":
+        return " (the detector's figures moved with the frames' look unchanged: other parcels or labels)"
     if last.cause == "scores":
         return " (the scores of most inputs moved, not only the top: not a burst of defects)"
     if last.flagged_share > max(3 * last.reference.flagged_share, 0.05):

@@ -2,8 +2,8 @@
 
 Two sets of held-out good inputs of the look the model was fit on, never fitted on:
 
-- the **reference** set gives each signal's distribution (its quantiles) and dead band (half
-  its interquartile range);
+- the **reference** set gives each signal's distribution (its quantiles) and dead band (0.75 of
+  its interquartile range, 1.5 for a parcel line's consecutive frames);
 - the **calibration** set gives the thresholds: WINDOWS windows of the gateway's window size are
   drawn from it with replacement, each compared with the reference exactly as a gateway compares
   live frames, and each signal's threshold is the (1 - FALSE_ALARM_RATE / signals) quantile of its
@@ -66,10 +66,9 @@ FALSE_ALARM_RATE = 0.001  # per evaluation, all signals together
 WINDOWS = 50_000  # calibration windows: the threshold is about the 8th largest of them per signal
 MIN_THRESHOLD = 0.05  # a threshold never asks for less than 5% of the window to have moved
 MIN_FRAMES = 40  # per set: fewer cannot describe a distribution by its 5% quantiles
-# A stream of consecutive frames (a parcel line) is judged on longer windows with a wider dead band:
-# 100 frames show only ~6 parcels, and which boxes (white board, kraft, a blue tote) happen to pass
-# moves a window's brightness, contrast and sharpness by more than 0.75 IQR on an unchanged line.
-RUNS_WINDOW = 200
+# A stream of consecutive frames (a parcel line) gets a wider dead band: 100 frames show only ~6
+# parcels, and which boxes (white board, kraft, a blue tote) happen to pass moves a window's
+# brightness, contrast and sharpness by more than 0.75 IQR on an unchanged line.
 RUNS_TOLERANCE_IQR = 1.5
 _CHUNK = 2_000  # windows evaluated at once (memory: chunk x window x edges booleans)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -128,6 +129,25 @@ _PARTS = ("M3", "P12", "CV-4", "ST2", "R1", "HP-7", "AX2", "L4", "B-101", "K7", 
 _PREFIXES = ("", "", "", "shift 2: ", "L{n} ", "st{n} - ", "night shift ", "op: ", "wo#{w} ")
 _PLACES = ("", "", "", " on line {n}", " at st{n}", " press {n}", " cell {n}", " by dock {n}", " {part}")
 _TYPO_RATE = 0.04
+# Another site's operators write shop-floor German shorthand: common words of a note swapped one by
+# one through this glossary (the grammar stays the templates'). For drift checks, not for training.
+_GERMAN: dict[str, str] = dict(
+    pair.split("=", 1)
+    for pair in _split(
+        "motor=Motor|drive=Antrieb|breaker=Schutzschalter|fuse=Sicherung|cable=Kabel|"
+        "panel=Schaltschrank|cabinet=Schrank|bearing=Lager|belt=Riemen|chain=Kette|"
+        "gearbox=Getriebe|roller=Rolle|shaft=Welle|conveyor=Förderband|valve=Ventil|pump=Pumpe|"
+        "hose=Schlauch|cylinder=Zylinder|compressor=Kompressor|seal=Dichtung|sensor=Sensor|"
+        "robot=Roboter|program=Programm|network=Netzwerk|parts=Teile|batch=Charge|weld=Schweißnaht|"
+        "guard=Schutzgitter|floor=Boden|ladder=Leiter|air=Luft|oil=Öl|pressure=Druck|leak=Leck|"
+        "leaking=undicht|low=niedrig|noisy=laut|worn=verschlissen|broken=kaputt|jammed=klemmt|"
+        "loose=locker|slow=langsam|missing=fehlt|damaged=beschädigt|blocked=blockiert|"
+        "fault=Störung|alarm=Alarm|line=Linie|stopped=steht|down=steht|urgent=dringend|now=sofort|"
+        "today=heute|shift=Schicht|week=Woche|check=prüfen|fix=reparieren|running=läuft|not=nicht|"
+        "no=kein|working=geht|again=wieder|on=an|at=bei|in=im|from=von|with=mit|and=und|the=die|"
+        "needs=braucht|production=Produktion|scrap=Ausschuss"
+    )
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,10 +181,17 @@ def _fill(template: str, rng: random.Random) -> str:
 
 
 class NotesLine:
-    """An endless, reproducible stream of labelled notes."""
+    """An endless, reproducible stream of labelled notes.
 
-    def __init__(self, seed: int = 0) -> None:
+    ``german``: the share of notes written in German shorthand (another site's operators, see
+    ``_GERMAN``); with 0, the default, the stream is the one the notes model was trained on.
+    """
+
+    def __init__(self, seed: int = 0, german: float = 0.0) -> None:
+        if not 0.0 <= german <= 1.0:
+            raise ValueError(f"german must be in [0, 1], got {german}")
         self.seed = seed
+        self.german = german
 
     def note(self, index: int) -> Note:
         """Note number ``index`` (depends only on the seed and the index)."""
@@ -188,6 +215,9 @@ class NotesLine:
         text = " ".join(words)
         if rng.random() < 0.3:
             text = text.lower()
+        # Drawn last and only when asked for, so the default stream stays what training saw.
+        if self.german > 0.0 and rng.random() < self.german:
+            text = re.sub(r"[A-Za-z]+", lambda m: _GERMAN.get(m.group().lower(), m.group()), text)
         return Note(index, text, category, urgency)
 
     def notes(self, count: int, start: int = 0) -> list[Note]:
