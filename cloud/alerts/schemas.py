@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, model_validator
 
 from cloud.alerts.rules import DRIFT_LEVELS, RuleKind
 from cloud.dispositions.schemas import DispositionBrief
+from cloud.json_types import JsonInt, whole_number
 from protocol.messages import Name
 
 MAX_MIN_RESULTS = 2**31 - 1  # its column is a 32-bit INTEGER
@@ -34,10 +35,9 @@ class AlertRuleCreate(BaseModel):
     window_s: float | None = Field(
         default=None, gt=0, le=7 * 86400, strict=True, description="defect_rate only: the window in seconds"
     )
-    min_results: int = Field(
+    min_results: JsonInt = Field(
         default=1,
         ge=1,
-        strict=True,
         le=MAX_MIN_RESULTS,
         description="defect_rate only: fewer results in the window never alert",
     )
@@ -72,9 +72,11 @@ class AlertRuleUpdate(BaseModel):
     window_s: float | None = Field(
         default=None, gt=0, le=7 * 86400, strict=True, description="defect_rate only: new window in seconds"
     )
-    min_results: int | None = Field(
-        default=None, ge=1, le=MAX_MIN_RESULTS, strict=True, description="defect_rate only: new minimum"
-    )
+    # The bounds inside the type, before the validator: else pydantic writes them into the JSON
+    # Schema as unknown keys beside its anyOf, which clients then ignore.
+    min_results: (
+        Annotated[int, Strict(), Field(ge=1, le=MAX_MIN_RESULTS), BeforeValidator(whole_number)] | None
+    ) = Field(default=None, description="defect_rate only: new minimum")
     enabled: bool | None = Field(
         default=None, strict=True, description="false: keep the rule but stop evaluating it"
     )

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from cloud.json_types import JsonInt
 from protocol.captures import CaptureId
 from protocol.messages import Name
 
@@ -26,12 +27,12 @@ class TeachParameters(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    seed: int = Field(0, ge=0, le=2**31 - 1, description="Split and coreset seed")
-    frr: float = Field(0.01, gt=0, lt=1, description="False-reject rate the threshold targets")
-    coreset: int = Field(1000, ge=10, le=100_000, description="Memory-bank patches")
-    max_images: int = Field(200, ge=MIN_MAX_IMAGES, le=100_000, description="Good images used at most")
-    width: int = Field(256, ge=32, le=1024, description="Model input width")
-    height: int = Field(192, ge=32, le=1024, description="Model input height")
+    seed: JsonInt = Field(0, ge=0, le=2**31 - 1, description="Split and coreset seed")
+    frr: float = Field(0.01, gt=0, lt=1, strict=True, description="False-reject rate the threshold targets")
+    coreset: JsonInt = Field(1000, ge=10, le=100_000, description="Memory-bank patches")
+    max_images: JsonInt = Field(200, ge=MIN_MAX_IMAGES, le=100_000, description="Good images used at most")
+    width: JsonInt = Field(256, ge=32, le=1024, description="Model input width")
+    height: JsonInt = Field(192, ge=32, le=1024, description="Model input height")
     model_name: Name | None = Field(
         None,
         description="Name of the candidate; unset: the dataset's model when it is an anomaly "
