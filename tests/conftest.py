@@ -41,6 +41,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 # their tests share one xdist worker, so the fixture is built once. Other tests group by module,
 # which keeps module-scoped fixtures built once too.
 SHARED_PACKAGES = ("tests/browser", "tests/domain_models/notes", "tests/domain_models/parcels")
+# Modules of a few long tests without shared fixtures: each test its own group, so the two workers
+# share them (the conformance run per role, the scenario per stack).
+PER_TEST_MODULES = ("tests/cloud/api/test_openapi_conformance.py", "tests/e2e/test_drift_to_teach.py")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -49,6 +52,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         module = Path(str(item.path)).relative_to(root).as_posix()
         group = next((p for p in SHARED_PACKAGES if module.startswith(p + "/")), module)
+        if module in PER_TEST_MODULES:
+            group = item.nodeid
         item.add_marker(pytest.mark.xdist_group(group))
 
 

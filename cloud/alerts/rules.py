@@ -58,6 +58,7 @@ class EvaluationOutcome:
     rules: int
     opened: int
     closed: int
+    failed: int = 0  # rules whose evaluation raised (logged); the others were evaluated
 
     def as_dict(self) -> dict[str, int]:
         """JSON-friendly form (the Celery task's return value)."""
@@ -195,13 +196,17 @@ def evaluate_all(sessions: sessionmaker[Session], now: datetime | None = None) -
         ids = list(
             session.scalars(select(AlertRule.id).where(AlertRule.enabled.is_(True)).order_by(AlertRule.id))
         )
-    opened = closed = 0
+    opened = closed = failed = 0
     for rule_id in ids:
-        with sessions.begin() as session:
-            rule = session.scalar(select(AlertRule).where(AlertRule.id == rule_id).with_for_update())
-            if rule is None or not rule.enabled:
-                continue  # deleted or disabled since the list was read
-            o, c = evaluate_rule(session, rule, at)
-            opened += o
-            closed += c
-    return EvaluationOutcome(rules=len(ids), opened=opened, closed=closed)
+        try:
+            with sessions.begin() as session:
+                rule = session.scalar(select(AlertRule).where(AlertRule.id == rule_id).with_for_update())
+                if rule is None or not rule.enabled:
+                    continue  # deleted or disabled since the list was read
+                o, c = evaluate_rule(session, rule, at)
+                opened += o
+                closed += c
+        except Exception:  # noqa: BLE001 - one rule's fault must not silence every rule after it
+            log.exception("alert rule %d: evaluation failed; the other rules are evaluated", rule_id)
+            failed += 1
+    return EvaluationOutcome(rules=len(ids), opened=opened, closed=closed, failed=failed)

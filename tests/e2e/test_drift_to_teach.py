@@ -108,8 +108,9 @@ def test_a_new_look_is_confirmed_alerted_captured_and_taught_back_to_baseline(
         # The look changes.
         drop_phase(stack.frames_dir, 1)
         new_look.show(stack.frames_dir)
-        # 260: the 150 captured and room for the frames run before the order reaches the gateway.
-        good_parts = stage_phase(stack.folder, 3, replace(NEW_LOOK, defect_rate=0.0), 1000, 260)
+        # 600: the 150 captured, the frames run before the order reaches the gateway, and the frames
+        # the recorder skips when its PNG writing falls behind (a loaded machine skips more than half).
+        good_parts = stage_phase(stack.folder, 3, replace(NEW_LOOK, defect_rate=0.0), 1000, 600)
         wait_for(lambda: _confirmed(cloud), 180, "the cloud to hear the drift confirmed")
         cloud.send(ALERTS_TASK)  # the beat's evaluation, on the worker
         wait_for(lambda: _drift_alert(cloud) is not None, 60, "the model_drift alert to open")

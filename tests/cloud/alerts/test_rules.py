@@ -8,11 +8,12 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+import cloud.alerts.rules as rules_module
 from cloud.alerts.rules import RuleKind, evaluate_all
 from cloud.alerts.schemas import AlertRuleCreate
 from cloud.alerts.service import create_rule, delete_rule
 from cloud.auth.service import Principal, Role
-from cloud.db.models import Alert
+from cloud.db.models import Alert, AlertRule
 from cloud.ingest.service import ingest_messages
 from protocol.topics import Channel, TopicSpace
 from tests.support.messages import T0, backlog_telemetry, batch, inbound, item, new_stream, note, state
@@ -213,3 +214,28 @@ def test_invalid_rules_are_refused_naming_the_field(fields: dict[str, object], p
     with pytest.raises(ValueError, match=problem):
         AlertRuleCreate.model_validate({"line": "line-1", **fields})
     assert {k.value for k in RuleKind} == {"defect_rate", "gateway_offline", "outbox_backlog", "model_drift"}
+
+
+@pytest.mark.allow_logged_exceptions
+def test_a_rule_whose_evaluation_raises_leaves_the_other_rules_evaluated(
+    sessions: sessionmaker[Session], topic_space: TopicSpace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Fault: one rule's evaluation raises (a bug, a row it cannot read). Promise: it is logged and
+    # counted, and every other rule still opens its alerts in the same pass.
+    ingest_messages(
+        sessions, [inbound(topic_space, "gw-a", Channel.STATE, state("gw-a", True, 1))], topic_space
+    )
+    broken = _rule(sessions, line="line-1", kind="gateway_offline", threshold=60)
+    _rule(sessions, line="line-1", kind="gateway_offline", threshold=30)
+    real = rules_module.evaluate_rule
+
+    def evaluate_rule(session: Session, rule: AlertRule, at: datetime) -> tuple[int, int]:
+        if rule.id == broken:
+            raise RuntimeError("rule evaluation fault (test)")
+        return real(session, rule, at)
+
+    monkeypatch.setattr(rules_module, "evaluate_rule", evaluate_rule)
+    outcome = evaluate_all(sessions, datetime.now(UTC) + timedelta(seconds=120))
+    assert (outcome.rules, outcome.failed, outcome.opened) == (2, 1, 1)
+    [alert] = _alerts(sessions)
+    assert (alert.kind, alert.gateway_id, alert.rule_id) == ("gateway_offline", "gw-a", broken + 1)

@@ -96,7 +96,8 @@ def test_refusals_say_why_in_the_tile_or_as_the_error_page(console: Console) -> 
     wrong = judge(client, picture, FRAGMENT, disposition="maybe")
     assert wrong.status_code == 422
     assert wrong.text == (
-        "The request failed: disposition: Input should be 'confirmed_defect', 'false_reject' or 'needs_review'"
+        "The request failed: disposition: Input should be 'confirmed_defect', 'false_reject', 'needs_review' "
+        "or 'labelled'"
     )
     good = next(
         r["id"] for r in client.get("/api/v1/results?line=line-1").json()["items"] if not r["is_defect"]
