@@ -8,20 +8,26 @@ from parallel runs is described there), plus one thing the rollout pages need: a
 from __future__ import annotations
 
 import shutil
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 from playwright.sync_api import Browser, Page, expect
 
+from cloud.alerts.rules import evaluate_all
 from cloud.config import CloudSettings
+from cloud.db import make_engine, make_sessionmaker
 from cloud.factoryctl.push import push, sign
 from protocol.manifest import load_manifest
+from protocol.topics import Channel, TopicSpace
 from simulators.fleet import bundled_manifest
 from tests.support import demo_stack
+from tests.support.messages import ingest, state
 
 LINES = demo_stack.LINES  # the demo's three lines: line-1, line-2, line-3
 PASSWORD = demo_stack.PASSWORD
@@ -99,3 +105,25 @@ def running_demo(db_url: str, broker: tuple[str, int], workdir: Path) -> Iterato
         yield Stack(
             demo.url, demo.settings, demo.users, demo.password, demo.admin_token, demo.workdir, release
         )
+
+
+def open_offline_alert(stack: Stack) -> str:
+    """An alert that must open and stay open: a gateway of this test's own on line-3 that has gone,
+    under a rule of 0 s (silent since its death was stored); its id. The demo's gw-3 keeps
+    talking, so an alert on it may close again at the next evaluation."""
+    gateway = f"gw-gone-{uuid.uuid4().hex[:8]}"
+    born = datetime.now(UTC) - timedelta(minutes=5)
+    topics = TopicSpace(stack.settings.topic_root)
+    for online in (True, False):
+        message = state(gateway, online, 1, at=born, line="line-3")
+        ingest(stack.settings.db_url, topics, gateway, Channel.STATE, message)
+    rule = {"line": "line-3", "kind": "gateway_offline", "threshold": 0}
+    headers = {"Authorization": f"Bearer {stack.admin_token}"}
+    answer = httpx.post(f"{stack.url}/api/v1/alert-rules", json=rule, headers=headers, timeout=30)
+    assert answer.status_code == 201, answer.text
+    engine = make_engine(stack.settings.db_url)
+    try:
+        evaluate_all(make_sessionmaker(engine))  # as the demo's beat does every 30 s, now
+    finally:
+        engine.dispose()
+    return gateway

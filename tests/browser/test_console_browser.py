@@ -8,18 +8,12 @@ from __future__ import annotations
 
 import re
 import time
-import uuid
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 from playwright.sync_api import Browser, Page, expect
 
-from cloud.alerts.rules import evaluate_all
-from cloud.db import make_engine, make_sessionmaker
-from protocol.topics import Channel, TopicSpace
-from tests.browser.stack import LINES, Stack
-from tests.support.messages import ingest, state
+from tests.browser.stack import LINES, Stack, open_offline_alert
 
 TIMEOUT_MS = 15_000
 
@@ -123,32 +117,10 @@ def test_viewer_sees_the_demo_lines_live_pictures_gateways_and_models(
     page.screenshot(path=str(screenshots / "rollouts-viewer.png"), full_page=True)
 
 
-def _offline_rule_alert(stack: Stack) -> str:
-    """An alert that must open and stay open: a gateway of this test's own on line-3 that has gone,
-    under a rule of 0 s (silent since its death was stored); its id. The demo's gw-3 keeps
-    talking, so an alert on it may close again at the next evaluation."""
-    gateway = f"gw-gone-{uuid.uuid4().hex[:8]}"
-    born = datetime.now(UTC) - timedelta(minutes=5)
-    topics = TopicSpace(stack.settings.topic_root)
-    for online in (True, False):
-        message = state(gateway, online, 1, at=born, line="line-3")
-        ingest(stack.settings.db_url, topics, gateway, Channel.STATE, message)
-    rule = {"line": "line-3", "kind": "gateway_offline", "threshold": 0}
-    headers = {"Authorization": f"Bearer {stack.admin_token}"}
-    answer = httpx.post(f"{stack.url}/api/v1/alert-rules", json=rule, headers=headers, timeout=30)
-    assert answer.status_code == 201, answer.text
-    engine = make_engine(stack.settings.db_url)
-    try:
-        evaluate_all(make_sessionmaker(engine))  # as the demo's beat does every 30 s, now
-    finally:
-        engine.dispose()
-    return gateway
-
-
 def test_operator_pauses_a_rollout_acknowledges_an_alert_and_reads_gateway_events(
     stack: Stack, rollout: str, browser: Browser, screenshots: Path
 ) -> None:
-    gone = _offline_rule_alert(stack)
+    gone = open_offline_alert(stack)
     if stack.get(f"/rollouts/{rollout}")["state"] == "paused":  # another test paused the shared one
         headers = {"Authorization": f"Bearer {stack.admin_token}"}
         resumed = httpx.post(

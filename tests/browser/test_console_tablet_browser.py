@@ -5,12 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import httpx
 from playwright.sync_api import Browser, Page, expect
 
-from cloud.alerts.rules import evaluate_all
-from cloud.db import make_engine, make_sessionmaker
-from tests.browser.stack import Stack
+from tests.browser.stack import Stack, open_offline_alert
 
 TABLET = {"width": 768, "height": 1024}
 OFFICE = {"width": 1366, "height": 768}
@@ -46,22 +43,10 @@ def _reachable(page: Page, selector: str) -> dict[str, float | bool]:
     return seen
 
 
-def _open_alert(stack: Stack) -> None:
-    rule = {"line": "line-3", "kind": "gateway_offline", "threshold": 0}
-    headers = {"Authorization": f"Bearer {stack.admin_token}"}
-    answer = httpx.post(f"{stack.url}/api/v1/alert-rules", json=rule, headers=headers, timeout=30)
-    assert answer.status_code == 201, answer.text
-    engine = make_engine(stack.settings.db_url)
-    try:
-        evaluate_all(make_sessionmaker(engine))
-    finally:
-        engine.dispose()
-
-
 def test_wide_tables_scroll_in_their_box_on_a_tablet_and_fit_on_an_office_screen(
     stack: Stack, rollout: str, browser: Browser, screenshots: Path
 ) -> None:
-    _open_alert(stack)
+    open_offline_alert(stack)
     tablet = _page(browser, stack, TABLET)
     tablet.goto(f"{stack.url}/gateways")
     assert _reachable(tablet, "#gateways tr:first-child th:last-child")["boxScrolls"] is True

@@ -51,6 +51,11 @@ NOT_RUN: dict[str, str] = {
     ),
     r"^make bench\b": BENCH,
     r"^\.venv/bin/python -m bench\.": BENCH,
+    r"^\.venv/bin/python -m domain_models\.drift_sets\b": (
+        "rebuilds a bundled release's drift reference from thousands of simulated inputs (the parcels "
+        "one renders 6,000 frames: over ten minutes on 2 shared cores); the builder is tested on small "
+        "sets in tests/domain_models/test_drift_reference.py, and `python -m MODULE --help` parses"
+    ),
     r"factory-models quantize\b": (
         "INT8 calibration plus a bootstrap accuracy gate take longer than the training before it (a "
         "minute or more on 2 shared cores), and no later command needs its output; the defect domain's "
