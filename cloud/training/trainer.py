@@ -97,6 +97,8 @@ def train_argv(data: Path, out: Path, name: str, version: str, params: TeachPara
         str(params.coreset),
         "--max-images",
         str(params.max_images),
+        "--threshold-folds",
+        str(params.threshold_folds),
         "--width",
         str(params.width),
         "--height",
@@ -206,7 +208,11 @@ def figures(candidate: Candidate, facts: dict[str, Any]) -> dict[str, Any]:
     return {
         "threshold": candidate.manifest.thresholds.get(DEFECT_KEY),
         "target_false_reject_rate": candidate.calibration.get("frr"),
-        "threshold_frames": len(candidate.calibration.get("holdout", [])),
+        # Records before cross-fitting name only their held-out images.
+        "threshold_frames": int(
+            candidate.calibration.get("threshold_images", len(candidate.calibration.get("holdout", [])))
+        ),
+        "threshold_folds": int(candidate.calibration.get("folds", 0)),
         "frames": dict(sorted(folders.items())),
         "held_out": metrics or None,
         "held_out_note": None

@@ -51,6 +51,8 @@ class TrainFacts:
     coreset: int
     frr: float
     command: Sequence[str]
+    cross_fitted: int = 0  # train/good images also scored out of fold for the threshold
+    folds: int = 0
 
 
 def reproduce_command(args: Mapping[str, object], type_head: bool) -> list[str]:
@@ -60,6 +62,8 @@ def reproduce_command(args: Mapping[str, object], type_head: bool) -> list[str]:
     source = ["dataset_id", "cloud"] if args.get("dataset_id") is not None else ["data"]
     flags = [*source, "out", "seed", "max_images", "frr", "width", "height", "coreset", "name", "version"]
     flags.append("threads")  # torch's reductions depend on it, so the same figures need it too
+    if args.get("threshold_folds"):
+        flags.append("threshold_folds")
     if args.get("labelled") is not None:
         flags.append("labelled")
     for flag in flags:
@@ -96,6 +100,9 @@ def _data_rows(facts: TrainFacts, tests: Mapping[str, int], has_masks: bool) -> 
         ["used to fit the memory bank", facts.fitted],
         ["train/good held out for the threshold", facts.held_out],
         ["calibration/good (threshold only)", facts.calibration],
+        ["train/good scored out of fold for the threshold", f"{facts.cross_fitted} ({facts.folds} folds)"]
+        if facts.folds
+        else ["train/good scored out of fold for the threshold", "none"],
         ["labelled defects (type head)", facts.labelled or "none"],
     ]
     if tests:
@@ -131,7 +138,7 @@ def write_train_card(
     onnx_path = artifact_path(manifest_path, manifest)
     latency = _latency(manifest_path, manifest, {"FP32": onnx_path})
     folder = open_mvtec(facts.data, min_train=0, need_test=False)
-    held = facts.held_out + facts.calibration
+    held = facts.held_out + facts.calibration + facts.cross_fitted
     missed = missed_kinds(report) if report is not None else []
     named = {"test/ (FP32)": report} if report is not None else None
     text = render(
@@ -146,6 +153,8 @@ def write_train_card(
         threshold=manifest.thresholds[DEFECT_KEY],
         frr=facts.frr,
         held=held,
+        folds=facts.folds,
+        cross_fitted=facts.cross_fitted,
         allowed=math.floor(facts.frr * held),  # as threshold_at_false_reject counts them
         figures=figures_table(named) if named else None,
         per_type=per_type_table(named) if named else None,

@@ -141,7 +141,11 @@ class AnomalyNet(nn.Module):
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``score (N,)`` = max of the smoothed ``anomaly_map (N, H/8, W/8)``."""
-        dist = self.head(self.features(image))[:, None]
+        return self.score_features(self.features(image))
+
+    def score_features(self, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`forward` from the backbone's features (a re-fit head scores without re-extracting)."""
+        dist = self.head(feats)[:, None]
         pad = self.blur.shape[-1] // 2
         smooth = F.conv2d(F.pad(dist, (pad, pad, pad, pad), mode="replicate"), self.blur)[:, 0]
         score = smooth.flatten(1).amax(dim=1)

@@ -114,6 +114,14 @@ def _held_out(manifest_path: Path, fp32_path: Path, data: Path) -> tuple[Calibra
         raise PipelineError(f"{manifest_path}: calibration record {calib_file.name} not found beside it")
     calibration = Calibration.read(calib_file)
     hold_paths = [data / rel for rel in calibration.holdout]
+    if not hold_paths:
+        # A cross-fitted threshold's images were all fitted on by the released model: the INT8
+        # threshold set on them would sit too low and reject good parts.
+        raise PipelineError(
+            f"{calib_file.name}: no good image was held out (threshold cross-fitted over "
+            f"{calibration.folds} folds); INT8 needs held-out good images for its threshold: "
+            "add DATA/calibration/good images and train again"
+        )
     missing = [p for p in hold_paths if not p.is_file()]
     if missing:
         raise PipelineError(

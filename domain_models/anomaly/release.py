@@ -43,8 +43,17 @@ class Calibration:
 
     frr: float
     threshold: float
-    holdout: tuple[str, ...]
+    holdout: tuple[str, ...]  # never fitted on: a re-calibration or drift reference may use them
     seed: int
+    # > 0: the threshold also counts the train/good images, each scored by a model fit on the
+    # other folds (cross-fitting), so they set it without being held out of the released model.
+    folds: int = 0
+    cross_fitted: int = 0  # train/good images scored that way
+
+    @property
+    def threshold_images(self) -> int:
+        """How many good images' scores set the threshold."""
+        return len(self.holdout) + self.cross_fitted
 
     def write(self, path: Path) -> None:
         """As JSON."""
@@ -53,6 +62,9 @@ class Calibration:
             "threshold": self.threshold,
             "holdout": list(self.holdout),
             "seed": self.seed,
+            "folds": self.folds,
+            "cross_fitted": self.cross_fitted,
+            "threshold_images": self.threshold_images,
         }
         path.write_text(json.dumps(data, indent=2) + "\n")
 
@@ -61,7 +73,12 @@ class Calibration:
         """From JSON written by :meth:`write`."""
         data = json.loads(path.read_text())
         return Calibration(
-            float(data["frr"]), float(data["threshold"]), tuple(data["holdout"]), int(data["seed"])
+            float(data["frr"]),
+            float(data["threshold"]),
+            tuple(data["holdout"]),
+            int(data["seed"]),
+            int(data.get("folds", 0)),  # records written before cross-fitting have neither
+            int(data.get("cross_fitted", 0)),
         )
 
 

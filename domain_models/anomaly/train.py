@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from domain_models.anomaly.data import MIN_FIT, MIN_HOLDOUT, calibration_images, open_mvtec, read_image
 from domain_models.anomaly.evaluate import AnomalyReport, evaluate_onnx, run_images
@@ -45,6 +45,9 @@ from protocol.manifest import Preprocessing
 log = logging.getLogger(__name__)
 
 
+MAX_FOLDS = 20
+
+
 class TrainConfig(BaseModel):
     """Everything that decides a training run; the same config and data give the same model."""
 
@@ -63,6 +66,15 @@ class TrainConfig(BaseModel):
     holdout: float = Field(default=0.2, gt=0, lt=1, description="Share of good images kept for the threshold")
     frr: float = Field(
         default=0.01, ge=0, lt=1, description="Target false-reject rate on held-out good images"
+    )
+    threshold_folds: int = Field(
+        default=0,
+        ge=0,
+        le=MAX_FOLDS,
+        description=(
+            "0: the threshold is set on the held-out share. K >= 2: every train/good image is "
+            "fitted on and also sets the threshold, scored by a model fit on the other K-1 folds"
+        ),
     )
     coreset: int = Field(default=1000, ge=10, description="Memory-bank size (patches kept)")
     sigma: float = Field(default=1.0, gt=0, description="Gaussian smoothing of the map, in map cells")
@@ -85,6 +97,13 @@ class TrainConfig(BaseModel):
     dataset_id: str | None = Field(
         default=None, description="The cloud dataset DIR was downloaded from (the manifest's lineage)"
     )
+
+    @field_validator("threshold_folds")
+    @classmethod
+    def _folds(cls, value: int) -> int:
+        if value == 1:
+            raise ValueError("1 fold scores nothing out of fold: 0 (held-out share) or at least 2")
+        return value
 
 
 def _features(
@@ -115,6 +134,8 @@ class TrainOutcome:
     fitted: int  # images the memory bank was fit on
     held_out: int  # train/good images kept for the threshold
     calibration: int  # calibration/good images (threshold only)
+    cross_fitted: int  # train/good images scored out of fold for the threshold (fitted on too)
+    folds: int
     labelled: LabelledDefects | None
 
 
@@ -135,7 +156,7 @@ def train_run(cfg: TrainConfig) -> TrainOutcome:
         log.info("type head: %s", labelled.describe())
     order = np.random.default_rng(cfg.seed).permutation(len(folder.train))
     paths = [folder.train[i] for i in order[: cfg.max_images]]
-    n_hold = max(MIN_HOLDOUT, round(cfg.holdout * len(paths)))
+    n_hold = 0 if cfg.threshold_folds else max(MIN_HOLDOUT, round(cfg.holdout * len(paths)))
     fit_paths, hold_paths = paths[n_hold:], paths[:n_hold]
     if len(fit_paths) < MIN_FIT:
         raise PipelineError(
@@ -151,30 +172,43 @@ def train_run(cfg: TrainConfig) -> TrainOutcome:
     head = fit_patchcore(feats, cfg.coreset, cfg.seed)
     net = AnomalyNet(extractor, head, sigma=cfg.sigma).eval()
     log.info("fit on %d good images in %.1f s", len(fit_paths), time.perf_counter() - started)
+    cross_scores = _cross_fitted_scores(net, feats, cfg) if cfg.threshold_folds else np.zeros(0)
 
     cfg.out.mkdir(parents=True, exist_ok=True)
     onnx_path = cfg.out / f"{cfg.name}-{cfg.version}.onnx"
     export_anomaly_onnx(net, onnx_path, spec)
-    hold_scores, _, _ = run_images(session(onnx_path, cfg.threads), hold_paths, spec)
-    threshold = threshold_at_false_reject(hold_scores, cfg.frr)
+    hold_scores = run_images(session(onnx_path, cfg.threads), hold_paths, spec)[0] if hold_paths else []
+    threshold = threshold_at_false_reject(np.concatenate([np.asarray(hold_scores), cross_scores]), cfg.frr)
     calibration = Calibration(
         frr=cfg.frr,
         threshold=threshold,
         holdout=tuple(p.relative_to(cfg.data).as_posix() for p in hold_paths),
         seed=cfg.seed,
+        folds=cfg.threshold_folds,
+        cross_fitted=len(cross_scores),
     )
-    log.info("threshold %.4f from %d held-out good images at FRR %.3f", threshold, len(hold_paths), cfg.frr)
+    log.info(
+        "threshold %.4f from %d good images at FRR %.3f (%d held out, %d cross-fitted over %d folds)",
+        threshold,
+        calibration.threshold_images,
+        cfg.frr,
+        len(hold_paths),
+        len(cross_scores),
+        cfg.threshold_folds,
+    )
+    # Good images the released model was not fitted on, else (cross-fitted, nothing held out) any.
+    good_examples = hold_paths or fit_paths
     labels: tuple[str, ...] = ANOMALY_LABELS
     extra_thresholds: dict[str, float] = {}
     if labelled is not None:
-        typed = _attach_head(net, threshold, labelled, hold_paths[: cfg.max_good_for_head], spec)
+        typed = _attach_head(net, threshold, labelled, good_examples[: cfg.max_good_for_head], spec)
         export_anomaly_onnx(typed, onnx_path, spec)  # same score and map, plus defect_type
         labels, extra_thresholds = ANOMALY_LABELS + labelled.types, {TYPE_CONFIDENCE_KEY: cfg.type_confidence}
         if cfg.type_flag is not None:
             extra_thresholds[TYPE_FLAG_KEY] = cfg.type_flag
 
     report = None
-    golden = hold_paths[0]
+    golden = good_examples[0]
     full = open_mvtec(cfg.data, min_train=0, need_test=False)
     if any(t.is_defect for t in full.test) and any(not t.is_defect for t in full.test):
         report = evaluate_onnx(onnx_path, spec, threshold, full, threads=1)
@@ -201,7 +235,7 @@ def train_run(cfg: TrainConfig) -> TrainOutcome:
         labels=labels,
         extra_thresholds=extra_thresholds,
         # Checked on each gateway's CPU before the model serves: test parts when there are some.
-        golden_set_images=[t.path for t in full.test] or hold_paths,
+        golden_set_images=[t.path for t in full.test] or good_examples,
         drift_images=hold_paths,  # never fitted on; the threshold's images, split in two
     )
     log.info("trained %s in %.1f s", manifest_path.name, time.perf_counter() - started)
@@ -212,8 +246,28 @@ def train_run(cfg: TrainConfig) -> TrainOutcome:
         fitted=len(fit_paths),
         held_out=n_hold,
         calibration=len(extra),
+        cross_fitted=len(cross_scores),
+        folds=cfg.threshold_folds,
         labelled=labelled,
     )
+
+
+def _cross_fitted_scores(net: AnomalyNet, feats: torch.Tensor, cfg: TrainConfig) -> np.ndarray:
+    """Each image's score by a head fit on the other folds' images, so every image both sets the
+    threshold and is fitted on. Those heads see fewer images than the released one, which scores
+    good parts a little lower still: a threshold on these scores errs towards fewer false rejects."""
+    count = min(cfg.threshold_folds, len(feats))
+    folds = np.arange(len(feats)) % count  # the images are already shuffled by the seed
+    scores = np.zeros(len(feats))
+    for fold in range(count):
+        inside = torch.from_numpy(folds != fold)
+        head = fit_patchcore(feats[inside], cfg.coreset, cfg.seed + 1 + fold)
+        fold_net = AnomalyNet(net.features, head, sigma=cfg.sigma).eval()
+        with torch.no_grad():
+            score, _ = fold_net.score_features(feats[~inside])
+        scores[~inside.numpy()] = score.numpy()
+        log.info("threshold fold %d/%d scored %d images", fold + 1, count, int((~inside).sum()))
+    return scores
 
 
 def _lineage(paths: list[Path], root: Path, labelled: LabelledDefects | None) -> str:

@@ -9,6 +9,7 @@ which look it was in.
 
 from __future__ import annotations
 
+import math
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
@@ -246,6 +247,31 @@ class Judged:
     def false_reject_rate(self) -> float:
         good = [f for f, d in zip(self.flagged, self.defective, strict=True) if not d]
         return sum(good) / len(good)
+
+
+def false_reject_slack(threshold_frames: int, frr: float, checked: int, quantile: float = 0.999) -> float:
+    """How far above its target a threshold's false-reject rate, measured on ``checked`` good
+    frames, may land by chance ``1 - quantile`` of the time.
+
+    The threshold lets ``a = floor(frr n)`` of its ``n`` good scores reach it, so (good frames
+    being exchangeable) the share of all good frames reaching it is Beta(a + 1, n - a), and the
+    count among ``checked`` frames is Beta-binomial: the bound is that count's ``quantile``, over
+    ``checked``. Cross-fitted scores come from heads fit on fewer frames, so they err high: the
+    released model rejects no more than this.
+    """
+    allowed = math.floor(frr * threshold_frames)
+    alpha, beta = allowed + 1, threshold_frames - allowed
+
+    def log_beta(x: float, y: float) -> float:
+        return math.lgamma(x) + math.lgamma(y) - math.lgamma(x + y)
+
+    total = 0.0
+    for k in range(checked + 1):
+        log_choose = math.lgamma(checked + 1) - math.lgamma(k + 1) - math.lgamma(checked - k + 1)
+        total += math.exp(log_choose + log_beta(k + alpha, checked - k + beta) - log_beta(alpha, beta))
+        if total >= quantile:
+            return k / checked
+    return 1.0
 
 
 @dataclass(frozen=True)

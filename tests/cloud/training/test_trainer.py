@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from cloud.training.schemas import TeachParameters
 from cloud.training.trainer import TrainerError, run_trainer, train_argv
@@ -57,5 +58,11 @@ def test_the_command_is_factory_models_train_defect_with_the_runs_parameters(tmp
     assert flags == {
         "--data": str(tmp_path / "data"), "--out": str(tmp_path / "out"), "--name": "m", "--version": "1.0.1",
         "--seed": "3", "--frr": "0.01", "--coreset": "50", "--max-images": "200", "--width": "256",
-        "--height": "192", "--threads": "2",
+        "--height": "192", "--threads": "2", "--threshold-folds": "5",
     }  # fmt: skip
+
+
+def test_one_threshold_fold_is_refused_before_a_run_is_queued() -> None:
+    with pytest.raises(ValidationError, match="1 fold scores nothing out of fold"):
+        TeachParameters(threshold_folds=1)
+    assert TeachParameters(threshold_folds=0).threshold_folds == 0
