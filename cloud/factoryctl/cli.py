@@ -36,6 +36,7 @@ from cloud.factoryctl.config import config_path, load_config
 from cloud.factoryctl.datasets import add_capture_parsers
 from cloud.factoryctl.export import add_export_parser
 from cloud.factoryctl.notes import add_notes_parser
+from cloud.factoryctl.rollouts import add_gate_arguments
 from cloud.factoryctl.runs import add_runs_parser
 from cloud.factoryctl.shadow import add_shadow_parser
 from protocol.machine import CPU_CLASSES
@@ -183,6 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=600.0,
         help="seconds a gateway may take to install before it counts as failed (default: %(default)g s)",
     )
+    add_gate_arguments(create)
     rollouts.add_parser("list", help="list rollouts")
     status = rollouts.add_parser("status", help="a rollout's waves, gateways and events")
     status.add_argument("id")

@@ -13,8 +13,60 @@ from cloud.factoryctl.output import EXIT_ABORTED, EXIT_USAGE, Context, CtlError,
 NO_TARGET_HINT = "give --gateway, --line, --site, --tag or --cpu-class ('factoryctl devices list' shows them)"
 
 
+# Shadow gates of a promotion (cloud.ota.schemas.ShadowGates): flag, field, type, help. Only the
+# gates given are sent, so the others keep the API's defaults; 'off' sends null (gate off).
+GATE_FLAGS: tuple[tuple[str, str, str, str], ...] = (
+    ("--gate-min-frames", "min_frames", "int", "least frames compared per gateway (API default 500)"),
+    ("--gate-max-flag-shift", "max_flag_rate_shift", "number",
+     "largest difference of the shares each model flags, a fraction: 0.05 = 5 points (default 0.05)"),
+    ("--gate-min-agreement", "min_agreement", "number", "least share of frames with the same verdict"),
+    ("--gate-max-p95-ratio", "max_p95_ratio", "number", "largest challenger/champion p95 latency (default 2)"),
+    ("--gate-max-p95-ms", "max_p95_ms", "number", "largest challenger p95 latency, ms"),
+    ("--gate-max-error-rate", "max_error_rate", "number", "largest share of frames it raised on (default 0)"),
+    ("--gate-min-labelled-accuracy", "min_labelled_accuracy", "number",
+     "least share of labelled disagreements the challenger got right"),
+    ("--gate-min-labelled", "min_labelled", "int", "labelled disagreements that accuracy needs (default 10)"),
+)  # fmt: skip
+OFF = "off"
+
+
+def add_gate_arguments(create: argparse.ArgumentParser) -> None:
+    """``rollouts create``'s promotion gates: any of them makes the rollout a gated promotion."""
+    group = create.add_argument_group(
+        "promotion gates",
+        "refuse the rollout unless the version's shadow run passed these on every targeted gateway "
+        "('factoryctl shadow status' shows the figures); --shadow-gates alone uses the defaults",
+    )
+    group.add_argument("--shadow-gates", action="store_true", help="gate on the shadow run, default gates")
+    for flag, _field, kind, text in GATE_FLAGS:
+        metavar = "N" if kind == "int" else "X|off"
+        group.add_argument(flag, default=None, metavar=metavar, help=text)
+
+
+def _gates(a: argparse.Namespace) -> dict[str, Any] | None:
+    given = {field: getattr(a, flag[2:].replace("-", "_")) for flag, field, _k, _t in GATE_FLAGS}
+    given = {field: value for field, value in given.items() if value is not None}
+    if not (given or a.shadow_gates):
+        return None
+    kinds = {field: kind for _f, field, kind, _t in GATE_FLAGS}
+    return {field: _gate_value(field, text, kinds[field]) for field, text in given.items()}
+
+
+def _gate_value(field: str, text: str, kind: str) -> float | int | None:
+    if text.strip().lower() == OFF and kind == "number":
+        return None
+    try:
+        return int(text) if kind == "int" else float(text)
+    except ValueError:
+        expected = "a whole number" if kind == "int" else "a number or 'off'"
+        raise CtlError(
+            f"--gate-{field.replace('_', '-')}: expected {expected}, got {text!r}", EXIT_USAGE
+        ) from None
+
+
 def _rollout_request(a: argparse.Namespace) -> dict[str, Any]:
     return {
+        "gates": _gates(a),
         "model_name": a.model,
         "version": a.version,
         "slot": a.slot,

@@ -34,7 +34,11 @@ TEACH_FLAGS: tuple[tuple[str, type, str], ...] = (
     ("frr", float, "false-reject rate the threshold targets, e.g. 0.01"),
     ("coreset", int, "memory-bank patches"),
     ("max_images", int, "good images used at most"),
-    ("threshold_folds", int, "0: threshold on a held-out fifth; K >= 2 (default 5): on every frame, out of fold"),
+    (
+        "threshold_folds",
+        int,
+        "0: threshold on a held-out fifth; K >= 2 (default 5): on every frame, out of fold",
+    ),
     ("width", int, "model input width"),
     ("height", int, "model input height"),
     ("model_name", str, "name of the candidate (default: the dataset's model, else defect-patchcore)"),

@@ -83,6 +83,44 @@ class Target(BaseModel):
         return bool(self.tags or self.line or self.site or self.cpu_class)
 
 
+class ShadowGates(BaseModel):
+    """What a promotion needs from the version's shadow run on every targeted gateway's slot.
+
+    A rollout with gates is refused, naming each gate each gateway missed with its figures, unless
+    the version shadowed the slot's serving model on every targeted gateway and its comparison
+    records pass every gate that is on (a null limit turns a gate off).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    min_frames: int = Field(500, ge=1, le=2**31 - 1, description="Least frames compared per gateway")
+    max_flag_rate_shift: float | None = Field(
+        0.05,
+        ge=0,
+        le=1,
+        description="Defect models: largest difference between the share of frames each would flag",
+    )
+    min_agreement: float | None = Field(
+        None, ge=0, le=1, description="Least share of compared frames with the same verdict"
+    )
+    max_p95_ratio: float | None = Field(
+        2.0, gt=0, description="Largest challenger p95 latency over the champion's, on the same frames"
+    )
+    max_p95_ms: float | None = Field(None, gt=0, description="Largest challenger p95 latency, ms")
+    max_error_rate: float | None = Field(
+        0.0, ge=0, le=1, description="Largest share of frames the challenger raised on"
+    )
+    min_labelled_accuracy: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="Defect models: least share of labelled disagreements the challenger got right",
+    )
+    min_labelled: int = Field(
+        10, ge=1, le=100_000, description="Labelled disagreements min_labelled_accuracy needs per gateway"
+    )
+
+
 class RolloutCreate(BaseModel):
     """A request to roll ``model_name`` ``version`` out to ``target`` in ``waves``.
 
@@ -106,6 +144,11 @@ class RolloutCreate(BaseModel):
     waves: str = Field("1,10%,50%,100%", description="Cumulative wave sizes: counts or percentages")
     bake_s: float = Field(60.0, ge=0, description="How long a wave must stay healthy before the next starts")
     thresholds: Thresholds = Field(default_factory=Thresholds)
+    gates: ShadowGates | None = Field(
+        None,
+        description="A promotion: refused unless the version's shadow run on each targeted "
+        "gateway passes these gates (the figures are in the rollout's log)",
+    )
 
     @field_validator("waves")
     @classmethod

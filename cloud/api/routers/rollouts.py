@@ -19,6 +19,7 @@ from cloud.ota.desired import DesiredPublisher
 from cloud.ota.progress import all_progress, summaries
 from cloud.ota.schemas import GatewayProgress, RolloutCreate, RolloutProgress
 from cloud.registry.service import RegistryError
+from cloud.shadow import gates as shadow_gates
 from protocol.messages import utcnow
 
 router = APIRouter(prefix="/rollouts", tags=["rollouts"])
@@ -80,8 +81,9 @@ def _public(session: Session, row: Rollout) -> RolloutDetail:
         404: {"description": "The model version is not in the registry"},
         409: {"description": "A running or paused rollout already plans one of the gateway slots"},
         422: {
-            "description": "Unknown gateway ids, no target, no slot that fits the model, or a slot "
-            "already running an equal or newer version (gateways accept only rising versions per slot)"
+            "description": "Unknown gateway ids, no target, no slot that fits the model, a slot "
+            "already running an equal or newer version (gateways accept only rising versions per slot), "
+            "or a promotion whose shadow evidence misses its gates (each gateway's figures named)"
         },
     },
 )
@@ -89,13 +91,20 @@ def create(body: RolloutCreate, session: SessionDep, who: Admin) -> RolloutDetai
     """Plan a rollout; its first wave starts on the next tick. Without a slot, the slot running
     this model (else the one running a model of its task) on the targeted gateways is used.
     Gateways that already run this very version are named in a ``notice`` event of the rollout
-    (they serve it on; for them the rollout is a no-op)."""
+    (they serve it on; for them the rollout is a no-op). With ``gates`` it is a promotion: planned
+    only when the version's shadow run passed them on every planned gateway."""
     try:
         row = engine.create_rollout(session, body, who.name)
+        if body.gates is not None:
+            verdicts = shadow_gates.judge(session, row, body.gates)
+            if not all(v.passed for v in verdicts):
+                raise RegistryError(422, shadow_gates.refusal(row, verdicts))
+            shadow_gates.record(session, row, body.gates, verdicts)
     except RegistryError as exc:
         session.rollback()
         raise HTTPException(exc.status, str(exc)) from None
-    audit(session, who, "rollout.create", row.id, model=body.model_name, version=body.version)
+    gated = body.gates is not None
+    audit(session, who, "rollout.create", row.id, model=body.model_name, version=body.version, gated=gated)
     session.commit()
     return _public(session, row)
 

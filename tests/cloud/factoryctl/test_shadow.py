@@ -47,3 +47,21 @@ def test_start_status_and_stop_a_challenger(
     assert "no targeted gateway has a challenger in slot main" in capsys.readouterr().err
     assert ctl(live, tmp_path, "ada", "shadow", "start", "--model", "defect-cnn", "--version", "7") == 4
     assert "is not in the registry" in capsys.readouterr().err
+
+
+def test_a_gated_promotion_is_refused_with_the_figures_and_exits_non_zero(
+    live: Live, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    live.report("gw-a", "1.0", 0, BEFORE, "committed")
+    assert ctl(live, tmp_path, "ada", "shadow", "start", "--model", "defect-cnn", "--version", "1.1",
+               "--line", "line-1") == 0  # fmt: skip
+    capsys.readouterr()
+    promote = ("rollouts", "create", "--model", "defect-cnn", "--version", "1.1", "--line", "line-1")
+    assert ctl(live, tmp_path, "ada", *promote, "--gate-min-frames", "many") == 2
+    assert "--gate-min-frames: expected a whole number, got 'many'" in capsys.readouterr().err
+    # Nothing was compared yet: the gate on frames (and the flag shift, off here) says so.
+    code = ctl(live, tmp_path, "ada", *promote, "--gate-min-frames", "50", "--gate-max-flag-shift", "off")
+    assert code != 0
+    err = capsys.readouterr().err
+    assert "refused by its shadow gates: gw-a: min_frames 0 (needs >= 50)" in err
+    assert "max_flag_rate_shift" not in err
