@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from cloud.ota.lineage import RolloutBrief
+from cloud.shadow.schemas import ShadowSlotStatus
 from protocol.manifest import ModelManifest
 from protocol.signing import ManifestSignature
 
@@ -62,6 +64,11 @@ class VersionPublic(VersionSummary):
     training_run: int | None = Field(
         None, description="The training run that made it, when it was taught from a dataset in the cloud"
     )
+    dataset_id: str | None = Field(None, description="The dataset it was fit on (its lineage), when known")
+    shadow: list[ShadowSlotStatus] = Field(
+        default_factory=list, description="Its shadow runs as a challenger: per gateway slot, the evidence"
+    )
+    rollouts: list[RolloutBrief] = Field(default_factory=list, description="Its rollouts, newest first")
 
 
 class ModelSummary(BaseModel):

@@ -162,11 +162,41 @@ def _models(ctx: Context, client: httpx.Client) -> int:
         f"signed by key {v['signature']['key_id']}; uploaded {v['created_at']} by {v['created_by']}\n"
         f"metrics: {json.dumps(v['metrics'])}\nlineage: parent {lineage.get('parent_version')}, "
         f"data {lineage.get('data_sha256')}, commit {lineage.get('code_commit')}\n"
-        f"running on: {', '.join(v['running_on']) or 'no gateway'}\n"
     )
+    ctx.out.write(lineage_text(v))
+    ctx.out.write(f"running on: {', '.join(v['running_on']) or 'no gateway'}\n")
     if v.get("card"):
         ctx.out.write("\n" + v["card"].rstrip() + "\n")
     return 0
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def lineage_text(v: dict[str, Any]) -> str:
+    """Dataset -> training run -> artifact, then its shadow runs and rollouts, a line each."""
+    chain = [f"dataset {v['dataset_id']}" if v.get("dataset_id") else "dataset unknown (pushed)"]
+    if v.get("training_run") is not None:
+        chain.append(f"training run {v['training_run']}")
+    chain.append(f"artifact {v['sha256'][:12]}")
+    lines = ["made: " + " -> ".join(chain)]
+    for r in v.get("shadow") or []:
+        champion = r["champion"]
+        beside = f"{champion['name']} {champion['version']}" if champion else "unknown"
+        flags = ""
+        if r["champion_flag_rate"] is not None and r["challenger_flag_rate"] is not None:
+            flags = f", flags {r['champion_flag_rate']:.1%} -> {r['challenger_flag_rate']:.1%}"
+        agreement = "-" if r["agreement"] is None else f"{r['agreement']:.3f}"
+        lines.append(
+            f"shadow: {r['gateway_id']} slot {r['slot']} beside {beside} ({r['phase'] or 'not reported'}): "
+            f"{r['compared']} compared, {r['skipped']} skipped, agreement {agreement}{flags}, "
+            f"p95 {_ms(r['champion_p95_ms'])} -> {_ms(r['challenger_p95_ms'])} ms"
+        )
+    for r in v.get("rollouts") or []:
+        gated = ", gated on its shadow run" if r["gated"] else ""
+        lines.append(f"rollout: {r['id']} {r['state']} (slot {r['slot']}{gated}) by {r['created_by']}")
+    return "".join(line + "\n" for line in lines)
 
 
 def _devices(ctx: Context, client: httpx.Client) -> int:

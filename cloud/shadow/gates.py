@@ -18,13 +18,12 @@ from sqlalchemy.orm import Session
 
 from cloud.db.dataset_models import DatasetFile
 from cloud.db.models import Rollout, RolloutEvent
+from cloud.ota.lineage import GATES_EVENT
 from cloud.ota.schemas import GateValue, ShadowGates
 from cloud.shadow.schemas import ShadowSlotStatus
 from cloud.shadow.service import status
 from protocol.captures import LABEL_GOOD, LABEL_SKIP
 from protocol.messages import utcnow
-
-GATES_EVENT = "shadow_gates"
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,9 @@ from cloud.api.deps import SessionDep, SettingsDep
 from cloud.api.schemas_registry import ModelSummary, VersionCreate, VersionPublic, VersionSummary
 from cloud.auth.service import audit
 from cloud.db.models import ModelVersion
+from cloud.ota.lineage import rollouts_of
 from cloud.registry.service import RegistryError, blob_url, create_version, running_on
+from cloud.shadow.service import status as shadow_status
 from cloud.training.runs import run_of_version
 from protocol.messages import version_key
 
@@ -101,5 +103,8 @@ def _public(session: SessionDep, settings: SettingsDep, row: ModelVersion) -> Ve
             "artifact_url": blob_url(settings, row.sha256),
             "running_on": running_on(session, row.name, row.version),
             "training_run": run.id if (run := run_of_version(session, row)) is not None else None,
+            "dataset_id": (row.manifest.get("lineage") or {}).get("dataset_id"),
+            "shadow": shadow_status(session, model=row.name, version=row.version),
+            "rollouts": rollouts_of(session, row.name, row.version),
         }
     )

@@ -11,18 +11,10 @@ import pytest
 
 from protocol.messages import ModelRef
 from protocol.ota import ChallengerReport, ReportedState, SlotReport
-from protocol.shadow import SCORE_BINS, SHADOW_EVENT_KIND, AgreementCell, ShadowComparison
 from protocol.topics import Channel
 from tests.support.console_live import BEFORE, Live
-from tests.support.messages import SHA, gateway_event
-
-START = {"model_name": "defect-cnn", "version": "1.1", "target": {"gateways": ["gw-a"]}}
-T0 = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
-
-
-def _start(live: Live, who: str = "ada", **body: object) -> tuple[int, dict[str, object]]:
-    answer = live.client.post("/api/v1/shadow", json={**START, **body}, headers=live.token(who))
-    return answer.status_code, answer.json()
+from tests.support.messages import SHA
+from tests.support.shadow_evidence import T0, comparison, send, start_shadow
 
 
 def _status(live: Live) -> list[dict[str, object]]:
@@ -32,33 +24,11 @@ def _status(live: Live) -> list[dict[str, object]]:
     return rows
 
 
-def _bins(frames: int) -> tuple[int, ...]:
-    return (frames,) + (0,) * (SCORE_BINS - 1)
-
-
-def _window(champion: ModelRef, challenger: ModelRef, start: datetime, cells: dict[tuple[str, str], int],
-            p95: float, capture: str | None = None) -> ShadowComparison:  # fmt: skip
-    compared = sum(cells.values())
-    return ShadowComparison(
-        slot="main", champion=champion, challenger=challenger, started_at=start,
-        ended_at=start + timedelta(minutes=1), compared=compared, skipped=2,
-        matrix=tuple(AgreementCell(champion=a, challenger=b, frames=n) for (a, b), n in cells.items()),
-        champion_scores=_bins(compared), challenger_scores=_bins(compared),
-        champion_p50_ms=10.0, champion_p95_ms=20.0, challenger_p50_ms=30.0, challenger_p95_ms=p95,
-        capture_id=capture, captured=1 if capture else 0,
-    )  # fmt: skip
-
-
-def _send(live: Live, record: ShadowComparison) -> None:
-    event = gateway_event("gw-a", record.ended_at, "info", SHADOW_EVENT_KIND, "window", record.details())
-    live.ingest("gw-a", Channel.EVENTS, event)
-
-
 def test_admins_start_a_challenger_the_desired_state_carries_and_viewers_cannot(live: Live) -> None:
     live.report("gw-a", "1.0", 0, BEFORE, "committed")
-    assert _start(live, "vera")[0] == 403
-    assert _start(live, "otto")[0] == 403
-    code, change = _start(live)
+    assert start_shadow(live, "vera")[0] == 403
+    assert start_shadow(live, "otto")[0] == 403
+    code, change = start_shadow(live)
     assert code == 200, change
     assert (change["slot"], change["gateways"], change["published"]) == ("main", ["gw-a"], True)
     state = live.publisher.published[-1]
@@ -69,16 +39,16 @@ def test_admins_start_a_challenger_the_desired_state_carries_and_viewers_cannot(
 
 def test_a_start_that_could_never_be_promoted_is_refused_naming_why(live: Live) -> None:
     live.report("gw-a", "1.0", 0, BEFORE, "committed")
-    code, body = _start(live, version="9.9")
+    code, body = start_shadow(live, version="9.9")
     assert (code, "defect-cnn version 9.9 is not in the registry" in str(body["detail"])) == (404, True)
-    code, body = _start(live, target={"gateways": ["gw-zz"]})
+    code, body = start_shadow(live, target={"gateways": ["gw-zz"]})
     assert code == 422
     assert "gw-zz" in str(body["detail"])
-    code, body = _start(live, slot="parcels")
+    code, body = start_shadow(live, slot="parcels")
     assert code == 422
     assert "parcels" in str(body["detail"])
     live.report("gw-a", "1.1", 0, BEFORE, "committed")  # it serves 1.1 already
-    code, body = _start(live)
+    code, body = start_shadow(live)
     assert code == 422
     assert "already run" in str(body["detail"])
     assert live.publisher.published == []
@@ -86,7 +56,7 @@ def test_a_start_that_could_never_be_promoted_is_refused_naming_why(live: Live) 
 
 def test_status_sums_the_comparisons_of_this_champion_and_challenger(live: Live) -> None:
     live.report("gw-a", "1.0", 0, BEFORE, "committed")
-    assert _start(live)[0] == 200
+    assert start_shadow(live)[0] == 200
     [idle] = _status(live)
     assert (idle["gateway_id"], idle["slot"], idle["windows"], idle["compared"]) == ("gw-a", "main", 0, 0)
     assert idle["agreement"] is None
@@ -101,12 +71,12 @@ def test_status_sums_the_comparisons_of_this_champion_and_challenger(live: Live)
         gateway_id="gw-a", desired_revision=desired.revision, slots={"main": report}, timestamp=datetime.now(UTC)))  # fmt: skip
     first = {("good", "good"): 35, ("defect", "defect"): 5, ("good", "defect"): 10}
     second = {("good", "good"): 45, ("defect", "good"): 5}
-    _send(live, _window(champion, challenger, T0, first, p95=35.0, capture="cap-00000000000d1"))
-    _send(live, _window(champion, challenger, T0 + timedelta(minutes=1), second, p95=55.0))
+    send(live, comparison(champion, challenger, T0, first, p95=35.0, capture="cap-00000000000d1"))
+    send(live, comparison(champion, challenger, T0 + timedelta(minutes=1), second, p95=55.0))
     other_champion = ModelRef(name="defect-cnn", version="0.9", sha256="cd" * 32)
-    _send(
+    send(
         live,
-        _window(other_champion, challenger, T0 - timedelta(hours=1), {("good", "defect"): 50}, p95=900.0),
+        comparison(other_champion, challenger, T0 - timedelta(hours=1), {("good", "defect"): 50}, p95=900.0),
     )
 
     [row] = _status(live)
@@ -123,7 +93,7 @@ def test_status_sums_the_comparisons_of_this_champion_and_challenger(live: Live)
 
 def test_rollouts_keep_the_challenger_and_a_stop_drops_it(live: Live) -> None:
     live.report("gw-a", "1.0", 0, BEFORE, "committed")
-    assert _start(live)[0] == 200
+    assert start_shadow(live)[0] == 200
     live.create()  # promotion: a rollout of the challenger's own version
     live.tick()
     promoted = live.publisher.published[-1]

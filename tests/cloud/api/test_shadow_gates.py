@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -15,37 +14,11 @@ from sqlalchemy.orm import Session
 from cloud.db import make_engine, make_sessionmaker
 from cloud.db.dataset_models import Dataset, DatasetFile
 from cloud.db.models import Rollout
-from protocol.messages import ModelRef
-from protocol.ota import ChallengerReport, ReportedState, SlotReport
-from protocol.topics import Channel
-from tests.cloud.api.test_shadow import T0, _send, _start, _window
 from tests.support.console_live import BEFORE, Live
-from tests.support.messages import SHA
+from tests.support.shadow_evidence import T0, send_windows, shadowing
 
 CAPTURE = "cap-0000000000ab1"
 PROMOTE = {"model_name": "defect-cnn", "version": "1.1", "target": {"gateways": ["gw-a"]}, "waves": "100%"}
-
-
-def _shadowing(live: Live) -> tuple[ModelRef, ModelRef]:
-    """gw-a serves 1.0 and shadows 1.1 (asked for and reported)."""
-    live.report("gw-a", "1.0", 0, BEFORE, "committed")
-    assert _start(live)[0] == 200
-    desired = live.publisher.published[-1]
-    champion = ModelRef(name="defect-cnn", version="1.0", sha256=SHA)
-    challenger = ModelRef(
-        name="defect-cnn", version="1.1", sha256=desired.challengers["main"].manifest.sha256
-    )
-    said = ChallengerReport(model=challenger, phase="shadowing", compared=0, skipped=0)
-    report = SlotReport(active=champion, phase="committed", health=BEFORE, challenger=said)
-    live.ingest("gw-a", Channel.REPORTED, ReportedState(
-        gateway_id="gw-a", desired_revision=desired.revision, slots={"main": report}, timestamp=T0))  # fmt: skip
-    return champion, challenger
-
-
-def _windows(live: Live, champion: ModelRef, challenger: ModelRef, count: int,
-             cells: dict[tuple[str, str], int], p95: float = 30.0, capture: str | None = None) -> None:  # fmt: skip
-    for n in range(count):
-        _send(live, _window(champion, challenger, T0 + timedelta(minutes=n), cells, p95=p95, capture=capture))
 
 
 def _promote(live: Live, **gates: Any) -> tuple[int, Any]:
@@ -79,9 +52,9 @@ def test_a_promotion_without_a_shadow_run_is_refused_and_plans_nothing(live: Liv
 
 
 def test_too_little_evidence_and_a_flag_rate_jump_are_named_with_their_figures(live: Live) -> None:
-    champion, challenger = _shadowing(live)
+    champion, challenger = shadowing(live)
     # The challenger flags 40 of 100 frames the champion passed: it flags far more.
-    _windows(
+    send_windows(
         live, champion, challenger, 3, {("good", "good"): 55, ("good", "defect"): 40, ("defect", "defect"): 5}
     )
     code, body = _promote(live)
@@ -93,8 +66,8 @@ def test_too_little_evidence_and_a_flag_rate_jump_are_named_with_their_figures(l
 
 
 def test_a_challenger_five_times_slower_is_refused_on_latency(live: Live) -> None:
-    champion, challenger = _shadowing(live)
-    _windows(live, champion, challenger, 6, {("good", "good"): 95, ("defect", "defect"): 5}, p95=100.0)
+    champion, challenger = shadowing(live)
+    send_windows(live, champion, challenger, 6, {("good", "good"): 95, ("defect", "defect"): 5}, p95=100.0)
     code, body = _promote(live)
     assert code == 422, body
     assert "max_p95_ratio 5 (needs <= 2)" in body["detail"]  # champion p95 20 ms in every window
@@ -102,8 +75,8 @@ def test_a_challenger_five_times_slower_is_refused_on_latency(live: Live) -> Non
 
 
 def test_a_promotion_that_passes_is_planned_with_the_figures_in_its_log(live: Live) -> None:
-    champion, challenger = _shadowing(live)
-    _windows(
+    champion, challenger = shadowing(live)
+    send_windows(
         live, champion, challenger, 6, {("good", "good"): 93, ("defect", "defect"): 5, ("good", "defect"): 2}
     )
     code, body = _promote(live, min_frames=500, max_flag_rate_shift=0.05)
@@ -119,9 +92,9 @@ def test_a_promotion_that_passes_is_planned_with_the_figures_in_its_log(live: Li
 
 
 def test_labelled_disagreements_say_who_was_right(live: Live) -> None:
-    champion, challenger = _shadowing(live)
+    champion, challenger = shadowing(live)
     cells = {("good", "good"): 90, ("defect", "good"): 8, ("defect", "defect"): 2}  # it flags fewer
-    _windows(live, champion, challenger, 6, cells, capture=CAPTURE)
+    send_windows(live, champion, challenger, 6, cells, capture=CAPTURE)
     # The champion flagged all 12 disagreements; an operator says 9 were good parts (the
     # challenger was right to pass them), 2 were real defects, and skips one.
     _captured(live, CAPTURE, ["good"] * 9 + ["scratch"] * 2 + ["skip"])
@@ -136,8 +109,10 @@ def test_labelled_disagreements_say_who_was_right(live: Live) -> None:
 
 
 def test_too_few_labels_fail_the_accuracy_gate_rather_than_pass_it(live: Live) -> None:
-    champion, challenger = _shadowing(live)
-    _windows(live, champion, challenger, 6, {("good", "good"): 95, ("defect", "good"): 5}, capture=CAPTURE)
+    champion, challenger = shadowing(live)
+    send_windows(
+        live, champion, challenger, 6, {("good", "good"): 95, ("defect", "good"): 5}, capture=CAPTURE
+    )
     _captured(live, CAPTURE, ["good"] * 3)
     code, body = _promote(live, max_flag_rate_shift=0.1, min_labelled_accuracy=0.5)
     assert code == 422, body

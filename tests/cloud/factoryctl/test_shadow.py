@@ -10,6 +10,7 @@ import pytest
 
 from cloud.factoryctl import cli as factoryctl
 from tests.support.console_live import BEFORE, Live
+from tests.support.shadow_evidence import send_windows, shadowing
 
 
 def ctl(live: Live, tmp_path: Path, who: str, *argv: str) -> int:
@@ -65,3 +66,25 @@ def test_a_gated_promotion_is_refused_with_the_figures_and_exits_non_zero(
     err = capsys.readouterr().err
     assert "refused by its shadow gates: gw-a: min_frames 0 (needs >= 50)" in err
     assert "max_flag_rate_shift" not in err
+
+
+def test_models_show_prints_the_lineage_through_shadow_evidence_and_gated_rollouts(
+    live: Live, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    champion, challenger = shadowing(live)
+    send_windows(
+        live, champion, challenger, 6, {("good", "good"): 93, ("defect", "defect"): 5, ("good", "defect"): 2}
+    )
+    promote = ("rollouts", "create", "--model", "defect-cnn", "--version", "1.1", "--gateway", "gw-a",
+               "--waves", "100%", "--shadow-gates")  # fmt: skip
+    assert ctl(live, tmp_path, "ada", *promote) == 0
+    capsys.readouterr()
+    assert ctl(live, tmp_path, "vera", "models", "show", "defect-cnn", "1.1") == 0
+    out = capsys.readouterr().out
+    assert "made: dataset unknown (pushed) -> artifact " in out
+    assert (
+        "shadow: gw-a slot main beside defect-cnn 1.0 (shadowing): 600 compared, 12 skipped, "
+        "agreement 0.980, flags 5.0% -> 7.0%, p95 20.0 -> 30.0 ms"
+    ) in out
+    [rollout] = [line for line in out.splitlines() if line.startswith("rollout: ")]
+    assert rollout.endswith("running (slot main, gated on its shadow run) by user:ada"), rollout
