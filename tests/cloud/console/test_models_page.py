@@ -11,6 +11,8 @@ from protocol.messages import ModelRef
 from protocol.ota import ReportedState, SlotReport
 from protocol.topics import Channel
 from tests.support.console import Console, login
+from tests.support.console_live import Live
+from tests.support.shadow_evidence import send_windows, shadowing
 from tests.support.messages import SHA
 from tests.support.releases import make_release, register
 
@@ -74,3 +76,19 @@ def test_models_page_shows_one_row_per_model_and_folds_the_cards(console: Consol
     version = console.client.get("/models/defect-cnn/1.0").text
     assert '<details class="card model" id="model-defect-cnn" open>' in version
     assert 'id="model-summary"' not in version
+
+
+def test_a_version_page_shows_its_shadow_runs_and_gated_rollouts(live: Live) -> None:
+    champion, challenger = shadowing(live)
+    cells = {("good", "good"): 93, ("defect", "defect"): 5, ("good", "defect"): 2}
+    send_windows(live, champion, challenger, 6, cells, capture="cap-0000000000ab1")
+    rollout = live.create(gates={"min_frames": 500})
+    login(live.client, "vera")
+    page = live.client.get("/models/defect-cnn/1.1").text
+    found = re.search(r'<table[^>]*id="shadow-defect-cnn">.*?</table>', page, re.S)
+    assert found is not None, "no shadow table on the version page"
+    row = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", found.group(0).split('data-gateway="gw-a">')[1])).strip()
+    assert row == "gw-a line-1 · main defect-cnn 1.0 shadowing 600 (12) 98.0% 5.0% → 7.0% 20.0 → 30.0 cap-0000000000ab1"
+    assert f'<a href="/rollouts/{rollout}">{rollout}</a> running' in page
+    assert "gated on its shadow run" in page
+    assert "Never shadowed" in live.client.get("/models/defect-cnn/1.0").text
