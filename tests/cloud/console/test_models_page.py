@@ -12,9 +12,9 @@ from protocol.ota import ReportedState, SlotReport
 from protocol.topics import Channel
 from tests.support.console import Console, login
 from tests.support.console_live import Live
-from tests.support.shadow_evidence import send_windows, shadowing
 from tests.support.messages import SHA
 from tests.support.releases import make_release, register
+from tests.support.shadow_evidence import send_windows, shadowing
 
 
 def test_model_card_html_is_shown_as_text_not_run(console: Console) -> None:
@@ -87,8 +87,13 @@ def test_a_version_page_shows_its_shadow_runs_and_gated_rollouts(live: Live) -> 
     page = live.client.get("/models/defect-cnn/1.1").text
     found = re.search(r'<table[^>]*id="shadow-defect-cnn">.*?</table>', page, re.S)
     assert found is not None, "no shadow table on the version page"
-    row = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", found.group(0).split('data-gateway="gw-a">')[1])).strip()
-    assert row == "gw-a line-1 · main defect-cnn 1.0 shadowing 600 (12) 98.0% 5.0% → 7.0% 20.0 → 30.0 cap-0000000000ab1"
+    row = re.sub(
+        r"\s+", " ", re.sub(r"<[^>]+>", " ", found.group(0).split('data-gateway="gw-a">')[1])
+    ).strip()
+    assert (
+        row
+        == "gw-a line-1 · main defect-cnn 1.0 shadowing 600 (12) 98.0% 5.0% → 7.0% 20.0 → 30.0 cap-0000000000ab1"
+    )
     assert f'<a href="/rollouts/{rollout}">{rollout}</a> running' in page
     assert "gated on its shadow run" in page
     assert "Never shadowed" in live.client.get("/models/defect-cnn/1.0").text
