@@ -6,9 +6,9 @@ there as on a gateway: a signed offer in the desired state's ``challengers``, do
 HTTP, checked (signature, hashes, smoke test, golden set on this CPU) and installed by the agent
 in a first, unmeasured start; the measured starts restore it from the slot's store, so it shadows
 from the first frame. A replay keeps the slot's queue full, so the backlog rule
-(``shadow.max_backlog``, 4 on a gateway) would keep the challenger out of every batch; it is off by
-default here, leaving the time budget (``shadow.budget_ms``) as the only limit: the most a
-challenger may cost a champion that is never behind.
+(``shadow.max_backlog``, 4 on a gateway) would keep the challenger out of nearly every batch; it
+is off by default here, leaving the time budget (``shadow.budget_ms``) as the only limit: the most
+a challenger may cost a champion that is never behind.
 
 Goal: the challenger costs the champion no more than its budget per micro-batch, i.e. throughput
 with / without >= T / (T + budget), T the champion's micro-batch time alone (printed as the
@@ -107,7 +107,7 @@ def agent_config(
     pem: Path,
     work: Path,
 ) -> AgentConfig:
-    """One agent's config; ``models_dir`` holds the slot's store, so a fresh state dir keeps its challenger."""
+    """One agent's config; the slot's store is in ``models_dir``: a fresh state dir keeps its challenger."""
     sources = [] if frames is None else [{"type": "folder", "name": "replay", "path": str(frames)}]
     return parse_config(
         {
@@ -208,14 +208,12 @@ def backlog_limit(text: str) -> int | None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--frames", type=int, default=160)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--broker", default="mqtt://127.0.0.1:1883")
-    parser.add_argument("--repeats", type=int, default=2, help="best of N for each side, run in turn")
+    parser.add_argument("--repeats", type=int, default=3, help="best of N for each side, run in turn")
     parser.add_argument("--champion", type=Path, default=CHAMPION, help="manifest of the serving model")
     parser.add_argument("--challenger", type=Path, default=CHALLENGER, help="manifest of the challenger")
     parser.add_argument(
@@ -251,6 +249,7 @@ def main() -> None:
             alone.append(measured_run(config, args.frames, expect_challenger=False))
             config = agent_config("with", folder, args.champion, args, with_models, pem, work)
             shadowed.append(measured_run(config, args.frames, expect_challenger=True))
+    # Each side's fastest run, all its figures from that run: the least disturbed by other work.
     base = max(alone, key=lambda s: s.fps)
     side = max(shadowed, key=lambda s: s.fps)
     floor = base.batch_s / (base.batch_s + args.budget_ms / 1000.0)
