@@ -74,14 +74,19 @@ def candidate_name(session: Session, dataset: Dataset | None, asked: str | None)
     return DEFAULT_MODEL
 
 
-def next_version(session: Session, name: str) -> str:
-    """The next patch version after the newest of ``name`` the registry holds or a run reserved.
+def next_version(session: Session, name: str, serving: str | None = None) -> str:
+    """The next patch version after the newest of ``name`` the registry holds, a run reserved, or
+    the gateway serves (``serving``: the version of the dataset's model, when it is ``name``).
 
     Versions are plain MAJOR.MINOR.PATCH (no pre-release suffix in protocol.messages.VersionStr),
     and immutable in the registry: a candidate takes the next patch, and reserves it on its run,
     so a second run before the first is pushed never writes the same version with other weights.
+    A gateway installs only rising versions per slot, so a candidate must also be above the one
+    it replaces, which a bundled model that never went through the registry would not be.
     """
     taken = set(session.scalars(select(ModelVersion.version).where(ModelVersion.name == name)))
+    if serving is not None:
+        taken.add(serving)
     taken |= {
         v
         for v in session.scalars(select(TrainingRun.model_version).where(TrainingRun.model_name == name))
@@ -117,9 +122,12 @@ def request_run(session: Session, dataset_id: str, params: TeachParameters, who:
         session.add(run)
         session.flush()
         return run
-    name = candidate_name(session, session.get(Dataset, dataset_id), params.model_name)
+    dataset = session.get(Dataset, dataset_id)
+    name = candidate_name(session, dataset, params.model_name)
+    model = (dataset.model if dataset is not None else None) or {}
+    serving = str(model["version"]) if model.get("name") == name and model.get("version") else None
     for _attempt in range(_VERSION_ATTEMPTS):
-        run.model_name, run.model_version = name, next_version(session, name)
+        run.model_name, run.model_version = name, next_version(session, name, serving)
         try:
             with session.begin_nested():  # another request may take the same version meanwhile
                 session.add(run)

@@ -79,6 +79,17 @@ def test_a_candidate_takes_the_next_patch_version_and_reserves_it(
     assert (named.model_name, named.model_version) == ("line-2-normal", "1.0.0")
 
 
+def test_a_candidate_is_above_the_version_its_gateway_serves_though_the_registry_lacks_it(
+    sessions: sessionmaker[Session], stores: Stores
+) -> None:
+    # A bundled model never went through the registry: its candidate must still be above it, or
+    # no gateway serving it would install the candidate (versions only rise per slot).
+    served = ModelRef(name="defect-patchcore", version="1.1.0", sha256="ab" * 32)
+    simulated_dataset(sessions, stores.captures, "cap-000000000012", good=14, model=served)
+    run = request(sessions, "cap-000000000012")
+    assert (run.model_name, run.model_version) == ("defect-patchcore", "1.1.1")
+
+
 def test_one_dataset_has_one_run_at_a_time(sessions: sessionmaker[Session], stores: Stores) -> None:
     simulated_dataset(sessions, stores.captures, "cap-00000000000f", good=14)
     first = request(sessions, "cap-00000000000f")
