@@ -3,8 +3,11 @@ bundled PatchCore sees the line go from its usual look to a new belt and light; 
 confirms the change within the frames docs/drift.md states; the cloud's rule evaluation (on the
 Celery worker) opens the drift alert; the operator captures 150 frames of good parts on the line;
 a training run queued through the API and carried out by the worker teaches them; the candidate
-ranks defects of the new look (on frames nobody captured or used) at AUROC >= 0.95, and its false
-rejects on good parts of the new look are back near the serving model's on its own look.
+ranks defects of the new look (on frames of another line nobody captured or used) at AUROC >=
+0.95, and its false rejects on the line's later good parts are back near the serving model's on
+its old look. Then the engineer signs and pushes the candidate, it shadows the serving model on
+the line, the operator labels the frames where they disagree, and a rollout gated on that
+evidence promotes it: the gateway serves it, no result lost or doubled.
 
 Runs on Mosquitto + PostgreSQL + Redis and on the embedded demo's broker + SQLite + filesystem
 queue. Figures are printed (pytest -s) and recorded as properties; none is timed.
@@ -32,6 +35,7 @@ from tests.support.drift_teach import (
     stage_phase,
 )
 from tests.support.e2e import Stack
+from tests.support.shadow_promotion import Engineer, p95, promote, shadow_until_labelled
 from tests.support.waiting import wait_for
 
 GATEWAY = "gw-drift"
@@ -40,6 +44,7 @@ SERVING = bundled_manifest("anomaly")  # defect-patchcore 1.1.0, which carries a
 LINE = CameraLineConfig(seed=9101)  # 640x480, 20 % defective: the look the drift reference knows
 NEW_LOOK = LINE.unseen_appearance()  # mesh belt, warm light, noisier sensor
 HELD_OUT_SEED = 9202  # a line none of the scenario's frames came from
+LATER = 5000  # this line's frames from here on were never shown to the agent before the shadow run
 
 # docs/drift.md: a new look is confirmed after 60 frames when it starts at an evaluation boundary
 # (window 100, an evaluation every 20, confirmed at the 3rd in a row); a change between two
@@ -52,6 +57,7 @@ UNCHANGED_FRAMES = 300
 # unchanged stretch and prints that figure beside it.
 DOCS_UNCHANGED_FRAMES = 10_500
 CAPTURED = 150
+LINE_FPS = 8
 AUROC_AFTER = 0.95
 
 
@@ -92,17 +98,23 @@ def _drift_alert(cloud: TeachCloud) -> dict[str, Any] | None:
     return found[0] if found else None
 
 
+def _since(cloud: TeachCloud, seq: int) -> list[dict[str, Any]]:
+    """The gateway's results numbered after ``seq``, in order."""
+    return sorted((r for r in cloud.results(GATEWAY) if int(r["seq"]) > seq), key=lambda r: int(r["seq"]))
+
+
 def _run(cloud: TeachCloud, run_id: int) -> dict[str, Any]:
     run: dict[str, Any] = cloud.call("GET", f"/training-runs/{run_id}")
     return run
 
 
 # A hang guard, not a speed bound: the fit alone takes minutes on a loaded 2-core machine.
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(1500)
 def test_a_new_look_is_confirmed_alerted_captured_and_taught_back_to_baseline(
     stack: Stack, teach_cloud_on: TeachCloud, record_property: Any
 ) -> None:
     cloud = teach_cloud_on
+    engineer = Engineer(stack.folder)
     figures: dict[str, Any] = {"stack": cloud.backend.name}
     cloud.call("POST", "/alert-rules", 201, role="admin",
                json={"line": LINE_NAME, "kind": "model_drift", "threshold": 2})  # fmt: skip
@@ -182,15 +194,19 @@ def test_a_new_look_is_confirmed_alerted_captured_and_taught_back_to_baseline(
     cloud.download(run["id"], list(run["artifacts"]), stack.folder / "candidate")
     [candidate] = (stack.folder / "candidate").glob("*.manifest.json")
 
-    # Before and after, on frames of a line seed nothing above came from.
+    # Defects ranked before and after, on frames of a line seed nothing above came from.
     started = time.perf_counter()
     new_before, new_after = HeldOut(replace(NEW_LOOK, seed=HELD_OUT_SEED, defect_rate=0.5), 160).judge(
         SERVING, candidate
     )
-    good_before, good_after = HeldOut(
-        replace(NEW_LOOK, seed=HELD_OUT_SEED, defect_rate=0.0), 150, 1000
-    ).judge(SERVING, candidate)
-    [baseline] = HeldOut(replace(LINE, seed=HELD_OUT_SEED, defect_rate=0.0), 100, 1000).judge(SERVING)
+    # False rejects on this line's own later frames (no phase showed them, no capture holds them):
+    # the threshold is set on this line's belt and sensor. On another line of the same look its
+    # false rejects ranged 0-9 % with which 150 frames were captured (printed, not bounded).
+    good_before, good_after = HeldOut(replace(NEW_LOOK, defect_rate=0.0), 300, LATER).judge(
+        SERVING, candidate
+    )
+    [other_line] = HeldOut(replace(NEW_LOOK, seed=HELD_OUT_SEED, defect_rate=0.0), 150, 1000).judge(candidate)
+    [baseline] = HeldOut(replace(LINE, defect_rate=0.0), 100, LATER).judge(SERVING)
     # Back to the usual look's false rejects, give or take what a threshold set on n good frames
     # and checked on the frames above lands on 999 times in 1,000 (n = 150: every captured frame,
     # scored out of fold, a bound of about 1 + 6 % against 1 + 23 % were 30 frames held out).
@@ -203,6 +219,7 @@ def test_a_new_look_is_confirmed_alerted_captured_and_taught_back_to_baseline(
         "frr_baseline_usual_look": round(baseline.false_reject_rate, 4),
         "frr_before_new_look": round(good_before.false_reject_rate, 4),
         "frr_after_new_look": round(good_after.false_reject_rate, 4),
+        "frr_after_other_line": round(other_line.false_reject_rate, 4),
         "frr_bound": round(bound, 4),
         "threshold_frames": n,
         "threshold_folds": run["figures"]["threshold_folds"],
@@ -214,3 +231,51 @@ def test_a_new_look_is_confirmed_alerted_captured_and_taught_back_to_baseline(
     assert new_after.auroc >= AUROC_AFTER, figures
     assert good_before.false_reject_rate > bound, f"the new look did not raise false rejects: {figures}"
     assert good_after.false_reject_rate <= bound, figures
+
+    if cloud.backend.name != "production":
+        return  # shadow and gated promotion on the embedded stack: tests/e2e/test_shadow_promotion.py
+    # Shadow, then promotion gated on it: the engineer signs and pushes the candidate; it runs
+    # beside the serving model on the line (good parts of the new look, unseen), the operator labels
+    # the frames where they disagree, and a rollout gated on that evidence swaps it in.
+    released = engineer.push(cloud, candidate)
+    drop_phase(stack.frames_dir, 3)  # the line runs on: good parts no capture or fit has seen
+    stage_phase(stack.folder, 4, replace(NEW_LOOK, defect_rate=0.0), LATER + 1000, 300).show(stack.frames_dir)
+    config = _agent_config(stack, cloud)
+    config["sources"][0]["rate_fps"] = LINE_FPS  # a camera's pace: the serving model is never behind
+    config["ota"] = {"enabled": True, "trusted_keys": [str(engineer.pem)], "report_interval_s": 1}
+    config["shadow"] = {"window_frames": 40}
+    with stack.agent(config) as agent:
+        restarted_at = int(cloud.latest(GATEWAY)["seq"])  # type: ignore[index]
+        wait_for(lambda: _ran(cloud, restarted_at + 40), 120, "the serving model's results after the restart")
+        alone = [float(r["latency_ms"]) for r in _since(cloud, restarted_at)]
+        shadow_from = int(cloud.latest(GATEWAY)["seq"])  # type: ignore[index]
+        row = shadow_until_labelled(cloud, GATEWAY, released)
+        beside = [float(r["latency_ms"]) for r in _since(cloud, shadow_from)]
+        rollout = promote(cloud, GATEWAY, released)
+        assert rollout["state"] == "completed", rollout
+        wait_for(lambda: agent.runners[0].manifest.version == released.version, 60, "the candidate promoted")
+        promoted_at = int(cloud.latest(GATEWAY)["seq"])  # type: ignore[index]
+        wait_for(lambda: _ran(cloud, promoted_at + 60), 120, "the promoted model's results")
+    after = _since(cloud, promoted_at)
+    seqs = sorted(int(r["seq"]) for r in cloud.results(GATEWAY))
+    [gated] = [e for e in rollout["created_events"] if e["kind"] == "shadow_gates"]
+    accuracy = {g["gate"]: g for g in gated["details"]["gateways"][GATEWAY]}["min_labelled_accuracy"]
+    served = {
+        "shadow_compared": row["compared"],
+        "shadow_skipped": row["skipped"],
+        "shadow_agreement": round(row["agreement"], 3),
+        "shadow_flag_rates": (row["champion_flag_rate"], row["challenger_flag_rate"]),
+        "labelled_accuracy": round(accuracy["measured"], 3),
+        "labelled_note": accuracy["note"],
+        "champion_p95_ms_alone": p95(alone),
+        "champion_p95_ms_beside_challenger": p95(beside),
+        "promoted_false_rejects": round(sum(bool(r["is_defect"]) for r in after) / len(after), 4),
+        "promoted_checked": len(after),
+    }
+    for name, value in served.items():
+        record_property(name, value)
+    print("\nshadow-and-promotion figures:", served)
+    assert {r["model_version"] for r in after} == {released.version}
+    assert seqs == list(range(1, len(seqs) + 1)), "a result was lost or doubled"
+    slack = false_reject_slack(n, float(run["parameters"]["frr"]), len(after))
+    assert served["promoted_false_rejects"] <= baseline.false_reject_rate + slack, served

@@ -38,7 +38,6 @@ from simulators.net import free_port
 from tests.support.captures import ApiServer
 from tests.support.e2e import Stack
 from tests.support.mqtt import clear_session
-from tests.support.releases import RecordingPublisher
 from tests.support.tokens import bearer, mint_tokens
 from tests.support.waiting import wait_for
 
@@ -89,9 +88,13 @@ class Phase:
     truth: dict[str, str]
 
     def show(self, folder: Path) -> None:
-        """Rename the frames into the agent's folder (it never reads half a file)."""
+        """Rename the frames into the agent's folder (it never reads half a file).
+
+        Last frame first: a pass of the replay that lists the folder mid-rename sees only the last
+        few frames, so the next, whole pass does not show them again within a capture's span.
+        """
         folder.mkdir(parents=True, exist_ok=True)
-        for name in self.truth:
+        for name in sorted(self.truth, reverse=True):
             (self.staging / name).rename(folder / name)
         self.staging.rmdir()
 
@@ -141,7 +144,7 @@ class TeachingApiServer(ApiServer):
         self.queue = queue
 
     def start(self) -> None:
-        app = create_app(self.settings, RecordingPublisher(), None, self.queue)
+        app = create_app(self.settings, None, None, self.queue)  # desired states on the broker
         config = uvicorn.Config(app, host="127.0.0.1", port=self.settings.api_port, log_config=None)
         server = self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=server.run, name="api", daemon=True)
@@ -199,9 +202,11 @@ class TeachCloud:
 @contextmanager
 def teach_cloud(stack: Stack, backend: Backend, mosquitto: tuple[str, int] | None) -> Iterator[TeachCloud]:
     """Ingest, the API and a solo-pool Celery worker on a queue of this test's own."""
+    port = free_port()
     settings = stack.cloud(backend.db_url, backend.broker_url, backend.share_group).model_copy(
         update={
-            "api_port": free_port(),
+            "api_port": port,
+            "public_url": f"http://127.0.0.1:{port}",  # where gateways download releases from
             "artifact_dir": str(stack.folder / "artifacts"),
             "celery_broker_url": backend.celery_broker_url,
             "celery_queue_dir": str(stack.folder / "celery-queue"),
