@@ -53,7 +53,10 @@ class ShadowSlotStatus(BaseModel):
     slot: str
     champion: ModelRef | None = Field(description="The model serving the slot (reported)")
     challenger: ModelRef | None = Field(description="The challenger the desired state names")
-    phase: str | None = Field(description="The challenger's reported phase (shadowing, failed, ...)")
+    phase: str | None = Field(
+        description="The challenger's reported phase (shadowing, failed, ...); 'promoted' once it "
+        "serves the slot, its figures then those gathered beside the model it replaced"
+    )
     error: str | None
     windows: int = Field(description="Comparison records of this champion and challenger")
     compared: int

@@ -33,6 +33,7 @@ from protocol.ota import DesiredState
 from protocol.shadow import SHADOW_EVENT_KIND, VERDICT_DEFECT, ShadowComparison
 
 log = logging.getLogger(__name__)
+PROMOTED = "promoted"  # the status's phase once the challenger serves the slot
 
 
 def start(session: Session, settings: CloudSettings, req: ShadowStart) -> tuple[str, list[DesiredState]]:
@@ -166,6 +167,14 @@ def _slot_status(
     champion = ModelRef.model_validate(active) if active else None
     said: dict[str, Any] = report.get("challenger") or {}
     reports_this = (said.get("model") or {}).get("sha256") == challenger.sha256
+    # Promoted: the challenger serves now, and the evidence that promoted it was gathered beside
+    # the champion it replaced (the slot's previous model), which stays the one to show.
+    promoted = champion is not None and champion.sha256 == challenger.sha256
+    if promoted:
+        previous = report.get("previous")
+        champion = ModelRef.model_validate(previous) if previous else None
+        said = {"phase": PROMOTED}
+        reports_this = True
     sums = _Sums()
     for event in session.scalars(
         select(Event)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -14,6 +15,8 @@ from sqlalchemy.orm import Session
 from cloud.db import make_engine, make_sessionmaker
 from cloud.db.dataset_models import Dataset, DatasetFile
 from cloud.db.models import Rollout
+from protocol.ota import ReportedState, SlotReport
+from protocol.topics import Channel
 from tests.support.console_live import BEFORE, Live
 from tests.support.shadow_evidence import T0, send_windows, shadowing
 
@@ -88,7 +91,20 @@ def test_a_promotion_that_passes_is_planned_with_the_figures_in_its_log(live: Li
     assert abs(figures["max_flag_rate_shift"]["measured"] - 0.02) < 1e-9
     assert figures["max_p95_ratio"]["measured"] == 1.5
     live.tick()
-    assert live.publisher.published[-1].slots["main"].manifest.version == "1.1"
+    promoted = live.publisher.published[-1]
+    assert promoted.slots["main"].manifest.version == "1.1"
+
+    # The gateway swaps it in: the evidence that promoted it stays on show, beside the model it replaced.
+    serving = SlotReport(active=challenger, previous=champion, phase="committed", health=BEFORE)
+    live.ingest("gw-a", Channel.REPORTED, ReportedState(
+        gateway_id="gw-a", desired_revision=promoted.revision, slots={"main": serving}, timestamp=datetime.now(UTC)))  # fmt: skip
+    [row] = live.client.get("/api/v1/shadow", headers=live.token("vera")).json()
+    assert (row["phase"], row["champion"]["version"], row["challenger"]["version"]) == (
+        "promoted",
+        "1.0",
+        "1.1",
+    )
+    assert (row["compared"], row["windows"]) == (600, 6)
 
 
 def test_labelled_disagreements_say_who_was_right(live: Live) -> None:
