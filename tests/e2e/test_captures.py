@@ -90,7 +90,8 @@ def check_dataset(stack: Stack, plant: Plant, agent: Agent, capture_id: str) -> 
     """The dataset holds the gateway's FRAMES files, each hashing as listed, each the source frame
     pixel for pixel (PNG: nothing lost to compression), none twice."""
     assert agent.captures is not None
-    on_gateway = agent.captures.store.get(capture_id)
+    store = agent.captures.store
+    on_gateway = store.get(capture_id)
     dataset = plant.call("GET", f"/datasets/{capture_id}", params={"files_limit": 500})
     assert (dataset["status"], dataset["frames"], dataset["label"]) == ("complete", FRAMES, "good")
     assert [(f["name"], f["sha256"]) for f in dataset["files"]] == [
@@ -103,7 +104,8 @@ def check_dataset(stack: Stack, plant: Plant, agent: Agent, capture_id: str) -> 
         image = cv2.imdecode(np.frombuffer(answer.content, np.uint8), cv2.IMREAD_COLOR)
         source = cv2.imread(str(stack.frames_dir / file["frame"]), cv2.IMREAD_COLOR)
         assert np.array_equal(image, source), file["frame"]
-    assert on_gateway.phase == "registered"
+    # The cloud registers the capture before its answer reaches the gateway: wait for the answer.
+    wait_for(lambda: store.get(capture_id).phase == "registered", 30, "the gateway to hear it registered")
     assert agent.captures.store.used_bytes == 0
 
 
