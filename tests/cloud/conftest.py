@@ -25,6 +25,16 @@ from tests.support.plant import Plant, running_plant
 from tests.support.yard import Yard, running_yard
 
 
+@pytest.fixture(autouse=True)
+def no_users_factoryctl_config(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """factoryctl called with no config in its environment falls back to ~/.config/factoryctl: a
+    login on the machine (a person trying the demo) would hand these tests its token. A home of
+    the test's own keeps them to what they set up."""
+    monkeypatch.setenv("HOME", str(tmp_path_factory.mktemp("home")))
+
+
 @pytest.fixture
 def cloud_settings(db_url: str, mosquitto: tuple[str, int], topic_space: TopicSpace) -> CloudSettings:
     """Settings pointing at this test's database, the real broker and this test's topic root."""
