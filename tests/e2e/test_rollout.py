@@ -8,20 +8,15 @@ a working model.
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from cloud.api import create_app
 from cloud.config import CloudSettings
 from cloud.db import make_engine, make_sessionmaker, migrate
 from cloud.db.models import Gateway, Rollout, RolloutEvent
@@ -38,6 +33,7 @@ from protocol.signing import generate_private_key, public_key_pem, sign_manifest
 from protocol.topics import TopicSpace
 from simulators.net import free_port
 from tests.support.agent import agent_config, write_frames
+from tests.support.e2e import api_server
 from tests.support.mqtt import clear_session
 from tests.support.ota_kit import BRIGHT, DARK, write_model
 from tests.support.tokens import bearer, mint_tokens
@@ -60,22 +56,6 @@ AGENT_LOAD = {"outbox": {"batch_items": 20, "resend_after_s": 10.0}, "telemetry_
 # one after the other in effect, so the limit is the wave's, not one gateway's. The bad version
 # must still be stopped by its health window (asserted below), never by this timeout.
 INSTALL_TIMEOUT_S = 180
-
-
-@contextmanager
-def api_server(settings: CloudSettings) -> Iterator[str]:
-    """The cloud API on a real port: gateways download artifacts from it over HTTP."""
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=settings.api_port, log_config=None)
-    )
-    thread = threading.Thread(target=server.run, name="api", daemon=True)
-    thread.start()
-    wait_for(lambda: server.started, 20, "the API to start")
-    try:
-        yield f"http://127.0.0.1:{settings.api_port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 def _active(agent: Agent) -> str:

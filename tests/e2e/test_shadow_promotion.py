@@ -7,11 +7,9 @@ and without a challenger beside it is recorded."""
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -19,10 +17,8 @@ from urllib.parse import urlsplit
 import httpx
 import numpy as np
 import pytest
-import uvicorn
 from sqlalchemy import select
 
-from cloud.api import create_app
 from cloud.config import CloudSettings
 from cloud.db import make_engine, make_sessionmaker, migrate
 from cloud.db.models import Result, Rollout
@@ -37,6 +33,7 @@ from protocol.topics import TopicSpace
 from simulators.net import free_port
 from tests.support.agent import agent_config, write_frames
 from tests.support.drift_teach import Backend, backend_named
+from tests.support.e2e import api_server
 from tests.support.mqtt import clear_session
 from tests.support.ota_kit import BRIGHT, DARK, write_model
 from tests.support.tokens import bearer, mint_tokens
@@ -55,22 +52,6 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
     pg_url = request.getfixturevalue("pg_url") if production else None
     with backend_named(request.param, tmp_path, pg_url, mosquitto) as chosen:
         yield chosen
-
-
-@contextmanager
-def api_server(settings: CloudSettings) -> Iterator[str]:
-    """The API on a real port, publishing desired states on the broker as deployed."""
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=settings.api_port, log_config=None)
-    )
-    thread = threading.Thread(target=server.run, name="api", daemon=True)
-    thread.start()
-    wait_for(lambda: server.started, 20, "the API to start")
-    try:
-        yield f"http://127.0.0.1:{settings.api_port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 @pytest.mark.slow

@@ -7,12 +7,15 @@ ground truth, the cloud's settings, the API, ingest workers and agents reading t
 from __future__ import annotations
 
 import json
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import uvicorn
 
 from cloud.api import create_app
 from cloud.config import CloudSettings
@@ -25,6 +28,7 @@ from simulators.camera_line import CameraLine, CameraLineConfig
 from simulators.fleet import bundled_manifest
 from simulators.writers import write_frames
 from tests.support.testclient import TestClient
+from tests.support.waiting import wait_for
 
 
 @dataclass(frozen=True)
@@ -133,3 +137,19 @@ class Stack:
             items.extend(page["items"])
             offset = page["next_offset"]
         return items
+
+
+@contextmanager
+def api_server(settings: CloudSettings) -> Iterator[str]:
+    """The cloud API on a real port: gateways download artifacts from it over HTTP."""
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings), host="127.0.0.1", port=settings.api_port, log_config=None)
+    )
+    thread = threading.Thread(target=server.run, name="api", daemon=True)
+    thread.start()
+    wait_for(lambda: server.started, 20, "the API to start")
+    try:
+        yield f"http://127.0.0.1:{settings.api_port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)

@@ -12,12 +12,15 @@ import numpy as np
 from edge_agent.frames import Frame
 from edge_agent.outbox_streams import EventDraft
 from edge_agent.runtime import Prediction, Runner, build_runner
+from edge_agent.shadow.config import ShadowConfig
 from protocol.messages import LoadedModel, ModelRef, utcnow
 from protocol.shadow import SHADOW_EVENT_KIND, ShadowComparison
 from tests.support.ota_kit import BRIGHT, DARK, GOOD_BIAS, write_model
 
 # The champion calls dark frames good and bright ones scratch; this challenger calls every frame scratch.
 ALL_SCRATCH_BIAS = (-5.0, 5.0)
+# Shadow settings of the OTA challenger tests: every frame compared, short windows.
+SHADOW = ShadowConfig(budget_ms=10_000, max_backlog=None, window_frames=12)
 
 
 def tiny_runner(folder: Path, version: str, bias: tuple[float, float]) -> Runner:

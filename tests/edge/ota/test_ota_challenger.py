@@ -10,16 +10,13 @@ from typing import Any
 
 import pytest
 
-from edge_agent.shadow.config import ShadowConfig
 from protocol.messages import DefectOutput, utcnow
 from protocol.ota import ChallengerReport
 from protocol.shadow import CHALLENGER_EVENT_KIND, SHADOW_EVENT_KIND, ShadowComparison
 from protocol.topics import TopicSpace
 from tests.support.ota_kit import Rig, Signer
-from tests.support.shadow import ALL_SCRATCH_BIAS
+from tests.support.shadow import ALL_SCRATCH_BIAS, SHADOW
 from tests.support.waiting import wait_for
-
-SHADOW = ShadowConfig(budget_ms=10_000, max_backlog=None, window_frames=12)
 
 
 @pytest.fixture

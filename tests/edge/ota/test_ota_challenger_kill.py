@@ -18,8 +18,8 @@ from edge_agent.agent import Agent
 from protocol.messages import utcnow
 from protocol.shadow import SHADOW_EVENT_KIND
 from protocol.topics import TopicSpace
-from tests.edge.ota.test_ota_challenger import SHADOW
 from tests.support.ota_kit import Rig
+from tests.support.shadow import SHADOW
 from tests.support.waiting import wait_for
 
 # Where the kill lands -> (champion after the restart, challenger still shadowing). The retained
