@@ -15,6 +15,7 @@ import signal
 import sys
 import threading
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from types import FrameType
 
 from pydantic import ValidationError
@@ -96,6 +97,18 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="LIFETIME",
         help="how long the token works: 30m, 12h, 30d, 8w (at most 366d) [default 90d]",
     )
+    desired_key = commands.add_parser(
+        "desired-key",
+        help="print the id of the key desired states are signed with (made on first use) and write "
+        "its public half for gateways to pin (ota.desired_keys)",
+    )
+    _add_settings_flags(desired_key)
+    desired_key.add_argument(
+        "--public-out",
+        type=Path,
+        default=None,
+        help="where to write the public PEM [default: beside the key, .pub]",
+    )
     broker = commands.add_parser("broker", help="run the embedded MQTT broker (demo profile: insecure)")
     broker.add_argument("--host", default="127.0.0.1", help="address to listen on")
     broker.add_argument("--port", type=int, default=1883, help="TCP port (0 = any free port)")
@@ -125,6 +138,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
 
             migrate(settings.db_url, wait_s=settings.db_wait_s)
             return 0
+        if args.command == "desired-key":
+            return _desired_key(settings, args.public_out)
         if args.command in ("users", "tokens"):
             from cloud.access_cli import run_access_command
 
@@ -141,6 +156,20 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     except RuntimeError as exc:  # start-up failures (database unreachable...) carry a clear message
         log.error("%s", exc)  # the message says it all; no traceback for operators
         return 1
+
+
+def _desired_key(settings: CloudSettings, out: Path | None) -> int:
+    from cloud.ota.desired_key import desired_key, key_path, public_key_file
+    from protocol.signing import SignatureError, key_id
+
+    try:
+        public = public_key_file(settings, out)
+        ident = key_id(desired_key(settings).public_key())
+    except (OSError, SignatureError) as exc:
+        print(f"factory-cloud: desired-state key {key_path(settings)}: {exc}", file=sys.stderr)  # noqa: T201
+        return 1
+    print(f"desired-state key {key_path(settings)} (key id {ident}); public key: {public}")  # noqa: T201
+    return 0
 
 
 def _demo_exposure(settings: CloudSettings, allowed: bool) -> str | None:

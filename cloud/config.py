@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator, model_validator
 
 from protocol.signing import SignatureError, load_private_key
 from protocol.topics import TOPIC_ROOT, TopicSpace
@@ -173,6 +173,19 @@ class CloudSettings(BaseModel):
         "(factoryctl runs download, then models push). Set only where the worker's disk is trusted",
     )
     rollout_tick_s: float = Field(5.0, gt=0, description="How often Celery beat advances rollouts, seconds")
+    desired_signing_key: str | None = Field(
+        None,
+        description="Ed25519 private key PEM the cloud signs gateways' desired states with (gateways "
+        "pin its public key, ota.desired_keys); API and worker need the same file. Unset: "
+        "desired-signing.pem beside artifact_dir, made on first use",
+    )
+    desired_ttl_h: float = Field(
+        168.0,
+        gt=0,
+        le=24 * 366,
+        description="Hours a signed desired state stays valid; the rollout tick re-signs each one "
+        "halfway through, so a statement held back longer than this is reported stale",
+    )
     demo_control_url: str | None = Field(
         None,
         description="Demo profile only: the simulator control endpoint of `factory-sim demo`, which sets "
@@ -198,17 +211,17 @@ class CloudSettings(BaseModel):
             raise ValueError(f"share group {value!r} must be one plain topic level")
         return value or None
 
-    @field_validator("training_signing_key")
+    @field_validator("training_signing_key", "desired_signing_key")
     @classmethod
-    def _check_training_signing_key(cls, value: str | None) -> str | None:
+    def _check_signing_key(cls, value: str | None, info: ValidationInfo) -> str | None:
         if not value:
             return None
-        # Refused at start-up, not at the first taught model: a key that cannot sign would
-        # otherwise fail every run hours later.
+        # Refused at start-up, not at the first signature: a key that cannot sign would
+        # otherwise fail every run or rollout hours later.
         try:
             load_private_key(Path(value))
         except SignatureError as exc:
-            raise ValueError(f"training_signing_key: {exc}") from None
+            raise ValueError(f"{info.field_name}: {exc}") from None
         return value
 
     @field_validator("demo_control_url")

@@ -208,6 +208,14 @@ class OtaConfig(StrictModel):
     revoked_keys: list[str] = Field(
         default_factory=list, description="Key ids (16 hex) refused even if listed in trusted_keys"
     )
+    desired_keys: list[ConfigPath] = Field(
+        default_factory=list,
+        description="PEM Ed25519 public keys of the cloud's desired-state signer "
+        "(`factory-cloud desired-key`); list the new one beside the old to rotate",
+    )
+    desired_revoked_keys: list[str] = Field(
+        default_factory=list, description="Key ids (16 hex) refused even if listed in desired_keys"
+    )
     download_timeout_s: float = Field(
         default=300.0, gt=0, description="Whole download of one file, retries included"
     )
@@ -248,7 +256,7 @@ class OtaConfig(StrictModel):
         default=None, description="Testing only: stop the OTA thread at this step (kill -9 tests)"
     )
 
-    @field_validator("revoked_keys")
+    @field_validator("revoked_keys", "desired_revoked_keys")
     @classmethod
     def _key_ids(cls, value: list[str]) -> list[str]:
         bad = [k for k in value if len(k) != 16 or any(c not in "0123456789abcdef" for c in k)]
@@ -260,6 +268,11 @@ class OtaConfig(StrictModel):
     def _keys_when_enabled(self) -> OtaConfig:
         if self.enabled and not self.trusted_keys:
             raise ValueError("trusted_keys: at least one public key is needed when OTA is enabled")
+        if self.enabled and not self.desired_keys:
+            raise ValueError(
+                "desired_keys: the cloud's desired-state public key is needed when OTA is enabled "
+                "(`factory-cloud desired-key --public-out FILE` writes it)"
+            )
         return self
 
     @model_validator(mode="after")

@@ -1,6 +1,11 @@
 """Over-the-air model delivery on the wire: desired state (cloud -> gateway, retained) and
 reported state (gateway -> cloud, retained), the device-shadow pattern. A gateway that was offline
 converges when it returns, because the latest desired state waits for it on the broker.
+
+A desired state is a signed statement (protocol/desired_signing.py): the cloud's desired-state
+key signs it whole, offers' ``allow_downgrade`` included, with a revision the gateway only lets
+grow and an expiry after which it is ``stale``. Anyone who can publish on the broker can replay,
+hold back or edit a message; none of that gets past the signature, the revision and the expiry.
 """
 
 from __future__ import annotations
@@ -12,6 +17,9 @@ from pydantic import AwareDatetime, Field, SerializerFunctionWrapHandler, model_
 from protocol.manifest import ModelManifest
 from protocol.messages import MAX_WIRE_INT, SCHEMA_VERSION, GatewayId, ModelRef, Name, Text, WireModel
 from protocol.signing import ManifestSignature
+
+# Said once: the keys below are left off the wire when empty, so older peers (which refuse unknown
+# keys) keep working while no feature needs them.
 
 
 class ModelOffer(WireModel):
@@ -40,14 +48,19 @@ class DesiredState(WireModel):
         description="Per slot, a release to run in shadow beside the slot's model (docs/ota.md, "
         "'Shadow'); promotion is a later revision whose slots offer names the challenger's release",
     )
+    expires_at: AwareDatetime | None = Field(
+        default=None, description="After this the gateway reports the statement stale and does not act on it"
+    )
+    signature: ManifestSignature | None = Field(
+        default=None, description="The cloud's desired-state key over every other field"
+    )
 
     @model_serializer(mode="wrap")
-    def _omit_no_challengers(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        # An agent that predates challengers refuses unknown keys: an empty section stays off the
-        # wire, so its OTA updates go on while no shadow run targets it.
+    def _omit_empty(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         data: dict[str, Any] = handler(self)
-        if not self.challengers:
-            data.pop("challengers", None)
+        for key in ("challengers", "expires_at", "signature"):
+            if not data.get(key):
+                data.pop(key, None)
         return data
 
 
@@ -117,6 +130,17 @@ class SlotReport(WireModel):
         return data
 
 
+RefusalReason = Literal["unsigned", "forged", "stale", "replayed"]
+
+
+class DesiredRefusal(WireModel):
+    """A desired state the gateway did not act on, and why: the models it runs stay as they were."""
+
+    revision: int = Field(ge=0, le=MAX_WIRE_INT)
+    reason: RefusalReason
+    message: Text = Field(max_length=2000)
+
+
 class ReportedState(WireModel):
     """What a gateway actually runs, and how far it got with the latest desired revision."""
 
@@ -128,3 +152,13 @@ class ReportedState(WireModel):
     rollout_id: Text | None = Field(default=None, max_length=64)
     slots: dict[Name, SlotReport]
     timestamp: AwareDatetime
+    refused: DesiredRefusal | None = Field(
+        default=None, description="The latest desired state refused since the last one acted on"
+    )
+
+    @model_serializer(mode="wrap")
+    def _omit_no_refusal(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if self.refused is None:
+            data.pop("refused", None)
+        return data

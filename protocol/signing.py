@@ -1,9 +1,9 @@
-"""Ed25519 signatures over model manifests.
+"""Ed25519 signatures over model manifests (and, in protocol/desired_signing.py, desired states).
 
 The engineer's CLI signs; gateways verify against the public keys they pin. The manifest carries
 the artifact's (and every extra file's) SHA-256 and the monotonic version, so one signature
-covers the whole release. The cloud never holds a private key, so it cannot forge a model that
-gateways accept.
+covers the whole release. The cloud never holds a model key, so it cannot forge a model that
+gateways accept; the key it signs desired states with only says which signed model goes where.
 """
 
 from __future__ import annotations
@@ -55,7 +55,12 @@ def key_id(key: Ed25519PublicKey) -> KeyId:
 
 def sign_manifest(manifest: ModelManifest, private_key: Ed25519PrivateKey) -> ManifestSignature:
     """Sign ``manifest`` with the engineer's key."""
-    signature = private_key.sign(canonical_bytes(manifest))
+    return sign_bytes(canonical_bytes(manifest), private_key)
+
+
+def sign_bytes(data: bytes, private_key: Ed25519PrivateKey) -> ManifestSignature:
+    """A detached signature over ``data``."""
+    signature = private_key.sign(data)
     return ManifestSignature(
         key_id=key_id(private_key.public_key()), signature=base64.b64encode(signature).decode()
     )
@@ -74,6 +79,12 @@ class TrustStore:
 
     def verify(self, manifest: ModelManifest, signature: ManifestSignature) -> None:
         """Raise SignatureError unless a trusted, unrevoked key made ``signature`` over ``manifest``."""
+        self.verify_bytes(
+            canonical_bytes(manifest), signature, f"manifest {manifest.name} {manifest.version}"
+        )
+
+    def verify_bytes(self, data: bytes, signature: ManifestSignature, what: str) -> None:
+        """Raise SignatureError unless a trusted, unrevoked key made ``signature`` over ``data``."""
         if signature.key_id in self.revoked:
             raise SignatureError(f"key {signature.key_id} is revoked")
         key = self._keys.get(signature.key_id)
@@ -86,11 +97,9 @@ class TrustStore:
         except (binascii.Error, ValueError):
             raise SignatureError("signature is not valid base64") from None
         try:
-            key.verify(raw, canonical_bytes(manifest))
+            key.verify(raw, data)
         except InvalidSignature:
-            raise SignatureError(
-                f"signature by key {signature.key_id} does not match manifest {manifest.name} {manifest.version}"
-            ) from None
+            raise SignatureError(f"signature by key {signature.key_id} does not match {what}") from None
 
 
 def generate_private_key() -> Ed25519PrivateKey:

@@ -70,7 +70,7 @@ def _wait_http(url: str, timeout_s: float, service: Service) -> None:
 
 
 def _start_cloud(
-    supervisor: Supervisor, config: DemoConfig, public_key: Path, control_url: str
+    supervisor: Supervisor, config: DemoConfig, public_key: Path, desired_key: Path, control_url: str
 ) -> tuple[str, str, str]:
     """Start broker (if embedded), migrate, API, ingest and the Celery worker; return (broker URL,
     API URL, admin token). The registry knows the key the gateways trust, so a version signed by
@@ -113,6 +113,7 @@ def _start_cloud(
     api_url = f"http://127.0.0.1:{config.api_port}"
     # API and worker agree on where artifacts live and the URL gateways download them from.
     common += ["--artifact-dir", str((config.workdir / "artifacts").resolve()), "--public-url", api_url]
+    common += ["--desired-signing-key", str(desired_key.resolve())]  # API and worker sign desired states
     if not port_is_free(config.api_port):
         raise DemoError(f"port {config.api_port} is taken; pass --api-port to use another")
     trusted = {"FACTORY_TRUSTED_KEYS": str(public_key.resolve())}
@@ -176,9 +177,10 @@ def _gateway_tokens(fleet: FleetConfig, db_url: str) -> None:
         path.chmod(0o600)  # a file left by an earlier run keeps its mode through O_TRUNC
 
 
-def _demo_signing_key(folder: Path) -> tuple[Path, Path]:
-    """The demo engineer's Ed25519 key pair, made once; gateways pin the public half."""
-    private, public = folder / "demo-signing.pem", folder / "demo-signing.pub.pem"
+def _demo_key(folder: Path, name: str) -> tuple[Path, Path]:
+    """An Ed25519 key pair, made once; gateways pin the public half. ``demo-signing``: the demo
+    engineer's model key; ``desired-signing``: the cloud's desired-state key."""
+    private, public = folder / f"{name}.pem", folder / f"{name}.pub.pem"
     if not private.exists():
         folder.mkdir(parents=True, exist_ok=True)
         key = generate_private_key()
@@ -202,15 +204,19 @@ def run_demo(config: DemoConfig) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     try:
-        signing_key, public_key = _demo_signing_key(config.workdir / "keys")
+        signing_key, public_key = _demo_key(config.workdir / "keys", "demo-signing")
+        desired_key, desired_public = _demo_key(config.workdir / "keys", "desired-signing")
         looks.start()
-        broker_url, api_url, admin_token = _start_cloud(supervisor, config, public_key, looks.url)
+        broker_url, api_url, admin_token = _start_cloud(
+            supervisor, config, public_key, desired_key, looks.url
+        )
         fleet = FleetConfig(
             count=config.gateways,
             broker_url=broker_url,
             workdir=config.workdir / "gateways",
             fps=config.fps,
             trusted_keys=(public_key,),
+            desired_keys=(desired_public,),
             topic_root=config.topic_root,
             # One of each: few-shot anomaly model + maintenance notes, supervised CNN, parcel line.
             kinds=("anomaly", "inspection", "parcels"),

@@ -70,6 +70,7 @@ class FleetConfig:
     password_env: str | None = None
     ca_file: Path | None = None
     trusted_keys: tuple[Path, ...] = ()  # non-empty: gateways follow signed OTA updates
+    desired_keys: tuple[Path, ...] = ()  # the cloud's desired-state key(s), needed with trusted_keys
     # Gateway kinds in turn: "inspection" (camera + --manifest or the supervised defect CNN),
     # "anomaly" (camera + few-shot anomaly model + maintenance notes), "parcels" (parcel line).
     kinds: tuple[str, ...] = ("inspection",)
@@ -88,6 +89,10 @@ class FleetConfig:
             raise ValueError(f"--first must be at least 1, got {self.first}")
         if not 0.0 <= self.defect_rate <= 1.0:
             raise ValueError(f"--defect-rate must be within 0..1, got {self.defect_rate}")
+        if self.trusted_keys and not self.desired_keys:
+            raise ValueError(
+                "--trusted-key needs --desired-key too: gateways act only on signed desired states"
+            )
         unknown = sorted(set(self.kinds) - set(KINDS))
         if unknown or not self.kinds:
             raise ValueError(f"--kind must be one of {', '.join(KINDS)}; got {unknown or 'none'}")
@@ -194,6 +199,7 @@ def _ota_block(fleet: FleetConfig) -> dict[str, Any]:
     return {
         "enabled": True,
         "trusted_keys": [str(k.resolve()) for k in fleet.trusted_keys],
+        "desired_keys": [str(k.resolve()) for k in fleet.desired_keys],
         "health_window_s": 20,
         "health_window_inferences": 30,
         "min_window_inferences": 30,
@@ -278,6 +284,14 @@ def add_fleet_arguments(parser: argparse.ArgumentParser) -> None:
         dest="trusted_keys",
         help="PEM Ed25519 public key whose signed models the gateways install over the air (repeat)",
     )
+    parser.add_argument(
+        "--desired-key",
+        type=Path,
+        action="append",
+        dest="desired_keys",
+        help="PEM public key of the cloud's desired-state signer (`factory-cloud desired-key`; repeat "
+        "to rotate); needed with --trusted-key",
+    )
 
 
 def fleet_from_args(args: argparse.Namespace) -> FleetConfig:
@@ -297,6 +311,7 @@ def fleet_from_args(args: argparse.Namespace) -> FleetConfig:
         password_env=args.password_env,
         ca_file=args.ca_file,
         trusted_keys=tuple(args.trusted_keys or ()),
+        desired_keys=tuple(args.desired_keys or ()),
         kinds=tuple(args.kinds) if args.kinds else FleetConfig.kinds,
     )
 

@@ -19,6 +19,7 @@ import yaml
 from cloud.cli import build_parser as cloud_parser
 from cloud.config import CloudSettings, env_name, settings_from_environment
 from edge_agent.main import _parser as agent_parser
+from protocol.signing import generate_private_key, private_key_pem
 from simulators.cli import build_parser as sim_parser
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,7 +28,13 @@ PARSERS: dict[str, Callable[[], argparse.ArgumentParser]] = {
     "factory-sim": sim_parser,
     "edge-agent": agent_parser,
 }
-OPERATOR_MADE = {"deploy/mosquitto/passwd", "deploy/mosquitto/certs", "deploy/mosquitto/certs/ca.crt"}
+OPERATOR_MADE = {
+    "deploy/mosquitto/passwd",
+    "deploy/mosquitto/certs",
+    "deploy/mosquitto/certs/ca.crt",
+    "deploy/keys/desired-signing.pem",
+}
+CLOUD_SERVICES = ("api", "ingest", "worker")
 # Every example config of the repository, and what checks it.
 EXAMPLES = {
     "edge_agent/gateway.example.yaml": "tests/edge/test_example_config.py loads it and runs an agent on it",
@@ -103,18 +110,51 @@ def test_mosquitto_acl_confines_gateways_to_their_subtree() -> None:
     assert {p[2].rsplit("/", 1)[1] for p in patterns if p[1] == "read"} == {"ack", "desired", "captures"}
 
 
-def test_compose_cloud_settings_are_settings_the_cloud_reads() -> None:
+def test_compose_cloud_settings_are_settings_the_cloud_reads(tmp_path: Path) -> None:
     """Every FACTORY_* variable of the cloud containers names a setting, and together they make
-    settings the production profile accepts (TLS to the broker, real credentials)."""
-    environment = _compose()["x-cloud"]["environment"]
-    assert isinstance(environment, dict)
-    # ${NAME:?message}: what the operator exports before `docker compose up`.
-    values = {k: re.sub(r"\$\{\w+:\?[^}]*\}", "an-operator-secret", str(v)) for k, v in environment.items()}
+    settings the production profile accepts (TLS to the broker, real credentials), with a broker
+    identity of each service's own."""
     known = {env_name(field) for field in CloudSettings.model_fields}
-    assert set(values) <= known, f"settings the cloud does not read: {sorted(set(values) - known)}"
-    settings = settings_from_environment(values)
-    assert settings.profile == "production"
-    assert settings.broker.tls
+    users = set()
+    key = tmp_path / "desired-signing.pem"
+    key.write_bytes(private_key_pem(generate_private_key()))
+    for name in CLOUD_SERVICES:
+        environment = _compose()["services"][name]["environment"]
+        assert isinstance(environment, dict)
+        # ${NAME:?message}: what the operator exports before `docker compose up`.
+        values = {
+            k: re.sub(r"\$\{\w+:\?[^}]*\}", "an-operator-secret", str(v)) for k, v in environment.items()
+        }
+        assert set(values) <= known, (
+            f"{name}: settings the cloud does not read: {sorted(set(values) - known)}"
+        )
+        # The key is mounted from deploy/keys/ (OPERATOR_MADE); here a real one stands in.
+        assert values["FACTORY_DESIRED_SIGNING_KEY"] == "/keys/desired-signing.pem"
+        settings = settings_from_environment({**values, "FACTORY_DESIRED_SIGNING_KEY": str(key)})
+        assert settings.profile == "production"
+        assert settings.broker.tls
+        users.add(settings.broker_username)
+    assert users == {f"factory-{name}" for name in CLOUD_SERVICES}, "each service logs in as itself"
+
+
+def test_mosquitto_acl_gives_each_cloud_service_only_its_job() -> None:
+    """Ingest reads the gateways' channels and writes acks; the API and the worker write desired
+    states and capture orders; no service writes into a gateway's own streams."""
+    rights: dict[str, set[tuple[str, str]]] = {}
+    user = None
+    for line in (ROOT / "deploy" / "mosquitto" / "acl").read_text().splitlines():
+        words = line.split()
+        if words[:1] == ["user"]:
+            user = words[1]
+            rights[user] = set()
+        elif words[:1] == ["topic"] and user is not None:
+            rights[user].add((words[1], words[2]))
+    writes = {("write", "factory/v1/+/desired"), ("write", "factory/v1/+/captures")}
+    assert rights == {
+        "factory-ingest": {("read", "factory/v1/+/+"), ("write", "factory/v1/+/ack")},
+        "factory-api": writes,
+        "factory-worker": writes,
+    }
 
 
 def test_every_example_config_is_checked() -> None:

@@ -1,7 +1,10 @@
-"""Desired state per gateway: stored with a monotonic revision, published retained at QoS 1.
+"""Desired state per gateway: stored with a monotonic revision, signed, published retained at QoS 1.
 
 The database row is the source of truth; the retained message is its copy on the broker, so a
-gateway offline during a rollout finds its latest desired state when it returns.
+gateway offline during a rollout finds its latest desired state when it returns. Each statement
+is signed with the cloud's desired-state key and expires (``desired_ttl_h``); the rollout tick
+re-signs a statement halfway through its life (:func:`refresh_expiring`), so only one held back
+from the gateway ever goes stale there.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 from typing import Protocol
 
 import paho.mqtt.client as mqtt
@@ -20,6 +24,8 @@ from sqlalchemy.orm import Session
 from cloud.config import CloudSettings
 from cloud.db.dialect import insert_ignore
 from cloud.db.models import GatewayDesired
+from cloud.ota.desired_key import desired_key
+from protocol.desired_signing import sign_desired
 from protocol.messages import WireModel, encode, utcnow
 from protocol.ota import DesiredState, ModelOffer
 from protocol.topics import Channel, TopicSpace
@@ -29,7 +35,11 @@ PUBLISH_TIMEOUT_S = 10.0
 
 
 def stage_desired(
-    session: Session, offers: dict[str, ModelOffer], slot: str, rollout_id: str | None
+    session: Session,
+    settings: CloudSettings,
+    offers: dict[str, ModelOffer],
+    slot: str,
+    rollout_id: str | None,
 ) -> list[DesiredState]:
     """Set ``slot`` of each gateway in ``offers`` (gateway -> offer) with the next revision.
 
@@ -42,11 +52,11 @@ def stage_desired(
     def change(gateway_id: str, slots: dict[str, ModelOffer], _challengers: dict[str, ModelOffer]) -> None:
         slots[slot] = offers[gateway_id]
 
-    return _stage(session, sorted(offers), change, rollout_id)
+    return _stage(session, settings, sorted(offers), change, rollout_id)
 
 
 def stage_challengers(
-    session: Session, offers: dict[str, ModelOffer | None], slot: str
+    session: Session, settings: CloudSettings, offers: dict[str, ModelOffer | None], slot: str
 ) -> list[DesiredState]:
     """Set (an offer) or remove (None) the challenger of ``slot`` on each gateway in ``offers``."""
 
@@ -57,11 +67,32 @@ def stage_challengers(
         else:
             challengers[slot] = offer
 
-    return _stage(session, sorted(offers), change, None, keep_rollout=True)
+    return _stage(session, settings, sorted(offers), change, None, keep_rollout=True)
+
+
+def refresh_expiring(session: Session, settings: CloudSettings) -> list[DesiredState]:
+    """Re-sign, at the next revision, every desired state past half its life; the caller commits
+    and publishes. The content stays as it was: a gateway finds it already serves it."""
+    due = utcnow() - timedelta(hours=settings.desired_ttl_h / 2)
+    ids = list(
+        session.scalars(
+            select(GatewayDesired.gateway_id)
+            .where(GatewayDesired.updated_at < due, GatewayDesired.revision > 0)
+            .order_by(GatewayDesired.gateway_id)
+        )
+    )
+
+    def unchanged(
+        _gateway_id: str, _slots: dict[str, ModelOffer], _challengers: dict[str, ModelOffer]
+    ) -> None:
+        return None
+
+    return _stage(session, settings, ids, unchanged, None, keep_rollout=True)
 
 
 def _stage(
     session: Session,
+    settings: CloudSettings,
     ids: list[str],
     change: Callable[[str, dict[str, ModelOffer], dict[str, ModelOffer]], None],
     rollout_id: str | None,
@@ -82,6 +113,8 @@ def _stage(
         .with_for_update()
     )
     states = []
+    key = desired_key(settings)
+    expires = now + timedelta(hours=settings.desired_ttl_h)
     for row in rows:
         document = row.document or {}
         slots = {k: ModelOffer.model_validate(v) for k, v in (document.get("slots") or {}).items()}
@@ -89,13 +122,17 @@ def _stage(
             k: ModelOffer.model_validate(v) for k, v in (document.get("challengers") or {}).items()
         }
         change(row.gateway_id, slots, challengers)
-        state = DesiredState(
-            gateway_id=row.gateway_id,
-            revision=row.revision + 1,
-            rollout_id=document.get("rollout_id") if keep_rollout else rollout_id,
-            slots=slots,
-            issued_at=now,
-            challengers=challengers,
+        state = sign_desired(
+            DesiredState(
+                gateway_id=row.gateway_id,
+                revision=row.revision + 1,
+                rollout_id=document.get("rollout_id") if keep_rollout else rollout_id,
+                slots=slots,
+                issued_at=now,
+                challengers=challengers,
+                expires_at=expires,
+            ),
+            key,
         )
         row.revision = state.revision
         row.document = state.model_dump(mode="json")

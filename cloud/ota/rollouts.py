@@ -140,7 +140,7 @@ def _start_wave(
             "started": True,
         }
     offer = offer_for(settings, version)
-    states = stage_desired(session, dict.fromkeys(members, offer), rollout.slot, rollout.id)
+    states = stage_desired(session, settings, dict.fromkeys(members, offer), rollout.slot, rollout.id)
     for state in states:
         plan[state.gateway_id]["revision"] = state.revision
     rollout.plan = plan
@@ -282,7 +282,7 @@ def abort(
         offers.update(dict.fromkeys(gws, offer))
         sent.update(dict.fromkeys(gws, f"{name} {version}"))
     mark_aborted(rollout, sent, skipped)
-    states = stage_desired(session, offers, rollout.slot, rollout.id)
+    states = stage_desired(session, settings, offers, rollout.slot, rollout.id)
     if states:
         _event(
             session, rollout, "rolled_back", f"{len(states)} gateway(s) sent back", gateways=sorted(offers)

@@ -1,4 +1,5 @@
-"""Advance every running rollout once: what a Celery beat tick (or a test) calls."""
+"""Advance every running rollout once and re-sign ageing desired states: what a Celery beat tick
+(or a test) calls."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from cloud.config import CloudSettings
 from cloud.db.models import Rollout
-from cloud.ota.desired import DesiredPublisher
+from cloud.ota.desired import DesiredPublisher, refresh_expiring
 from cloud.ota.rollouts import advance
 from cloud.registry.service import RegistryError
 
@@ -35,4 +36,9 @@ def tick_all(sessions: sessionmaker[Session], settings: CloudSettings, publisher
                 continue
         if states:
             publisher.publish(states)
+    with sessions.begin() as session:
+        refreshed = refresh_expiring(session, settings)
+    if refreshed:
+        publisher.publish(refreshed)
+        log.info("re-signed %d desired state(s) halfway through their life", len(refreshed))
     return len(ids)

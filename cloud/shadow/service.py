@@ -57,10 +57,10 @@ def start(session: Session, settings: CloudSettings, req: ShadowStart) -> tuple[
     if problem is not None:
         raise RegistryError(422, problem)
     offer = offer_for(settings, version)
-    return slot, stage_challengers(session, dict.fromkeys(gateways, offer), slot)
+    return slot, stage_challengers(session, settings, dict.fromkeys(gateways, offer), slot)
 
 
-def stop(session: Session, slot: str, target: Target) -> list[DesiredState]:
+def stop(session: Session, settings: CloudSettings, slot: str, target: Target) -> list[DesiredState]:
     """Drop the challenger of ``slot`` on each targeted gateway that has one asked for."""
     plan = RolloutCreate(model_name="-", version="-", slot=slot, target=target)
     gateways = _targeted(session, plan)
@@ -71,7 +71,7 @@ def stop(session: Session, slot: str, target: Target) -> list[DesiredState]:
     }
     if not asked:
         raise RegistryError(404, f"no targeted gateway has a challenger in slot {slot}")
-    return stage_challengers(session, dict.fromkeys(sorted(asked)), slot)
+    return stage_challengers(session, settings, dict.fromkeys(sorted(asked)), slot)
 
 
 def _targeted(session: Session, plan: RolloutCreate) -> list[str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
@@ -16,6 +17,7 @@ from typing import Literal
 from edge_agent.config import AgentConfig, OtaStep
 from edge_agent.link import MqttLink
 from edge_agent.ota.challenger import Challengers, Hooks
+from edge_agent.ota.desired_gate import DesiredGate
 from edge_agent.ota.download import DownloadError, fetch_release
 from edge_agent.ota.health import judge
 from edge_agent.ota.slot import SlotState, ref_of
@@ -34,9 +36,10 @@ from edge_agent.outbox_streams import EventDraft
 from edge_agent.pipeline import InferenceWorker
 from edge_agent.runtime.registry import NO_SETTINGS, SlotSettings
 from edge_agent.shadow.slot import ShadowSlot
+from protocol.desired_signing import admit
 from protocol.manifest import MANIFEST_SUFFIX, ModelManifest
 from protocol.messages import ModelRef, WireError, decode, encode, utcnow, wire_text
-from protocol.ota import DesiredState, ModelOffer, Phase, ReportedState
+from protocol.ota import DesiredRefusal, DesiredState, ModelOffer, Phase, ReportedState
 from protocol.signing import TrustStore, trust_store_from
 from protocol.topics import Channel, TopicSpace
 
@@ -89,9 +92,14 @@ class OtaClient:
             self.slots[slot] = state
         hooks = Hooks(self._set, self._publish_report, on_swap, emit_event)
         self.challengers = Challengers(config, self.slots, factory, self.trust, stop, hooks)
-        self.revision = 0
+        self.desired_gate = DesiredGate(
+            trust_store_from(self.cfg.desired_keys, self.cfg.desired_revoked_keys), config.models_dir
+        )
+        self.revision = self.desired_gate.revision
         self.rollout_id: str | None = None
+        self.refused: DesiredRefusal | None = None
         self._pending: DesiredState | None = None
+        self._refusals: deque[DesiredRefusal] = deque(maxlen=8)
         self._cond = threading.Condition()
         self._report_due = True
         self._reported_epoch = 0
@@ -122,8 +130,13 @@ class OtaClient:
         if desired.gateway_id != self.config.gateway_id:
             log.warning("ota: desired state for gateway %s on my topic ignored", desired.gateway_id)
             return
+        # Signature and expiry first, so a forged statement with a huge revision cannot push the
+        # cloud's real one out of the single pending place; the revision is judged on the thread.
+        refusal = admit(desired, self.desired_gate.trust, None, utcnow())
         with self._cond:
-            if self._pending is None or desired.revision >= self._pending.revision:
+            if refusal is not None:
+                self._refusals.append(refusal)
+            elif self._pending is None or desired.revision >= self._pending.revision:
                 self._pending = desired
             self._cond.notify_all()
 
@@ -135,15 +148,20 @@ class OtaClient:
             rollout_id=self.rollout_id,
             slots={slot: state.report() for slot, state in self.slots.items()},
             timestamp=utcnow(),
+            refused=self.refused,
         )
 
     # ---- thread ------------------------------------------------------------------------------
     def _run(self) -> None:
         while not self._stop.is_set():
             with self._cond:
-                if self._pending is None:
+                if self._pending is None and not self._refusals:
                     self._cond.wait(timeout=0.5)
                 desired, self._pending = self._pending, None
+                refusals = list(self._refusals)
+                self._refusals.clear()
+            for early in refusals:
+                self._refuse(early)
             if self._link.epoch != self._reported_epoch:
                 self._report_due = True  # a reconnect: refresh the retained report
             if time.monotonic() - self._health_at >= self.cfg.report_interval_s:
@@ -153,6 +171,11 @@ class OtaClient:
                 self._publish_report()
             if desired is None:
                 continue
+            refusal = self.desired_gate.admit(desired, utcnow())
+            if refusal is not None:
+                self._refuse(refusal)
+                continue
+            self.refused = None
             self.revision, self.rollout_id = desired.revision, desired.rollout_id
             self._report_due = True
             for slot, offer in desired.slots.items():
@@ -175,6 +198,21 @@ class OtaClient:
             self.challengers.apply(desired)  # after the slots: a promotion there drops the challenger
             if self._link.connected:
                 self._publish_report()
+
+    def _refuse(self, refusal: DesiredRefusal) -> None:
+        """Say loudly that a desired state was not acted on; every slot keeps serving what it serves."""
+        log.warning("ota: desired state refused (%s): %s", refusal.reason, refusal.message)
+        self.refused = refusal
+        self._emit_event(
+            EventDraft(
+                kind="ota_refused",
+                level="error",
+                message=wire_text(refusal.message, 2000),
+                details={"revision": refusal.revision, "reason": refusal.reason, "acted_on": self.revision},
+            )
+        )
+        if self._link.connected:
+            self._publish_report()
 
     def _refresh_health(self) -> None:
         # The rollout engine's health gates keep reading the report after the commit (bake time).

@@ -101,6 +101,15 @@ def _keys_written(ran: Ran, sandbox: Sandbox) -> None:
     assert stat.S_IMODE(private.stat().st_mode) == 0o600, ran.describe()
 
 
+def _desired_key_written(ran: Ran, sandbox: Sandbox) -> None:
+    """docs/ota.md: `factory-cloud desired-key` writes the public key the demo's gateways pin."""
+    _succeeded(ran, sandbox)
+    written = sandbox.folder / "cloud-desired.pub.pem"
+    pinned = sandbox.folder / "var" / "demo" / "keys" / "desired-signing.pub.pem"
+    assert written.read_bytes() == pinned.read_bytes(), ran.describe()
+    assert "key id " in ran.stdout, ran.describe()
+
+
 def _api_url(sandbox: Sandbox) -> str:
     """Where "127.0.0.1:8000" is for the document: the demo, or the API it started itself."""
     return f"http://127.0.0.1:{sandbox.ports[8000]}"
@@ -178,6 +187,7 @@ EXPECT: dict[str, Callable[[Ran, Sandbox], None]] = {
     r"factoryctl rollouts status .*--watch": _rollout_completed,
     r"factoryctl devices show gw-2$": _gw2_runs_the_release,
     r"factoryctl keys generate --out me\.pem": _keys_written,
+    r"factory-cloud desired-key\b": _desired_key_written,
     r"factory-cloud tokens create --role viewer": _token_works("/gateways"),
     r"factory-cloud tokens create --role admin": _token_works("/audit"),
     r"factory-cloud users create\b": _user_logs_in,

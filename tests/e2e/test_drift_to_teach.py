@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from cloud.ota.desired_key import public_key_file
 from cloud.tasks import ALERTS_TASK
 from simulators.camera_line import CameraLineConfig
 from simulators.fleet import bundled_manifest
@@ -242,7 +243,8 @@ def test_a_new_look_is_confirmed_alerted_captured_and_taught_back_to_baseline(
     stage_phase(stack.folder, 4, replace(NEW_LOOK, defect_rate=0.0), LATER + 1000, 300).show(stack.frames_dir)
     config = _agent_config(stack, cloud)
     config["sources"][0]["rate_fps"] = LINE_FPS  # a camera's pace: the serving model is never behind
-    config["ota"] = {"enabled": True, "trusted_keys": [str(engineer.pem)], "report_interval_s": 1}
+    config["ota"] = {"enabled": True, "trusted_keys": [str(engineer.pem)], "report_interval_s": 1,
+                     "desired_keys": [str(public_key_file(cloud.settings))]}  # fmt: skip
     config["shadow"] = {"window_frames": 40}
     with stack.agent(config) as agent:
         restarted_at = int(cloud.latest(GATEWAY)["seq"])  # type: ignore[index]

@@ -17,13 +17,13 @@ from cloud.db.models import Event
 from edge_agent.outbox import Outbox
 from protocol.manifest import ModelManifest
 from protocol.messages import EventBatch, ResultBatch, encode, utcnow
-from protocol.ota import DesiredState, ModelOffer
+from protocol.ota import ModelOffer
 from protocol.signing import sign_manifest
 from protocol.topics import Channel, TopicSpace
 from simulators.fleet import bundled_manifest
 from tests.support.e2e import Stack
 from tests.support.mqtt import Publisher, clear_session
-from tests.support.ota_kit import Signer
+from tests.support.ota_kit import Signer, signed_desired
 from tests.support.waiting import wait_for
 
 FRAMES = 30
@@ -41,15 +41,16 @@ def _offer_signed_by_a_stranger(tmp_path: Path) -> ModelOffer:
     )
 
 
-def _desire(broker: tuple[str, int], topics: TopicSpace, gateway: str, offer: ModelOffer | None) -> None:
+def _desire(
+    broker: tuple[str, int], topics: TopicSpace, gateway: str, offer: ModelOffer | None, cloud: Signer
+) -> None:
     """Publish (or with None, clear) the gateway's retained desired state."""
     client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id="")
     client.connect(*broker)
     client.loop_start()
     payload = b""
     if offer is not None:
-        desired = DesiredState(gateway_id=gateway, revision=1, slots={"defect": offer}, issued_at=utcnow())
-        payload = encode(desired)
+        payload = encode(signed_desired(cloud, gateway, 1, {"defect": offer}))
     client.publish(topics.topic(gateway, Channel.DESIRED), payload, qos=1, retain=True).wait_for_publish(5)
     client.disconnect()
     client.loop_stop()
@@ -69,10 +70,10 @@ def _stored_events(db_url: str, gateway: str) -> list[tuple[uuid.UUID | None, in
         engine.dispose()
 
 
-def _ota_config(stack: Stack, gateway: str, broker_url: str) -> dict[str, Any]:
+def _ota_config(stack: Stack, gateway: str, broker_url: str, cloud: Signer) -> dict[str, Any]:
     config = stack.agent_config(gateway, broker_url, fps=30)
     trusted = Signer(stack.folder / "keys", "trusted")
-    config["ota"] = {"enabled": True, "trusted_keys": [str(trusted.pem)]}
+    config["ota"] = {"enabled": True, "trusted_keys": [str(trusted.pem)], "desired_keys": [str(cloud.pem)]}
     return config
 
 
@@ -83,15 +84,16 @@ def test_alarm_raised_while_ingest_is_down_lands_exactly_once(
     and the line goes on producing results. The promise kept: the alarm rides the outbox's event
     stream like the results ride theirs; once ingest is back, the OTA failure event is stored
     exactly once, every result lands exactly once, and both streams' acks empty the outbox."""
+    cloud = Signer(tmp_path / "keys", "cloud")
     truth = stack.frames(FRAMES, seed=81)
     broker_url = f"mqtt://{mosquitto[0]}:{mosquitto[1]}"
     settings = stack.cloud(pg_url, broker_url, share_group=None)
     gateway = "gw-alarm"
-    _desire(mosquitto, topic_space, gateway, _offer_signed_by_a_stranger(tmp_path))
+    _desire(mosquitto, topic_space, gateway, _offer_signed_by_a_stranger(tmp_path), cloud)
     try:
         with (
             stack.api(settings) as client,
-            stack.agent(_ota_config(stack, gateway, broker_url)) as agent,
+            stack.agent(_ota_config(stack, gateway, broker_url, cloud)) as agent,
         ):
             wait_for(lambda: agent.outbox.events.last_seq >= 1, 30, "the OTA failure event")
             assert agent.wait_idle(60), "the agent did not process the folder"
@@ -110,7 +112,7 @@ def test_alarm_raised_while_ingest_is_down_lands_exactly_once(
             served = response.json()["items"]
             last_event_seq = agent.outbox.events.last_seq
     finally:
-        _desire(mosquitto, topic_space, gateway, None)
+        _desire(mosquitto, topic_space, gateway, None, cloud)
     stored = _stored_events(pg_url, gateway)
     assert [seq for _id, seq, _k, _l in stored] == list(range(1, last_event_seq + 1)), "each event once"
     assert {i for i, *_rest in stored} >= {e.id for e in queued}
@@ -129,12 +131,13 @@ def test_retained_ack_of_the_other_stream_comes_back_with_a_resend(
     the gateway comes back; the events' ack was overwritten. The promise kept: the gateway re-sends
     its unacknowledged events on connect, ingest stores nothing twice and acks them again, and
     the outbox empties; the events stay stored once."""
+    cloud = Signer(tmp_path / "keys", "cloud")
     stack.frames(FRAMES, seed=82)
     broker_url = f"mqtt://{mosquitto[0]}:{mosquitto[1]}"
     settings = stack.cloud(pg_url, broker_url, share_group=None)
     gateway = "gw-acks"
-    config = _ota_config(stack, gateway, broker_url)
-    _desire(mosquitto, topic_space, gateway, _offer_signed_by_a_stranger(tmp_path))
+    config = _ota_config(stack, gateway, broker_url, cloud)
+    _desire(mosquitto, topic_space, gateway, _offer_signed_by_a_stranger(tmp_path), cloud)
     try:
         with stack.api(settings):
             with stack.agent(config) as agent:  # ingest down: everything stays in the outbox
@@ -185,7 +188,7 @@ def test_retained_ack_of_the_other_stream_comes_back_with_a_resend(
                 worker.stop()
                 clear_session(mosquitto, worker.client_id)
     finally:
-        _desire(mosquitto, topic_space, gateway, None)
+        _desire(mosquitto, topic_space, gateway, None, cloud)
     stored = _stored_events(pg_url, gateway)
     ids = Counter(i for i, *_rest in stored)
     assert max(ids.values()) == 1, "an event was stored twice"

@@ -24,6 +24,7 @@ from cloud.factoryctl.push import push
 from cloud.ingest.worker import IngestWorker
 from cloud.ota import rollouts as engine
 from cloud.ota.desired import MqttDesiredPublisher
+from cloud.ota.desired_key import public_key_file
 from cloud.ota.health import reported_states, slot_of
 from cloud.ota.schemas import RolloutCreate, Target, Thresholds
 from cloud.ota.ticks import tick_all
@@ -148,6 +149,7 @@ def test_rollout_over_20_real_agents_completes_good_and_aborts_bad(
     agents: list[Agent] = []
     worker = IngestWorker(settings).start()
     publisher = MqttDesiredPublisher(settings)
+    cloud_key = public_key_file(settings)
     try:
         assert worker.wait_connected(15)
         with api_server(settings) as url, httpx.Client(base_url=url, headers=bearer(admin)) as http:
@@ -160,7 +162,7 @@ def test_rollout_over_20_real_agents_completes_good_and_aborts_bad(
                     tmp_path / gateway_id, mosquitto, topic_space, old, frames,
                     gateway_id=gateway_id,
                     sources=[{"type": "folder", "name": "replay", "path": str(frames), "loop": True, "rate_fps": FPS}],
-                    ota={"enabled": True, "trusted_keys": [str(pub)], "health_window_s": 30,
+                    ota={"enabled": True, "trusted_keys": [str(pub)], "desired_keys": [str(cloud_key)], "health_window_s": 30,
                          "health_window_inferences": 16, "min_window_inferences": 16, "min_baseline_inferences": BASELINE,
                          "report_interval_s": 1},
                     **AGENT_LOAD,

@@ -7,9 +7,11 @@ forge another's results.
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -19,9 +21,12 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.reasoncodes import ReasonCode
 from pydantic import SecretStr
 
-from protocol.messages import encode
+from cloud.config import CloudSettings
+from cloud.ota.desired import MqttDesiredPublisher
+from protocol.messages import WireModel, encode
 from protocol.topics import Channel, TopicSpace
 from simulators.net import free_port
 from tests.support.e2e import Stack
@@ -29,7 +34,19 @@ from tests.support.messages import batch, item, new_stream
 from tests.support.waiting import wait_for
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "mosquitto"
-PASSWORDS = {"factory-cloud": "cloud-secret", "gw-1": "gw1-secret", "gw-2": "gw2-secret"}
+PASSWORDS = {
+    "factory-ingest": "ingest-secret",
+    "factory-api": "api-secret",
+    "factory-worker": "worker-secret",
+    "gw-1": "gw1-secret",
+    "gw-2": "gw2-secret",
+}
+
+
+class _Marker(WireModel):
+    """Stands for a desired state: which service's publish reached the gateway."""
+
+    service: str
 
 
 class SecureBroker:
@@ -72,6 +89,31 @@ class SecureBroker:
     def url(self) -> str:
         return f"mqtts://localhost:{self.port}"
 
+    def client(self, user: str, received: list[tuple[str, bytes]] | None = None) -> mqtt.Client:
+        """A connected TLS client logged in as ``user``; messages it receives go to ``received``."""
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"{user}-{uuid.uuid4().hex[:6]}")
+        client.username_pw_set(user, PASSWORDS[user])
+        client.tls_set(ca_certs=str(self.ca))
+        if received is not None:
+            client.on_message = lambda _c, _u, msg: received.append((msg.topic, bytes(msg.payload)))
+        connected = threading.Event()
+        client.on_connect = lambda _c, _u, _f, reason, _p: connected.set() if not reason.is_failure else None
+        client.connect("localhost", self.port)
+        client.loop_start()
+        assert connected.wait(10), f"{user} could not connect"
+        return client
+
+    def settings_of(self, settings: CloudSettings, user: str) -> CloudSettings:
+        """``settings`` logged in to this broker as ``user``."""
+        return settings.model_copy(
+            update={
+                "broker_url": self.url,
+                "broker_username": user,
+                "broker_password": SecretStr(PASSWORDS[user]),
+                "broker_ca_file": str(self.ca),
+            }
+        )
+
     def stop(self) -> None:
         self.proc.terminate()
         self.proc.wait(10)
@@ -92,12 +134,8 @@ def test_tls_and_acl_confine_each_gateway_to_its_own_subtree(
     stack = replace(stack, topics=topics)
     truth = stack.frames(10, seed=80)
     monkeypatch.setenv("GW1_PASSWORD", PASSWORDS["gw-1"])
-    settings = stack.cloud(sqlite_url, secure_broker.url, share_group="ingest").model_copy(
-        update={
-            "broker_username": "factory-cloud",
-            "broker_password": SecretStr(PASSWORDS["factory-cloud"]),
-            "broker_ca_file": str(secure_broker.ca),
-        }
+    settings = secure_broker.settings_of(
+        stack.cloud(sqlite_url, secure_broker.url, share_group="ingest"), "factory-ingest"
     )
     config = stack.agent_config("gw-1", secure_broker.url)
     config["mqtt"].update(
@@ -128,3 +166,82 @@ def test_tls_and_acl_confine_each_gateway_to_its_own_subtree(
             worker.stop()
         assert stack.results(client, "gw-2") == []
         assert client.get("/api/v1/gateways/gw-2").status_code == 404
+
+
+def _subscribe(client: mqtt.Client, topic: str) -> int:
+    """Subscribe at QoS 1, wait for the SUBACK and return its code (0-2 granted, >= 0x80 refused)."""
+    answered = threading.Event()
+    codes: list[int] = []
+
+    def on_subscribe(_c: mqtt.Client, _u: object, _mid: int, reasons: list[ReasonCode], _p: object) -> None:
+        codes.extend(r.value for r in reasons)
+        answered.set()
+
+    client.on_subscribe = on_subscribe
+    client.subscribe(topic, qos=1)
+    assert answered.wait(10), f"no SUBACK for {topic}"
+    return codes[0]
+
+
+def test_each_cloud_service_identity_does_its_job_and_nothing_else(
+    secure_broker: SecureBroker, sqlite_url: str, stack: Stack
+) -> None:
+    """The attack: a cloud service's broker credentials leak (ingest's, say). The promise kept, on
+    deploy/'s ACL over TLS: with ingest's login nobody can tell a gateway which model to run, and
+    with the API's or the worker's nobody can read gateways' streams or forge their results; each
+    service still does its own job (the API's and the worker's signed desired states reach the
+    gateway, ingest stores results and acks them)."""
+    topics = TopicSpace()  # the ACL file names the production root
+    stack = replace(stack, topics=topics)
+    desired_topic = topics.topic("gw-1", Channel.DESIRED)
+    base = stack.cloud(sqlite_url, secure_broker.url, share_group="ingest")
+    seen_by_gateway: list[tuple[str, bytes]] = []
+    gateway = secure_broker.client("gw-1", seen_by_gateway)
+    assert _subscribe(gateway, desired_topic) == 1
+    ingest_login = secure_broker.client("factory-ingest")
+    api_saw: list[tuple[str, bytes]] = []
+    api_login = secure_broker.client("factory-api", api_saw)
+    try:
+        # Ingest's login publishes a desired state: the broker drops it (routing is done by the
+        # time its PUBACK returns, so the API's publish below arrives after it would have).
+        ingest_login.publish(desired_topic, b'{"forged": true}', qos=1, retain=True).wait_for_publish(5)
+        for service in ("factory-api", "factory-worker"):
+            publisher = MqttDesiredPublisher(secure_broker.settings_of(base, service))
+            try:
+                publisher.publish_retained(
+                    Channel.DESIRED, [("gw-1", _Marker(service=service))], "desired state"
+                )
+            finally:
+                publisher.close()
+        wait_for(lambda: len(seen_by_gateway) >= 2, 10, "the API's and the worker's desired states")
+        assert [json.loads(p)["service"] for _t, p in seen_by_gateway] == ["factory-api", "factory-worker"]
+
+        # The API's login cannot read gateways' streams (Mosquitto grants the subscription and
+        # delivers nothing), nor write into them; ingest's login stores what gateways send.
+        _subscribe(api_login, topics.subscription(Channel.RESULTS))
+        with stack.api(secure_broker.settings_of(base, "factory-api")) as client:
+            worker = stack.ingest(secure_broker.settings_of(base, "factory-ingest"))
+            try:
+                assert worker.wait_connected(15)
+                forged = batch("gw-1", new_stream(), [item(7)])
+                api_login.publish(
+                    topics.topic("gw-1", Channel.RESULTS), encode(forged), qos=1
+                ).wait_for_publish(5)
+                acks: list[tuple[str, bytes]] = []
+                own = secure_broker.client("gw-1", acks)
+                assert _subscribe(own, topics.topic("gw-1", Channel.ACK)) == 1
+                real = batch("gw-1", new_stream(), [item(1), item(2)])
+                own.publish(topics.topic("gw-1", Channel.RESULTS), encode(real), qos=1).wait_for_publish(5)
+                wait_for(lambda: len(stack.results(client, "gw-1")) >= 2, 30, "gw-1's own results stored")
+                wait_for(lambda: bool(acks), 10, "ingest's ack to gw-1")
+                own.disconnect()
+                own.loop_stop()
+            finally:
+                worker.stop()
+            stored = sorted(int(r["seq"]) for r in stack.results(client, "gw-1"))
+        assert stored == [1, 2], f"the API's login forged a result: {stored}"
+        assert api_saw == [], "the API's login read a gateway's results"
+    finally:  # the broker, and what it retained, go with the test
+        for client in (gateway, ingest_login, api_login):
+            client.disconnect()
+            client.loop_stop()

@@ -25,6 +25,7 @@ from cloud.db.models import Result, Rollout
 from cloud.factoryctl.push import push
 from cloud.ingest.worker import IngestWorker
 from cloud.ota.desired import MqttDesiredPublisher
+from cloud.ota.desired_key import public_key_file
 from cloud.ota.ticks import tick_all
 from edge_agent.agent import Agent
 from protocol.manifest import load_manifest
@@ -84,7 +85,8 @@ def test_a_challenger_that_agrees_is_promoted_by_its_gates_and_one_that_flags_ev
         tmp_path / "gw", (broker.hostname or "127.0.0.1", broker.port or 1883), topic_space, champion, frames,
         gateway_id=GATEWAY,
         sources=[{"type": "folder", "name": "replay", "path": str(frames), "loop": True, "rate_fps": 20}],
-        ota={"enabled": True, "trusted_keys": [str(trusted)], "report_interval_s": 1},
+        ota={"enabled": True, "trusted_keys": [str(trusted)], "desired_keys": [str(public_key_file(settings))],
+             "report_interval_s": 1},
         shadow={"budget_ms": 10_000, "max_backlog": None, "window_frames": 20},
     )  # fmt: skip
     worker = IngestWorker(settings).start()

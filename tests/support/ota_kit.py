@@ -7,7 +7,7 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from onnx import TensorProto, helper
 
 from edge_agent.agent import Agent
 from edge_agent.config import AgentConfig
+from protocol.desired_signing import sign_desired
 from protocol.manifest import ModelManifest, sha256_file
 from protocol.messages import encode, utcnow
 from protocol.ota import DesiredState, ModelOffer, ReportedState
@@ -186,12 +187,35 @@ class Signer:
         )
 
 
-class OtaCloud(FakeCloud):
-    """FakeCloud that also keeps reported states and publishes desired states."""
+def signed_desired(
+    signer: Signer,
+    gateway: str,
+    revision: int,
+    slots: dict[str, ModelOffer],
+    challengers: dict[str, ModelOffer] | None = None,
+    valid_for: timedelta = timedelta(hours=1),
+) -> DesiredState:
+    """A desired state as the cloud signs it, valid for ``valid_for`` from now."""
+    now = utcnow()
+    desired = DesiredState(
+        gateway_id=gateway,
+        revision=revision,
+        slots=slots,
+        challengers=challengers or {},
+        issued_at=now,
+        expires_at=now + valid_for,
+    )
+    return sign_desired(desired, signer.key)
 
-    def __init__(self, broker: tuple[str, int], topics: TopicSpace) -> None:
+
+class OtaCloud(FakeCloud):
+    """FakeCloud that also keeps reported states and publishes desired states, signed with
+    ``signer`` (the cloud's desired-state key) valid for an hour."""
+
+    def __init__(self, broker: tuple[str, int], topics: TopicSpace, signer: Signer) -> None:
         self.reported: list[ReportedState] = []
         self.revision = 0
+        self.signer = signer
         super().__init__(broker, topics, GW, ack=True)
 
     def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
@@ -201,26 +225,22 @@ class OtaCloud(FakeCloud):
             return
         super()._on_message(client, userdata, msg)
 
-    def desire(self, offer: ModelOffer, slot: str = "defect") -> None:
-        self.revision += 1
-        desired = DesiredState(gateway_id=GW, revision=self.revision, slots={slot: offer}, issued_at=utcnow())
-        topic = self.topics.topic(GW, Channel.DESIRED)
-        self._client.publish(topic, encode(desired), qos=1, retain=True).wait_for_publish(5)
+    def desire(self, offer: ModelOffer, slot: str = "defect") -> DesiredState:
+        return self.desire_all({slot: offer})
 
     def desire_all(
         self, slots: dict[str, ModelOffer], challengers: dict[str, ModelOffer] | None = None
-    ) -> None:
-        """Publish a desired state naming ``slots`` and, per slot, a challenger to shadow."""
+    ) -> DesiredState:
+        """Publish (and return) a signed desired state naming ``slots`` and, per slot, a challenger."""
         self.revision += 1
-        desired = DesiredState(
-            gateway_id=GW,
-            revision=self.revision,
-            slots=slots,
-            challengers=challengers or {},
-            issued_at=utcnow(),
-        )
+        signed = signed_desired(self.signer, GW, self.revision, slots, challengers)
+        self.publish_desired(encode(signed))
+        return signed
+
+    def publish_desired(self, payload: bytes) -> None:
+        """Put ``payload`` retained on the gateway's desired topic, as anyone on the broker could."""
         topic = self.topics.topic(GW, Channel.DESIRED)
-        self._client.publish(topic, encode(desired), qos=1, retain=True).wait_for_publish(5)
+        self._client.publish(topic, payload, qos=1, retain=True).wait_for_publish(5)
 
     def events_of(self, kind: str) -> list[dict[str, Any]]:
         return [e for e in (json.loads(p) for p in list(self.events)) if e["kind"] == kind]
@@ -270,6 +290,7 @@ class Rig:
         self.releases = tmp_path / "releases"
         self.server = ArtifactServer(self.releases)
         self.signer = Signer(tmp_path / "keys", "engineer")
+        self.cloud_signer = Signer(tmp_path / "keys", "cloud")
         # Two dark frames per bright one: the 1.0.0 model's defect rate is 1/3.
         self.frames = write_frames(
             tmp_path / "frames", [BRIGHT if i % 3 == 0 else DARK for i in range(frames)]
@@ -277,6 +298,7 @@ class Rig:
         ota_cfg: dict[str, Any] = {
             "enabled": True,
             "trusted_keys": [str(self.signer.pem)],
+            "desired_keys": [str(self.cloud_signer.pem)],
             "download_timeout_s": 10,
             "download_retries": 3,
             "health_window_s": 10,
@@ -302,7 +324,7 @@ class Rig:
             ],
             ota=ota_cfg,
         )
-        self.cloud = OtaCloud(broker, topics)
+        self.cloud = OtaCloud(broker, topics, self.cloud_signer)
         self.agent = Agent(self.config)
 
     def release(self, version: str, bias: tuple[float, float] = GOOD_BIAS, **overrides: Any) -> Path:

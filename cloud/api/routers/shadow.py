@@ -69,10 +69,12 @@ def start(
 
 
 @router.post("/stop", responses={404: {"description": "No targeted gateway has a challenger in the slot"}})
-def stop(body: ShadowStop, request: Request, session: SessionDep, who: Admin) -> ShadowChange:
+def stop(
+    body: ShadowStop, request: Request, session: SessionDep, settings: SettingsDep, who: Admin
+) -> ShadowChange:
     """Drop the slot's challenger on the targeted gateways (admin; audited)."""
     try:
-        states = service.stop(session, body.slot, body.target)
+        states = service.stop(session, settings, body.slot, body.target)
     except RegistryError as exc:
         session.rollback()
         raise HTTPException(exc.status, str(exc)) from None

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -21,15 +20,6 @@ from protocol.signing import key_id
 from protocol.topics import TopicSpace
 from tests.support.ota_kit import Rig, Signer, write_model
 from tests.support.waiting import wait_for
-
-
-@pytest.fixture
-def rig(tmp_path: Path, mosquitto: tuple[str, int], topic_space: TopicSpace) -> Iterator[Rig]:
-    r = Rig(tmp_path, mosquitto, topic_space)
-    try:
-        yield r
-    finally:
-        r.close()
 
 
 def test_newer_signed_model_is_installed_committed_reported_and_tags_results(rig: Rig) -> None:

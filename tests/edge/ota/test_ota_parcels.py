@@ -87,6 +87,7 @@ class ParcelRig:
         self.releases = tmp_path / "releases"
         self.server = ArtifactServer(self.releases)
         self.signer = Signer(tmp_path / "keys", "engineer")
+        self.cloud_signer = Signer(tmp_path / "keys", "cloud")
         self.config = agent_config(
             tmp_path,
             broker,
@@ -106,12 +107,13 @@ class ParcelRig:
             ota={
                 "enabled": True,
                 "trusted_keys": [str(self.signer.pem)],
+                "desired_keys": [str(self.cloud_signer.pem)],
                 "download_timeout_s": 10,
                 "health_window_s": 3,
                 "health_window_inferences": 0,
             },
         )
-        self.cloud = OtaCloud(broker, topics)
+        self.cloud = OtaCloud(broker, topics, self.cloud_signer)
         self.agent = Agent(self.config)
 
     def phase(self) -> str | None:
