@@ -45,9 +45,11 @@ class GatewayPublic(PublicModel):
     models: list[dict[str, Any]] = Field(description="Models loaded per slot, from the birth message")
     first_seen: datetime
     last_seen: datetime
-    last_state_at: datetime | None
-    telemetry: dict[str, Any] | None = Field(description="Latest telemetry sample")
-    telemetry_at: datetime | None
+    last_state_at: datetime | None = Field(description="When the cloud received its latest birth or death")
+    telemetry: dict[str, Any] | None = Field(
+        description="Latest telemetry sample (its timestamp: the gateway's clock)"
+    )
+    telemetry_at: datetime | None = Field(description="When the cloud received that sample")
     site: str | None = Field(None, description="Admin-managed site")
     tags: list[str] = Field(default_factory=list, description="Admin-managed tags rollouts can target")
     machine: MachinePublic | None = Field(

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from cloud.ota.lineage import RolloutBrief
 from cloud.shadow.schemas import ShadowSlotStatus
 from protocol.manifest import ModelManifest
+from protocol.messages import Name
 from protocol.signing import ManifestSignature
 
 
@@ -187,6 +188,11 @@ class GatewayUpdate(BaseModel):
 
     site: str | None = Field(None, max_length=128, description="Site (plant) the gateway is in")
     tags: list[str] | None = Field(None, description="Free tags rollouts can target")
+    line: Name | None = Field(
+        None,
+        description="The line the gateway is on: the cloud's record, which its results are stored "
+        "under whatever they claim (null: its next birth proposes one)",
+    )
 
 
 class RolloutEventPublic(PublicModel):

@@ -69,6 +69,7 @@ class Decoded:
     gateway_id: str
     message: WireModel
     received_at: datetime
+    topic: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +111,7 @@ def classify(inbound: Inbound, topics: TopicSpace) -> Decoded | Rejected | None:
             f"gateway id {payload_gateway!r} in the payload differs from {parsed.gateway_id!r} in the topic"
         )
         return _reject(inbound, REASON_GATEWAY_MISMATCH, reason, parsed.gateway_id)
-    return Decoded(parsed.channel, parsed.gateway_id, message, inbound.received_at)
+    return Decoded(parsed.channel, parsed.gateway_id, message, inbound.received_at, inbound.topic)
 
 
 def _precheck(payload: bytes) -> str | None:

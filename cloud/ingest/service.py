@@ -28,6 +28,7 @@ from cloud.db.models import (
 from cloud.ingest.bulk import insert_results
 from cloud.ingest.decode import Decoded, Inbound, Rejected, classify
 from cloud.ingest.event_rows import event_item_rows
+from cloud.ingest.lines import settle_lines
 from cloud.thumbnails import store_thumbnails
 from protocol.messages import EventBatch, GatewayState, ResultBatch, Telemetry, utcnow
 from protocol.ota import ReportedState
@@ -78,6 +79,8 @@ def store(session: Session, valid: Sequence[Decoded], rejected: Sequence[Rejecte
     now = utcnow()
     gateway_ids = sorted({d.gateway_id for d in valid})
     _ensure_gateways(session, gateway_ids, now)
+    lines = settle_lines(session, valid)
+    valid, rejected = lines.valid, [*rejected, *lines.notices]
     result_batches = [(d.message, d.received_at) for d in valid if isinstance(d.message, ResultBatch)]
     if result_batches:
         # Before the gateway rows are locked: the results only need those rows to exist (their
@@ -90,6 +93,9 @@ def store(session: Session, valid: Sequence[Decoded], rejected: Sequence[Rejecte
         # After the results, which they reference; a re-delivered thumbnail is skipped like its result.
         store_thumbnails(session, (i for b, _ in result_batches for i in b.items))
     gateways = _lock_gateways(session, gateway_ids)
+    for gateway_id, line in lines.proposed.items():
+        if gateways[gateway_id].line is None:  # another worker may have recorded one meanwhile
+            gateways[gateway_id].line = line
     stream_events: list[dict[str, Any]] = []
     for dec in valid:
         gateway = gateways[dec.gateway_id]
@@ -100,15 +106,15 @@ def store(session: Session, valid: Sequence[Decoded], rejected: Sequence[Rejecte
             outcome.streams.add(key)
             if msg.oldest_held_seq is not None:
                 outcome.floors[key] = max(outcome.floors.get(key, 0), msg.oldest_held_seq - 1)
-            if gateway.line is None:
-                gateway.line = msg.items[0].line
         elif isinstance(msg, GatewayState):
-            if not apply_state(gateway, msg):
+            if not apply_state(gateway, msg, dec.received_at):
                 outcome.stale_states += 1
         elif isinstance(msg, Telemetry):
-            if gateway.telemetry_at is None or msg.timestamp >= gateway.telemetry_at:
+            # The cloud's clock orders a gateway's reports: a gateway whose clock runs ahead, or
+            # is set back by NTP, still updates its state (its own time stays in the sample).
+            if gateway.telemetry_at is None or dec.received_at >= gateway.telemetry_at:
                 gateway.telemetry = msg.model_dump(mode="json")
-                gateway.telemetry_at = msg.timestamp
+                gateway.telemetry_at = dec.received_at
         elif isinstance(msg, EventBatch):
             key = (msg.gateway_id, msg.stream)
             outcome.streams.add(key)
@@ -171,11 +177,14 @@ def _lock_gateways(session: Session, ordered: list[str]) -> dict[str, Gateway]:
     return {g.id: g for g in session.scalars(query)}
 
 
-def apply_state(gateway: Gateway, msg: GatewayState) -> bool:
+def apply_state(gateway: Gateway, msg: GatewayState, received_at: datetime) -> bool:
     """Apply a birth/death message; False (and no change) when it is older than what is stored.
 
     A retained last-will of a previous session can arrive after the new session's birth; the
-    session counter orders them, so the newer session is never marked offline by it.
+    session counter orders them, so the newer session is never marked offline by it. Within a
+    session the cloud's receive time orders them, not the gateway's clock: a last-will is
+    composed when the agent starts, so it carries an earlier time than any birth of its session,
+    and a gateway's clock may be minutes off.
     """
     if msg.session < gateway.session:
         log.info(
@@ -185,14 +194,12 @@ def apply_state(gateway: Gateway, msg: GatewayState) -> bool:
             gateway.session,
         )
         return False
-    if msg.session == gateway.session and gateway.last_state_at and msg.timestamp < gateway.last_state_at:
+    if msg.session == gateway.session and gateway.last_state_at and received_at < gateway.last_state_at:
         return False
     gateway.online = msg.online
     gateway.session = msg.session
     gateway.agent_version = msg.agent_version
-    gateway.last_state_at = msg.timestamp
-    if msg.line is not None:
-        gateway.line = msg.line
+    gateway.last_state_at = received_at
     if msg.online or msg.models:
         gateway.models = [m.model_dump(mode="json") for m in msg.models]
     # Births and deaths alike say what the gateway runs on now (a disk moved to another machine).
@@ -202,9 +209,10 @@ def apply_state(gateway: Gateway, msg: GatewayState) -> bool:
 
 
 def _apply_reported(session: Session, msg: ReportedState, received_at: datetime) -> None:
-    # Retained reports are re-delivered on every (re)subscribe; only a newer one replaces the row.
+    # Retained reports are re-delivered on every (re)subscribe (the broker keeps the latest); two
+    # workers may commit out of order: the cloud's receive time says which is newer.
     row = session.get(GatewayReported, msg.gateway_id)
-    if row is not None and msg.timestamp < row.timestamp:
+    if row is not None and received_at < row.timestamp:
         return
     if row is None:
         row = GatewayReported(gateway_id=msg.gateway_id)
@@ -212,7 +220,7 @@ def _apply_reported(session: Session, msg: ReportedState, received_at: datetime)
     row.desired_revision = msg.desired_revision
     row.rollout_id = msg.rollout_id
     row.slots = {name: s.model_dump(mode="json") for name, s in msg.slots.items()}
-    row.timestamp = msg.timestamp
+    row.timestamp = received_at
     row.received_at = received_at
 
 

@@ -9,8 +9,9 @@ its old look. Then the engineer signs and pushes the candidate, it shadows the s
 the line, the operator labels the frames where they disagree, and a rollout gated on that
 evidence promotes it: the gateway serves it, no result lost or doubled.
 
-Runs on Mosquitto + PostgreSQL + Redis and on the embedded demo's broker + SQLite + filesystem
-queue. Figures are printed (pytest -s) and recorded as properties; none is timed.
+Runs on Mosquitto + PostgreSQL + Redis; on the embedded demo's broker + SQLite + filesystem queue
+up to the capture (what follows depends on the fit, not on the stack). Figures are printed
+(pytest -s) and recorded as properties; none is timed.
 """
 
 from __future__ import annotations
@@ -184,6 +185,12 @@ def test_a_new_look_is_confirmed_alerted_captured_and_taught_back_to_baseline(
     assert all(good_parts.truth[f["frame"]] == "good" for f in files)
     figures["capture_upload_s"] = round(_seconds(dataset["registered_at"], dataset["ended_at"]), 2)
     figures["capture_span_s"] = round(_seconds(dataset["ended_at"], dataset["started_at"]), 2)
+    if cloud.backend.name != "production":
+        # The fit and its figures do not depend on the stack, which only carries them: on the
+        # demo's worker a run is taught in tests/browser/test_console_teach_browser.py, a challenger
+        # shadowed and promoted in tests/e2e/test_shadow_promotion.py.
+        print("\ndrift-to-capture figures:", figures)
+        return
 
     # Teach: queued through the API, carried out by the worker.
     run = cloud.call("POST", "/training-runs", 201, json={"dataset_id": capture_id})
@@ -233,8 +240,6 @@ def test_a_new_look_is_confirmed_alerted_captured_and_taught_back_to_baseline(
     assert good_before.false_reject_rate > bound, f"the new look did not raise false rejects: {figures}"
     assert good_after.false_reject_rate <= bound, figures
 
-    if cloud.backend.name != "production":
-        return  # shadow and gated promotion on the embedded stack: tests/e2e/test_shadow_promotion.py
     # Shadow, then promotion gated on it: the engineer signs and pushes the candidate; it runs
     # beside the serving model on the line (good parts of the new look, unseen), the operator labels
     # the frames where they disagree, and a rollout gated on that evidence swaps it in.

@@ -93,7 +93,10 @@ def get_gateway(gateway_id: str, session: SessionDep) -> GatewayPublic:
 
 @router.patch("/{gateway_id}", responses={404: {"description": "Unknown gateway"}})
 def update_gateway(gateway_id: str, body: GatewayUpdate, session: SessionDep, who: Admin) -> GatewayPublic:
-    """Set a gateway's site and tags (the placement rollouts target)."""
+    """Set a gateway's site, tags and line (the placement rollouts target; admin, audited).
+
+    The line is the cloud's record: results the gateway sends are stored under it from now on,
+    whatever line they claim."""
     gateway = session.get(Gateway, gateway_id)
     if gateway is None:
         raise HTTPException(status_code=404, detail=f"gateway {gateway_id!r} not found")
