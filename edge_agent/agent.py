@@ -21,6 +21,7 @@ from edge_agent.machine import read_machine
 from edge_agent.metrics import Health, HealthServer, Metrics
 from edge_agent.ota import OtaClient, SlotStore, boot_manifest
 from edge_agent.outbox import EventDraft, Outbox, ShedReport
+from edge_agent.outbox_recovery import open_outbox
 from edge_agent.pipeline import InferenceWorker
 from edge_agent.publisher import Publisher
 from edge_agent.runtime import ModelLoadError, Runner, build_runner
@@ -116,7 +117,21 @@ class Agent:
                 self.emit_event,
                 self._stop,
             )
-        self.outbox = Outbox(cfg.state_dir / "outbox.db", cfg.outbox.max_bytes, on_shed=self._on_shed)
+        self.outbox, damaged = open_outbox(cfg.state_dir / "outbox.db", cfg.outbox.max_bytes, self._on_shed)
+        if damaged is not None:
+            self.metrics.outbox_damaged.inc()
+            self.emit_event(
+                EventDraft(
+                    kind="outbox_damaged",
+                    level="error",
+                    message=wire_text(
+                        f"the outbox file was damaged ({damaged.error}): moved to {damaged.moved_to}; "
+                        "results it held and had not sent are not in the cloud",
+                        2000,
+                    ),
+                    details={"moved_to": str(damaged.moved_to)},
+                )
+            )
         self.link = MqttLink(
             cfg.mqtt,
             cfg.gateway_id,

@@ -55,6 +55,9 @@ class Metrics:
             "outbox_shed", "Unacked items dropped to respect the byte cap", registry=r
         )
         self._publish_errors = Counter("publish_errors", "Publishes that failed or got no PUBACK", registry=r)
+        self.outbox_damaged = Counter(
+            "outbox_damaged", "Damaged outbox files moved aside at start (their items unsent)", registry=r
+        )
         self.mqtt_connected = Gauge("mqtt_connected", "1 while connected to the broker", registry=r)
         self._drift_state = Gauge(
             "model_drift_state",

@@ -187,6 +187,11 @@ class Outbox:
         with self.changed:
             self.changed.wait(timeout)
 
+    def quick_check(self) -> list[str]:
+        """SQLite's ``PRAGMA quick_check``: ``["ok"]`` for a sound file, else what is wrong."""
+        with self._lock:
+            return [str(row[0]) for row in self._db.execute("PRAGMA quick_check")]
+
     def close(self) -> None:
         """Close the database (checkpointing the WAL)."""
         with self._lock:
