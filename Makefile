@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench train-defect clean debian
+.PHONY: demo test lint typecheck unit bench chaos train-defect clean debian
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,11 @@ typecheck: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run_all
+
+# Faults injected for real into real processes, the table of what was sent, stored, lost and
+# doubled (docs/faults.md); `make test` runs a short form (tests/e2e/test_chaos.py).
+chaos: $(STAMP)
+	$(BIN)/python -m bench.chaos $(ARGS)
 
 # Retrains the bundled first defect model from simulator images (CPU, a few minutes).
 train-defect: $(STAMP)

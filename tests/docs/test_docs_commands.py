@@ -50,6 +50,10 @@ NOT_RUN: dict[str, str] = {
         "the whole suite, this test included; `make -n test` shows the tools it runs, which must be installed"
     ),
     r"^make bench\b": BENCH,
+    r"^make chaos\b": (
+        "every fault against real processes, a hundred agent kills among them (over ten minutes); "
+        "its short form runs in tests/e2e/test_chaos.py, and `make -n chaos` shows the command"
+    ),
     r"^\.venv/bin/python -m bench\.": BENCH,
     r"^\.venv/bin/python -m domain_models\.drift_sets\b": (
         "rebuilds a bundled release's drift reference from thousands of simulated inputs (the parcels "
