@@ -190,6 +190,16 @@ class MqttLink:
         return self.publish(self.state_topic, encode(self._birth()), qos=1, retain=True, timeout=0)
 
     def _handle_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
+        # An exception escaping a callback ends paho's network thread for good: no reconnect, no
+        # PUBACK, the gateway cut off while it runs (seen with a full disk under the outbox, whose
+        # ack could not commit). Whatever a handler raises is logged and the link carries on; a
+        # missed ack is covered by the next one, which is cumulative.
+        try:
+            self._dispatch(message)
+        except Exception:
+            log.exception("mqtt: handling a message on %s failed; the link carries on", message.topic)
+
+    def _dispatch(self, message: mqtt.MQTTMessage) -> None:
         if message.topic == self.desired_topic and self._on_desired is not None:
             self._on_desired(bytes(message.payload))
             return

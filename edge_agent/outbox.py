@@ -112,27 +112,40 @@ class Outbox:
         """Store event drafts durably with the next event seqs; shed over the cap (results first)."""
         return self._append(self.events, drafts)
 
+    def _store_locked(self, stream: OutboxStream, bodies: list[bytes]) -> tuple[list[int], list[ShedReport]]:
+        """Insert ``bodies`` and shed over the cap, in one transaction (the caller holds the lock)."""
+        shed: list[ShedReport] = []
+        with transaction(self._db):
+            seqs = stream.insert_locked(bodies)
+            excess = self.results.bytes + self.events.bytes - self.max_bytes
+            # Results first: an alarm matters more than one more result. Events go only when
+            # no result is left to shed.
+            for victim in (self.results, self.events):
+                if excess <= 0:
+                    break
+                report = victim.shed_locked(excess)
+                if report is not None:
+                    shed.append(report)
+                    excess -= report.bytes
+        return seqs, shed
+
     def _append(self, stream: OutboxStream, drafts: Sequence[ResultDraft | EventDraft]) -> list[int]:
         if not drafts:
             return []
-        shed: list[ShedReport] = []
         with self._lock:
             # Encoded under the lock: each item carries its seq, which is only certain here. A
             # draft that fails validation raises before anything is stored.
             first = stream.next_seq
             bodies = [encode(d.to_item(first + offset)) for offset, d in enumerate(drafts)]
-            with transaction(self._db):
-                seqs = stream.insert_locked(bodies)
-                excess = self.results.bytes + self.events.bytes - self.max_bytes
-                # Results first: an alarm matters more than one more result. Events go only when
-                # no result is left to shed.
-                for victim in (self.results, self.events):
-                    if excess <= 0:
-                        break
-                    report = victim.shed_locked(excess)
-                    if report is not None:
-                        shed.append(report)
-                        excess -= report.bytes
+            saved = [s.snapshot() for s in self.streams]
+            try:
+                seqs, shed = self._store_locked(stream, bodies)
+            except sqlite3.Error:
+                # Rolled back on disk (a full disk, an I/O error): so in memory too, or the next
+                # append would skip the seqs this one took and the cloud would wait for them.
+                for s, snapshot in zip(self.streams, saved, strict=True):
+                    s.restore(snapshot)
+                raise
         for report in shed:
             log.warning(
                 "outbox over its %d-byte cap: SHED %d unacknowledged %s item(s) (seq %d..%d, %d bytes) "

@@ -169,6 +169,13 @@ class OutboxStream:
         with self._lock:
             return self.depth, self.bytes
 
+    def snapshot(self) -> tuple[int, int, int, int]:
+        """The in-memory counters a transaction changes, to put back if it does not commit."""
+        return self.next_seq, self.depth, self.bytes, self.shed_total
+
+    def restore(self, saved: tuple[int, int, int, int]) -> None:
+        self.next_seq, self.depth, self.bytes, self.shed_total = saved
+
     def insert_locked(self, bodies: Sequence[bytes]) -> list[int]:
         """Store encoded items under the next seqs (inside the caller's transaction)."""
         first = self.next_seq
@@ -290,7 +297,17 @@ class _Transaction:
         self._db.execute("BEGIN IMMEDIATE")
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        self._db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+        if exc_type is not None:
+            self._db.execute("ROLLBACK")
+            return
+        try:
+            self._db.execute("COMMIT")
+        except sqlite3.Error:
+            # A COMMIT that fails (a full disk) may leave the transaction open: end it, so the
+            # next BEGIN starts clean, and let the caller see the failure.
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise
 
 
 def transaction(db: sqlite3.Connection) -> _Transaction:

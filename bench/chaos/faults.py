@@ -9,6 +9,7 @@ import random
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from bench.chaos.plant import Plant, Row
 
@@ -22,26 +23,26 @@ def _between(rng: random.Random) -> float:
 
 
 def _repeat(
-    folder: Path, row: Row, rng: random.Random, inject: Callable[[Plant, int], int], ingest_workers: int = 1
+    folder: Path, row: Row, rng: random.Random, inject: Callable[[Plant, int], int], **plant: Any
 ) -> Row:
     """A fresh plant; ``row.reps`` times: a random wait, then ``inject`` (which returns the last
     seq the agent had made when the fault began, once the faulty part is back), then the wait for
     a result made after it. Then drained and counted."""
-    plant = Plant(folder, ingest_workers=ingest_workers)
+    line = Plant(folder, **plant)
     try:
-        plant.start()
-        plant.wait_stored_beyond(0)
+        line.start()
+        line.wait_stored_beyond(0)
         for n in range(row.reps):
             time.sleep(_between(rng))
-            before = inject(plant, n)
+            before = inject(line, n)
             if row.lost < 0:
                 return row
-            row.recovery_s.append(plant.wait_stored_beyond(before))
-        plant.drain_and_tally(row)
+            row.recovery_s.append(line.wait_stored_beyond(before))
+        line.drain_and_tally(row)
         log.info("%s: %s", row.fault, row)
         return row
     finally:
-        plant.close()
+        line.close()
 
 
 def agent_sigkill(folder: Path, reps: int, rng: random.Random) -> Row:
@@ -72,7 +73,9 @@ def ingest_sigkill(folder: Path, reps: int, rng: random.Random) -> Row:
         victim.start()
         return before
 
-    return _repeat(folder, Row("ingest SIGKILL mid-drain (1 of 2 workers)", reps), rng, inject, 2)
+    return _repeat(
+        folder, Row("ingest SIGKILL mid-drain (1 of 2 workers)", reps), rng, inject, ingest_workers=2
+    )
 
 
 def broker_sigkill(folder: Path, reps: int, rng: random.Random) -> Row:
@@ -99,11 +102,50 @@ def postgres_immediate_restart(folder: Path, reps: int, rng: random.Random) -> R
     return _repeat(folder, Row("PostgreSQL restart -m immediate", reps), rng, inject)
 
 
+def silent_partition(seconds: float) -> Callable[[Path, int, random.Random], Row]:
+    """A partition between the gateway and the broker that drops everything for ``seconds`` and
+    resets nothing: the agent's MQTT keepalive (5 s here) must notice it, its outbox hold the
+    line's results meanwhile, and all of them land once after it heals."""
+
+    def fault(folder: Path, reps: int, rng: random.Random) -> Row:
+        def inject(plant: Plant, _n: int) -> int:
+            assert plant.partition is not None
+            plant.partition.start()
+            before = plant.last_assigned()
+            time.sleep(seconds)
+            plant.partition.heal()
+            return before
+
+        name = f"silent partition gateway-broker {seconds:.0f} s"
+        return _repeat(folder, Row(name, reps), rng, inject, partitionable=True)
+
+    return fault
+
+
+def disk_full(folder: Path, reps: int, rng: random.Random) -> Row:
+    """The agent's state disk (a 64 MB tmpfs holding the outbox) filled to the last block for 5 s
+    while the line runs, then freed: the outbox's writes fail, the agent holds the line and
+    retries, and nothing it had accepted is lost."""
+
+    def inject(plant: Plant, _n: int) -> int:
+        filler = plant.fill_state_disk()
+        before = plant.last_assigned()
+        time.sleep(5.0)
+        filler.unlink()
+        return before
+
+    return _repeat(folder, Row("disk full under the outbox (tmpfs) 5 s", reps), rng, inject, state_disk_mb=64)
+
+
 Fault = Callable[[Path, int, random.Random], Row]
-# name -> (fault, repetitions in the full run, in the short run of `make test`)
+# name -> (fault, repetitions in the full run, in the short run of `make test`); 0: not in that run
 FAULTS: dict[str, tuple[Fault, int, int]] = {
     "agent": (agent_sigkill, 100, 4),
     "ingest": (ingest_sigkill, 10, 3),
     "broker": (broker_sigkill, 10, 2),
     "postgres": (postgres_immediate_restart, 10, 2),
+    # Full run: two minutes and more; the short run keeps the shape at 15 s (3 keepalives).
+    "partition": (silent_partition(130.0), 2, 0),
+    "partition-short": (silent_partition(15.0), 0, 1),
+    "disk": (disk_full, 5, 2),
 }

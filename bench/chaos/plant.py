@@ -14,6 +14,7 @@ from typing import Any
 import cv2
 import psycopg
 
+from bench.chaos.partition import SilentPartition
 from bench.chaos.processes import Broker, Postgres, Process, agent_process, ingest_process, outbox_depth
 from edge_agent.outbox import Outbox
 from simulators.camera_line import CameraLine, CameraLineConfig
@@ -46,21 +47,38 @@ class Row:
 class Plant:
     """Broker, PostgreSQL, ``ingest_workers`` ingest processes and one agent, in ``folder``."""
 
-    def __init__(self, folder: Path, ingest_workers: int = 1, fps: float = 30.0) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        ingest_workers: int = 1,
+        fps: float = 30.0,
+        partitionable: bool = False,
+        state_disk_mb: int | None = None,
+    ) -> None:
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
+        # A disk of its own for the agent's state (the outbox), small enough to fill for real.
+        self.state_disk = folder / "state" if state_disk_mb else None
+        if self.state_disk is not None:
+            self.state_disk.mkdir()
+            mount = ["mount", "-t", "tmpfs", "-o", f"size={state_disk_mb}m", "tmpfs", str(self.state_disk)]
+            subprocess.run(mount, check=True, capture_output=True)  # noqa: S603
+            self.state_disk_mb = state_disk_mb
         self.topic_root = f"chaos-{uuid.uuid4().hex[:8]}/factory/v1"
         self.broker = Broker(folder)
         self.postgres = Postgres()
         self.frames = folder / "frames"
         self._write_frames()
         self.ingests = [self._ingest(str(n)) for n in range(ingest_workers)]
+        # The gateway's side of the network, which a fault may partition silently.
+        self.partition = SilentPartition(("127.0.0.1", self.broker.port)) if partitionable else None
+        agent_broker = f"mqtt://127.0.0.1:{self.partition.port}" if self.partition else self.broker.url
         self.config: dict[str, Any] = {
             "gateway_id": GATEWAY,
             "line": "line-chaos",
             "topic_root": self.topic_root,
             "state_dir": str(folder / "state"),
-            "mqtt": {"url": self.broker.url, "keepalive_s": 5, "publish_timeout_s": 5},
+            "mqtt": {"url": agent_broker, "keepalive_s": 5, "publish_timeout_s": 5},
             "sources": [
                 {"type": "folder", "name": "cam", "path": str(self.frames), "loop": True, "rate_fps": fps}
             ],
@@ -160,9 +178,27 @@ class Plant:
         row.lost, row.doubled = sent - int(distinct), int(total) - int(distinct)
         return row
 
+    def fill_state_disk(self) -> Path:
+        """Write a file on the agent's state disk until the disk is full; the file, to delete."""
+        assert self.state_disk is not None
+        filler = self.state_disk / "filler"
+        chunk = b"\0" * (1 << 20)
+        with filler.open("wb") as fh:
+            try:
+                while True:
+                    fh.write(chunk)
+                    fh.flush()
+            except OSError:  # ENOSPC: full to the last block
+                pass
+        return filler
+
     def close(self) -> None:
         self.agent.stop()
+        if self.partition is not None:
+            self.partition.close()
         for ingest in self.ingests:
             ingest.stop()
         self.broker.stop()
         self.postgres.remove()
+        if self.state_disk is not None:
+            subprocess.run(["umount", str(self.state_disk)], check=False, capture_output=True)  # noqa: S603, S607

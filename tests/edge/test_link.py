@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -10,9 +11,13 @@ from pathlib import Path
 import pytest
 
 from edge_agent.agent import Agent
+from edge_agent.outbox import Outbox
 from protocol.topics import TopicSpace
 from tests.support.agent import agent_config, build_model, write_frames
+from tests.support.fake_cloud import FakeCloud
 from tests.support.waiting import wait_for
+
+FRAMES = 12
 
 
 class RefusingBroker:
@@ -81,3 +86,35 @@ def test_refused_connack_is_never_connected_and_bad_credentials_stop_retrying(
     finally:
         agent.stop()
         broker.close()
+
+
+@pytest.mark.allow_logged_exceptions
+def test_a_handler_that_raises_does_not_end_the_link(
+    tmp_path: Path, mosquitto: tuple[str, int], topic_space: TopicSpace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fault: the outbox cannot commit an ack (its disk is full, as bench/chaos's disk fault
+    found), so the ack handler raises on paho's network thread. The promise kept: the link lives
+    on (it used to end there, stranding the gateway), and the next ack, cumulative, is applied."""
+    manifest = build_model(tmp_path / "model")
+    names = write_frames(tmp_path / "frames", [10 + i for i in range(FRAMES)])
+    cloud = FakeCloud(mosquitto, topic_space, "gw-test", ack=True)
+    agent = Agent(agent_config(tmp_path, mosquitto, topic_space, manifest, tmp_path / "frames"))
+    failures = {"left": 2}
+    real_ack = Outbox.ack
+
+    def full_disk_ack(self: Outbox, stream: str, acked_seq: int) -> int:
+        if failures["left"] > 0:
+            failures["left"] -= 1
+            raise sqlite3.OperationalError("database or disk is full")
+        return real_ack(self, stream, acked_seq)
+
+    monkeypatch.setattr(Outbox, "ack", full_disk_ack)
+    try:
+        agent.start()
+        wait_for(lambda: cloud.frames() >= set(names), 30, "every frame's result")
+        wait_for(lambda: agent.outbox.stats()[0] == 0, 30, "a later ack to empty the outbox")
+        assert failures["left"] == 0, "the fault must have happened for the test to mean anything"
+        assert agent.link.connected
+    finally:
+        agent.stop()
+        cloud.close()
