@@ -176,13 +176,22 @@ def _loaded_model(gateway: Gateway, slot: str) -> str | None:
     return None
 
 
+def _sample_time(sample: dict[str, Any]) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(sample["timestamp"]))
+    except (KeyError, ValueError):
+        return None
+
+
 def gateway_verdicts(session: Session, gateways: Sequence[Gateway]) -> dict[str, list[SlotVerdict]]:
     """Each gateway's slot verdicts by gateway id, slots in name order (empty: nothing watched)."""
     events = _latest_events(session, [g.id for g in gateways]) if gateways else {}
     out: dict[str, list[SlotVerdict]] = {}
     for gw in gateways:
         sample = gw.telemetry if isinstance(gw.telemetry, dict) else None
-        sampled_at = gw.telemetry_at if sample is not None and "drift" in sample else None
+        # The sample's own time, by the gateway's clock like its events' (telemetry_at is when the
+        # cloud received it): which of the two is newer is the gateway's order, whatever its skew.
+        sampled_at = _sample_time(sample) if sample is not None and "drift" in sample else None
         verdicts: dict[str, SlotVerdict] = {}
         if sampled_at is not None and sample is not None:
             for entry in sample.get("drift") or ():

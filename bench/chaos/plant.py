@@ -201,4 +201,4 @@ class Plant:
         self.broker.stop()
         self.postgres.remove()
         if self.state_disk is not None:
-            subprocess.run(["umount", str(self.state_disk)], check=False, capture_output=True)  # noqa: S603, S607
+            subprocess.run(["umount", "-l", str(self.state_disk)], check=False, capture_output=True)  # noqa: S603, S607

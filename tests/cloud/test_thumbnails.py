@@ -157,12 +157,15 @@ def test_retention_keeps_the_newest_per_line_and_deletes_thumbnails_with_their_r
     jpeg = encode_thumbnail(np.zeros((48, 64, 3), np.uint8), None, ThumbnailConfig())
     assert jpeg is not None
     b64 = base64.b64encode(jpeg).decode()
-    items = [_with_thumbnail(s, b64) for s in range(1, 11)] + [
-        _with_thumbnail(s, b64, line="line-2") for s in range(11, 14)
-    ]
+    line1 = [_with_thumbnail(s, b64) for s in range(1, 11)]
+    line2 = [_with_thumbnail(s, b64, line="line-2") for s in range(11, 14)]
+    # Two gateways: a gateway's results are stored under the one line it is on.
     ingest_messages(
         sessions,
-        [inbound(topic_space, "gw-a", Channel.RESULTS, batch("gw-a", new_stream(), items))],
+        [
+            inbound(topic_space, "gw-a", Channel.RESULTS, batch("gw-a", new_stream(), line1)),
+            inbound(topic_space, "gw-b", Channel.RESULTS, batch("gw-b", new_stream(), line2)),
+        ],
         topic_space,
     )
     with sessions.begin() as session:
@@ -171,8 +174,8 @@ def test_retention_keeps_the_newest_per_line_and_deletes_thumbnails_with_their_r
         kept = session.execute(
             select(Thumbnail.line, Thumbnail.captured_at).order_by(Thumbnail.captured_at)
         ).all()
-    line1 = [at for line, at in kept if line == "line-1"]
-    assert line1 == [T0 + timedelta(minutes=m) for m in (7, 8, 9, 10)]
+    kept_line1 = [at for line, at in kept if line == "line-1"]
+    assert kept_line1 == [T0 + timedelta(minutes=m) for m in (7, 8, 9, 10)]
     assert sum(line == "line-2" for line, _ in kept) == 3
 
     # Age retention deletes results; their thumbnails go with them.

@@ -37,9 +37,13 @@ def test_defect_rate_rule_opens_once_and_closes_when_the_rate_falls(
     stream = new_stream()
     first = [item(s, at=T0 + timedelta(minutes=s), defect=s % 3 == 0) for s in range(1, 11)]  # 3/10
     other_line = [item(s, line="line-2", at=T0 + timedelta(minutes=s), defect=True) for s in range(11, 15)]
+    # Another gateway's line: a gateway's results are stored under the one line it is on.
     ingest_messages(
         sessions,
-        [inbound(topic_space, "gw-a", Channel.RESULTS, batch("gw-a", stream, first + other_line))],
+        [
+            inbound(topic_space, "gw-a", Channel.RESULTS, batch("gw-a", stream, first)),
+            inbound(topic_space, "gw-b", Channel.RESULTS, batch("gw-b", new_stream(), other_line)),
+        ],
         topic_space,
     )
     _rule(sessions, line="line-1", kind="defect_rate", threshold=20, window_s=3600, min_results=5)
