@@ -8,6 +8,7 @@ factoryctl rollouts create --model defect-cnn --version 1.2 --cpu-class x86-64-a
 factoryctl rollouts status ID --watch
 factoryctl --json devices list
 factoryctl devices show gw-1                               # state, machine (CPU class), OTA
+factoryctl devices set gw-1 --line line-2                  # move a gateway to another line (admin)
 factoryctl export results --since 2026-01-05 --line line-1 --out results.csv
 factoryctl captures start --line line-1 --slot defect --frames 150 --label good --wait
 factoryctl datasets export cap-0123456789abcdef --format mvtec data/line-1-good
@@ -200,6 +201,15 @@ def build_parser() -> argparse.ArgumentParser:
         dev.add_parser("list", help="list gateways")
         dev_show = dev.add_parser("show", help="one gateway with its OTA state and history")
         dev_show.add_argument("id")
+        dev_set = dev.add_parser(
+            "set", help="set a gateway's line, site or tags (admin; the line is the cloud's record)"
+        )
+        dev_set.add_argument("id")
+        dev_set.add_argument("--line", default=None, help="the line it is on: its results are stored there")
+        dev_set.add_argument("--site", default=None, help="the site (plant) it is in")
+        dev_set.add_argument(
+            "--tag", action="append", default=None, help="a tag rollouts can target (repeat)"
+        )
 
     results = res.add_parser("results", help="inference results").add_subparsers(dest="action", required=True)
     res_list = results.add_parser("list", help="list results, newest first")

@@ -211,6 +211,13 @@ def _devices(ctx: Context, client: httpx.Client) -> int:
             columns = ("id", "line", "site", "tags", "cpu_class", "online", "agent_version", "last_seen")
             emit(ctx, rows, shown, columns=columns)
         return 0
+    if a.action == "set":
+        changes = {k: v for k, v in (("line", a.line), ("site", a.site), ("tags", a.tag)) if v is not None}
+        if not changes:
+            raise CtlError("devices set needs --line, --site or --tag", EXIT_USAGE)
+        gw = call(client, "PATCH", f"/api/v1/gateways/{a.id}", json=changes)
+        emit(ctx, gw, [gw], columns=("id", "line", "site", "tags"))
+        return 0
     gw = call(client, "GET", f"/api/v1/gateways/{a.id}")
     ota = call(client, "GET", f"/api/v1/gateways/{a.id}/ota")
     if a.json:

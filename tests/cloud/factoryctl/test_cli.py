@@ -405,3 +405,22 @@ def test_devices_show_says_a_refused_update_left_the_old_model_serving(
     assert out[header + 1] == (
         "defect  running 1.0.0 · last update 1.1.0 refused: signature: key 2b1d889d is not trusted"
     )
+
+
+def test_devices_set_moves_a_gateway_to_another_line_as_an_admin(
+    db_url: str, api: TestClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tokens = mint_tokens(db_url)
+    move = ["devices", "set", "gw-a", "--line", "line-9", "--tag", "north", "--tag", "press"]
+    assert factoryctl.main(move, environ={"FACTORY_API_TOKEN": tokens["operator"]}, client=api) == 3
+    assert "admin" in capsys.readouterr().err
+    assert factoryctl.main(move, environ={"FACTORY_API_TOKEN": tokens["admin"]}, client=api) == 0
+    assert capsys.readouterr().out.split()[-3:] == ["line-9", "-", "north,press"]
+    assert api.get("/api/v1/gateways/gw-a").json()["line"] == "line-9"
+    assert (
+        factoryctl.main(
+            ["devices", "set", "gw-a"], environ={"FACTORY_API_TOKEN": tokens["admin"]}, client=api
+        )
+        == 2
+    )
+    assert "needs --line, --site or --tag" in capsys.readouterr().err
