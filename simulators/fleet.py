@@ -7,6 +7,7 @@ so the demo and the tests exercise the real agent daemon and its real MQTT, outb
 from __future__ import annotations
 
 import argparse
+import hashlib
 import logging
 import sys
 from dataclasses import dataclass
@@ -128,6 +129,12 @@ def gateway_config(fleet: FleetConfig, gateway: VirtualGateway) -> dict[str, Any
     """The agent YAML (as a dict) for one virtual gateway."""
     home = fleet.workdir / gateway.gateway_id
     mqtt: dict[str, Any] = {"url": fleet.broker_url}
+    if fleet.topic_root != TOPIC_ROOT:
+        # Two fleets on one broker under their own topic roots (two demos, a demo beside a test)
+        # must not share MQTT client ids: the broker would hand each gw-1 session to the other
+        # every few seconds, and each takeover fires the other's last will.
+        root_id = hashlib.sha256(fleet.topic_root.encode()).hexdigest()[:8]
+        mqtt["client_id"] = f"{gateway.gateway_id}-{root_id}"
     if fleet.username_from_id:
         mqtt["username"] = gateway.gateway_id  # the broker ACL confines each gateway by its user name
     if fleet.password_env:

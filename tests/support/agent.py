@@ -118,6 +118,9 @@ def agent_config(
             data[key] = {**data[key], **value}
         else:
             data[key] = value
+    # Tests on the two xdist workers share the machine's broker, each under a topic root of its
+    # own: a client id per root keeps two gw-test agents from taking each other's session over.
+    data["mqtt"].setdefault("client_id", f"{data['gateway_id']}-{topics.root.split('/')[0]}")
     return parse_config(data, "test-config")
 
 
