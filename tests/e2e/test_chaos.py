@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.chaos.__main__ import table
 from bench.chaos.faults import FAULTS
+from bench.chaos.report import table
 
 
 @pytest.mark.timeout(600)
